@@ -1,0 +1,141 @@
+"""One injectable clock for the Session and the simulator.
+
+``RealClock`` follows the wall clock.  ``VirtualClock`` runs as fast as the
+CPU allows: whenever every task on the event loop is waiting on the clock,
+time jumps to the earliest wake-up.  Work done synchronously inside a
+coroutine therefore costs no virtual time, and an hour of a simulated night
+runs in seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from typing import Any, Awaitable, TypeVar
+
+T = TypeVar("T")
+
+
+class Clock:
+    """Seconds since the Unix epoch, and sleeping on that time base."""
+
+    virtual = False
+
+    def now(self) -> float:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    async def sleep(self, seconds: float) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    async def wait_for(self, aw: Awaitable[T], timeout: float | None) -> T:
+        """Like ``asyncio.wait_for`` but the timeout runs on this clock."""
+        if timeout is None:
+            return await aw
+        task = asyncio.ensure_future(aw)
+        timer = asyncio.ensure_future(self.sleep(timeout))
+        try:
+            done, _ = await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            timer.cancel()
+            raise
+        if task in done:
+            timer.cancel()
+            return task.result()
+        task.cancel()
+        try:
+            await task
+        except BaseException:
+            pass
+        raise TimeoutError(f"no answer within {timeout:g} s")
+
+
+class RealClock(Clock):
+    def now(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+class VirtualClock(Clock):
+    """A clock whose time only moves when everything waits on it.
+
+    Call :meth:`start` from inside the running loop (``Session`` does it) or
+    use ``async with clock.running():``.
+    """
+
+    virtual = True
+
+    def __init__(self, start: float | None = None) -> None:
+        self._now = time.time() if start is None else float(start)
+        self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+        self._driver: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None  # created in the running loop
+
+    def now(self) -> float:
+        return self._now
+
+    async def sleep(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._ensure_driver(loop)
+        fut: asyncio.Future[None] = loop.create_future()
+        heapq.heappush(self._heap, (self._now + max(0.0, seconds), next(self._seq), fut))
+        if self._wake is not None:
+            self._wake.set()
+        await fut
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward by hand (tests), waking whoever is due."""
+        self._now += seconds
+        self._release_due()
+
+    def _release_due(self) -> None:
+        while self._heap and self._heap[0][0] <= self._now:
+            _, _, fut = heapq.heappop(self._heap)
+            if not fut.done():
+                fut.set_result(None)
+
+    def _ensure_driver(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._driver is None or self._driver.done() or self._driver.get_loop() is not loop:
+            self._wake = asyncio.Event()
+            self._driver = loop.create_task(self._drive(loop), name="virtual-clock")
+
+    @staticmethod
+    def _loop_idle(loop: Any) -> bool:
+        ready = getattr(loop, "_ready", None)
+        return ready is None or len(ready) == 0
+
+    async def _drive(self, loop: asyncio.AbstractEventLoop) -> None:
+        while True:
+            # Let every runnable task run until the loop has nothing ready.
+            for _ in range(4):
+                await asyncio.sleep(0)
+            while not self._loop_idle(loop):
+                await asyncio.sleep(0)
+                for _ in range(2):
+                    await asyncio.sleep(0)
+            # Drop cancelled sleepers.
+            while self._heap and self._heap[0][2].done():
+                heapq.heappop(self._heap)
+            if not self._heap:
+                assert self._wake is not None
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            # Something outside the clock (a thread, a socket) may still be
+            # pending; give it a moment of real time before jumping.
+            if getattr(loop, "_fieldtui_io_pending", 0):
+                await asyncio.sleep(0.001)
+                continue
+            wake_at = self._heap[0][0]
+            if wake_at > self._now:
+                self._now = wake_at
+            self._release_due()
+
+
+def make_clock(fast: bool, start: float | None = None) -> Clock:
+    return VirtualClock(start) if fast else RealClock()

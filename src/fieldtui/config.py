@@ -1,0 +1,370 @@
+"""Configuration: defaults ← the user's file ← ``--config FILE``.
+
+Every key is typed. A wrong value or an unknown key stops with one message
+naming the file, the key, what was expected, what was found and the closest
+valid key (:class:`ConfigError`; the CLI exits with status 2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+RESOURCES = Path(__file__).parent / "resources"
+DEFAULT_CONFIG = RESOURCES / "config.toml"
+
+
+class ConfigError(Exception):
+    """One clear problem with a configuration file."""
+
+    def __init__(self, file: str | Path, key: str, expected: str, found: str,
+                 suggestion: str | None = None) -> None:
+        self.file, self.key, self.expected, self.found, self.suggestion = (
+            str(file), key, expected, found, suggestion)
+        msg = f"{file}: {key}: expected {expected}, found {found}"
+        if suggestion:
+            msg += f" (did you mean '{suggestion}'?)"
+        super().__init__(msg)
+
+
+@dataclass
+class Site:
+    latitude: float = 0.0
+    longitude: float = 0.0
+    elevation_m: float = 0.0
+    timezone: str = "UTC"
+
+
+@dataclass
+class Optics:
+    focal_length_mm: float = 1000.0
+    aperture_mm: float = 100.0
+
+
+@dataclass
+class GuideCameraCfg:
+    driver: Literal["sim", "zwo"] = "sim"
+    model: str = ""
+    width: int = 1280
+    height: int = 960
+    pixel_um: float = 3.75
+    bit_depth: int = 12
+    gain: int = 50
+    exposure_s: float = 1.0
+    index: int = 0
+    sdk_library: str = ""
+
+
+@dataclass
+class MainCameraCfg:
+    driver: Literal["sim", "gphoto2"] = "sim"
+    model: str = ""
+    width: int = 5184
+    height: int = 3456
+    pixel_um: float = 4.3
+    bit_depth: int = 14
+    bayer: Literal["RGGB", "BGGR", "GRBG", "GBRG", ""] = "RGGB"
+    black_level: int = 2048
+    white_level: int = 15000
+    iso: int = 800
+    raw_format: Literal["dng"] = "dng"
+
+
+@dataclass
+class MountCfg:
+    driver: Literal["sim", "lx200"] = "sim"
+    port: str = ""
+    baud: int = 9600
+    guide_rate: float = 0.5
+    slew_rate_deg_s: float = 3.0
+
+
+@dataclass
+class GuidePortCfg:
+    via: Literal["camera", "mount"] = "camera"
+
+
+@dataclass
+class FocuserCfg:
+    driver: Literal["sim", "none"] = "sim"
+    max_position: int = 10000
+    step_um: float = 5.0
+
+
+@dataclass
+class StorageCfg:
+    data_root: str = "~/astro"
+    min_free_gb: float = 2.0
+
+    @property
+    def root(self) -> Path:
+        return Path(os.path.expandvars(self.data_root)).expanduser()
+
+
+@dataclass
+class PlanCfg:
+    target: str = "M33"
+    ra_deg: float = 23.4621
+    dec_deg: float = 30.6602
+    light_exposure_s: float = 120.0
+    light_count: int = 40
+    calibration_count: int = 20
+
+
+@dataclass
+class ServiceCfg:
+    connect_timeout_s: float = 10.0
+    retry_interval_s: float = 15.0
+
+
+@dataclass
+class UiCfg:
+    theme: Literal["night", "day"] = "night"
+
+
+@dataclass
+class SimCfg:
+    seed: int = 7
+    seeing_fwhm_arcsec: float = 2.5
+    seeing_jitter: float = 0.2
+    sky_mag_arcsec2: float = 20.5
+    temperature_c: float = 13.0
+    pe_amplitude_arcsec: float = 15.0
+    pe_period_s: float = 480.0
+    polar_error_arcmin: float = 4.0
+    ra_drift_arcsec_min: float = 0.5
+    backlash_arcsec: float = 8.0
+    gusts_per_hour: float = 2.0
+    gust_arcsec: float = 4.0
+    guide_angle_deg: float = 17.0
+    guide_flipped: bool = False
+    guide_blur_arcsec: float = 8.0
+    main_angle_deg: float = 2.0
+    best_focus: int = 5130
+    focus_blur_arcsec_per_step: float = 0.02
+    vignetting: float = 0.3
+    hot_pixels: int = 60
+
+
+@dataclass
+class GuidingCfg:
+    exposure_s: float = 1.0
+    cycle_time_s: float = 0.0
+    correction_time_s: float = 0.0
+    tolerance_px: float = 0.0
+    multi_star: bool = False
+    ra_hysteresis: float = 0.1
+    ra_aggressiveness: float = 0.7
+    ra_min_move_px: float = 0.2
+    dec_algorithm: Literal["resist_switch"] = "resist_switch"
+    dec_direction: Literal["auto", "north", "south"] = "auto"
+    dec_aggressiveness: float = 1.0
+    dec_min_move_px: float = 0.2
+    max_pulse_ra_ms: int = 2500
+    max_pulse_dec_ms: int = 2500
+    calibration_distance_px: float = 25.0
+    calibration_steps: int = 12
+    min_select_snr: float = 6.0
+    star_lost_snr: float = 3.0
+    min_stars: int = 4
+    watchdog_px: float = 4.0
+    watchdog_s: float = 30.0
+    dither_px: float = 5.0
+    settle_px: float = 1.5
+    settle_time_s: float = 10.0
+    settle_timeout_s: float = 40.0
+
+
+@dataclass
+class Config:
+    site: Site = field(default_factory=Site)
+    telescope: Optics = field(default_factory=Optics)
+    guide_scope: Optics = field(default_factory=lambda: Optics(180.0, 50.0))
+    guide_camera: GuideCameraCfg = field(default_factory=GuideCameraCfg)
+    main_camera: MainCameraCfg = field(default_factory=MainCameraCfg)
+    mount: MountCfg = field(default_factory=MountCfg)
+    guide_port: GuidePortCfg = field(default_factory=GuidePortCfg)
+    focuser: FocuserCfg = field(default_factory=FocuserCfg)
+    storage: StorageCfg = field(default_factory=StorageCfg)
+    plan: PlanCfg = field(default_factory=PlanCfg)
+    service: ServiceCfg = field(default_factory=ServiceCfg)
+    ui: UiCfg = field(default_factory=UiCfg)
+    sim: SimCfg = field(default_factory=SimCfg)
+    guiding: GuidingCfg = field(default_factory=GuidingCfg)
+    sources: list[str] = field(default_factory=list)
+
+    @property
+    def guide_scale(self) -> float:
+        """Guide camera arcseconds per pixel."""
+        return 206.265 * self.guide_camera.pixel_um / self.guide_scope.focal_length_mm
+
+    @property
+    def main_scale(self) -> float:
+        """Main camera arcseconds per pixel."""
+        return 206.265 * self.main_camera.pixel_um / self.telescope.focal_length_mm
+
+    @property
+    def uses_simulator(self) -> bool:
+        return "sim" in (self.guide_camera.driver, self.main_camera.driver,
+                         self.mount.driver, self.focuser.driver)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("sources", None)
+        return d
+
+
+def user_config_path() -> Path:
+    """The user's own file: $FIELDTUI_USER_CONFIG, else the platform config dir."""
+    env = os.environ.get("FIELDTUI_USER_CONFIG")
+    if env is not None:
+        return Path(env)
+    from platformdirs import user_config_dir
+    return Path(user_config_dir("fieldtui")) / "config.toml"
+
+
+def _describe(value: Any) -> str:
+    name = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
+    return f"{name} ({value!r})" if not isinstance(value, dict) else name
+
+
+def _expected(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    return {bool: "true or false", int: "an integer", float: "a number",
+            str: "a string"}.get(tp, str(tp))
+
+
+def _coerce(tp: Any, value: Any) -> tuple[bool, Any]:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return value in typing.get_args(tp) and type(value) is not bool, value
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            ok, v = _coerce(arg, value)
+            if ok:
+                return True, v
+        return False, value
+    if tp is bool:
+        return isinstance(value, bool), value
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True, float(value)
+        return False, value
+    if tp is str:
+        return isinstance(value, str), value
+    return True, value
+
+
+def _apply(target: Any, table: dict[str, Any], file: str, prefix: str) -> None:
+    hints = typing.get_type_hints(type(target))
+    names = [f.name for f in dataclasses.fields(target) if f.name != "sources"]
+    for key, value in table.items():
+        dotted = f"{prefix}{key}"
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1, cutoff=0.5)
+            suggestion = f"{prefix}{close[0]}" if close else None
+            where = f"one of the keys of [{prefix[:-1]}]" if prefix else "a known section"
+            raise ConfigError(file, dotted, f"{where}", "an unknown key", suggestion)
+        tp = hints[key]
+        current = getattr(target, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(file, dotted, f"a table [{dotted}]", _describe(value))
+            _apply(current, value, file, dotted + ".")
+            continue
+        ok, coerced = _coerce(tp, value)
+        if not ok:
+            raise ConfigError(file, dotted, _expected(tp), _describe(value))
+        setattr(target, key, coerced)
+
+
+def _validate(cfg: Config) -> None:
+    """Range checks that types alone cannot express."""
+    src = cfg.sources[-1] if cfg.sources else str(DEFAULT_CONFIG)
+    positive = [
+        ("telescope.focal_length_mm", cfg.telescope.focal_length_mm),
+        ("telescope.aperture_mm", cfg.telescope.aperture_mm),
+        ("guide_scope.focal_length_mm", cfg.guide_scope.focal_length_mm),
+        ("guide_scope.aperture_mm", cfg.guide_scope.aperture_mm),
+        ("guide_camera.pixel_um", cfg.guide_camera.pixel_um),
+        ("guide_camera.width", cfg.guide_camera.width),
+        ("guide_camera.height", cfg.guide_camera.height),
+        ("main_camera.pixel_um", cfg.main_camera.pixel_um),
+        ("main_camera.width", cfg.main_camera.width),
+        ("main_camera.height", cfg.main_camera.height),
+        ("mount.guide_rate", cfg.mount.guide_rate),
+        ("guiding.exposure_s", cfg.guiding.exposure_s),
+        ("sim.seeing_fwhm_arcsec", cfg.sim.seeing_fwhm_arcsec),
+        ("sim.pe_period_s", cfg.sim.pe_period_s),
+        ("service.connect_timeout_s", cfg.service.connect_timeout_s),
+    ]
+    for key, value in positive:
+        if value <= 0:
+            raise ConfigError(src, key, "a positive number", _describe(value))
+    if not -90 <= cfg.site.latitude <= 90:
+        raise ConfigError(src, "site.latitude", "degrees between -90 and 90", _describe(cfg.site.latitude))
+    if not -180 <= cfg.site.longitude <= 360:
+        raise ConfigError(src, "site.longitude", "degrees between -180 and 360", _describe(cfg.site.longitude))
+    if not -90 <= cfg.plan.dec_deg <= 90:
+        raise ConfigError(src, "plan.dec_deg", "degrees between -90 and 90", _describe(cfg.plan.dec_deg))
+    if not cfg.main_camera.black_level < cfg.main_camera.white_level <= 2 ** cfg.main_camera.bit_depth - 1:
+        raise ConfigError(src, "main_camera.white_level",
+                          f"a level above black_level ({cfg.main_camera.black_level}) and at most "
+                          f"{2 ** cfg.main_camera.bit_depth - 1} for {cfg.main_camera.bit_depth} bits",
+                          _describe(cfg.main_camera.white_level))
+    if cfg.mount.driver == "lx200" and not cfg.mount.port:
+        raise ConfigError(src, "mount.port", "a serial device such as '/dev/ttyUSB0' for the lx200 driver",
+                          "an empty string")
+    try:
+        from zoneinfo import ZoneInfo
+        ZoneInfo(cfg.site.timezone)
+    except Exception:
+        raise ConfigError(src, "site.timezone", "an IANA time zone name such as 'Europe/Paris'",
+                          _describe(cfg.site.timezone)) from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(path, "(file)", "an existing TOML file", "no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(path, "(file)", "a TOML file", "a directory") from None
+    except PermissionError:
+        raise ConfigError(path, "(file)", "a readable file", "permission denied") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, "(syntax)", "valid TOML", str(exc)) from None
+    except UnicodeDecodeError:
+        raise ConfigError(path, "(file)", "UTF-8 text", "binary data") from None
+
+
+def load_config(path: str | Path | None = None, *, user: bool = True,
+                overrides: dict[str, Any] | None = None) -> Config:
+    """Defaults ← user file (when present) ← ``path`` ← ``overrides``."""
+    cfg = Config()
+    layers: list[tuple[Path | str, dict[str, Any]]] = [(DEFAULT_CONFIG, _read_toml(DEFAULT_CONFIG))]
+    if user:
+        up = user_config_path()
+        if up.is_file():
+            layers.append((up, _read_toml(up)))
+    if path is not None:
+        layers.append((Path(path), _read_toml(Path(path))))
+    if overrides:
+        layers.append(("(overrides)", overrides))
+    for src, table in layers:
+        _apply(cfg, table, str(src), "")
+        cfg.sources.append(str(src))
+        _validate(cfg)
+    return cfg

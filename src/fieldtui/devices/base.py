@@ -1,0 +1,163 @@
+"""Typed async interfaces every device implementation provides.
+
+Vendors stay behind these: the Session, the engines and the UI only ever see
+``GuideCamera``, ``MainCamera``, ``Mount``, ``GuidePort`` and ``Focuser``.
+Blocking vendor calls run off the event loop with a timeout on every call
+(:func:`fieldtui.devices.base.blocking`).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal, TypeVar
+
+from ..frame import Frame
+
+T = TypeVar("T")
+
+Direction = Literal["N", "S", "E", "W"]
+DIRECTIONS: tuple[Direction, ...] = ("N", "S", "E", "W")
+SIDEREAL_ARCSEC_PER_S = 15.041
+
+
+class DeviceError(Exception):
+    """A device failed in a way the user can act on; the message says how."""
+
+
+class DeviceDisconnected(DeviceError):
+    """The device went away (unplugged, powered off, USB reset)."""
+
+
+class DeviceTimeout(DeviceError):
+    """The device did not answer in time."""
+
+
+class DeviceGarbage(DeviceError):
+    """The device answered something that makes no sense."""
+
+
+class VendorLibraryMissing(DeviceError):
+    """A vendor SDK or Python binding is not installed on this machine."""
+
+
+@dataclass
+class DeviceInfo:
+    kind: str
+    driver: str
+    model: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Device(abc.ABC):
+    kind: str = "device"
+    driver: str = ""
+
+    @abc.abstractmethod
+    async def connect(self) -> DeviceInfo: ...
+
+    async def disconnect(self) -> None:
+        return None
+
+    @property
+    def connected(self) -> bool:
+        return getattr(self, "_connected", False)
+
+
+class GuideCamera(Device):
+    kind = "guide_camera"
+    width: int
+    height: int
+    pixel_um: float
+    bit_depth: int
+
+    @abc.abstractmethod
+    async def expose(self, seconds: float, gain: int | None = None,
+                     roi: tuple[int, int, int, int] | None = None) -> Frame:
+        """Take one exposure; ``roi`` is (x, y, width, height)."""
+
+
+class MainCamera(Device):
+    kind = "main_camera"
+    width: int
+    height: int
+    pixel_um: float
+    bit_depth: int
+    bayer: str | None
+
+    @abc.abstractmethod
+    async def expose(self, seconds: float, iso: int | None = None,
+                     path: Path | None = None, kind: str = "light") -> Frame:
+        """Take one exposure. With ``path`` the camera's own raw file is
+        saved there (atomically) and read back; ``Frame.path`` names it."""
+
+    async def live_view(self, seconds: float = 1.0, iso: int | None = None) -> Frame:
+        """A quick frame for focusing and framing (no file kept)."""
+        return await self.expose(seconds, iso)
+
+
+@dataclass
+class MountState:
+    ra_deg: float
+    dec_deg: float
+    tracking: bool
+    pier_side: Literal["east", "west", "unknown"] = "unknown"
+    slewing: bool = False
+
+
+class Mount(Device):
+    kind = "mount"
+
+    @abc.abstractmethod
+    async def state(self) -> MountState: ...
+
+    @abc.abstractmethod
+    async def slew_to(self, ra_deg: float, dec_deg: float) -> None: ...
+
+    async def sync(self, ra_deg: float, dec_deg: float) -> None:
+        raise DeviceError(f"{self.driver} mount cannot sync")
+
+    async def set_tracking(self, on: bool) -> None:
+        raise DeviceError(f"{self.driver} mount cannot switch tracking")
+
+    async def pulse(self, direction: Direction, ms: int) -> None:
+        raise DeviceError(f"{self.driver} mount takes no guide pulses")
+
+    async def abort(self) -> None:
+        return None
+
+
+class GuidePort(Device):
+    """Where guide pulses go: the guide camera's ST4 port or the mount."""
+
+    kind = "guide_port"
+    guide_rate: float = 0.5  # fraction of sidereal
+
+    @abc.abstractmethod
+    async def pulse(self, direction: Direction, ms: int) -> None:
+        """Move at the guide rate toward ``direction`` for ``ms`` milliseconds.
+        Returns when the pulse has finished."""
+
+
+class Focuser(Device):
+    kind = "focuser"
+    max_position: int
+
+    @abc.abstractmethod
+    async def position(self) -> int: ...
+
+    @abc.abstractmethod
+    async def move_to(self, position: int) -> int: ...
+
+    async def move_by(self, steps: int) -> int:
+        return await self.move_to(await self.position() + steps)
+
+
+async def blocking(fn: Callable[..., T], *args: Any, timeout: float, what: str) -> T:
+    """Run a blocking vendor call in a thread with a timeout."""
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(fn, *args), timeout)
+    except asyncio.TimeoutError as exc:
+        raise DeviceTimeout(f"{what}: no answer within {timeout:g} s") from exc
