@@ -1,0 +1,141 @@
+"""Everything worth knowing about one frame, as a plain dict."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..frame import Frame
+from . import histogram
+from .stars import Star, background, bin_bayer, detect_stars
+
+# frames above this many pixels get a background map (vignetting, gradients)
+_MAP_ABOVE_PX = 2_500_000
+
+
+def is_empty(frame: Frame) -> bool:
+    """No image data at all: every pixel zero (or not finite)."""
+    d = np.asarray(frame.data)
+    if d.size == 0:
+        return True
+    if d.dtype.kind == "f":
+        finite = np.isfinite(d)
+        return not finite.any() or not np.any(d[finite])
+    return not np.any(d)
+
+
+def _median(values: list[float]) -> float | None:
+    return float(np.median(values)) if values else None
+
+
+def axial_mean(angles_deg: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Mean of axial angles (a line at 10° is the line at 190°), in [0, 180)."""
+    a = np.radians(np.asarray(angles_deg, float)) * 2.0
+    w = np.ones_like(a) if weights is None else np.asarray(weights, float)
+    c = float(np.sum(w * np.cos(a)))
+    s = float(np.sum(w * np.sin(a)))
+    return math.degrees(math.atan2(s, c) / 2.0) % 180.0
+
+
+def measure_frame_stars(frame: Frame, *, threshold_sigma: float = 5.0, max_fit: int | None = None) -> list[Star]:
+    """Stars of a frame in sensor pixel coordinates.
+
+    A Bayer mosaic is measured on its 2×2 super-pixel luminance (sum of
+    each quad), and positions and sizes are scaled back to sensor pixels.
+    """
+    data = np.asarray(frame.data)
+    if data.ndim == 3:
+        # an RGB stack: sum the colour planes, whichever axis they are on
+        axis = 2 if data.shape[2] <= 4 else 0
+        data = data.sum(axis=axis, dtype=np.float32)
+    big = data.size > _MAP_ABOVE_PX
+    if max_fit is None:
+        max_fit = 30 if big else 12
+    if frame.bayer:
+        lum = bin_bayer(data)
+        h2, w2 = lum.shape
+        white = frame.white_level
+        sat = None
+        if white:
+            d = data[: h2 * 2, : w2 * 2]
+            sat = d[0::2, 0::2] >= white
+            sat |= d[0::2, 1::2] >= white
+            sat |= d[1::2, 0::2] >= white
+            sat |= d[1::2, 1::2] >= white
+        stars = detect_stars(
+            lum,
+            threshold_sigma=threshold_sigma,
+            max_fit=max_fit,
+            saturated_pixels=sat,
+            background_map_box=64 if big else None,
+        )
+        # super-pixel (i, j) covers sensor pixels 2i..2i+1: its centre is at 2i + 0.5
+        return [s.scaled(2.0, 0.5) for s in stars]
+    return detect_stars(
+        data,
+        threshold_sigma=threshold_sigma,
+        max_fit=max_fit,
+        saturation=frame.white_level if frame.white_level else None,
+        background_map_box=64 if big else None,
+    )
+
+
+def summarize_stars(stars: list[Star]) -> dict:
+    """Frame-level star figures: medians over the fitted (best) stars."""
+    good = [s for s in stars if s.fitted and not s.saturated] or [s for s in stars if not s.saturated] or stars
+    out: dict = {
+        "stars": len(stars),
+        "stars_measured": len(good),
+        "saturated_stars": sum(1 for s in stars if s.saturated),
+        "hfr": _median([s.hfr for s in good]),
+        "hfd": _median([s.hfd for s in good]),
+        "fwhm": _median([s.fwhm for s in good]),
+        "elongation": _median([s.elongation for s in good]),
+        "elongation_pa": None,
+        "snr": _median([s.snr for s in good]),
+    }
+    if good:
+        e = np.array([s.elongation for s in good])
+        pa = np.array([s.pa for s in good])
+        out["elongation_pa"] = axial_mean(pa, np.maximum(e - 1.0, 1e-6))
+    return out
+
+
+def frame_metrics(frame: Frame, *, threshold_sigma: float = 5.0, stars: bool = True) -> dict:
+    """Star, background and histogram metrics of one frame.
+
+    Sizes are in sensor pixels; ``fwhm_arcsec`` is added when the frame
+    knows its pixel size and focal length. An all-zero frame gives
+    ``{"empty": True, ...}`` and no further measurement.
+    """
+    data = np.asarray(frame.data)
+    out: dict = {
+        "width": int(data.shape[1]) if data.ndim >= 2 else 0,
+        "height": int(data.shape[0]) if data.ndim >= 1 else 0,
+        "kind": frame.kind,
+        "bayer": frame.bayer,
+        "exposure": frame.exposure,
+        "iso": frame.iso,
+        "gain": frame.gain,
+        "temperature": frame.temperature,
+        "black_level": frame.black_level,
+        "white_level": frame.white_level,
+        "empty": is_empty(frame),
+    }
+    if out["empty"]:
+        return out
+    plane = data if data.ndim == 2 else data.sum(axis=2 if data.shape[2] <= 4 else 0)
+    hist = histogram.frame_histogram(plane, frame.black_level, frame.white_level, frame.bayer if data.ndim == 2 else None)
+    out.update(hist)
+    level, rms = background(plane)
+    out["background"] = level
+    out["noise"] = rms
+    if stars and frame.kind in ("light", "guide", "focus", "test"):
+        st = measure_frame_stars(frame, threshold_sigma=threshold_sigma)
+        out.update(summarize_stars(st))
+        scale = frame.arcsec_per_px
+        if scale and out.get("fwhm"):
+            out["fwhm_arcsec"] = out["fwhm"] * scale
+            out["hfr_arcsec"] = out["hfr"] * scale
+    return out
