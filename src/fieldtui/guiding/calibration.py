@@ -1,0 +1,400 @@
+"""Calibration: how a guide pulse moves the star on the guide camera.
+
+The mount is pulsed west for a number of steps (about 25 px in about 12
+steps), brought back east, the Dec backlash is taken up with north pulses,
+then it is pulsed north and brought back south.  A straight-line fit of
+position against accumulated pulse time along each leg gives a rate
+*vector* per axis: its direction is the camera angle, its length the rate.
+From the two vectors we get the camera angle, whether the camera is
+mirrored (the Dec vector is on the "wrong" side of the RA vector), and the
+inverse transform from a camera offset to pulse time per axis.
+
+Sanity checks follow PHD2's: the axes should be perpendicular within
+12.5°, and the RA/Dec rate ratio should be what the guide rate and cos(Dec)
+predict within 20 %.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+SIDEREAL_ARCSEC_PER_S = 15.041
+
+
+def _wrap180(a: float) -> float:
+    return (a + 180.0) % 360.0 - 180.0
+
+
+@dataclass
+class Calibration:
+    """Rates are vectors in camera pixels per second of pulse.
+
+    ``ra`` is the star's motion for a West pulse, ``dec`` for a North pulse.
+    """
+
+    ra_vx: float
+    ra_vy: float
+    dec_vx: float
+    dec_vy: float
+    camera: str = ""
+    pier_side: str = "unknown"
+    dec_deg: float | None = None
+    guide_rate: float | None = None
+    pixel_scale: float | None = None
+    binning: int = 1
+    timestamp: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    # --- derived quantities -------------------------------------------------
+    @property
+    def ra_angle_deg(self) -> float:
+        return math.degrees(math.atan2(self.ra_vy, self.ra_vx))
+
+    @property
+    def dec_angle_deg(self) -> float:
+        return math.degrees(math.atan2(self.dec_vy, self.dec_vx))
+
+    @property
+    def ra_rate(self) -> float:
+        """px per second of RA pulse."""
+        return math.hypot(self.ra_vx, self.ra_vy)
+
+    @property
+    def dec_rate(self) -> float:
+        return math.hypot(self.dec_vx, self.dec_vy)
+
+    @property
+    def flipped(self) -> bool:
+        """Mirrored camera: North is clockwise of West instead of
+        counter-clockwise (x right, y down, angles from +x toward +y)."""
+        return _wrap180(self.dec_angle_deg - self.ra_angle_deg) < 0
+
+    @property
+    def orthogonality_error_deg(self) -> float:
+        return abs(abs(_wrap180(self.dec_angle_deg - self.ra_angle_deg)) - 90.0)
+
+    # --- transforms ---------------------------------------------------------
+    def _det(self) -> float:
+        return self.ra_vx * self.dec_vy - self.dec_vx * self.ra_vy
+
+    def pulse_seconds(self, dx: float, dy: float) -> tuple[float, float]:
+        """Seconds of West and North pulse that would have moved the star by
+        (dx, dy).  Negative means East / South."""
+        det = self._det()
+        if det == 0:
+            return 0.0, 0.0
+        w = (dx * self.dec_vy - dy * self.dec_vx) / det
+        n = (self.ra_vx * dy - self.ra_vy * dx) / det
+        return w, n
+
+    def mount_from_camera(self, dx: float, dy: float) -> tuple[float, float]:
+        """Camera offset → offset along the RA and Dec axes, in pixels."""
+        w, n = self.pulse_seconds(dx, dy)
+        return w * self.ra_rate, n * self.dec_rate
+
+    def camera_from_mount(self, ra_px: float, dec_px: float) -> tuple[float, float]:
+        w = ra_px / self.ra_rate if self.ra_rate else 0.0
+        n = dec_px / self.dec_rate if self.dec_rate else 0.0
+        return w * self.ra_vx + n * self.dec_vx, w * self.ra_vy + n * self.dec_vy
+
+    def for_declination(self, dec_deg: float | None) -> "Calibration":
+        """The same calibration with the RA rate scaled to a new declination
+        (the star's RA motion per pulse goes as cos Dec)."""
+        if dec_deg is None or self.dec_deg is None:
+            return self
+        c0 = math.cos(math.radians(self.dec_deg))
+        c1 = math.cos(math.radians(dec_deg))
+        if c0 < 0.05 or c1 < 0.05:
+            return self
+        k = c1 / c0
+        d = asdict(self)
+        d.update(ra_vx=self.ra_vx * k, ra_vy=self.ra_vy * k, dec_deg=dec_deg)
+        return Calibration(**d)
+
+    def matches(self, camera: str, pier_side: str) -> bool:
+        """Still valid for this camera and pier side?"""
+        if camera and self.camera and camera != self.camera:
+            return False
+        known = ("east", "west")
+        if pier_side in known and self.pier_side in known and pier_side != self.pier_side:
+            return False
+        return True
+
+    def summary(self) -> str:
+        return (f"camera angle {self.ra_angle_deg:.1f}°, RA {self.ra_rate:.2f} px/s, "
+                f"Dec {self.dec_rate:.2f} px/s{', mirrored' if self.flipped else ''}")
+
+    # --- storage --------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.update(ra_angle_deg=self.ra_angle_deg, dec_angle_deg=self.dec_angle_deg,
+                 ra_rate_px_s=self.ra_rate, dec_rate_px_s=self.dec_rate, flipped=self.flipped)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Calibration":
+        keys = {f for f in cls.__dataclass_fields__}  # type: ignore[attr-defined]
+        return cls(**{k: v for k, v in d.items() if k in keys})
+
+
+def save_calibration(path: str | Path, cal: Calibration) -> None:
+    """Write atomically (temporary file, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".cal-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(cal.to_dict(), f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def load_calibration(path: str | Path) -> Calibration | None:
+    try:
+        with open(path) as f:
+            return Calibration.from_dict(json.load(f))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def expected_rate_px_s(guide_rate: float, pixel_scale: float, dec_deg: float | None = None) -> float:
+    """Star speed on the camera for a pulse at the guide rate (px/s);
+    with ``dec_deg`` the RA speed (× cos Dec), without it the Dec speed."""
+    r = guide_rate * SIDEREAL_ARCSEC_PER_S / pixel_scale
+    if dec_deg is not None:
+        r *= math.cos(math.radians(dec_deg))
+    return r
+
+
+def sanity_warnings(cal: Calibration, max_ortho_deg: float = 12.5,
+                    max_ratio_error: float = 0.20) -> list[str]:
+    out: list[str] = []
+    if cal.orthogonality_error_deg > max_ortho_deg:
+        out.append(f"RA and Dec axes are {cal.orthogonality_error_deg:.1f}° from perpendicular "
+                   f"(limit {max_ortho_deg:g}°): the star was probably disturbed during "
+                   "calibration (wind, cable drag, Dec backlash); recalibrate")
+    if cal.dec_deg is not None and cal.dec_rate > 0:
+        expected = math.cos(math.radians(cal.dec_deg))
+        actual = cal.ra_rate / cal.dec_rate
+        if expected > 0.05 and abs(actual / expected - 1.0) > max_ratio_error:
+            out.append(f"RA/Dec rate ratio is {actual:.2f}, expected {expected:.2f} from cos(Dec) "
+                       f"at Dec {cal.dec_deg:.0f}°: check the declination, the guide rates of "
+                       "both axes, or recalibrate")
+    if cal.guide_rate and cal.pixel_scale and cal.dec_rate > 0:
+        exp_dec = expected_rate_px_s(cal.guide_rate, cal.pixel_scale)
+        if abs(cal.dec_rate / exp_dec - 1.0) > 0.5:
+            out.append(f"Dec rate {cal.dec_rate:.2f} px/s differs from the {exp_dec:.2f} px/s the "
+                       f"guide rate ({cal.guide_rate:g}×) and pixel scale ({cal.pixel_scale:.2f}″/px) "
+                       "predict: check those settings")
+    return out
+
+
+# ---------------------------------------------------------------------------
+# The state machine
+# ---------------------------------------------------------------------------
+
+@dataclass
+class CalibrationSettings:
+    target_px: float = 25.0  # how far each measuring leg moves the star
+    steps: int = 12  # about how many steps a leg should take
+    step_ms: int | None = None  # None: from guide rate, pixel scale and Dec, else adaptive
+    max_steps: int = 60
+    backlash_px: float = 3.0  # north motion that proves the Dec backlash is taken up
+    backlash_max_steps: int = 40
+    max_ortho_deg: float = 12.5
+    max_ratio_error: float = 0.20
+
+
+class CalibrationError(Exception):
+    pass
+
+
+def _fit_rate(points: list[tuple[float, float, float]]) -> tuple[float, float]:
+    """Least-squares rate vector (px/s) of positions against pulse seconds."""
+    n = len(points)
+    s_mean = sum(p[0] for p in points) / n
+    x_mean = sum(p[1] for p in points) / n
+    y_mean = sum(p[2] for p in points) / n
+    sxx = sum((p[0] - s_mean) ** 2 for p in points)
+    if sxx <= 0:
+        return 0.0, 0.0
+    vx = sum((p[0] - s_mean) * (p[1] - x_mean) for p in points) / sxx
+    vy = sum((p[0] - s_mean) * (p[2] - y_mean) for p in points) / sxx
+    return vx, vy
+
+
+@dataclass
+class StepRequest:
+    direction: str  # "N", "S", "E", "W"
+    ms: int
+    leg: str  # "West", "East", "Backlash", "North", "South"
+    step: int
+
+
+class Calibrator:
+    """Feed it the star position after every frame; it answers with the next
+    pulse, until ``done`` (``result`` set) or ``failed`` (``error`` set).
+
+    ``records`` collects (leg, step, dx, dy, x, y, dist) for the guide log.
+    """
+
+    LEGS = ("West", "East", "Backlash", "North", "South")
+
+    def __init__(self, settings: CalibrationSettings | None = None, *, guide_rate: float | None = None,
+                 pixel_scale: float | None = None, dec_deg: float | None = None, camera: str = "",
+                 pier_side: str = "unknown", t0: float = 0.0) -> None:
+        self.s = settings or CalibrationSettings()
+        self.guide_rate = guide_rate
+        self.pixel_scale = pixel_scale
+        self.dec_deg = dec_deg
+        self.camera = camera
+        self.pier_side = pier_side
+        self.t0 = t0
+        self.leg = "West"
+        self.step = 0
+        self.done = False
+        self.failed = False
+        self.error = ""
+        self.result: Calibration | None = None
+        self.records: list[tuple[str, int, float, float, float, float, float]] = []
+        self._leg_start: tuple[float, float] | None = None
+        self._points: list[tuple[float, float, float]] = []  # (pulse s, x, y)
+        self._pulse_s = 0.0
+        self._ra_vec: tuple[float, float] | None = None
+        self._west_steps = 0
+        self._north_steps = 0
+        self._adapted = False
+        self.ra_step_ms, self.dec_step_ms = self._initial_steps()
+
+    def _initial_steps(self) -> tuple[int, int]:
+        if self.s.step_ms:
+            return int(self.s.step_ms), int(self.s.step_ms)
+        per_step = self.s.target_px / self.s.steps
+        if self.guide_rate and self.pixel_scale:
+            dec_rate = expected_rate_px_s(self.guide_rate, self.pixel_scale)
+            cosd = math.cos(math.radians(self.dec_deg)) if self.dec_deg is not None else 1.0
+            ra_rate = dec_rate * max(cosd, 0.2)
+            clamp = lambda ms: int(min(max(ms, 50), 5000))  # noqa: E731
+            return clamp(1000 * per_step / ra_rate), clamp(1000 * per_step / dec_rate)
+        return 1000, 1000
+
+    @property
+    def pulse_ms(self) -> int:
+        return self.ra_step_ms if self.leg in ("West", "East") else self.dec_step_ms
+
+    def _fail(self, msg: str) -> None:
+        self.failed = True
+        self.error = msg
+
+    def _record(self, x: float, y: float) -> None:
+        assert self._leg_start is not None
+        dx, dy = x - self._leg_start[0], y - self._leg_start[1]
+        self.records.append((self.leg, self.step, dx, dy, x, y, math.hypot(dx, dy)))
+
+    def _adapt(self, dist: float) -> None:
+        """After three steps without prior knowledge, size the steps so the leg
+        takes about ``steps`` steps."""
+        if self._adapted or self.s.step_ms or (self.guide_rate and self.pixel_scale):
+            return
+        self._adapted = True
+        if dist < 0.3:
+            factor = 4.0
+        else:
+            factor = min(max((self.s.target_px / self.s.steps) / (dist / self.step), 0.25), 4.0)
+        if self.leg == "West":
+            self.ra_step_ms = int(min(max(self.ra_step_ms * factor, 50), 5000))
+        else:
+            self.dec_step_ms = int(min(max(self.dec_step_ms * factor, 50), 5000))
+
+    def update(self, x: float, y: float) -> StepRequest | None:
+        """Star at (x, y) after the last pulse: the next pulse, or ``None``
+        when finished (see ``done`` / ``failed``)."""
+        if self.done or self.failed:
+            return None
+        if self._leg_start is None:
+            self._leg_start = (x, y)
+            self._points = [(0.0, x, y)]
+            self._pulse_s = 0.0
+        self._record(x, y)
+        dist = self.records[-1][-1]
+        leg = self.leg
+        if leg in ("West", "North"):
+            if self.step > 0:
+                self._points.append((self._pulse_s, x, y))
+            if self.step == 3:
+                self._adapt(dist)
+            if dist >= self.s.target_px and self.step >= 2:
+                vec = _fit_rate(self._points)
+                if leg == "West":
+                    self._ra_vec = vec
+                    self._west_steps = self.step
+                    self._next_leg("East", x, y)
+                else:
+                    self._north_steps = self.step
+                    self._finish(vec)
+                    self._next_leg("South", x, y)
+            elif self.step >= self.s.max_steps:
+                axis = "RA" if leg == "West" else "Dec"
+                self._fail(f"{axis} calibration failed: the star moved only {dist:.1f} px in "
+                           f"{self.step} {leg.lower()} steps; check the guide cable, the guide "
+                           "rate, and that the mount is tracking")
+                return None
+        elif leg == "East":
+            if self.step >= self._west_steps:
+                self._next_leg("Backlash", x, y)
+        elif leg == "Backlash":
+            if dist >= self.s.backlash_px:
+                self._next_leg("North", x, y)
+            elif self.step >= self.s.backlash_max_steps:
+                self._fail(f"Dec backlash not cleared: the star moved only {dist:.1f} px after "
+                           f"{self.step} north pulses; the Dec axis does not respond (clutch, cable, "
+                           "or very large backlash)")
+                return None
+        elif leg == "South":
+            if self.step >= self._north_steps:
+                self.done = True
+                return None
+        if self.failed or self.done:
+            return None
+        self.step += 1
+        direction = {"West": "W", "East": "E", "Backlash": "N", "North": "N", "South": "S"}[self.leg]
+        ms = self.pulse_ms
+        if self.leg in ("West", "North"):
+            self._pulse_s += ms / 1000.0
+        return StepRequest(direction, ms, self.leg, self.step)
+
+    def _next_leg(self, leg: str, x: float, y: float) -> None:
+        self.leg = leg
+        self.step = 0
+        self._leg_start = (x, y)
+        self._points = [(0.0, x, y)]
+        self._pulse_s = 0.0
+        self._record(x, y)
+
+    def _finish(self, dec_vec: tuple[float, float]) -> None:
+        assert self._ra_vec is not None
+        cal = Calibration(self._ra_vec[0], self._ra_vec[1], dec_vec[0], dec_vec[1],
+                          camera=self.camera, pier_side=self.pier_side, dec_deg=self.dec_deg,
+                          guide_rate=self.guide_rate, pixel_scale=self.pixel_scale,
+                          timestamp=self.t0)
+        if cal.ra_rate <= 0 or cal.dec_rate <= 0:
+            self._fail("calibration failed: no measurable motion")
+            return
+        cal.warnings = sanity_warnings(cal, self.s.max_ortho_deg, self.s.max_ratio_error)
+        if self._west_steps < 4 or self._north_steps < 4:
+            cal.warnings.append(f"calibration used only {min(self._west_steps, self._north_steps)} "
+                                "steps on an axis: the steps are too long for an accurate result")
+        self.result = cal

@@ -1,0 +1,659 @@
+"""The guide engine: frames and times in, pulses and events out.
+
+No asyncio, no devices, no wall clock.  The worker (or a test) calls
+:meth:`GuideEngine.on_frame` with every guide frame and its time, performs
+the pulses in the returned :class:`Decision`, and forwards the events.
+Commands (:meth:`start_guiding`, :meth:`dither`, …) take effect on the next
+frame.
+
+States: stopped → looping → (calibrating →) guiding ⇄ settling, and star
+lost from any of the tracking states, back to where it was when the star
+comes back.  Nothing fails silently: every state change, step and problem
+is an event, and problems that need the user are :class:`Alert` events.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .algorithms import GuideAlgorithm, make_algorithm
+from .calibration import Calibration, CalibrationSettings, Calibrator
+from .centroid import StarMeasurement, measure_star
+from .events import (
+    Alert, CalibrationDone, CalibrationFailed, CalibrationStarted, CalibrationStep, DitherStarted,
+    FrameDropped, GuideEvent, GuideState, GuideStep, GuidingStarted, GuidingStopped,
+    LockPositionSet, SettleDone, StarFound, StarLost, StarSelected, StateChanged,
+)
+from .select import NoGuideStar, select_guide_star
+from .settings import GuideSettings
+from .stats import GuideStats
+
+
+@dataclass
+class Pulse:
+    direction: str  # "N", "S", "E", "W"
+    ms: int
+
+
+@dataclass
+class Decision:
+    """What to do after a frame: the pulses (one per axis at most; RA and Dec
+    may run at the same time) and the events to forward."""
+
+    pulses: list[Pulse] = field(default_factory=list)
+    events: list[GuideEvent] = field(default_factory=list)
+
+
+@dataclass
+class _Star:
+    x: float
+    y: float
+    ref_dx: float = 0.0  # extras: offset from the primary at lock time
+    ref_dy: float = 0.0
+    mass: float = 0.0
+    snr: float = 0.0
+    hfd: float = 0.0
+
+
+TRACKING = (GuideState.GUIDING, GuideState.SETTLING)
+
+
+class GuideEngine:
+    def __init__(self, settings: GuideSettings | None = None, *, pixel_scale: float | None = None,
+                 guide_rate: float | None = None, dec_deg: float | None = None, camera: str = "",
+                 pier_side: str = "unknown", saturation: float | None = None,
+                 calibration: Calibration | None = None, seed: int = 0) -> None:
+        self.settings = settings or GuideSettings()
+        self.pixel_scale = pixel_scale
+        self.guide_rate = guide_rate
+        self.dec_deg = dec_deg
+        self.camera = camera
+        self.pier_side = pier_side
+        self.saturation = saturation
+        self.calibration: Calibration | None = calibration
+        self.state = GuideState.STOPPED
+        self.stats = GuideStats(pixel_scale=pixel_scale, window_s=self.settings.stats_window_s)
+        self.ra_algo, self.dec_algo = self._make_algorithms()
+        self.star: _Star | None = None
+        self.extras: list[_Star] = []
+        self.lock: tuple[float, float] | None = None
+        self.calibrator: Calibrator | None = None
+        self.frame_no = 0
+        self.guide_frame = 0
+        self.guide_start_t: float | None = None
+        self.last_t = 0.0
+        self._rng = random.Random(seed)
+        self._events: list[GuideEvent] = []
+        self._pending: str | None = None  # "select", "calibrate", "guide"
+        self._select_at: tuple[float, float] | None = None
+        self._after_cal: str | None = None  # "guide" or "resume"
+        self._lost_from: GuideState | None = None
+        self._lost_since = 0.0
+        self._lost_alert_at: float | None = None
+        self._new_star_try_at = 0.0
+        self._drift_since: float | None = None
+        self._recovering_since: float | None = None
+        self._recover_alert_at = 0.0
+        self._dither_t = 0.0
+        self._settle_since: float | None = None
+        self._acc: list[tuple[float, float]] = []
+        self._last_corr_t: float | None = None
+        self._shape: tuple[int, int] | None = None
+        self._last_data: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ setup
+    def _make_algorithms(self) -> tuple[GuideAlgorithm, GuideAlgorithm]:
+        s = self.settings
+        ra = make_algorithm(s.ra_algorithm, hysteresis=s.ra_hysteresis, aggression=s.ra_aggression,
+                            min_move=s.ra_min_move)
+        dec = make_algorithm(s.dec_algorithm, aggression=s.dec_aggression, min_move=s.dec_min_move,
+                             hysteresis=s.ra_hysteresis)
+        return ra, dec
+
+    @property
+    def box_half(self) -> int:
+        return max(4, self.settings.box_px // 2)
+
+    def _emit(self, ev: GuideEvent) -> None:
+        self._events.append(ev)
+
+    def _alert(self, level: str, code: str, message: str) -> None:
+        self._emit(Alert(self.last_t, level, code, message))
+
+    def _set_state(self, new: GuideState, reason: str = "") -> None:
+        if new != self.state:
+            old = self.state
+            self.state = new
+            self._emit(StateChanged(self.last_t, old, new, reason))
+
+    def pop_events(self) -> list[GuideEvent]:
+        """Events emitted by commands since the last frame."""
+        ev, self._events = self._events, []
+        return ev
+
+    # --------------------------------------------------------------- commands
+    def start_looping(self) -> None:
+        if self.state == GuideState.STOPPED:
+            self._set_state(GuideState.LOOPING, "looping exposures")
+
+    def stop(self, reason: str = "stopped by the user") -> None:
+        if self.state in TRACKING or (self.state == GuideState.STAR_LOST and self._lost_from in TRACKING):
+            self._emit(GuidingStopped(self.last_t, reason))
+        self._pending = None
+        self._after_cal = None
+        self.calibrator = None
+        self._set_state(GuideState.STOPPED, reason)
+
+    def stop_guiding(self, reason: str = "guiding stopped") -> None:
+        """Back to looping (the star stays selected)."""
+        if self.state in TRACKING or self.state == GuideState.STAR_LOST:
+            self._emit(GuidingStopped(self.last_t, reason))
+        self._pending = None
+        self._after_cal = None
+        self.calibrator = None
+        self._set_state(GuideState.LOOPING, reason)
+
+    def select_star(self, x: float | None = None, y: float | None = None) -> None:
+        """Pick the guide star on the next frame: at (x, y), or automatically."""
+        self.start_looping()
+        self._select_at = (x, y) if x is not None and y is not None else None
+        self.star = None
+        self._pending = "select"
+
+    def start_calibration(self, then_guide: bool = False) -> None:
+        self.start_looping()
+        self._pending = "calibrate"
+        self._after_cal = "guide" if then_guide else None
+
+    def start_guiding(self) -> None:
+        """Guide on the next frame; selects a star and calibrates first when
+        needed (a stored calibration is reused while camera and pier side
+        are unchanged)."""
+        self.start_looping()
+        if self.calibration is not None and not self.calibration.matches(self.camera, self.pier_side):
+            self._alert("info", "calibration", "The stored calibration is for another camera or "
+                        "pier side: calibrating again")
+            self.calibration = None
+        if self.calibration is None:
+            self.start_calibration(then_guide=True)
+        else:
+            self._pending = "guide"
+
+    def set_calibration(self, cal: Calibration | None) -> None:
+        self.calibration = cal.for_declination(self.dec_deg) if cal is not None else None
+
+    def set_pointing(self, dec_deg: float | None = None, pier_side: str | None = None) -> None:
+        """The mount's declination and pier side changed (after a slew or a
+        meridian flip)."""
+        if dec_deg is not None:
+            self.dec_deg = dec_deg
+            if self.calibration is not None:
+                self.calibration = self.calibration.for_declination(dec_deg)
+        if pier_side is not None and pier_side != self.pier_side:
+            self.pier_side = pier_side
+            if self.calibration is not None and not self.calibration.matches(self.camera, pier_side):
+                self.calibration = None
+                self._alert("info", "calibration", f"Pier side is now {pier_side}: the next "
+                            "guiding start calibrates again")
+
+    def set_lock_position(self, x: float, y: float, reason: str = "set by the user") -> None:
+        self.lock = (x, y)
+        self._emit(LockPositionSet(self.last_t, x, y, reason))
+
+    def dither(self, amount_px: float | None = None, ra_only: bool | None = None) -> bool:
+        """Move the lock position by ``amount_px`` in a random direction (or
+        along RA only) and settle.  Returns False when not guiding."""
+        if self.state not in TRACKING or self.lock is None or self.calibration is None:
+            self._alert("warning", "dither", f"Cannot dither while {self.state.value}")
+            return False
+        s = self.settings
+        a = s.dither_px if amount_px is None else amount_px
+        ra_only = s.dither_ra_only if ra_only is None else ra_only
+        if ra_only:
+            ra, dec = (a if self._rng.random() < 0.5 else -a), 0.0
+        else:
+            ang = self._rng.uniform(0.0, 2.0 * math.pi)
+            ra, dec = a * math.cos(ang), a * math.sin(ang)
+        cdx, cdy = self.calibration.camera_from_mount(ra, dec)
+        nx, ny = self.lock[0] + cdx, self.lock[1] + cdy
+        if not self._inside(nx, ny):
+            ra, dec, cdx, cdy = -ra, -dec, -cdx, -cdy
+            nx, ny = self.lock[0] + cdx, self.lock[1] + cdy
+        self.lock = (nx, ny)
+        self._emit(DitherStarted(self.last_t, cdx, cdy, ra, dec, nx, ny))
+        self._emit(LockPositionSet(self.last_t, nx, ny, "dither"))
+        self._dither_t = self.last_t
+        self._settle_since = None
+        self._acc.clear()
+        self._last_corr_t = None
+        self._set_state(GuideState.SETTLING, "dither")
+        return True
+
+    def _inside(self, x: float, y: float) -> bool:
+        if self._shape is None:
+            return True
+        h, w = self._shape
+        m = self.box_half + 2
+        return m <= x < w - m and m <= y < h - m
+
+    # ----------------------------------------------------------------- frames
+    def on_frame_missing(self, t: float, reason: str) -> Decision:
+        """No frame this cycle (camera error, timeout)."""
+        self.frame_no += 1
+        self.last_t = t
+        if self.state in TRACKING or self.state == GuideState.STAR_LOST:
+            self.stats.dropped_frames += 1
+            self._emit(FrameDropped(t, self.guide_frame + 1, self._elapsed(t), reason, error_code=2))
+        return Decision([], self.pop_events())
+
+    def _elapsed(self, t: float) -> float:
+        return t - self.guide_start_t if self.guide_start_t is not None else 0.0
+
+    def on_frame(self, data: np.ndarray, t: float) -> Decision:
+        self.frame_no += 1
+        self.last_t = t
+        self._shape = (int(data.shape[0]), int(data.shape[1]))
+        self._last_data = data
+        if self.state == GuideState.STOPPED:
+            return Decision([], self.pop_events())
+        if self._pending == "select" or (self.star is None and self._pending in ("calibrate", "guide")):
+            if not self._select(data, t):
+                return Decision([], self.pop_events())
+            if self._pending == "select":
+                self._pending = None
+        if self.star is None:
+            return Decision([], self.pop_events())
+
+        if self.state == GuideState.STAR_LOST:
+            if not self._search_lost(data, t):
+                return Decision([], self.pop_events())
+        else:
+            m = measure_star(data, self.star.x, self.star.y, self.box_half, self.saturation)
+            why = self._bad(m)
+            if why:
+                self._enter_lost(t, why, m)
+                return Decision([], self.pop_events())
+            assert m is not None
+            self._update_star(m)
+
+        pulses: list[Pulse] = []
+        if self._pending == "calibrate":
+            self._pending = None
+            self._begin_calibration(t)
+        elif self._pending == "guide":
+            self._pending = None
+            self._begin_guiding(t, keep_lock=False)
+
+        if self.state == GuideState.CALIBRATING:
+            pulses = self._calibration_step(t)
+        elif self.state in TRACKING:
+            pulses = self._guide_step(data, t)
+        return Decision(pulses, self.pop_events())
+
+    # --------------------------------------------------------------- star
+    def _bad(self, m: StarMeasurement | None) -> str:
+        if m is None:
+            return "no star in the guide box"
+        if m.snr < self.settings.lost_snr:
+            return f"low SNR ({m.snr:.1f})"
+        mc = self.settings.mass_change
+        if mc > 1.0 and self.star is not None and self.star.mass > 0:
+            if m.mass < self.star.mass / mc or m.mass > self.star.mass * mc:
+                return f"star flux changed {m.mass / self.star.mass:.2f}×"
+        return ""
+
+    def _update_star(self, m: StarMeasurement) -> None:
+        assert self.star is not None
+        s = self.star
+        s.x, s.y, s.snr, s.hfd = m.x, m.y, m.snr, m.hfd
+        s.mass = m.mass if s.mass <= 0 else 0.9 * s.mass + 0.1 * m.mass
+
+    def _select(self, data: np.ndarray, t: float) -> bool:
+        s = self.settings
+        if self._select_at is not None:
+            x, y = self._select_at
+            m = measure_star(data, x, y, self.box_half, self.saturation)
+            if m is None or m.snr < s.lost_snr:
+                self._fail_start(f"No star at ({x:.0f}, {y:.0f}): pick a brighter star or select "
+                                 "automatically")
+                return False
+            self.star = _Star(m.x, m.y, mass=m.mass, snr=m.snr, hfd=m.hfd)
+            self.extras = []
+            self._select_at = None
+            self._emit(StarSelected(t, m.x, m.y, m.snr, m.hfd, 0, 0, auto=False))
+            return True
+        try:
+            sel = select_guide_star(data, min_snr=s.min_snr, min_stars=s.min_stars,
+                                    box_half=self.box_half, saturation=self.saturation,
+                                    extra_stars=s.multi_star)
+        except NoGuideStar as exc:
+            self._fail_start(f"Cannot pick a guide star: {exc}")
+            return False
+        p = sel.primary
+        self.star = _Star(p.x, p.y, mass=p.mass, snr=p.snr, hfd=p.hfd)
+        self.extras = [_Star(c.x, c.y, c.x - p.x, c.y - p.y, c.mass, c.snr, c.hfd) for c in sel.extras]
+        self._emit(StarSelected(t, p.x, p.y, p.snr, p.hfd, sel.visible, len(self.extras), auto=True))
+        return True
+
+    def _fail_start(self, msg: str) -> None:
+        what = self._pending
+        self._pending = None
+        self._after_cal = None
+        self._alert("critical" if what in ("calibrate", "guide") else "warning", "no-star", msg)
+        if what == "calibrate":
+            self._emit(CalibrationFailed(self.last_t, msg))
+
+    def _enter_lost(self, t: float, reason: str, m: StarMeasurement | None) -> None:
+        self._lost_from = self.state
+        self._lost_since = t
+        self._lost_alert_at = None
+        self._new_star_try_at = t + self.settings.new_star_after_s
+        self.stats.star_lost_events += 1
+        snr = m.snr if m is not None else 0.0
+        mass = m.mass if m is not None else 0.0
+        self._emit(StarLost(t, reason, snr))
+        if self.state in TRACKING:
+            self._emit(FrameDropped(t, self.guide_frame + 1, self._elapsed(t), f"Star lost - {reason}",
+                                    snr, mass, 1))
+        self._set_state(GuideState.STAR_LOST, reason)
+
+    def _search_lost(self, data: np.ndarray, t: float) -> bool:
+        """One frame while lost: look near the last position, then wider,
+        then (after a while) anywhere.  True when the star is back."""
+        assert self.star is not None
+        s = self.settings
+        ref_mass = self.star.mass
+        found: StarMeasurement | None = None
+        centres = [(self.star.x, self.star.y)]
+        if self.lock is not None:
+            centres.append(self.lock)
+        for half in (self.box_half, 3 * self.box_half):
+            for cx, cy in centres:
+                m = measure_star(data, cx, cy, half, self.saturation)
+                if m is None or m.snr < s.lost_snr * 1.34:
+                    continue
+                if ref_mass > 0 and not (ref_mass / 4 <= m.mass <= ref_mass * 4):
+                    continue
+                found = m
+                break
+            if found:
+                break
+        lost_for = t - self._lost_since
+        if found is not None:
+            self._update_star(found)
+            self._emit(StarFound(t, found.x, found.y, found.snr, lost_for, True))
+            self._resume_after_lost(t)
+            return True
+        if t >= self._new_star_try_at:
+            self._new_star_try_at = t + 10.0
+            try:
+                sel = select_guide_star(data, min_snr=s.min_snr, min_stars=s.min_stars,
+                                        box_half=self.box_half, saturation=self.saturation)
+            except NoGuideStar:
+                sel = None
+            if sel is not None:
+                p = sel.primary
+                self.star = _Star(p.x, p.y, mass=p.mass, snr=p.snr, hfd=p.hfd)
+                self.extras = []
+                self._emit(StarFound(t, p.x, p.y, p.snr, lost_for, False))
+                if self.lock is not None:
+                    self.set_lock_position(p.x, p.y, "new guide star")
+                self._alert("warning", "new-star", f"The guide star did not come back after "
+                            f"{lost_for:.0f} s; guiding resumed on another star at ({p.x:.0f}, "
+                            f"{p.y:.0f}). The lock position was reset, so the framing may have "
+                            "shifted")
+                self._resume_after_lost(t)
+                return True
+        if self._lost_from in TRACKING:
+            self.stats.dropped_frames += 1
+            self._emit(FrameDropped(t, self.guide_frame + 1, self._elapsed(t), "Star lost", 0.0, 0.0, 1))
+        if lost_for >= s.lost_alert_s and (self._lost_alert_at is None or t - self._lost_alert_at >= 300):
+            self._lost_alert_at = t
+            doing = "guiding is paused" if self._lost_from in TRACKING else "nothing is being tracked"
+            self._alert("critical", "star-lost", f"Guide star lost for {lost_for:.0f} s (clouds, "
+                        f"an obstruction or a big bump): {doing}, still searching. Check the sky "
+                        "and the guide camera")
+        return False
+
+    def _resume_after_lost(self, t: float) -> None:
+        back = self._lost_from or GuideState.LOOPING
+        self._lost_from = None
+        self._drift_since = None
+        if back == GuideState.CALIBRATING:
+            self._alert("warning", "calibration", "The star was lost during calibration: starting "
+                        "the calibration again")
+            self._set_state(GuideState.LOOPING, "star found")
+            self._pending = "calibrate"
+            return
+        self._set_state(back, "star found")
+
+    # ------------------------------------------------------------ calibration
+    def _begin_calibration(self, t: float) -> None:
+        assert self.star is not None
+        s = self.settings
+        cs = CalibrationSettings(target_px=s.calibration_px, steps=s.calibration_steps,
+                                 step_ms=s.calibration_step_ms, max_ortho_deg=s.calibration_max_ortho_deg,
+                                 max_ratio_error=s.calibration_max_ratio_error,
+                                 max_steps=max(60, 5 * s.calibration_steps))
+        self.calibrator = Calibrator(cs, guide_rate=self.guide_rate, pixel_scale=self.pixel_scale,
+                                     dec_deg=self.dec_deg, camera=self.camera, pier_side=self.pier_side,
+                                     t0=t)
+        self._set_state(GuideState.CALIBRATING, "calibration started")
+        self._emit(CalibrationStarted(t, self.star.x, self.star.y, self.star.hfd,
+                                      self.calibrator.ra_step_ms, self.calibrator.dec_step_ms))
+
+    def _calibration_step(self, t: float) -> list[Pulse]:
+        assert self.star is not None and self.calibrator is not None
+        cal = self.calibrator
+        n_before = len(cal.records)
+        req = cal.update(self.star.x, self.star.y)
+        for rec in cal.records[n_before:]:
+            leg, step, dx, dy, x, y, dist = rec
+            ms = cal.pulse_ms if req is None else req.ms
+            self._emit(CalibrationStep(t, leg, step, dx, dy, x, y, dist, ms))
+        if cal.failed:
+            self.calibrator = None
+            self._emit(CalibrationFailed(t, cal.error))
+            self._alert("critical", "calibration", cal.error)
+            self._after_cal = None
+            self._set_state(GuideState.LOOPING, "calibration failed")
+            return []
+        if cal.result is not None and self.calibration is not cal.result:
+            res = cal.result
+            self.calibration = res
+            self._emit(CalibrationDone(t, res.ra_angle_deg, res.dec_angle_deg, res.ra_rate, res.dec_rate,
+                                       res.flipped, res.orthogonality_error_deg, list(res.warnings)))
+            for w in res.warnings:
+                self._alert("warning", "calibration", w)
+        if cal.done:
+            self.calibrator = None
+            after = self._after_cal
+            self._after_cal = None
+            if after in ("guide", "resume"):
+                self._begin_guiding(t, keep_lock=(after == "resume"))
+            else:
+                self._set_state(GuideState.LOOPING, "calibration complete")
+            return []
+        return [Pulse(req.direction, req.ms)] if req is not None else []
+
+    # ---------------------------------------------------------------- guiding
+    def _begin_guiding(self, t: float, keep_lock: bool) -> None:
+        assert self.star is not None
+        if self.calibration is None:
+            self.start_calibration(then_guide=True)
+            return
+        if not keep_lock or self.lock is None or not self._inside(*self.lock):
+            self.lock = (self.star.x, self.star.y)
+            self._emit(LockPositionSet(t, self.star.x, self.star.y, "guiding started"))
+        for e in self.extras:
+            e.ref_dx, e.ref_dy = e.x - self.star.x, e.y - self.star.y
+        self.ra_algo.reset()
+        self.dec_algo.reset()
+        self.guide_start_t = t
+        self.guide_frame = 0
+        self._drift_since = None
+        self._recovering_since = None
+        self._acc.clear()
+        self._last_corr_t = None
+        s = self.settings
+        self._set_state(GuideState.GUIDING, "guiding started")
+        self._emit(GuidingStarted(
+            t, self.lock[0], self.lock[1], self.star.x, self.star.y, self.star.hfd, self.pixel_scale,
+            s.exposure_s, self.calibration.to_dict(), asdict(s),
+            f"{self.ra_algo.name}, {self.ra_algo.summary()}",
+            f"{self.dec_algo.name}, {self.dec_algo.summary()}", self.dec_deg, self.pier_side))
+
+    def _offset(self, data: np.ndarray) -> tuple[float, float, int]:
+        """Star offset from the lock position (camera px), averaged over the
+        extra stars that agree with the guide star."""
+        assert self.star is not None and self.lock is not None
+        dx, dy = self.star.x - self.lock[0], self.star.y - self.lock[1]
+        if not self.extras:
+            return dx, dy, 1
+        wsum = self.star.snr
+        sx, sy = dx * wsum, dy * wsum
+        used = 1
+        keep: list[_Star] = []
+        for e in self.extras:
+            m = measure_star(data, e.x, e.y, self.box_half, self.saturation)
+            if m is None or m.snr < self.settings.lost_snr:
+                continue  # dropped from averaging from now on
+            e.x, e.y, e.snr = m.x, m.y, m.snr
+            keep.append(e)
+            ex = m.x - (self.lock[0] + e.ref_dx)
+            ey = m.y - (self.lock[1] + e.ref_dy)
+            if math.hypot(ex - dx, ey - dy) > 1.5:
+                continue  # disagrees: a neighbour or a hot pixel got in its box
+            sx += ex * m.snr
+            sy += ey * m.snr
+            wsum += m.snr
+            used += 1
+        self.extras = keep
+        return sx / wsum, sy / wsum, used
+
+    def _guide_step(self, data: np.ndarray, t: float) -> list[Pulse]:
+        assert self.star is not None and self.lock is not None and self.calibration is not None
+        s = self.settings
+        cal = self.calibration
+        self.guide_frame += 1
+        dx, dy, used = self._offset(data)
+        ra_px, dec_px = cal.mount_from_camera(dx, dy)
+        dist = math.hypot(dx, dy)
+
+        self._acc.append((ra_px, dec_px))
+        correct = (s.correction_time_s <= 0 or self._last_corr_t is None
+                   or t - self._last_corr_t >= s.correction_time_s - 1e-6
+                   or self.state == GuideState.SETTLING)
+        ra_out = dec_out = 0.0
+        if correct:
+            ra_in = sum(a[0] for a in self._acc) / len(self._acc)
+            dec_in = sum(a[1] for a in self._acc) / len(self._acc)
+            self._acc.clear()
+            self._last_corr_t = t
+            if self._recovering_since is not None:
+                ra_out, dec_out = ra_in, dec_in  # full corrections until it is back
+            else:
+                ra_out = self.ra_algo.result(ra_in)
+                dec_out = self.dec_algo.result(dec_in)
+            if s.tolerance_px is not None:
+                if abs(ra_in) < s.tolerance_px:
+                    ra_out = 0.0
+                if abs(dec_in) < s.tolerance_px:
+                    dec_out = 0.0
+
+        pulses: list[Pulse] = []
+        ra_ms, ra_dir, ra_lim = self._to_pulse(ra_out, cal.ra_rate, "E", "W", s.max_ra_pulse_ms)
+        dec_ms, dec_dir, dec_lim = self._to_pulse(dec_out, cal.dec_rate, "S", "N", s.max_dec_pulse_ms)
+        mode = s.dec_mode.lower()
+        if dec_ms and (mode == "off" or (mode == "north" and dec_dir != "N")
+                       or (mode == "south" and dec_dir != "S")):
+            dec_ms, dec_dir, dec_lim = 0, "", False
+        if ra_ms:
+            pulses.append(Pulse(ra_dir, ra_ms))
+        if dec_ms:
+            pulses.append(Pulse(dec_dir, dec_ms))
+
+        step = GuideStep(t, self.guide_frame, self._elapsed(t), self.star.x, self.star.y,
+                         self.lock[0], self.lock[1], dx, dy, ra_px, dec_px, ra_out, dec_out,
+                         ra_ms, ra_dir, dec_ms, dec_dir, self.star.snr, self.star.mass, self.star.hfd,
+                         used, ra_lim, dec_lim)
+        self._emit(step)
+        if self.state == GuideState.GUIDING:
+            self.stats.add(step)
+            self._watchdog(t, dist)
+        elif self.state == GuideState.SETTLING:
+            self._settle(t, dist)
+        return pulses
+
+    @staticmethod
+    def _to_pulse(out_px: float, rate: float, pos_dir: str, neg_dir: str,
+                  max_ms: int) -> tuple[int, str, bool]:
+        if out_px == 0.0 or rate <= 0:
+            return 0, "", False
+        ms = abs(out_px) / rate * 1000.0
+        limited = ms > max_ms
+        ms = min(ms, max_ms)
+        if ms < 1:
+            return 0, "", False
+        return int(round(ms)), (pos_dir if out_px > 0 else neg_dir), limited
+
+    def _watchdog(self, t: float, dist: float) -> None:
+        s = self.settings
+        if dist <= s.drift_limit_px:
+            self._drift_since = None
+            if self._recovering_since is not None and dist <= s.drift_limit_px / 2:
+                self._recovering_since = None
+                self.ra_algo.reset()
+                self.dec_algo.reset()
+                self._alert("info", "drift", f"The guide star is back at the lock position "
+                            f"({dist:.1f} px): normal guiding resumed")
+            return
+        if self._drift_since is None:
+            self._drift_since = t
+            return
+        away = t - self._drift_since
+        if self._recovering_since is None:
+            if away >= s.drift_time_s:
+                self._recovering_since = t
+                self._recover_alert_at = t
+                self.ra_algo.reset()
+                self.dec_algo.reset()
+                self._alert("critical", "drift", f"The guide star has been {dist:.1f} px from its "
+                            f"lock position for {away:.0f} s: correcting at full strength to bring "
+                            "it back")
+        elif t - self._recovering_since >= 2 * s.drift_time_s:
+            self._alert("critical", "drift", f"The guide star is still {dist:.1f} px from its lock "
+                        "position after full-strength corrections: the calibration no longer fits "
+                        "(camera moved? meridian flip?). Recalibrating, then guiding back to the "
+                        "same lock position")
+            self._recovering_since = None
+            self._drift_since = None
+            self.calibration = None
+            self._emit(GuidingStopped(t, "recalibrating after drift"))
+            self._set_state(GuideState.LOOPING, "drift recovery failed")
+            self._pending = "calibrate"
+            self._after_cal = "resume"
+
+    def _settle(self, t: float, dist: float) -> None:
+        s = self.settings
+        if dist <= s.settle_px:
+            if self._settle_since is None:
+                self._settle_since = t
+            if t - self._settle_since >= s.settle_time_s:
+                self._emit(SettleDone(t, True, dist, t - self._dither_t))
+                self._set_state(GuideState.GUIDING, "settled")
+                self._drift_since = None
+                return
+        else:
+            self._settle_since = None
+        if t - self._dither_t >= s.settle_timeout_s:
+            msg = (f"Did not settle within {s.settle_timeout_s:g} s (still {dist:.1f} px from the "
+                   f"lock position, need {s.settle_px:g} px for {s.settle_time_s:g} s)")
+            self._emit(SettleDone(t, False, dist, t - self._dither_t, msg))
+            self._alert("warning", "settle", msg)
+            self._set_state(GuideState.GUIDING, "settle timeout")
+            self._drift_since = None

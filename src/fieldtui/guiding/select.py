@@ -1,0 +1,106 @@
+"""Guide-star auto-selection.
+
+A good guide star has a high SNR, is not saturated (a clipped star has no
+measurable centre), has no neighbour inside its guide box, and sits far
+enough from the frame edge that a dither or some drift does not push it out.
+Like the field guide says, guiding on a field with fewer than four or five
+visible stars usually means the focus, exposure or gain is wrong: we refuse
+and say so instead of locking onto noise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .centroid import Candidate, find_stars
+
+
+class NoGuideStar(Exception):
+    """No acceptable guide star; the message says why and what to change."""
+
+
+@dataclass
+class Selection:
+    primary: Candidate
+    extras: list[Candidate] = field(default_factory=list)
+    visible: int = 0  # stars at or above the SNR floor
+    candidates: list[Candidate] = field(default_factory=list)
+
+
+def detect_candidates(data: np.ndarray, saturation: float | None = None,
+                      threshold_sigma: float = 5.0) -> list[Candidate]:
+    """All stars in the frame, through ``fieldtui.imaging`` when it is
+    available, else the guider's own whole-frame search."""
+    try:
+        from ..imaging.stars import detect_stars  # type: ignore[import-not-found]
+    except Exception:  # noqa: BLE001 - optional engine
+        detect_stars = None
+    if detect_stars is not None:
+        try:
+            stars = detect_stars(data, threshold_sigma=threshold_sigma)
+            out = []
+            for s in stars:
+                sat = bool(getattr(s, "saturated", False))
+                if saturation is not None and getattr(s, "peak", 0.0) >= 0.98 * saturation:
+                    sat = True
+                out.append(Candidate(float(s.x), float(s.y), float(getattr(s, "snr", 0.0)),
+                                     float(getattr(s, "flux", 0.0)), float(getattr(s, "peak", 0.0)),
+                                     float(getattr(s, "hfd", 0.0)), sat))
+            return out
+        except Exception:  # noqa: BLE001 - fall back to our own search
+            pass
+    return find_stars(data, threshold_sigma=threshold_sigma, saturation=saturation)
+
+
+def select_guide_star(data: np.ndarray, *, min_snr: float = 6.0, min_stars: int = 4,
+                      box_half: int = 12, edge_margin: int | None = None,
+                      saturation: float | None = None, extra_stars: int = 0,
+                      candidates: list[Candidate] | None = None) -> Selection:
+    """Pick the best guide star (and up to ``extra_stars`` more for
+    multi-star averaging).  Raises :class:`NoGuideStar` with a reason."""
+    h, w = data.shape
+    if edge_margin is None:
+        edge_margin = max(3 * box_half, int(0.05 * min(w, h)))
+    cands = candidates if candidates is not None else detect_candidates(data, saturation)
+    visible = [c for c in cands if c.snr >= min_snr]
+    if len(visible) < min_stars:
+        raise NoGuideStar(
+            f"only {len(visible)} star{'s' if len(visible) != 1 else ''} visible at SNR ≥ {min_snr:g} "
+            f"(need at least {min_stars}): check focus, raise the exposure or gain, "
+            "or move the field slightly to take in more stars")
+    iso_r = 2.0 * box_half
+
+    def acceptable(c: Candidate) -> str | None:
+        if c.saturated:
+            return "saturated"
+        if not (edge_margin <= c.x < w - edge_margin and edge_margin <= c.y < h - edge_margin):
+            return "near the edge"
+        for o in cands:
+            if o is c:
+                continue
+            if math.hypot(o.x - c.x, o.y - c.y) < iso_r and o.mass > 0.05 * c.mass:
+                return "has a neighbour"
+        return None
+
+    good: list[tuple[float, Candidate]] = []
+    reasons: dict[str, int] = {}
+    for c in visible:
+        why = acceptable(c)
+        if why is None:
+            score = c.snr
+            if saturation is not None and c.peak > 0.8 * saturation:
+                score *= 0.5  # nearly clipped: centroid already suffers
+            good.append((score, c))
+        else:
+            reasons[why] = reasons.get(why, 0) + 1
+    if not good:
+        detail = ", ".join(f"{n} {why}" for why, n in reasons.items())
+        raise NoGuideStar(f"{len(visible)} stars visible but none usable ({detail}): "
+                          "lower the gain or exposure if they are saturated, or move the field")
+    good.sort(key=lambda sc: -sc[0])
+    primary = good[0][1]
+    extras = [c for _, c in good[1:1 + max(0, extra_stars)]]
+    return Selection(primary, extras, len(visible), cands)
