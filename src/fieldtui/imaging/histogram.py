@@ -57,8 +57,8 @@ def _hist_percentile(cum: np.ndarray, total: int, pct: float) -> float:
     return float(min(i, len(cum) - 1))
 
 
-def _finish(n, clipped, saturated, p, mode, mean, black) -> dict:
-    spread = max(p[50.0] - p[15.865], 1.0 if isinstance(black, int) else 1e-12)
+def _finish(n, clipped, saturated, p, mode, mean, black, min_spread) -> dict:
+    spread = max(p[50.0] - p[15.865], min_spread)
     margin = (p[LEFT_EDGE_PCT] - black) / spread
     clipped_pct = 100.0 * clipped / n
     return {
@@ -94,7 +94,7 @@ def hist_stats(hist: np.ndarray, lo: int, black: float, white: float) -> dict:
     seg = sm[start:]
     mode = float(int(np.argmax(seg)) + start + lo) if seg.size and seg.max() > 0 else p[50.0]
     mean = float(np.dot(values, hist) / n)
-    return _finish(n, clipped, saturated, p, mode, mean, float(black))
+    return _finish(n, clipped, saturated, p, mode, mean, float(black), 1.0)
 
 
 def stats(values: np.ndarray, black: float, white: float) -> dict:
@@ -115,7 +115,7 @@ def stats(values: np.ndarray, black: float, white: float) -> dict:
     h, edges = np.histogram(f, bins=min(1024, max(16, f.size // 50)))
     i = int(np.argmax(h))
     mode = float(0.5 * (edges[i] + edges[i + 1]))
-    return _finish(f.size, clipped, saturated, p, mode, float(f.mean()), float(black))
+    return _finish(f.size, clipped, saturated, p, mode, float(f.mean()), float(black), 1e-6 * max(1.0, abs(p[50.0])))
 
 
 def frame_histogram(data: np.ndarray, black: float, white: float, bayer: str | None) -> dict:

@@ -1,0 +1,383 @@
+"""Reading frames from FITS and camera raw files, and writing FITS atomically.
+
+Every failure to read raises :class:`FrameReadError` with a one-line
+message naming the file and the cause, and a ``reason`` code:
+``not_found``, ``unsupported``, ``corrupt``, ``no_image``, ``empty``,
+``unreadable``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ..frame import Frame
+
+FITS_SUFFIXES = {".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz"}
+RAW_SUFFIXES = {
+    ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".dng", ".rw2", ".arw", ".srf", ".sr2",
+    ".orf", ".raf", ".pef", ".srw", ".3fr", ".erf", ".kdc", ".mef", ".mos", ".mrw",
+    ".rwl", ".iiq", ".x3f",
+}
+
+
+class FrameReadError(Exception):
+    """A frame file that could not be turned into a :class:`Frame`."""
+
+    def __init__(self, path: str | os.PathLike, reason: str, detail: str):
+        self.path = Path(path)
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{self.path.name}: {detail}")
+
+
+# --------------------------------------------------------------------------
+# helpers
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    for s in sorted(FITS_SUFFIXES, key=len, reverse=True):
+        if name.endswith(s):
+            return s
+    return path.suffix.lower()
+
+
+_KINDS = {
+    "light": "light",
+    "object": "light",
+    "science": "light",
+    "dark": "dark",
+    "flat": "flat",
+    "bias": "bias",
+    "offset": "bias",
+    "zero": "bias",
+}
+
+
+def kind_from_imagetyp(value: str) -> str:
+    """'Light Frame' → light, 'Dark Flat' → darkflat, 'Flat Field' → flat, …"""
+    v = value.strip().lower()
+    if "dark" in v and "flat" in v:
+        return "darkflat"
+    for word, kind in _KINDS.items():
+        if word in v:
+            return kind
+    return v or "light"
+
+
+IMAGETYP = {
+    "light": "Light Frame",
+    "dark": "Dark Frame",
+    "flat": "Flat Field",
+    "bias": "Bias Frame",
+    "darkflat": "Dark Flat",
+}
+
+
+def _native(a: np.ndarray) -> np.ndarray:
+    if not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))
+    return np.ascontiguousarray(a)
+
+
+def _all_zero(a: np.ndarray) -> bool:
+    if a.dtype.kind == "f":
+        finite = np.isfinite(a)
+        return not finite.any() or not np.any(a[finite])
+    return not np.any(a)
+
+
+def _num(header, *keys):
+    for k in keys:
+        if k in header:
+            try:
+                v = float(header[k])
+            except (TypeError, ValueError):
+                continue
+            if math.isfinite(v):
+                return v
+    return None
+
+
+# --------------------------------------------------------------------------
+# FITS
+
+
+def _read_fits(path: Path) -> Frame:
+    from astropy.io import fits
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with fits.open(path, memmap=False) as hdul:
+                hdu = None
+                for h in hdul:
+                    if h.header.get("NAXIS", 0) >= 2 and h.data is not None and h.data.ndim >= 2:
+                        hdu = h
+                        break
+                if hdu is None:
+                    raise FrameReadError(path, "no_image", "FITS file has no image data")
+                header = hdu.header.copy()
+                data = _native(np.asarray(hdu.data))
+    except FrameReadError:
+        raise
+    except (OSError, ValueError, TypeError, IndexError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "truncated" in msg.lower() or "corrupt" in msg.lower() or "empty" in msg.lower():
+            raise FrameReadError(path, "corrupt", f"truncated or corrupt FITS file ({msg})") from None
+        raise FrameReadError(path, "corrupt", f"cannot read FITS data ({msg})") from None
+
+    if data.ndim == 3:
+        # a colour cube (planes first, as FITS writers do) or a stack: keep 3-D
+        if data.shape[0] == 1:
+            data = data[0]
+    if _all_zero(data):
+        raise FrameReadError(path, "empty", "empty image: every pixel is 0 (no image data)")
+
+    frame = Frame(data=data, path=path)
+    frame.exposure = _num(header, "EXPTIME", "EXPOSURE") or 0.0
+    gain = _num(header, "GAIN", "EGAIN_SET")
+    frame.gain = int(round(gain)) if gain is not None else None
+    iso = _num(header, "ISOSPEED", "ISO")
+    frame.iso = int(round(iso)) if iso is not None else None
+    frame.temperature = _num(header, "CCD-TEMP", "CCD_TEMP", "SENSOR-T", "TEMPERAT")
+    frame.pixel_um = _num(header, "XPIXSZ", "PIXSIZE1", "PIXSIZE")
+    frame.focal_mm = _num(header, "FOCALLEN", "FOCAL")
+    frame.camera = str(header.get("INSTRUME", "")).strip()
+    if "IMAGETYP" in header:
+        frame.kind = kind_from_imagetyp(str(header["IMAGETYP"]))
+    bayer = str(header.get("BAYERPAT", header.get("COLORTYP", ""))).strip().upper()
+    if len(bayer) == 4 and not set(bayer) - set("RGB"):
+        xoff = int(_num(header, "XBAYROFF", "BAYOFFX") or 0) % 2
+        yoff = int(_num(header, "YBAYROFF", "BAYOFFY") or 0) % 2
+        grid = [[bayer[0], bayer[1]], [bayer[2], bayer[3]]]
+        frame.bayer = "".join(grid[(r + yoff) % 2][(c + xoff) % 2] for r in (0, 1) for c in (0, 1))
+    bitpix = int(header.get("BITPIX", 16))
+    frame.bit_depth = abs(bitpix)
+    pedestal = _num(header, "PEDESTAL")
+    if pedestal is not None:
+        # MaxIm convention: zero-based ADU = stored value + PEDESTAL
+        frame.meta["PEDESTAL"] = pedestal
+        frame.black_level = max(0.0, -pedestal)
+    elif "BLKLEVEL" in header or "OFFSET" in header:
+        frame.black_level = float(_num(header, "BLKLEVEL", "OFFSET") or 0.0)
+    saturate = _num(header, "SATURATE", "DATAMAX")
+    if saturate is not None:
+        frame.white_level = saturate
+    elif data.dtype.kind in "ui":
+        frame.white_level = float(np.iinfo(data.dtype).max)
+    else:
+        frame.white_level = math.inf
+    date = header.get("DATE-OBS")
+    if date:
+        frame.timestamp = _parse_date(str(date)) or 0.0
+        frame.meta["DATE-OBS"] = str(date)
+    for key in ("OBJECT", "FILTER", "RA", "DEC", "OBJCTRA", "OBJCTDEC", "TELESCOP"):
+        if key in header:
+            frame.meta[key] = header[key]
+    return frame
+
+
+def _parse_date(text: str) -> float | None:
+    try:
+        d = _dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=_dt.timezone.utc)
+    return d.timestamp()
+
+
+# --------------------------------------------------------------------------
+# camera raw
+
+
+def _read_raw(path: Path) -> Frame:
+    import rawpy
+
+    def fail(exc: Exception) -> FrameReadError:
+        if isinstance(exc, rawpy.LibRawFileUnsupportedError):
+            return FrameReadError(path, "unsupported", "unsupported format: not a raw file LibRaw can decode")
+        if isinstance(exc, rawpy.LibRawIOError):
+            return FrameReadError(path, "corrupt", "truncated raw file: image data ends early (I/O error)")
+        if isinstance(exc, rawpy.LibRawDataError):
+            return FrameReadError(path, "corrupt", "corrupt raw file: image data missing or damaged")
+        text = str(exc).strip("b'\"")
+        return FrameReadError(path, "corrupt", f"cannot decode raw file ({text})")
+
+    try:
+        raw = rawpy.imread(str(path))
+    except rawpy.LibRawError as exc:
+        raise fail(exc) from None
+    with raw:
+        try:
+            visible = np.array(raw.raw_image_visible, copy=True)
+            raw_type = raw.raw_type
+            colors = raw.raw_colors_visible[:2, :2].copy() if raw_type == rawpy.RawType.Flat else None
+            desc = raw.color_desc.decode("ascii", "replace")
+            pattern = raw.raw_pattern
+            black = [float(b) for b in raw.black_level_per_channel]
+            white = float(raw.white_level)
+            other = raw.other
+        except rawpy.LibRawError as exc:
+            raise fail(exc) from None
+    if visible.size == 0:
+        raise FrameReadError(path, "no_image", "raw file has no image data")
+    if _all_zero(visible):
+        raise FrameReadError(path, "empty", "empty image: every pixel is 0 (no image data)")
+
+    frame = Frame(data=visible, path=path, camera="")
+    frame.meta["black_level_per_channel"] = black
+    if raw_type == rawpy.RawType.Flat:
+        if pattern is not None and pattern.shape == (2, 2) and colors is not None:
+            frame.bayer = "".join(desc[int(i)] for i in colors.ravel())
+            frame.black_level = float(np.mean(black))
+        else:
+            frame.meta["cfa"] = "non-Bayer mosaic"  # X-Trans and friends: measured as mono
+            frame.black_level = float(np.mean(black))
+    else:
+        # a stack of full colour planes (film scanners, linear DNG): use the
+        # planes that carry data, averaged into one luminance plane
+        planes = [visible[..., i] for i in range(visible.shape[-1]) if np.any(visible[..., i])]
+        frame.data = np.mean(planes, axis=0).round().astype(visible.dtype) if planes else visible[..., 0]
+        frame.meta["raw_type"] = "stack"
+        frame.meta["planes"] = len(planes)
+        frame.black_level = float(np.mean(black))
+    top = float(frame.data.max())
+    if white < top:
+        # some writers report a white level below the data (e.g. 255 for 16-bit scans)
+        frame.meta["reported_white_level"] = white
+        white = float(2 ** int(math.ceil(math.log2(top + 1))) - 1)
+    frame.white_level = white
+    frame.bit_depth = max(1, int(math.ceil(math.log2(white + 1))))
+    if other is not None:
+        if other.iso_speed:
+            frame.iso = int(round(other.iso_speed))
+        if other.shutter_speed:
+            frame.exposure = float(other.shutter_speed)
+        ts = other.timestamp
+        if ts is not None and ts.year > 1970:
+            frame.timestamp = ts.replace(tzinfo=_dt.timezone.utc).timestamp() if ts.tzinfo is None else ts.timestamp()
+        if other.focal_length:
+            frame.meta["lens_focal_mm"] = float(other.focal_length)
+    return frame
+
+
+# --------------------------------------------------------------------------
+# public
+
+
+def read_frame(path: str | os.PathLike) -> Frame:
+    """Read a FITS or camera raw file into a :class:`Frame` (Bayer data stays a mosaic).
+
+    Raises :class:`FrameReadError` for a missing, unsupported, truncated,
+    corrupt, image-less or all-zero file.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FrameReadError(p, "not_found", "file not found")
+    if p.is_dir():
+        raise FrameReadError(p, "unsupported", "is a directory, not a frame file")
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(80)
+    except OSError as exc:
+        raise FrameReadError(p, "unreadable", f"cannot open file ({exc.strerror or exc})") from None
+    if not head:
+        raise FrameReadError(p, "corrupt", "file is empty (0 bytes)")
+    suffix = _suffix(p)
+    if suffix in FITS_SUFFIXES or head.startswith(b"SIMPLE  ="):
+        return _read_fits(p)
+    if suffix in RAW_SUFFIXES:
+        return _read_raw(p)
+    # unknown extension: let LibRaw sniff it, but report it as unsupported if it can't
+    try:
+        return _read_raw(p)
+    except FrameReadError as exc:
+        if exc.reason in ("empty", "no_image"):
+            raise
+        raise FrameReadError(
+            p, "unsupported", f"unsupported format '{suffix or p.name}': not FITS or a camera raw file"
+        ) from None
+
+
+def fits_header(frame: Frame):
+    """The standard FITS keywords for a frame (an astropy Header)."""
+    from astropy.io import fits
+
+    h = fits.Header()
+    h["IMAGETYP"] = (IMAGETYP.get(frame.kind, frame.kind.title()), "Type of image")
+    h["EXPTIME"] = (float(frame.exposure), "[s] Exposure time")
+    if frame.gain is not None:
+        h["GAIN"] = (int(frame.gain), "Sensor gain")
+    if frame.iso is not None:
+        h["ISOSPEED"] = (int(frame.iso), "ISO speed")
+    if frame.temperature is not None:
+        h["CCD-TEMP"] = (float(frame.temperature), "[C] Sensor temperature")
+    meta = {str(k).upper(): v for k, v in frame.meta.items()}
+    if frame.timestamp:
+        d = _dt.datetime.fromtimestamp(frame.timestamp, tz=_dt.timezone.utc)
+        h["DATE-OBS"] = (d.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3], "UTC start of exposure")
+    elif "DATE-OBS" in meta:
+        h["DATE-OBS"] = str(meta["DATE-OBS"])
+    for key in ("OBJECT", "FILTER"):
+        if meta.get(key) not in (None, ""):
+            h[key] = str(meta[key])
+    if frame.bayer:
+        h["BAYERPAT"] = (frame.bayer, "Bayer pattern of the top-left 2x2")
+        h["XBAYROFF"] = 0
+        h["YBAYROFF"] = 0
+    if frame.pixel_um:
+        h["XPIXSZ"] = (float(frame.pixel_um), "[um] Pixel width")
+        h["YPIXSZ"] = (float(frame.pixel_um), "[um] Pixel height")
+    if frame.focal_mm:
+        h["FOCALLEN"] = (float(frame.focal_mm), "[mm] Focal length")
+    for key, comment in (("RA", "[deg] Right ascension"), ("DEC", "[deg] Declination")):
+        if meta.get(key) is not None:
+            try:
+                h[key] = (float(meta[key]), comment)
+            except (TypeError, ValueError):
+                h[key] = str(meta[key])
+    if frame.camera:
+        h["INSTRUME"] = frame.camera
+    if frame.black_level:
+        h["BLKLEVEL"] = (float(frame.black_level), "Black level (ADU)")
+    return h
+
+
+def write_fits(path: str | os.PathLike, frame: Frame) -> Path:
+    """Write ``frame`` as FITS atomically: temp file in the same folder, fsync, rename."""
+    from astropy.io import fits
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    hdu = fits.PrimaryHDU(data=np.asarray(frame.data), header=fits_header(frame))
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            hdu.writeto(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:
+        dfd = os.open(p.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+    return p
