@@ -27,6 +27,9 @@ RAW_SUFFIXES = {
 }
 
 
+MIN_RAW_BYTES_PER_PIXEL = 0.05
+
+
 class FrameReadError(Exception):
     """A frame file that could not be turned into a :class:`Frame`."""
 
@@ -230,6 +233,18 @@ def _read_raw(path: Path) -> Frame:
             raise fail(exc) from None
     if visible.size == 0:
         raise FrameReadError(path, "no_image", "raw file has no image data")
+    # A raw file whose pixel data were stripped still decodes (LibRaw then
+    # hands back zeros, or stale memory from an earlier file). No lossless
+    # raw compression gets below ~1 bit per pixel, so a file that small
+    # cannot hold the image.
+    n_pix = visible.shape[0] * visible.shape[1]
+    size = path.stat().st_size
+    if size < n_pix * MIN_RAW_BYTES_PER_PIXEL:
+        raise FrameReadError(
+            path,
+            "empty",
+            f"empty image: {size} bytes cannot hold a {visible.shape[1]}×{visible.shape[0]} sensor's pixels (no image data)",
+        )
     if _all_zero(visible):
         raise FrameReadError(path, "empty", "empty image: every pixel is 0 (no image data)")
 

@@ -327,7 +327,7 @@ def detect_stars(
     snr = np.where(fluxerr > 0, flux / np.maximum(fluxerr, 1e-12), 0.0)
 
     stars = []
-    for i in range(n):
+    for i in np.argsort(-flux, kind="stable"):
         stars.append(
             Star(
                 x=float(x[i]),
@@ -356,7 +356,7 @@ def measure_star(
     *,
     saturation: float | None = None,
     gain: float | None = None,
-    min_snr: float = 3.0,
+    min_snr: float = 5.0,
 ) -> Star | None:
     """Fit the star nearest ``(x, y)`` inside a ``box``-pixel square.
 
@@ -394,13 +394,18 @@ def measure_star(
     px += 1
     if sm[py, px] < min_snr * noise / 3.0:
         return None
-    # re-centre a square fit window on the peak
-    fh = min(half, max(4, min(px, py, sub.shape[1] - 1 - px, sub.shape[0] - 1 - py)))
-    win = sub[py - fh : py + fh + 1, px - fh : px + fh + 1]
-    # starting width from the pixels above half maximum
-    pk = float(win[fh, fh])
-    npix_half = int(np.count_nonzero(win > 0.5 * max(pk, 1e-9)))
+    # starting width from the pixels above half maximum near the peak
+    pk = float(sm[py, px])
+    near = sub[max(0, py - 8) : py + 9, max(0, px - 8) : px + 9]
+    npix_half = int(np.count_nonzero(near > 0.5 * max(pk, 1e-9)))
     s0 = max(0.6, math.sqrt(max(npix_half, 1) / math.pi) / 1.1774)
+    # a square fit window of about ±3 FWHM re-centred on the peak: more sky
+    # only adds noise to the fitted sky and wings
+    want = max(4, int(math.ceil(3.0 * _GAUSS_FWHM * s0)) + 1)
+    fh = min(half, want, px, py, sub.shape[1] - 1 - px, sub.shape[0] - 1 - py)
+    if fh < 3:
+        return None
+    win = sub[py - fh : py + fh + 1, px - fh : px + fh + 1]
     res = psf.fit_profiles(win[None], np.array([float(fh)]), np.array([float(fh)]), np.array([s0]))
     if not bool(res.ok[0]):
         return None

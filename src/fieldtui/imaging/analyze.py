@@ -1,0 +1,154 @@
+"""``fieldtui analyze FILE... [--json]``: star, histogram and exposure report per file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .advice import advise
+from .io import FrameReadError, read_frame
+from .metrics import frame_metrics
+
+CHANNEL_KEYS = ("clipped_black_pct", "saturated_pct", "median", "mode", "mean", "left_edge_visible")
+
+
+def _clean(v: Any) -> Any:
+    """JSON-safe: numpy scalars to Python, NaN/inf to None."""
+    if isinstance(v, dict):
+        return {str(k): _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, Path):
+        return str(v)
+    return v
+
+
+def analyze_file(path: str | Path, *, ra_axis_angle: float | None = None, reference: dict | None = None) -> dict:
+    """Metrics and advice for one file; ``{"file", "error", "reason"}`` when it cannot be read."""
+    p = Path(path)
+    try:
+        frame = read_frame(p)
+    except FrameReadError as exc:
+        return {"file": str(p), "error": exc.detail, "reason": exc.reason}
+    try:
+        m = frame_metrics(frame)
+    except (ValueError, MemoryError) as exc:
+        return {"file": str(p), "error": f"cannot measure frame ({exc})", "reason": "measure"}
+    out: dict = {
+        "file": str(p),
+        "kind": m.get("kind"),
+        "width": m.get("width"),
+        "height": m.get("height"),
+        "bayer": m.get("bayer"),
+        "exposure": m.get("exposure"),
+        "iso": m.get("iso"),
+        "gain": m.get("gain"),
+        "temperature": m.get("temperature"),
+        "black_level": m.get("black_level"),
+        "white_level": m.get("white_level"),
+        "stars": m.get("stars", 0),
+        "hfr": m.get("hfr"),
+        "hfd": m.get("hfd"),
+        "fwhm": m.get("fwhm"),
+        "fwhm_arcsec": m.get("fwhm_arcsec"),
+        "elongation": m.get("elongation"),
+        "elongation_pa": m.get("elongation_pa"),
+        "snr": m.get("snr"),
+        "background": m.get("background"),
+        "noise": m.get("noise"),
+        "clipped_black_pct": m.get("clipped_black_pct"),
+        "saturated_pct": m.get("saturated_pct"),
+        "median": m.get("median"),
+        "mode": m.get("mode"),
+        "mean": m.get("mean"),
+        "left_edge_visible": m.get("left_edge_visible"),
+    }
+    if m.get("channels"):
+        out["channels"] = {name: {k: c[k] for k in CHANNEL_KEYS} for name, c in m["channels"].items()}
+    out["advice"] = advise(m, reference=reference, ra_axis_angle=ra_axis_angle)
+    return _clean(out)
+
+
+def _num(v, fmt: str, unit: str = "") -> str:
+    return "–" if v is None else format(v, fmt) + unit
+
+
+def format_human(r: dict) -> str:
+    lines = [r["file"]]
+    desc = [f"{r['width']}×{r['height']}", r.get("kind") or "light"]
+    if r.get("bayer"):
+        desc.append(f"Bayer {r['bayer']}")
+    if r.get("exposure"):
+        desc.append(f"{r['exposure']:g} s")
+    if r.get("iso"):
+        desc.append(f"ISO {r['iso']}")
+    if r.get("gain") is not None:
+        desc.append(f"gain {r['gain']}")
+    lines.append("  " + ", ".join(desc))
+    lines.append(
+        f"  stars {r['stars']}  HFR {_num(r['hfr'], '.2f')} px  FWHM {_num(r['fwhm'], '.2f')} px"
+        + (f" ({r['fwhm_arcsec']:.1f}″)" if r.get("fwhm_arcsec") else "")
+        + f"  elongation {_num(r['elongation'], '.2f')}"
+        + (f" at {r['elongation_pa']:.0f}°" if r.get("elongation_pa") is not None else "")
+    )
+    lines.append(
+        f"  median {_num(r['median'], '.0f')}  mode {_num(r['mode'], '.0f')}  black {_num(r['black_level'], '.0f')}"
+        f"  clipped {_num(r['clipped_black_pct'], '.2f', '%')}  saturated {_num(r['saturated_pct'], '.2f', '%')}"
+        f"  left edge {'visible' if r.get('left_edge_visible') else 'cut off'}"
+    )
+    for name, c in (r.get("channels") or {}).items():
+        lines.append(
+            f"    {name:<2} median {c['median']:.0f}  clipped {c['clipped_black_pct']:.2f}%"
+            f"  saturated {c['saturated_pct']:.2f}%  left edge {'visible' if c['left_edge_visible'] else 'cut off'}"
+        )
+    for a in r.get("advice") or []:
+        lines.append(f"  → {a}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="fieldtui analyze",
+        description="Measure stars, histogram and exposure of FITS or camera raw files.",
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE")
+    parser.add_argument("--json", action="store_true", help="print one JSON array, an object per file")
+    parser.add_argument(
+        "--ra-angle",
+        type=float,
+        default=None,
+        metavar="DEG",
+        help="angle of the RA axis on the sensor (from guider calibration), for trailing advice",
+    )
+    args = parser.parse_args(argv)
+    results = []
+    failed = False
+    for f in args.files:
+        r = analyze_file(f, ra_axis_angle=args.ra_angle)
+        results.append(r)
+        if "error" in r:
+            failed = True
+            if not args.json:
+                print(f"{r['file']}: {r['error']}", file=sys.stderr)
+        elif not args.json:
+            print(format_human(r))
+            print()
+    if args.json:
+        json.dump(results, sys.stdout, indent=1, ensure_ascii=False)
+        sys.stdout.write("\n")
+    sys.stdout.flush()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
