@@ -71,9 +71,15 @@ class Calibration:
 
     @property
     def flipped(self) -> bool:
-        """Mirrored camera: North is clockwise of West instead of
-        counter-clockwise (x right, y down, angles from +x toward +y)."""
-        return _wrap180(self.dec_angle_deg - self.ra_angle_deg) < 0
+        """Mirrored camera.
+
+        Angles run from +x toward +y (y down, as images are stored).  In an
+        unmirrored view of the sky (north up, east left, as through a
+        refractor) a West pulse moves the stars east (left, 180°) and a North
+        pulse moves them south (down, 90°): the Dec motion is 90° *before*
+        the RA motion.  A mirror reverses that.
+        """
+        return _wrap180(self.dec_angle_deg - self.ra_angle_deg) > 0
 
     @property
     def orthogonality_error_deg(self) -> float:

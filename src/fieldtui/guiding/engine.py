@@ -245,9 +245,10 @@ class GuideEngine:
         """No frame this cycle (camera error, timeout)."""
         self.frame_no += 1
         self.last_t = t
-        if self.state in TRACKING or self.state == GuideState.STAR_LOST:
+        if self.state in TRACKING or (self.state == GuideState.STAR_LOST and self._lost_from in TRACKING):
             self.stats.dropped_frames += 1
-            self._emit(FrameDropped(t, self.guide_frame + 1, self._elapsed(t), reason, error_code=2))
+            self.guide_frame += 1
+            self._emit(FrameDropped(t, self.guide_frame, self._elapsed(t), reason, error_code=2))
         return Decision([], self.pop_events())
 
     def _elapsed(self, t: float) -> float:
@@ -357,7 +358,8 @@ class GuideEngine:
         mass = m.mass if m is not None else 0.0
         self._emit(StarLost(t, reason, snr))
         if self.state in TRACKING:
-            self._emit(FrameDropped(t, self.guide_frame + 1, self._elapsed(t), f"Star lost - {reason}",
+            self.guide_frame += 1
+            self._emit(FrameDropped(t, self.guide_frame, self._elapsed(t), f"Star lost - {reason}",
                                     snr, mass, 1))
         self._set_state(GuideState.STAR_LOST, reason)
 
@@ -410,7 +412,8 @@ class GuideEngine:
                 return True
         if self._lost_from in TRACKING:
             self.stats.dropped_frames += 1
-            self._emit(FrameDropped(t, self.guide_frame + 1, self._elapsed(t), "Star lost", 0.0, 0.0, 1))
+            self.guide_frame += 1
+            self._emit(FrameDropped(t, self.guide_frame, self._elapsed(t), "Star lost", 0.0, 0.0, 1))
         if lost_for >= s.lost_alert_s and (self._lost_alert_at is None or t - self._lost_alert_at >= 300):
             self._lost_alert_at = t
             doing = "guiding is paused" if self._lost_from in TRACKING else "nothing is being tracked"

@@ -8,8 +8,8 @@ from typing import Any
 
 @dataclass
 class GuideSettings:
-    # Exposure loop (ASICap's "cycle time"): one frame every cycle_time_s;
-    # 0 means back to back.
+    # Exposure loop.  cycle_time_s (ASICap's "guider cycle time") is an
+    # extra wait between guide frames; 0 means back to back.
     exposure_s: float = 1.0
     gain: int | None = None
     cycle_time_s: float = 0.0
@@ -67,15 +67,53 @@ class GuideSettings:
     @classmethod
     def from_config(cls, cfg: Any) -> "GuideSettings":
         """Read ``cfg.guiding.<key>`` (a Config, a section object or a dict),
-        each key falling back to the default."""
+        each key falling back to the default.  The config's spellings
+        (``ra_aggressiveness``, ``watchdog_s``, …) map onto these fields."""
         section = getattr(cfg, "guiding", cfg)
         if section is None:
             return cls()
+
+        def get(key: str) -> Any:
+            if isinstance(section, dict):
+                return section.get(key, _MISSING)
+            return getattr(section, key, _MISSING)
+
         vals: dict[str, Any] = {}
         for f in fields(cls):
-            if isinstance(section, dict):
-                if f.name in section:
-                    vals[f.name] = section[f.name]
-            elif hasattr(section, f.name):
-                vals[f.name] = getattr(section, f.name)
+            v = get(f.name)
+            if v is not _MISSING:
+                vals[f.name] = v
+        for key, name in CONFIG_KEYS.items():
+            v = get(key)
+            if v is not _MISSING:
+                vals[name] = v
+        if "tolerance_px" in vals and not vals["tolerance_px"]:
+            vals["tolerance_px"] = None  # 0 means: use the minimum moves
+        if isinstance(vals.get("multi_star"), bool):
+            vals["multi_star"] = 4 if vals["multi_star"] else 0
+        if not vals.get("calibration_step_ms"):
+            vals.pop("calibration_step_ms", None)
+        if vals.get("gain") is None:
+            gain = getattr(getattr(cfg, "guide_camera", None), "gain", None)
+            if gain is not None:
+                vals["gain"] = gain
         return replace(cls(), **vals)
+
+
+_MISSING = object()
+
+# Config key (the ``[guiding]`` table of config.toml) → field.
+CONFIG_KEYS = {
+    "ra_aggressiveness": "ra_aggression",
+    "ra_min_move_px": "ra_min_move",
+    "dec_direction": "dec_mode",
+    "dec_aggressiveness": "dec_aggression",
+    "dec_min_move_px": "dec_min_move",
+    "max_pulse_ra_ms": "max_ra_pulse_ms",
+    "max_pulse_dec_ms": "max_dec_pulse_ms",
+    "calibration_distance_px": "calibration_px",
+    "min_select_snr": "min_snr",
+    "star_lost_snr": "lost_snr",
+    "watchdog_px": "drift_limit_px",
+    "watchdog_s": "drift_time_s",
+}

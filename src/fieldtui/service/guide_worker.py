@@ -1,0 +1,289 @@
+"""The guide loop with real devices: exposures in, pulses out.
+
+:class:`GuideWorker` runs the :class:`~fieldtui.guiding.engine.GuideEngine`
+against a :class:`GuideCamera` and a :class:`GuidePort` on a
+:class:`~fieldtui.clock.Clock`.  Every device call awaits with a timeout on
+that clock, so the loop never blocks other tasks, and a camera that goes
+away is retried (with alerts) until it is back; guiding then resumes where
+it was.  Events go to every ``on_event`` callback (the Session forwards
+them) and to the night's guide log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from ..clock import Clock
+from ..devices.base import DeviceDisconnected, DeviceError, GuideCamera, GuidePort, Mount
+from ..guiding.calibration import Calibration, load_calibration, save_calibration
+from ..guiding.engine import GuideEngine, Pulse
+from ..guiding.events import (
+    Alert, CalibrationDone, GuideEvent, GuideState, SettleDone,
+)
+from ..guiding.log import GuideLogWriter
+from ..guiding.settings import GuideSettings
+
+EventCallback = Callable[[GuideEvent], Any]
+
+
+class GuideWorker:
+    def __init__(self, camera: GuideCamera, port: GuidePort, clock: Clock,
+                 settings: GuideSettings | None = None, *, mount: Mount | None = None,
+                 pixel_scale: float | None = None, dec_deg: float | None = None,
+                 log_dir: str | Path | None = None, calibration_path: str | Path | None = None,
+                 on_event: EventCallback | None = None, seed: int = 0,
+                 expose_timeout_s: float = 15.0, pulse_timeout_s: float = 5.0,
+                 retry_s: float = 2.0, max_retry_s: float = 30.0, focal_mm: float | None = None) -> None:
+        self.camera = camera
+        self.port = port
+        self.clock = clock
+        self.mount = mount
+        self.settings = settings or GuideSettings()
+        white = float(2 ** getattr(camera, "bit_depth", 16) - 1)
+        self.engine = GuideEngine(self.settings, pixel_scale=pixel_scale,
+                                  guide_rate=getattr(port, "guide_rate", None), dec_deg=dec_deg,
+                                  camera=getattr(camera, "model", "") or type(camera).__name__,
+                                  saturation=white, seed=seed)
+        self.calibration_path = Path(calibration_path) if calibration_path else None
+        self.log_dir = Path(log_dir) if log_dir else None
+        self.log: GuideLogWriter | None = None
+        self._focal_mm = focal_mm
+        self._callbacks: list[EventCallback] = [on_event] if on_event else []
+        self.expose_timeout_s = expose_timeout_s
+        self.pulse_timeout_s = pulse_timeout_s
+        self.retry_s = retry_s
+        self.max_retry_s = max_retry_s
+        self._task: asyncio.Task[None] | None = None
+        self._running = False
+        self._wake = asyncio.Event()
+        self.last_frame = None  # the latest Frame, for previews
+        self.latencies_ms: list[float] = []  # frame in → pulses decided, per frame
+        self.frames = 0
+        self.camera_errors = 0
+        self.disconnects = 0
+        self._settle_waiters: list[asyncio.Future[SettleDone]] = []
+        self.corrections = True  # False: measure only, never pulse (for comparisons)
+        if self.calibration_path is not None:
+            cal = load_calibration(self.calibration_path)
+            if cal is not None:
+                self.engine.set_calibration(cal)
+
+    # ----------------------------------------------------------------- events
+    def subscribe(self, cb: EventCallback) -> None:
+        self._callbacks.append(cb)
+
+    def _dispatch(self, events: list[GuideEvent]) -> None:
+        for ev in events:
+            if self.log is not None:
+                try:
+                    self.log.handle(ev)
+                except OSError as exc:  # a full disk must not stop guiding
+                    self.log = None
+                    self._dispatch([Alert(ev.t, "warning", "guide-log",
+                                          f"Guide log stopped: {exc}")])
+            if isinstance(ev, CalibrationDone) and not ev.reused and self.calibration_path is not None:
+                cal = self.engine.calibration
+                if cal is not None:
+                    try:
+                        save_calibration(self.calibration_path, cal)
+                    except OSError as exc:
+                        self._dispatch([Alert(ev.t, "warning", "calibration",
+                                              f"Could not store the calibration: {exc}")])
+            if isinstance(ev, SettleDone):
+                waiters, self._settle_waiters = self._settle_waiters, []
+                for w in waiters:
+                    if not w.done():
+                        w.set_result(ev)
+            for cb in list(self._callbacks):
+                cb(ev)
+
+    def _flush_engine_events(self) -> None:
+        self._dispatch(self.engine.pop_events())
+
+    # --------------------------------------------------------------- commands
+    @property
+    def state(self) -> GuideState:
+        return self.engine.state
+
+    def start(self) -> asyncio.Task[None]:
+        """Start the exposure loop (looping, no guiding yet)."""
+        if self._task is None or self._task.done():
+            self._running = True
+            if self.log_dir is not None and self.log is None:
+                self.log = GuideLogWriter(self.log_dir, self.clock.now(), camera=self.engine.camera,
+                                          exposure_s=self.settings.exposure_s, gain=self.settings.gain,
+                                          focal_mm=self._focal_mm)
+            self.engine.start_looping()
+            self._flush_engine_events()
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="guide-worker")
+        return self._task
+
+    async def stop(self) -> None:
+        self._running = False
+        self.engine.stop("guide loop stopped")
+        self._flush_engine_events()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        if self.log is not None:
+            self.log.close(self.clock.now())
+            self.log = None
+        for w in self._settle_waiters:
+            if not w.done():
+                w.cancel()
+        self._settle_waiters = []
+
+    async def _refresh_pointing(self) -> None:
+        if self.mount is None:
+            return
+        try:
+            st = await self.clock.wait_for(self.mount.state(), 5.0)
+        except (DeviceError, TimeoutError):
+            return
+        self.engine.set_pointing(st.dec_deg, st.pier_side)
+
+    async def start_guiding(self) -> None:
+        await self._refresh_pointing()
+        self.start()
+        self.engine.start_guiding()
+        self._flush_engine_events()
+
+    async def calibrate(self, then_guide: bool = False) -> None:
+        await self._refresh_pointing()
+        self.start()
+        self.engine.start_calibration(then_guide=then_guide)
+        self._flush_engine_events()
+
+    def select_star(self, x: float | None = None, y: float | None = None) -> None:
+        self.engine.select_star(x, y)
+        self._flush_engine_events()
+
+    def stop_guiding(self) -> None:
+        self.engine.stop_guiding()
+        self._flush_engine_events()
+
+    def dither(self, amount_px: float | None = None, ra_only: bool | None = None) -> bool:
+        ok = self.engine.dither(amount_px, ra_only)
+        self._flush_engine_events()
+        return ok
+
+    async def dither_and_settle(self, amount_px: float | None = None,
+                                ra_only: bool | None = None) -> SettleDone | None:
+        """Dither, then wait (on the clock) until settled or timed out."""
+        fut: asyncio.Future[SettleDone] = asyncio.get_running_loop().create_future()
+        self._settle_waiters.append(fut)
+        if not self.dither(amount_px, ra_only):
+            self._settle_waiters.remove(fut)
+            return None
+        try:
+            return await self.clock.wait_for(fut, self.settings.settle_timeout_s + 30.0)
+        except TimeoutError:
+            return None
+
+    # -------------------------------------------------------------------- loop
+    async def _run(self) -> None:
+        s = self.settings
+        errors_in_row = 0
+        while self._running:
+            try:
+                frame = await self.clock.wait_for(self.camera.expose(s.exposure_s, s.gain),
+                                                  s.exposure_s + self.expose_timeout_s)
+            except asyncio.CancelledError:
+                raise
+            except DeviceDisconnected as exc:
+                await self._reconnect(exc)
+                continue
+            except (DeviceError, TimeoutError) as exc:
+                errors_in_row += 1
+                self.camera_errors += 1
+                self._dispatch(self.engine.on_frame_missing(self.clock.now(), str(exc)).events)
+                if errors_in_row == 3:
+                    self._dispatch([Alert(self.clock.now(), "warning", "camera",
+                                          f"Guide camera failed {errors_in_row} frames in a row: {exc}")])
+                await self.clock.sleep(min(1.0, s.exposure_s))
+                continue
+            errors_in_row = 0
+            self.frames += 1
+            self.last_frame = frame
+            t = (frame.timestamp or self.clock.now() - s.exposure_s) + s.exposure_s
+            calibrating = self.engine.state == GuideState.CALIBRATING
+            t0 = time.perf_counter()
+            decision = self.engine.on_frame(frame.data, t)
+            self.latencies_ms.append((time.perf_counter() - t0) * 1000.0)
+            if len(self.latencies_ms) > 10000:
+                del self.latencies_ms[:5000]
+            self._dispatch(decision.events)
+            if decision.pulses and (self.corrections or calibrating
+                                    or self.engine.state == GuideState.CALIBRATING):
+                await self._pulse(decision.pulses)
+            if s.cycle_time_s > 0:
+                await self.clock.sleep(s.cycle_time_s)
+            else:
+                await asyncio.sleep(0)
+
+    async def _pulse(self, pulses: list[Pulse]) -> None:
+        """RA and Dec pulses at the same time (ST4 drives both lines)."""
+        async def one(p: Pulse) -> None:
+            await self.clock.wait_for(self.port.pulse(p.direction, p.ms),  # type: ignore[arg-type]
+                                      p.ms / 1000.0 + self.pulse_timeout_s)
+
+        results = await asyncio.gather(*(one(p) for p in pulses), return_exceptions=True)
+        for p, r in zip(pulses, results):
+            if isinstance(r, asyncio.CancelledError):
+                raise r
+            if isinstance(r, BaseException):
+                self._dispatch([Alert(self.clock.now(), "critical", "guide-port",
+                                      f"Guide pulse {p.direction} {p.ms} ms failed: {r}. "
+                                      "Check the ST4 cable / mount connection")])
+
+    async def _reconnect(self, exc: Exception) -> None:
+        self.disconnects += 1
+        t_lost = self.clock.now()
+        self._dispatch(self.engine.on_frame_missing(t_lost, f"camera disconnected: {exc}").events)
+        self._dispatch([Alert(t_lost, "critical", "camera-disconnected",
+                              f"Guide camera disconnected ({exc}); retrying every few seconds. "
+                              "Guiding resumes when it is back")])
+        delay = self.retry_s
+        attempts = 0
+        while self._running:
+            await self.clock.sleep(delay)
+            attempts += 1
+            try:
+                with contextlib.suppress(Exception):
+                    await self.camera.disconnect()
+                await self.clock.wait_for(self.camera.connect(), self.expose_timeout_s)
+            except asyncio.CancelledError:
+                raise
+            except (DeviceError, TimeoutError, OSError) as e:
+                if attempts % 10 == 0:
+                    self._dispatch([Alert(self.clock.now(), "critical", "camera-disconnected",
+                                          f"Guide camera still disconnected after "
+                                          f"{self.clock.now() - t_lost:.0f} s: {e}")])
+                delay = min(delay * 1.5, self.max_retry_s)
+                continue
+            self._dispatch([Alert(self.clock.now(), "info", "camera-reconnected",
+                                  f"Guide camera back after {self.clock.now() - t_lost:.0f} s; "
+                                  f"{'guiding resumes' if self.state != GuideState.LOOPING else 'looping'}")])
+            return
+
+    # ------------------------------------------------------------------ helpers
+    def snapshot(self) -> dict[str, Any]:
+        """State for a client connecting mid-night."""
+        e = self.engine
+        cal: Calibration | None = e.calibration
+        return {
+            "state": e.state.value,
+            "star": None if e.star is None else {"x": e.star.x, "y": e.star.y, "snr": e.star.snr,
+                                                  "hfd": e.star.hfd},
+            "lock": e.lock,
+            "calibration": cal.to_dict() if cal else None,
+            "stats": e.stats.window().to_dict(),
+            "stats_total": e.stats.total().to_dict(),
+            "frames": self.frames,
+        }
