@@ -13,7 +13,7 @@ import asyncio
 import heapq
 import itertools
 import time
-from typing import Any, Awaitable, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar
 
 T = TypeVar("T")
 
@@ -28,6 +28,12 @@ class Clock:
 
     async def sleep(self, seconds: float) -> None:  # pragma: no cover - interface
         raise NotImplementedError
+
+    async def run_blocking(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+        """Run blocking work (file I/O, heavy numpy) in a thread.
+
+        On the virtual clock, time stands still until the work is done."""
+        return await asyncio.to_thread(fn, *args, **kw)
 
     async def wait_for(self, aw: Awaitable[T], timeout: float | None) -> T:
         """Like ``asyncio.wait_for`` but the timeout runs on this clock."""
@@ -75,6 +81,7 @@ class VirtualClock(Clock):
         self._seq = itertools.count()
         self._driver: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None  # created in the running loop
+        self._busy = 0
 
     def now(self) -> float:
         return self._now
@@ -87,6 +94,13 @@ class VirtualClock(Clock):
         if self._wake is not None:
             self._wake.set()
         await fut
+
+    async def run_blocking(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+        self._busy += 1
+        try:
+            return await asyncio.to_thread(fn, *args, **kw)
+        finally:
+            self._busy -= 1
 
     def advance(self, seconds: float) -> None:
         """Move time forward by hand (tests), waking whoever is due."""
@@ -126,9 +140,8 @@ class VirtualClock(Clock):
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            # Something outside the clock (a thread, a socket) may still be
-            # pending; give it a moment of real time before jumping.
-            if getattr(loop, "_fieldtui_io_pending", 0):
+            # Work running in a thread holds time still until it is done.
+            if self._busy:
                 await asyncio.sleep(0.001)
                 continue
             wake_at = self._heap[0][0]

@@ -64,7 +64,7 @@ class GuideCameraCfg:
 
 @dataclass
 class MainCameraCfg:
-    driver: Literal["sim", "gphoto2"] = "sim"
+    driver: Literal["sim"] = "sim"
     model: str = ""
     width: int = 5184
     height: int = 3456
@@ -79,9 +79,7 @@ class MainCameraCfg:
 
 @dataclass
 class MountCfg:
-    driver: Literal["sim", "lx200"] = "sim"
-    port: str = ""
-    baud: int = 9600
+    driver: Literal["sim"] = "sim"
     guide_rate: float = 0.5
     slew_rate_deg_s: float = 3.0
 
@@ -323,9 +321,6 @@ def _validate(cfg: Config) -> None:
                           f"a level above black_level ({cfg.main_camera.black_level}) and at most "
                           f"{2 ** cfg.main_camera.bit_depth - 1} for {cfg.main_camera.bit_depth} bits",
                           _describe(cfg.main_camera.white_level))
-    if cfg.mount.driver == "lx200" and not cfg.mount.port:
-        raise ConfigError(src, "mount.port", "a serial device such as '/dev/ttyUSB0' for the lx200 driver",
-                          "an empty string")
     try:
         from zoneinfo import ZoneInfo
         ZoneInfo(cfg.site.timezone)

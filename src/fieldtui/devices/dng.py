@@ -42,11 +42,11 @@ def write_dng(path: Path, data: np.ndarray, *, bayer: str, black_level: int, whi
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            tifffile.imwrite(fh, data, photometric=32803, subfiletype=0, extratags=tags,
-                             software="fieldtui", metadata=None)
-            fh.flush()
+        tifffile.imwrite(tmp, data, photometric=32803, subfiletype=0, extratags=tags,
+                         software="fieldtui", metadata=None)
+        with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:

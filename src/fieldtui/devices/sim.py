@@ -174,7 +174,7 @@ class SimMainCamera(_SimDevice, MainCamera):
                 roi: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, dict]:
         sky = self.rig.sky
         flat_e = None
-        if kind == "flat" or kind == "flat_dark" and False:
+        if kind == "flat":
             # A flat panel set to about half of full scale at this ISO.
             flat_e = 0.45 * (sky.main.white_adu - sky.main.bias_adu) * self.e_per_adu(iso)
         light = kind in ("light", "flat")
@@ -202,11 +202,11 @@ class SimMainCamera(_SimDevice, MainCamera):
                       meta={"truth": truth})
         if path is not None:
             when = datetime.fromtimestamp(t0, timezone.utc).strftime("%Y:%m:%d %H:%M:%S")
-            await asyncio.to_thread(write_dng, Path(path), data, bayer=self.bayer or "RGGB",
+            await self.clock.run_blocking(write_dng, Path(path), data, bayer=self.bayer or "RGGB",
                                     black_level=m.black_level, white_level=m.white_level,
                                     model=self.model, exposure_s=seconds, iso=iso, when=when)
             from ..imaging.io import read_frame  # the same rawpy path a real camera's file takes
-            frame = await asyncio.to_thread(read_frame, Path(path))
+            frame = await self.clock.run_blocking(read_frame, Path(path))
             frame.timestamp, frame.kind, frame.meta["truth"] = t0, kind, truth
             frame.temperature = self.rig.cfg.sim.temperature_c
         return frame

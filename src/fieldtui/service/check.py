@@ -1,0 +1,212 @@
+"""`fieldtui check`: is everything there, answering, and ready for the night?"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from .. import astro
+from ..devices.base import DeviceError
+
+if TYPE_CHECKING:
+    from .session import Session
+
+GUIDE_TEST_EXPOSURE_S = 0.5
+MAIN_TEST_EXPOSURE_S = 0.2
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def cpu_temperature() -> float | None:
+    """The hottest CPU/SoC sensor in degC, where the machine lets us read one."""
+    try:
+        import psutil
+        temps = psutil.sensors_temperatures() if hasattr(psutil, "sensors_temperatures") else {}
+        values = [t.current for entries in temps.values() for t in entries if t.current]
+        if values:
+            return float(max(values))
+    except Exception:  # noqa: BLE001 - sensors are best effort
+        pass
+    values = []
+    for zone in glob.glob("/sys/class/thermal/thermal_zone*/temp"):
+        try:
+            values.append(int(Path(zone).read_text().strip()) / 1000.0)
+        except (OSError, ValueError):
+            continue
+    return max(values) if values else None
+
+
+def frame_stats(data: np.ndarray) -> dict[str, float]:
+    return {"mean": round(float(data.mean()), 1), "median": float(np.median(data)),
+            "std": round(float(data.std()), 1), "min": int(data.min()), "max": int(data.max())}
+
+
+def plan_bytes(session: "Session") -> float:
+    c = session.cfg
+    raw = c.main_camera.width * c.main_camera.height * 2 + 65536
+    frames = c.plan.light_count + 4 * c.plan.calibration_count
+    return raw * frames
+
+
+async def _device_check(session: "Session", name: str) -> Check:
+    slot = session.slots.get(name)
+    if slot is None:
+        return Check(name, True, "not configured (manual)")
+    st = slot.status
+    label = name.replace("_", " ")
+    if st.state != "connected":
+        return Check(name, False, f"{label} {st.state}: {st.error}", st.fix)
+    dev = slot.device
+    try:
+        if name == "guide_camera":
+            frame = await session.clock.wait_for(dev.expose(GUIDE_TEST_EXPOSURE_S), GUIDE_TEST_EXPOSURE_S + 10)  # type: ignore[attr-defined]
+            s = frame_stats(frame.data)
+            detail = (f"{st.model}, {frame.width}x{frame.height} px, {dev.pixel_um:g} µm, {dev.bit_depth}-bit "  # type: ignore[attr-defined]
+                      f"({session.cfg.guide_scale:.2f}\"/px); test frame {GUIDE_TEST_EXPOSURE_S:g} s: "
+                      f"median {s['median']:g}, std {s['std']:g}, max {s['max']}")
+            if s["max"] == s["min"]:
+                return Check(name, False, detail + " — every pixel the same",
+                             "the camera sends flat frames: reconnect it, check gain and exposure")
+            return Check(name, True, detail)
+        if name == "main_camera":
+            with tempfile.TemporaryDirectory(prefix="fieldtui-check-") as tmp:
+                frame = await session.clock.wait_for(
+                    dev.expose(MAIN_TEST_EXPOSURE_S, path=Path(tmp) / "check.dng", kind="light"),  # type: ignore[call-arg]
+                    MAIN_TEST_EXPOSURE_S + 30)
+            s = frame_stats(frame.data)
+            detail = (f"{st.model}, {frame.width}x{frame.height} px, {dev.pixel_um:g} µm, "  # type: ignore[attr-defined]
+                      f"{frame.bayer or 'mono'}, black {frame.black_level:g}, white {frame.white_level:g} "
+                      f"({session.cfg.main_scale:.2f}\"/px); test frame {MAIN_TEST_EXPOSURE_S:g} s read back "
+                      f"from raw: median {s['median']:g}, max {s['max']}")
+            return Check(name, True, detail)
+        if name == "mount":
+            ms = await session.clock.wait_for(dev.state(), 10)  # type: ignore[attr-defined]
+            return Check(name, True, f"{st.model}: RA {astro.format_hms(ms.ra_deg)} Dec {ms.dec_deg:+.3f}°, "
+                                     f"tracking {'on' if ms.tracking else 'OFF'}, pier {ms.pier_side}",
+                         "" if ms.tracking else "switch tracking on")
+        if name == "focuser":
+            pos = await session.clock.wait_for(dev.position(), 10)  # type: ignore[attr-defined]
+            return Check(name, True, f"{st.model}: position {pos} of {dev.max_position}")  # type: ignore[attr-defined]
+        if name == "guide_port":
+            return Check(name, True, f"{st.model}, guide rate {session.cfg.mount.guide_rate:g}x sidereal")
+    except TimeoutError:
+        return Check(name, False, f"{label} stopped answering", FIXES_TIMEOUT)
+    except DeviceError as exc:
+        return Check(name, False, f"{label}: {exc}", session.slots[name].status.fix or "reconnect it")
+    except Exception as exc:  # noqa: BLE001 - a driver bug is a failed check, not a crash
+        return Check(name, False, f"{label}: unexpected error {type(exc).__name__}: {exc}",
+                     "run the check again; if it repeats, report it with the message")
+    return Check(name, True, st.model)
+
+
+FIXES_TIMEOUT = "power-cycle the device, reconnect its cable, then run the check again"
+
+
+def _disk_check(session: "Session") -> Check:
+    need = plan_bytes(session) / 1e9 + session.cfg.storage.min_free_gb
+    free = session.disk_free_gb()
+    root = session.cfg.storage.root
+    detail = (f"{free:.1f} GB free at {root}; tonight's plan needs about {need:.1f} GB "
+              f"({session.cfg.plan.light_count} lights + {4 * session.cfg.plan.calibration_count} calibration frames "
+              f"+ {session.cfg.storage.min_free_gb:g} GB reserve)")
+    if free < need:
+        return Check("disk", False, detail, "free some space or point storage.data_root at a bigger disk")
+    return Check("disk", True, detail)
+
+
+def _clock_check(session: "Session") -> Check:
+    now = session.clock.now()
+    utc = datetime.fromtimestamp(now, timezone.utc)
+    local = utc.astimezone(ZoneInfo(session.cfg.site.timezone))
+    detail = (f"{utc:%Y-%m-%d %H:%M:%S} UTC, {local:%H:%M} local ({session.cfg.site.timezone}), "
+              f"night of {astro.night_of(now, session.cfg.site.timezone)}")
+    if session.clock.virtual:
+        detail += " (simulated clock)"
+    if utc.year < 2024:
+        return Check("clock", False, detail + " — the system clock is not set",
+                     "set the time (sudo timedatectl set-time 'YYYY-MM-DD HH:MM:SS') or give the computer "
+                     "network or GPS time; coordinates and file dates depend on it")
+    return Check("clock", True, detail)
+
+
+def _site_check(session: "Session") -> Check:
+    s, p = session.cfg.site, session.cfg.plan
+    lst = astro.local_sidereal_deg(session.clock.now(), s.longitude)
+    ha = math.radians((lst - p.ra_deg + 540.0) % 360.0 - 180.0)
+    lat, dec = math.radians(s.latitude), math.radians(p.dec_deg)
+    alt = math.degrees(math.asin(math.sin(lat) * math.sin(dec) + math.cos(lat) * math.cos(dec) * math.cos(ha)))
+    return Check("site", True, f"lat {s.latitude:+.4f}°, lon {s.longitude:+.4f}°, {s.elevation_m:g} m; "
+                               f"local sidereal time {astro.format_hms(lst)}; {p.target} at altitude {alt:.0f}°")
+
+
+def _cpu_check() -> Check:
+    load = os.getloadavg()[0]
+    cpus = os.cpu_count() or 1
+    temp = cpu_temperature()
+    detail = f"load {load:.2f} on {cpus} cores" + (f", {temp:.0f} °C" if temp is not None else ", temperature not readable")
+    if temp is not None and temp >= 85:
+        return Check("cpu", False, detail, "the computer is overheating: give it air or a fan")
+    if load > 1.5 * cpus:
+        return Check("cpu", False, detail, "something else is using the CPU: stop it before guiding")
+    return Check("cpu", True, detail)
+
+
+async def run_checks(session: "Session") -> dict[str, Any]:
+    if not session.started:
+        await session.start()
+    else:
+        await session.wait_connected()
+    names = ["guide_camera", "main_camera", "mount", "guide_port", "focuser"]
+    device_checks = await asyncio.gather(*(_device_check(session, n) for n in names))
+    checks = [*device_checks, _disk_check(session), _clock_check(session), _site_check(session), _cpu_check()]
+    return {"ok": all(c.ok for c in checks), "checks": [asdict(c) for c in checks]}
+
+
+def render_text(result: dict[str, Any], color: bool) -> str:
+    lines = []
+    for c in result["checks"]:
+        mark = "ok  " if c["ok"] else "FAIL"
+        if color:
+            mark = f"\x1b[38;2;255;0;0m{mark}\x1b[0m" if not c["ok"] else f"\x1b[38;2;135;0;0m{mark}\x1b[0m"
+        lines.append(f"{mark} {c['name']:<13} {c['detail']}")
+        if c["fix"] and not c["ok"]:
+            lines.append(f"     {'':<13} → {c['fix']}")
+    lines.append("all checks passed" if result["ok"] else
+                 f"{sum(not c['ok'] for c in result['checks'])} check(s) failed")
+    return "\n".join(lines)
+
+
+async def check_command(cfg: Any, *, as_json: bool, fast: bool) -> int:
+    from ..clock import make_clock
+    from .session import Session
+    started = time.monotonic()
+    session = Session(cfg, make_clock(fast))
+    try:
+        result = await run_checks(session)
+    finally:
+        await session.stop()
+    result["seconds"] = round(time.monotonic() - started, 2)
+    if as_json:
+        print(json.dumps(result, indent=1))
+    else:
+        print(render_text(result, color=sys.stdout.isatty()))
+    return 0 if result["ok"] else 1

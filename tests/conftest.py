@@ -1,0 +1,28 @@
+import os
+from pathlib import Path
+
+import pytest
+
+# Tests never read the developer's own config file.
+os.environ["FIELDTUI_USER_CONFIG"] = str(Path(__file__).parent / "no-user-config.toml")
+
+TESTDATA = Path(os.environ.get("FIELDTUI_TESTDATA", Path(__file__).resolve().parents[2] / "shared" / "testdata"))
+
+
+@pytest.fixture
+def data_root(tmp_path):
+    return tmp_path / "astro"
+
+
+@pytest.fixture
+def cfg(data_root):
+    from fieldtui.config import load_config
+    return load_config(overrides={"storage": {"data_root": str(data_root)}})
+
+
+@pytest.fixture
+def config_file(tmp_path, data_root):
+    """A user config file putting the data root in a temporary folder."""
+    p = tmp_path / "test.toml"
+    p.write_text(f'[storage]\ndata_root = "{data_root}"\n')
+    return p
