@@ -40,13 +40,11 @@ BIAS_MAX_EXPOSURE = 0.01
 
 
 def nice_seconds(t: float) -> float:
-    """Round an exposure time to what one would type: 0.5, 2, 15, 180, 300 s."""
+    """Round an exposure time to what one would type: 0.013, 1.3, 15, 180, 300 s."""
     if t <= 0:
         return 0.0
-    if t < 1:
-        return round(t, 2 if t < 0.1 else 1) or 0.01
     if t < 10:
-        return round(t * 2) / 2
+        return float(f"{t:.2g}")
     if t < 60:
         return float(round(t / 5) * 5)
     if t < 600:
