@@ -2,8 +2,9 @@
 
 The mount's pointing error (RA, Dec in arcsec) moves every star on the
 camera: a West pulse moves the star along ``angle_deg`` (x right, y down,
-angles from +x toward +y), a North pulse along ``angle_deg + 90°``, or
-``angle_deg - 90°`` when the camera is mirrored.
+angles from +x toward +y), a North pulse along ``angle_deg - 90°`` (an
+unmirrored sky: north up and east left at angle 180°), or ``angle_deg + 90°``
+when the camera is mirrored.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class SynthSky:
     def offset_px(self, ra: float, dec: float) -> tuple[float, float]:
         c, s = math.cos(self.angle), math.sin(self.angle)
         era = (c, s)
-        edec = (s, -c) if self.flipped else (-s, c)
+        edec = (-s, c) if self.flipped else (s, -c)
         return ((ra * era[0] + dec * edec[0]) / self.scale, (ra * era[1] + dec * edec[1]) / self.scale)
 
     def render(self) -> np.ndarray:

@@ -91,11 +91,13 @@ class ResistSwitch(GuideAlgorithm):
         if abs(distance) < self.min_move:
             return 0.0
         big = 3.0 * self.min_move
+        switched = False
         if (self.fast_switch and _sign(distance) != self.side and abs(distance) > big
                 and abs(prev) > big and _sign(prev) == _sign(distance)):
             self.side = _sign(distance)
+            switched = True
         votes = sum(_sign(h) for h in self._hist if abs(h) > self.min_move)
-        if self.side == 0 or _sign(votes) == -self.side:
+        if not switched and (self.side == 0 or _sign(votes) == -self.side):
             if abs(votes) < 3:
                 return 0.0
             hist = list(self._hist)

@@ -78,8 +78,8 @@ def measure_star(data: np.ndarray, x: float, y: float, half: int = 12,
     sub = box - bg
     mask = sub > threshold_sigma * noise
     n = int(np.count_nonzero(mask))
-    if n == 0:
-        return None
+    if n < 3:
+        return None  # a noise spike or a hot pixel, not a star
     wts = np.where(mask, sub, 0.0)
     mass = float(wts.sum())
     if mass <= 0:

@@ -17,6 +17,7 @@ import asyncio
 import json
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,9 @@ async def run_guide(cfg: Any, *, minutes: float, fast: bool, corrections: bool =
     rig = SimRig(cfg, clock)
     await rig.connect_all()
     settings = GuideSettings.from_config(cfg)
+    if not corrections:
+        # Measuring the bare mount: the drift-away watchdog would recalibrate.
+        settings = replace(settings, drift_time_s=math.inf)
     alerts: list[Alert] = []
     truth: list[tuple[float, float]] = []
     frame_times: list[float] = []

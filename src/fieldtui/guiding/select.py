@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .centroid import Candidate, find_stars
+from .centroid import Candidate, find_stars, measure_star
 
 
 class NoGuideStar(Exception):
@@ -43,12 +43,15 @@ def detect_candidates(data: np.ndarray, saturation: float | None = None,
             stars = detect_stars(data, threshold_sigma=threshold_sigma)
             out = []
             for s in stars:
-                sat = bool(getattr(s, "saturated", False))
-                if saturation is not None and getattr(s, "peak", 0.0) >= 0.98 * saturation:
-                    sat = True
-                out.append(Candidate(float(s.x), float(s.y), float(getattr(s, "snr", 0.0)),
-                                     float(getattr(s, "flux", 0.0)), float(getattr(s, "peak", 0.0)),
-                                     float(getattr(s, "hfd", 0.0)), sat))
+                # Measure each star the way the guide loop will (same SNR scale,
+                # raw peak for saturation), at the detected position.
+                m = measure_star(data, float(s.x), float(s.y), half=8, saturation=saturation,
+                                 recentre=False)
+                if m is None:
+                    continue
+                sat = bool(getattr(s, "saturated", False)) or m.saturated
+                out.append(Candidate(float(s.x), float(s.y), m.snr, m.mass, m.peak,
+                                     float(getattr(s, "hfd", m.hfd)), sat))
             return out
         except Exception:  # noqa: BLE001 - fall back to our own search
             pass
