@@ -106,6 +106,8 @@ class Session:
             "check": self._cmd_check,
         }
         self.started = False
+        from . import focus
+        focus.install(self)
         self._night = astro.night_of(clock.now(), cfg.site.timezone)
         self._load_checklist()
 

@@ -1,0 +1,22 @@
+"""The Textual client. Only this package imports textual."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from ..config import Config
+
+
+def run_client(cfg: Config, config_path: str | None = None, fast: bool = False) -> int:
+    from ..service.client import ServiceUnavailable
+    from ..service.daemon import ensure_running
+    # Start the service (a separate, detached process) before the app takes the terminal.
+    try:
+        asyncio.run(ensure_running(config_path, fast))
+    except ServiceUnavailable as exc:
+        print(f"fieldtui: {exc}", file=sys.stderr)
+        return 1
+    from .app import FieldApp
+    FieldApp(theme=cfg.ui.theme).run()
+    return 0

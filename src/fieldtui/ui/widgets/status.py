@@ -1,0 +1,53 @@
+"""The status bar every screen shows: clock, guiding, capture, disk, alerts."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from textual.widgets import Static
+
+from ..state import RigState
+
+
+def status_text(state: RigState, width: int = 80) -> str:
+    if not state.connected:
+        return " no rig service — reconnecting…"
+    now = datetime.fromtimestamp(state.now(), timezone.utc).strftime("%H:%M:%S")
+    acts = state.activities
+    g = state.extra.get("guiding") or {}
+    if g:
+        gs = f"guide {g.get('state', '?')}"
+        if g.get("rms_total_arcsec") is not None:
+            gs += f" {g['rms_total_arcsec']:.2f}\""
+    else:
+        loop = acts.get("loop:guide_camera", {})
+        gs = "guide loop" if loop.get("state") == "running" else "guide off"
+    cap = state.extra.get("capture") or {}
+    cs = f"cap {cap.get('done', 0)}/{cap.get('total', 0)}" if cap else "cap idle"
+    disk = state.heartbeat.get("disk_free_gb")
+    ds = f"disk {disk:.0f}G" if isinstance(disk, (int, float)) else "disk ?"
+    bad = [n for n, d in state.devices.items() if d.get("state") not in ("connected", "disabled")]
+    last = state.alerts[-1]["text"] if state.alerts else ""
+    alert = f"! {len(bad)} device(s) down" if bad else (last if last else "")
+    text = f" {now} UT │ {gs} │ {cs} │ {ds} │ {alert}"
+    return text[: max(10, width - 1)]
+
+
+class StatusBar(Static):
+    DEFAULT_CSS = """
+    StatusBar { height: 1; background: $background; color: $text-muted; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__("", markup=False)
+        self._shown = ""
+
+    def on_mount(self) -> None:
+        self.refresh_state()
+        self.set_interval(1.0, self.refresh_state)
+
+    def refresh_state(self) -> None:
+        text = status_text(self.app.rig, self.size.width or 80)  # type: ignore[attr-defined]
+        if text != self._shown:  # redraw only what changed
+            self._shown = text
+            self.update(text)
