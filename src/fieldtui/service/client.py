@@ -86,7 +86,7 @@ class RigClient:
                 return
             yield ev
 
-    async def command(self, name: str, timeout: float | None = 30.0, **args: Any) -> Any:
+    async def command(self, name: str, /, timeout: float | None = 30.0, **args: Any) -> Any:
         if self.writer is None or self.writer.is_closing():
             raise ServiceUnavailable("not connected to the rig service")
         cid = next(self._ids)

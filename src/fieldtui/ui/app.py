@@ -94,7 +94,7 @@ class FieldApp(App):
         if handler is not None:
             handler(part)
 
-    async def send(self, name: str, **args: Any) -> Any:
+    async def send(self, name: str, /, **args: Any) -> Any:
         if self.client is None:
             self.notify("not connected to the rig service", severity="error")
             return None

@@ -1,0 +1,70 @@
+"""The rig service as a process: private socket, one per rig, stop says what it aborted."""
+
+import asyncio
+import os
+import stat
+import subprocess
+import sys
+
+from fieldtui.service import protocol
+from fieldtui.service.client import RigClient
+
+
+def run(*args, env, timeout=60):
+    return subprocess.run([sys.executable, "-m", "fieldtui", *args], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+def test_socket_and_folder_belong_to_the_user_alone(service_process, runtime):
+    sock = runtime / "rig.sock"
+    assert stat.S_ISSOCK(sock.stat().st_mode)
+    assert stat.S_IMODE(sock.stat().st_mode) == 0o600
+    assert stat.S_IMODE(runtime.stat().st_mode) == 0o700
+    assert sock.stat().st_uid == os.getuid()
+    assert stat.S_IMODE((runtime / "rig.lock").stat().st_mode) == 0o600
+
+
+def test_second_service_is_refused(service_process, config_file):
+    r = run("service", "run", "--config", str(config_file), env=service_process)
+    assert r.returncode == 1
+    assert "a rig service is already running on this rig" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = run("service", "start", env=service_process)
+    assert r.returncode == 0 and "already running" in r.stdout
+
+
+def test_status_and_stop_say_what_was_aborted(service_process):
+    async def start_loop():
+        c = RigClient(protocol.socket_path())
+        await c.connect()
+        await c.command("loop.start", camera="guide_camera", exposure=0.5)
+        await c.close()
+
+    asyncio.run(start_loop())
+    r = run("service", "status", env=service_process)
+    assert r.returncode == 0 and '"guide_camera": "connected"' in r.stdout
+    r = run("service", "stop", env=service_process)
+    assert r.returncode == 0
+    assert "rig service stopped; aborted: loop:guide_camera" in r.stdout
+    r = run("service", "status", env=service_process)
+    assert r.returncode == 3 and "no rig service is running" in r.stdout
+
+
+def test_a_bad_command_is_answered_not_fatal(service_process):
+    async def go():
+        c = RigClient(protocol.socket_path())
+        await c.connect()
+        try:
+            await c.command("no.such.thing")
+        except Exception as exc:  # noqa: BLE001
+            err = str(exc)
+        # A garbled line gets an error reply; the service keeps serving.
+        c.writer.write(b"{not json\n")
+        await c.writer.drain()
+        pong = await c.command("ping")
+        await c.close()
+        return err, pong
+
+    err, pong = asyncio.run(go())
+    assert "unknown command 'no.such.thing'" in err
+    assert "clock" in pong
