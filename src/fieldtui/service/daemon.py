@@ -202,8 +202,12 @@ async def _ask(name: str, timeout: float = 30.0) -> Any:
         await client.close()
 
 
-async def ensure_running(config_path: str | None, fast: bool = False, timeout: float = 15.0) -> bool:
-    """Start the service when none answers; True when this call started it."""
+async def ensure_running(config_path: str | None, fast: bool = False, timeout: float = 15.0,
+                         wait: bool = True) -> bool:
+    """Start the service when none answers; True when this call started it.
+
+    With ``wait=False`` it returns as soon as the process is launched (the
+    client paints at once and connects when the service answers)."""
     client = RigClient()
     try:
         await client.connect(timeout=2.0)
@@ -212,6 +216,8 @@ async def ensure_running(config_path: str | None, fast: bool = False, timeout: f
     except ServiceUnavailable:
         pass
     proc = spawn_detached(config_path, fast)
+    if not wait:
+        return True
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         await asyncio.sleep(0.05)

@@ -13,7 +13,7 @@ def run_client(cfg: Config, config_path: str | None = None, fast: bool = False) 
     from ..service.daemon import ensure_running
     # Start the service (a separate, detached process) before the app takes the terminal.
     try:
-        asyncio.run(ensure_running(config_path, fast))
+        asyncio.run(ensure_running(config_path, fast, wait=False))
     except ServiceUnavailable as exc:
         print(f"fieldtui: {exc}", file=sys.stderr)
         return 1

@@ -11,7 +11,7 @@ from ..state import RigState
 
 def status_text(state: RigState, width: int = 80) -> str:
     if not state.connected:
-        return " no rig service — reconnecting…"
+        return " connecting to the rig service…" if not state.snapshot else " no rig service — reconnecting…"
     now = datetime.fromtimestamp(state.now(), timezone.utc).strftime("%H:%M:%S")
     acts = state.activities
     g = state.extra.get("guiding") or {}
