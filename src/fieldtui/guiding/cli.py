@@ -97,6 +97,11 @@ async def run_guide(cfg: Any, *, minutes: float, fast: bool, corrections: bool =
             continue
         await clock.sleep(min(5.0, max(end - clock.now(), 0.01)))
     await worker.stop()
+    # A finished virtual clock must not keep its driver spinning in a shared loop
+    # (a second clock in the same loop would never see the loop idle).
+    driver = getattr(clock, "_driver", None)
+    if driver is not None:
+        driver.cancel()
 
     st = worker.engine.stats.total()
     for t in frame_times:

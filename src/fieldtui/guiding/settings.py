@@ -26,7 +26,7 @@ class GuideSettings:
     min_stars: int = 4  # refuse to guide on fewer visible stars
     multi_star: int = 0  # extra stars averaged with the guide star (0 = off)
     lost_snr: float = 3.0  # below this the star counts as lost
-    mass_change: float = 0.0  # star lost when its flux changes by this factor (0 = off)
+    mass_change: float = 3.0  # star lost when its flux changes by this factor (0 = off)
     lost_alert_s: float = 30.0  # loud alert when lost for this long
     new_star_after_s: float = 120.0  # then try another star (the lock resets)
 
