@@ -85,13 +85,10 @@ def loop_frames():
 
 def test_client_killed_while_the_service_runs_an_activity(tmux):
     pid = tmux.start_client("one")
-    # Start an activity and tick a checklist item from this client.
-    tmux("send-keys", "-t", "one", "f")
-    assert wait_for(lambda: "FOCUS" in tmux.screen("one"))
-    tmux("send-keys", "-t", "one", "l")
+    # An activity runs in the service (a guide camera loop); tick a checklist item from this client.
+    asyncio.run(_start_loop())
     assert wait_for(lambda: loop_frames() >= 2, timeout=20)
-    tmux("send-keys", "-t", "one", "e")
-    assert wait_for(lambda: "EQUIPMENT" in tmux.screen("one"))
+    assert wait_for(lambda: "guide loop" in tmux.screen("one"))
     tmux("send-keys", "-t", "one", "3")
     assert wait_for(lambda: "3 [x] Camera set to RAW" in tmux.screen("one"))
 
@@ -111,8 +108,7 @@ def test_client_killed_while_the_service_runs_an_activity(tmux):
     # A new client attaches and sees the same state.
     tmux.start_client("three")
     assert wait_for(lambda: "3 [x] Camera set to RAW" in tmux.screen("three"))
-    tmux("send-keys", "-t", "three", "f")
-    assert wait_for(lambda: "loop running" in tmux.screen("three"), timeout=10), tmux.screen("three")
+    assert wait_for(lambda: "guide loop" in tmux.screen("three"), timeout=10), tmux.screen("three")
     snap = rig_state()
     assert snap["checklist"]["raw"] is True
     assert snap["activities"]["loop:guide_camera"]["state"] == "running"
