@@ -102,6 +102,12 @@ class VirtualClock(Clock):
         finally:
             self._busy -= 1
 
+    def close(self) -> None:
+        """Stop driving time (another virtual clock may then run in this loop)."""
+        if self._driver is not None and not self._driver.done():
+            self._driver.cancel()
+        self._driver = None
+
     def advance(self, seconds: float) -> None:
         """Move time forward by hand (tests), waking whoever is due."""
         self._now += seconds
