@@ -175,3 +175,49 @@ def test_clouds_lose_the_stars(tmp_path):
     clear, cloudy = asyncio.run(go())
     assert clear.data.max() > 1000
     assert cloudy.data.max() < 0.2 * clear.data.max() or cloudy.data.max() < 200
+
+
+def test_faults_on_demand(tmp_path):
+    from fieldtui.devices.base import DeviceDisconnected, DeviceError, DeviceGarbage
+    rig = make_rig(tmp_path)
+
+    async def go():
+        await rig.connect_all()
+        out = {}
+        rig.faults.set("guide_camera", "drop", 2)
+        for i in range(3):
+            try:
+                await rig.guide_camera.expose(1.0)
+                out[f"drop{i}"] = "frame"
+            except DeviceError as exc:
+                out[f"drop{i}"] = str(exc)
+        rig.faults.set("guide_camera", "slow", 4.0)
+        t = rig.clock.now()
+        await rig.guide_camera.expose(1.0)
+        out["slow_s"] = rig.clock.now() - t
+        rig.faults.set("guide_camera", "slow", 0.0)
+        rig.faults.set("mount", "garbage")
+        try:
+            await rig.mount.state()
+        except DeviceGarbage as exc:
+            out["garbage"] = str(exc)
+        rig.faults.set("focuser", "disconnect")
+        try:
+            await rig.focuser.position()
+        except DeviceDisconnected as exc:
+            out["disconnect"] = str(exc)
+        rig.faults.set("focuser", "disconnect", False)
+        try:
+            await rig.focuser.position()
+        except DeviceDisconnected:
+            out["still_down_until_reconnected"] = True
+        await rig.focuser.connect()
+        out["back"] = await rig.focuser.position()
+        return out
+
+    out = asyncio.run(go())
+    assert "dropped a frame" in out["drop0"] and "dropped a frame" in out["drop1"] and out["drop2"] == "frame"
+    assert out["slow_s"] == pytest.approx(4.0 + 1.0 + 4.0)  # slow before and after the exposure
+    assert "#?#" in out["garbage"]
+    assert "not connected" in out["disconnect"] and out["still_down_until_reconnected"]
+    assert out["back"] == rig.cfg.focuser.max_position // 2

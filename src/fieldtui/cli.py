@@ -33,6 +33,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--fast", action="store_true", help="simulated rig on the virtual clock")
     s.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS)
 
+    f = sub.add_parser("fault", help="switch a fault on in the running simulated rig (testing, demos)")
+    f.add_argument("device", choices=["guide_camera", "main_camera", "mount", "guide_port", "focuser", "sky"])
+    f.add_argument("fault", choices=["drop", "disconnect", "hang", "slow", "garbage", "clouds", "clear"],
+                   help="drop N frames, disconnect, hang, slow (seconds), garbage answers, "
+                        "clouds (seconds, device 'sky'), clear all faults")
+    f.add_argument("value", nargs="?", default="1",
+                   help="frames to drop, seconds for slow/clouds, 0 to switch a fault off")
+
     sub.add_parser("config-path", help="print where your own config file goes")
     return p
 
@@ -62,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "check":
             from .service.check import check_command
             return asyncio.run(check_command(cfg, as_json=args.json, fast=args.fast))
+        if args.command == "fault":
+            return _fault(args.device, args.fault, args.value)
         if args.command == "service":
             from .service import daemon
             return daemon.main(args.action, cfg, config_path=args.config, fast=args.fast)
@@ -72,6 +82,29 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _fault(device: str, fault: str, value: str) -> int:
+    from .service.client import CommandFailed, RigClient, ServiceUnavailable
+
+    async def go() -> str:
+        c = RigClient()
+        await c.connect()
+        try:
+            v: float | bool = float(value) if fault in ("drop", "slow", "clouds") else value not in ("0", "off", "false")
+            return await c.command("fault", device=device, fault=fault, value=v)
+        finally:
+            await c.close()
+
+    try:
+        print(asyncio.run(go()))
+    except ServiceUnavailable:
+        print("fieldtui: no rig service is running (start it with `fieldtui service start`)", file=sys.stderr)
+        return 1
+    except (CommandFailed, ValueError) as exc:
+        print(f"fieldtui: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -68,3 +68,21 @@ def test_a_bad_command_is_answered_not_fatal(service_process):
     err, pong = asyncio.run(go())
     assert "unknown command 'no.such.thing'" in err
     assert "clock" in pong
+
+
+def test_check_and_faults_go_through_the_running_service(service_process, config_file):
+    import json
+    r = run("check", "--json", "--config", str(config_file), env=service_process, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["via"] == "rig service" and out["ok"] is True
+    r = run("fault", "focuser", "garbage", env=service_process)
+    assert r.returncode == 0 and "garbage on focuser" in r.stdout
+    r = run("fault", "mount", "disconnect", env=service_process)
+    assert r.returncode == 0
+    r = run("check", "--json", env=service_process, timeout=120)
+    assert r.returncode == 1
+    mount = next(c for c in json.loads(r.stdout)["checks"] if c["name"] == "mount")
+    assert mount["ok"] is False and mount["fix"]
+    r = run("fault", "sky", "clear", env=service_process)
+    assert r.returncode == 0

@@ -45,6 +45,9 @@ class SimFaults:
         (self.disconnected.add if on else self.disconnected.discard)("guide_camera")
 
     def set(self, device: str, fault: str, value: float | bool = True) -> None:
+        if fault == "clear":
+            self.clear()
+            return
         if device not in DEVICE_NAMES:
             raise ValueError(f"unknown device {device!r}; one of {', '.join(DEVICE_NAMES)}")
         if fault == "drop":

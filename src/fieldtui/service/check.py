@@ -195,15 +195,34 @@ def render_text(result: dict[str, Any], color: bool) -> str:
     return "\n".join(lines)
 
 
+async def _check_through_service() -> dict[str, Any] | None:
+    """When a rig service owns the devices, it runs the check (never open a device twice)."""
+    from .client import RigClient, ServiceUnavailable
+    client = RigClient()
+    try:
+        await client.connect(timeout=2.0)
+    except ServiceUnavailable:
+        return None
+    try:
+        return await client.command("check", timeout=120.0)
+    finally:
+        await client.close()
+
+
 async def check_command(cfg: Any, *, as_json: bool, fast: bool) -> int:
     from ..clock import make_clock
     from .session import Session
     started = time.monotonic()
-    session = Session(cfg, make_clock(fast))
-    try:
-        result = await run_checks(session)
-    finally:
-        await session.stop()
+    result = None if fast else await _check_through_service()
+    if result is None:
+        session = Session(cfg, make_clock(fast))
+        try:
+            result = await run_checks(session)
+        finally:
+            await session.stop()
+        result["via"] = "in-process"
+    else:
+        result["via"] = "rig service"
     result["seconds"] = round(time.monotonic() - started, 2)
     if as_json:
         print(json.dumps(result, indent=1))
