@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import tifffile
+
+from ..atomic import write_with
 
 _CFA_CODES = {"R": 0, "G": 1, "B": 2}
 
@@ -39,20 +39,5 @@ def write_dng(path: Path, data: np.ndarray, *, bayer: str, black_level: int, whi
     ]
     if when:
         tags.append((306, "s", 0, when, True))               # DateTime "YYYY:MM:DD HH:MM:SS"
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        tifffile.imwrite(tmp, data, photometric=32803, subfiletype=0, extratags=tags,
-                         software="fieldtui", metadata=None)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return write_with(path, lambda fh: tifffile.imwrite(fh, data, photometric=32803, subfiletype=0,
+                                                        extratags=tags, software="fieldtui", metadata=None))

@@ -16,10 +16,10 @@ predict within 20 %.
 
 from __future__ import annotations
 
+from ..atomic import write_json
+
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,21 +151,7 @@ class Calibration:
 
 def save_calibration(path: str | Path, cal: Calibration) -> None:
     """Write atomically (temporary file, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".cal-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(cal.to_dict(), f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_json(path, cal.to_dict())
 
 
 def load_calibration(path: str | Path) -> Calibration | None:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_with
 from ..frame import Frame
 
 FITS_SUFFIXES = {".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz"}
@@ -371,28 +371,5 @@ def write_fits(path: str | os.PathLike, frame: Frame) -> Path:
     """Write ``frame`` as FITS atomically: temp file in the same folder, fsync, rename."""
     from astropy.io import fits
 
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     hdu = fits.PrimaryHDU(data=np.asarray(frame.data), header=fits_header(frame))
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            hdu.writeto(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:
-        dfd = os.open(p.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-    return p
+    return write_with(path, hdu.writeto)
