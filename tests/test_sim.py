@@ -221,3 +221,26 @@ def test_faults_on_demand(tmp_path):
     assert "#?#" in out["garbage"]
     assert "not connected" in out["disconnect"] and out["still_down_until_reconnected"]
     assert out["back"] == rig.cfg.focuser.max_position // 2
+
+
+def test_slew_takes_time_lands_off_target_and_sync_removes_it(tmp_path):
+    rig = make_rig(tmp_path, **QUIET)
+
+    async def go():
+        await rig.connect_all()
+        t = rig.clock.now()
+        await rig.mount.slew_to(rig.mount.ra + 6.0, rig.mount.dec)   # ~5.2 deg on the sky at Dec +30.7
+        took = rig.clock.now() - t
+        st = await rig.mount.state()
+        await rig.mount.sync(st.ra_deg, st.dec_deg)
+        off = np.hypot(*rig.sky.slew_offset)
+        return took, st, off
+
+    ra0, dec0 = rig.mount.ra, rig.mount.dec
+    took, st, off = asyncio.run(go())
+    dist = math.degrees(math.acos(math.sin(math.radians(dec0)) ** 2
+                                  + math.cos(math.radians(dec0)) ** 2 * math.cos(math.radians(6.0))))
+    assert took == pytest.approx(dist / rig.cfg.mount.slew_rate_deg_s, rel=1e-6)
+    assert st.ra_deg != pytest.approx(ra0 + 6.0, abs=1e-6)   # a goto lands a little off
+    assert abs(st.ra_deg - (ra0 + 6.0)) < 0.2
+    assert off == 0.0
