@@ -108,6 +108,8 @@ class Session:
         self.started = False
         from . import focus
         focus.install(self)
+        from . import guiding as guiding_service
+        guiding_service.install(self)
         self._night = astro.night_of(clock.now(), cfg.site.timezone)
         self._load_checklist()
 
@@ -204,6 +206,7 @@ class Session:
             "heartbeat": self.heartbeat.to_dict(),
             "check": self.check_results,
             "previews": {n: p.to_dict() for n, p in self.last_preview.items()},
+            "guiding": self.guider.snapshot(),  # type: ignore[attr-defined]
         }
 
     # ----- devices --------------------------------------------------------
