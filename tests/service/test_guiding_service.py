@@ -1,0 +1,134 @@
+"""Guiding through the Session on the simulated rig, on the virtual clock (closed loop)."""
+
+import asyncio
+import math
+from dataclasses import replace
+
+from fieldtui.clock import VirtualClock
+from fieldtui.events import Alert, Command
+from fieldtui.service.guiding import GuidePoint, GuideStar, GuideStatus
+from fieldtui.service.session import Session
+
+T0 = 1_800_000_000.0
+
+
+async def _session(cfg, **settings):
+    session = Session(cfg, VirtualClock(T0))
+    if settings:
+        session.guider.settings = replace(session.guider.settings, **settings)
+    await session.start()
+    return session
+
+
+async def _until(session, pred, clock_s=900.0, step=1.0):
+    end = session.clock.now() + clock_s
+    while not pred():
+        assert session.clock.now() < end, f"timed out; guider {session.guider.state}: {session.guider.detail}"
+        await session.clock.sleep(step)
+
+
+def _cmd(session, name, **args):
+    return session.command(Command(name, args))
+
+
+async def test_calibrate_guide_dither_and_clouds_with_no_client(cfg):
+    # Nobody subscribes: guiding runs with no client attached.
+    session = await _session(cfg)
+    g = session.guider
+    try:
+        assert session.snapshot()["guiding"] is None
+        assert await _cmd(session, "guide.loop") == "looping"
+        await _cmd(session, "guide.select")
+        await _cmd(session, "guide.calibrate")
+        await _until(session, lambda: g.state == "calibrating", clock_s=30, step=0.5)
+        await _until(session, lambda: g.state == "looping" and g.summary()["calibration"] is not None)
+        cal = g.summary()["calibration"]
+        assert cal["ra_rate_px_s"] > 0.5 and not cal["warnings"]
+        assert (session.night_dir / "guide_calibration.json").exists()
+        await _cmd(session, "guide.start")
+        await _until(session, lambda: g.state == "guiding", clock_s=30)
+        await session.clock.sleep(300)
+        snap = session.snapshot()["guiding"]
+        assert snap["state"] == "guiding"
+        assert snap["rms_total_arcsec"] < 1.5, snap
+        assert snap["rms_total_px"] == snap["rms_total_px"] and snap["window_frames"] > 60
+        assert session.activities["guiding"].state == "guiding"
+        assert "RMS" in session.activities["guiding"].detail
+
+        # The capture schedule's dither: returns once settled.
+        t0 = session.clock.now()
+        res = await session.commands["guide.dither"]()
+        assert res["ok"], res
+        assert 0 < res["settle_time_s"] <= session.guider.settings.settle_timeout_s
+        assert session.clock.now() - t0 >= res["settle_time_s"] - 1.5
+        assert g.state == "guiding"
+
+        # A cloud: an alert, then guiding resumes on its own.
+        n_alerts = len(session.alerts)
+        session.rig.sim.clouds(20)
+        await _until(session, lambda: g.state == "star lost", clock_s=30, step=0.5)
+        await _until(session, lambda: g.state == "guiding", clock_s=120)
+        texts = [a.text for a in session.alerts[n_alerts:]]
+        assert any("lost" in t for t in texts) and any("back" in t for t in texts), texts
+        await session.clock.sleep(120)
+        assert session.snapshot()["guiding"]["rms_total_arcsec"] < 1.5
+
+        # A dither while not guiding is refused with a reason, not an exception.
+        await _cmd(session, "guide.stop", keep_looping=True)
+        assert g.state == "looping"
+        res = await _cmd(session, "guide.dither")
+        assert not res["ok"] and "not guiding" in res["reason"]
+
+        # Guiding again reuses the stored calibration: no calibration steps.
+        await _cmd(session, "guide.start")
+        await _until(session, lambda: g.state == "guiding", clock_s=20)
+        await _cmd(session, "guide.stop")
+        assert g.state == "stopped"
+        logs = list(session.night_dir.glob("PHD2_GuideLog_*.txt"))
+        assert logs and "Guiding Begins" in logs[0].read_text()
+        await _cmd(session, "guide.clear_calibration")
+        assert not (session.night_dir / "guide_calibration.json").exists()
+    finally:
+        await session.stop()
+
+
+async def test_guided_rms_is_well_below_the_unguided_drift_and_events_are_small(cfg):
+    # No drift-away watchdog here: the unguided half lets the star wander on purpose.
+    session = await _session(cfg, drift_time_s=math.inf, stats_window_s=300.0)
+    g = session.guider
+    q = session.subscribe()
+    got: dict[str, list] = {}
+
+    async def drain():
+        while True:
+            ev = await q.get()
+            got.setdefault(ev.kind, []).append(ev)
+
+    drainer = asyncio.ensure_future(drain())
+    try:
+        await _cmd(session, "guide.start")  # selects, calibrates, then guides
+        await _until(session, lambda: g.state == "guiding")
+        await session.clock.sleep(300)
+        guided = g.summary()["rms_total_arcsec"]
+        g.worker.corrections = False
+        await session.clock.sleep(300)
+        unguided = g.summary()["rms_total_arcsec"]
+        assert guided < 1.5 and unguided > 3 * guided, (guided, unguided)
+        await asyncio.sleep(0)
+        points = got["GuidePoint"]
+        assert len(points) > 300
+        p = points[-1]
+        assert isinstance(p, GuidePoint) and len(p.rms) == 3 and p.snr > 10
+        assert len(str(p.to_dict())) < 400
+        assert any(pt.ra_ms != 0 for pt in points[:200])  # corrections were sent while guiding
+        stars = got["GuideStar"]
+        assert isinstance(stars[-1], GuideStar) and stars[-1].star is not None
+        assert len(stars) <= session.clock.now() - T0 + 1  # at most one a second
+        assert any(isinstance(s, GuideStatus) and s.state == "calibrating" for s in got["GuideStatus"])
+        assert not [a for a in got.get("Alert", []) if isinstance(a, Alert) and a.level == "error"]
+        print(f"guided RMS {guided:.2f}\", unguided {unguided:.2f}\" (5 min each)")
+        hist = (await _cmd(session, "guide.state", minutes=2))["history"]
+        assert 60 < len(hist) <= 130 and len(hist[-1]) == 5
+    finally:
+        drainer.cancel()
+        await session.stop()
