@@ -69,7 +69,8 @@ class FocusFrame(Event):
     star: dict[str, Any] | None = None  # x, y, hfr, fwhm, peak, snr, saturated, rank, cutout, profile…
     point: list[Any] | None = None  # [n, t, focuser, hfr, fwhm], appended to the trend
     best: dict[str, Any] | None = None
-    fit: dict[str, Any] | None = None
+    fit: dict[str, Any] | None = None      # V curve of FWHM
+    fit_hfr: dict[str, Any] | None = None  # V curve of HFR
     note: str = ""
 
 
@@ -189,7 +190,9 @@ def measure_focus_frame(frame: Frame, select: dict[str, Any]) -> dict[str, Any]:
     lx, ly = (s.x - 0.5) / f if f > 1 else s.x, (s.y - 0.5) / f if f > 1 else s.y
     box = int(min(101, max(31, 4.0 * s.fwhm / f)))
     precise = measure_star(lum, lx, ly, box=box)
-    if precise is not None and math.hypot(precise.x - lx, precise.y - ly) < max(3.0, s.fwhm / f):
+    # the fit must be of the same star: near it and of about its size (not a hot pixel beside it)
+    if (precise is not None and math.hypot(precise.x - lx, precise.y - ly) < max(3.0, s.fwhm / f)
+            and 0.6 < precise.fwhm * f / max(s.fwhm, 1e-6) < 1.6):
         m = precise.scaled(f, 0.5) if f > 1 else precise
         saturated = s.saturated
     else:
@@ -395,8 +398,14 @@ class FocusAid:
         self.publish_settings()
         return self.select["mode"]
 
-    async def cmd_exposure(self, value: float | None = None, step: int = 0) -> float:
-        st = self.settings[self.camera]
+    def _settings_of(self, camera: str | None) -> tuple[str, dict[str, Any]]:
+        camera = camera or self.camera
+        if camera not in self.settings:
+            raise ValueError(f"focus needs a camera: guide_camera or main_camera, not {camera!r}")
+        return camera, self.settings[camera]
+
+    async def cmd_exposure(self, value: float | None = None, step: int = 0, camera: str | None = None) -> float:
+        camera, st = self._settings_of(camera)
         if value is not None:
             if not 0 < float(value) <= 600:
                 raise ValueError(f"exposure must be between 0 and 600 s, not {value}")
@@ -406,9 +415,9 @@ class FocusAid:
         self.publish_settings()
         return st["exposure"]
 
-    async def cmd_gain(self, value: int | None = None, step: int = 0) -> int:
-        st = self.settings[self.camera]
-        ladder = ISOS if self.camera == "main_camera" else GAINS
+    async def cmd_gain(self, value: int | None = None, step: int = 0, camera: str | None = None) -> int:
+        camera, st = self._settings_of(camera)
+        ladder = ISOS if camera == "main_camera" else GAINS
         if value is not None:
             st["gain"] = int(value)
         elif step:
@@ -456,9 +465,23 @@ class FocusAid:
     async def cmd_state(self) -> dict[str, Any]:
         return self.state()
 
-    async def cmd_test_exposure(self, exposure: float | None = None, iso: int | None = None) -> dict[str, Any]:
+    async def cmd_test_exposure(self, exposure: float | None = None, iso: int | None = None,
+                                wait: bool = True) -> dict[str, Any]:
+        """One light through the exposure assistant. ``wait=False`` answers at once;
+        the result comes as a :class:`FocusTest` event (a light may take minutes)."""
         exposure = float(exposure if exposure is not None else self.s.cfg.plan.light_exposure_s)
         iso = int(iso if iso is not None else self.s.cfg.main_camera.iso)
+        if not 0 < exposure <= 3600:
+            raise ValueError(f"test exposure must be between 0 and 3600 s, not {exposure:g}")
+        if self.s.activities.get("focus.test") and self.s.activities["focus.test"].state == "running":
+            raise ValueError("a test exposure is already running")
+        if not wait:
+            self.s.set_activity("focus.test", "running", detail=f"test exposure {exposure:g} s ISO {iso}")
+            self.s.spawn(self._test(exposure, iso), name="focus.test")
+            return {"started": True, "exposure": exposure, "iso": iso}
+        return await self._test(exposure, iso)
+
+    async def _test(self, exposure: float, iso: int) -> dict[str, Any]:
         self.s.set_activity("focus.test", "running", detail=f"test exposure {exposure:g} s ISO {iso}")
         try:
             async with self.lock("main_camera"):
@@ -543,7 +566,7 @@ class FocusAid:
                     last_preview = now
                 ev = FocusFrame(camera=camera, n=self.n, exposure=exposure, gain=gain, focuser=pos1,
                                 stars=meas["stars"], median_fwhm=meas["median_fwhm"], star=star, point=point,
-                                best=self.best, fit=self.fit, note=note)
+                                best=self.best, fit=self.fit, fit_hfr=self.fit_hfr, note=note)
                 self.last = ev
                 s.publish(ev)
                 s.set_activity("focus", "running", progress=float(self.n),

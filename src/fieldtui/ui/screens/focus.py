@@ -47,10 +47,11 @@ class FocusScreen(StageScreen):
     FocusScreen #zoom { width: 17; height: 10; border: round $border-blurred; }
     FocusScreen #star-info { width: 1fr; height: 10; padding: 0 0 0 1; color: $text; }
     FocusScreen #trend { height: 1fr; min-height: 6; border: round $border-blurred; }
-    FocusScreen #assist { height: 10; display: none; }
+    FocusScreen #assist { height: 11; display: none; }
     FocusScreen #assist.-shown { display: block; }
-    FocusScreen #hist { height: 6; border: round $border-blurred; }
+    FocusScreen #hist { height: 7; border: round $border-blurred; }
     FocusScreen #advice { height: 4; padding: 0 1; color: $text; }
+    FocusScreen Footer.-compact FooterLabel { margin: 0 1 0 0; }
     """
     BINDINGS = [
         Binding("l", "toggle_loop", "Loop"),
@@ -86,7 +87,7 @@ class FocusScreen(StageScreen):
         self.zoomed = False
         self._last_n = 0
         self._texts: dict[str, str] = {}
-        self._preview_t = None
+        self._test_state: str | None = None
 
     # ----- layout ---------------------------------------------------------
     @property
@@ -111,8 +112,6 @@ class FocusScreen(StageScreen):
         self.watch(self.app, "theme", self._theme_changed, init=False)
         self.query_one("#frame").border_title = "live"
         self.query_one("#zoom").border_title = "star"
-        self.query_one("#trend").border_title = "trend"
-        self.query_one("#hist").border_title = "test exposure"
         self._resync()
         self.show_preview()
         self.show_title()
@@ -175,7 +174,9 @@ class FocusScreen(StageScreen):
             self.show_test()
         elif part == "activities":
             self.show_title()
-            if rig.activities.get("focus.test", {}).get("state") == "running":
+            test_state = rig.activities.get("focus.test", {}).get("state")
+            if test_state != self._test_state:
+                self._test_state = test_state
                 self.show_test()
 
     def on_focus_frame(self, ev: dict[str, Any]) -> None:
@@ -257,32 +258,30 @@ class FocusScreen(StageScreen):
         sel = self.settings.get("selection", "auto")
         if star:
             lines.append(f"star {star['rank']}/{star['of']} {sel}")
-            lines.append(f"HFR  {star['hfr']:.2f} px")
-            lines.append(f"FWHM {star['fwhm']:.2f} px")
-            lines.append(f"peak {star['peak']:.0f}" + (" SATURATED" if star.get("saturated") else f" snr {star['snr']:.0f}"))
+            lines.append(f"HFR  {star['hfr']:.2f}")
+            lines.append(f"FWHM {star['fwhm']:.2f}")
+            lines.append("SATURATED" if star.get("saturated") else f"peak {star['peak']:.0f}")
+            lines.append(f"snr  {star['snr']:.0f}")
         else:
             lines.append("no star" if ev else "no frames yet")
-            lines.append(ev.get("note", "") or "press l to loop")
+            lines.append(ev.get("note", "")[:40] or "l: loop")
         if self.best:
-            pos = f" @{self.best['focuser']}" if self.best.get("focuser") is not None else ""
-            lines.append(f"best {self.best['fwhm']:.2f}{pos}")
+            lines.append(f"best {self.best['fwhm']:.2f}")
+            if self.best.get("focuser") is not None:
+                lines.append(f"  at {self.best['focuser']}")
         if self.fit:
-            lines.append(f"fit best {self.fit['best']}" + ("?" if self.fit.get("extrapolated") else ""))
+            lines.append(f"fit  {self.fit['best']}" + ("?" if self.fit.get("extrapolated") else ""))
         elif self.settings.get("has_focuser"):
             npos = len({p[2] for p in self.points if p[2] is not None})
-            lines.append(f"fit: {npos}/5 pos")
+            lines.append(f"fit  {npos}/5 pos")
         if star:
             lines.append("prof " + sparkline(star.get("profile", [])))
-        if ev.get("stars") is not None:
-            lines.append(f"{ev['stars']} stars" + (f" med {ev['median_fwhm']:.1f}" if ev.get("median_fwhm") else ""))
         self._set_text("#star-info", "\n".join(lines[:10]))
 
     def show_trend(self) -> None:
         trend = self.query_one(TrendPlot)
         fit = self.fit_hfr if trend.metric == "hfr" else self.fit
         trend.set_data(self.points, self.best, fit)
-        ax = trend.effective_axis()
-        self.query_one("#trend").border_title = f"{trend.metric.upper()} vs {'focuser' if ax == 'focuser' else 'time'}"
 
     def show_test(self) -> None:
         box = self.query_one("#assist")
@@ -293,7 +292,9 @@ class FocusScreen(StageScreen):
             box.set_class(False, "-shown")
             return
         box.set_class(True, "-shown")
-        self.query_one(HistogramPlot).set_test(self.test)
+        hist = self.query_one(HistogramPlot)
+        if hist.test is not self.test:
+            hist.set_test(self.test)
         if running:
             text = f"exposing… {act.get('detail', '')}"
         else:

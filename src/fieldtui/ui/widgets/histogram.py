@@ -25,7 +25,7 @@ class HistogramPlot(ThrottledPlot):
         self.style_axes()
         t = self.test
         if not t or not t.get("hist"):
-            plt.title("no test exposure yet (x)")
+            self.border_title = "test exposure: none yet (x)"
             return
         lo, hi = float(t["lo"]), float(t["hi"])
         colours = NIGHT_CH if self.night else DAY_CH
@@ -36,8 +36,9 @@ class HistogramPlot(ThrottledPlot):
             plt.plot(xs, ys, color=colours.get(name, colours["L"]), marker="braille")
         plt.vline(float(t["black"]), color=(255, 0, 0) if self.night else (255, 255, 255))
         plt.yticks([])
+        plt.xticks([lo, float(t["black"]), hi], [f"{lo:.0f}", "blk", f"{hi:.0f}"])
         m = t.get("metrics") or {}
         clip = m.get("clipped_black_pct")
         sat = m.get("saturated_pct")
-        plt.title(f"{t['exposure']:g}s ISO{t.get('iso')}  clip {clip:.1f}%  sat {sat:.2f}%"
+        self.border_title = (f"{t['exposure']:g}s ISO{t.get('iso')}  clip {clip:.1f}%  sat {sat:.2f}%"
                   if clip is not None and sat is not None else f"{t['exposure']:g}s")

@@ -103,21 +103,21 @@ class TrendPlot(ThrottledPlot):
         else:
             t0 = self.points[0][1] if self.points else 0.0
             data = [(p[1] - t0, p[col]) for p in self.points if p[col] is not None]
-        plt.xlabel("focuser" if axis == "focuser" else "s")
+        head = f"{name} vs {'focuser' if axis == 'focuser' else 'time (s)'}"
         if not data:
-            plt.title(f"{name}: no data yet")
+            self.border_title = f"{head}: no data yet"
             return
         xs, ys = [d[0] for d in data], [d[1] for d in data]
         if axis == "time":
             plt.plot(xs, ys, color=line, marker="braille")
         plt.scatter(xs, ys, color=pts, marker="•" if len(xs) < 60 else "dot")
-        title = f"{name} px  last {ys[-1]:.2f}"
+        title = f"{head} · {ys[-1]:.2f}"
         bkey = self.metric
         if self.best and self.best.get(bkey) is not None:
             bx = self.best.get("focuser") if axis == "focuser" else self.best["t"] - (self.points[0][1] if self.points else 0)
             if bx is not None:
                 plt.scatter([bx], [self.best[bkey]], color=best_c, marker="◆")
-            title += f"  best {self.best[bkey]:.2f}"
+            title += f" best {self.best[bkey]:.2f}"
         if axis == "focuser" and self.fit:
             f = self.fit
             lo, hi = min(xs + [f["c"]]), max(xs + [f["c"]])
@@ -126,5 +126,5 @@ class TrendPlot(ThrottledPlot):
             fy = [math.sqrt(f["a"] ** 2 + (f["b"] * (x - f["c"])) ** 2) for x in fx]
             plt.plot(fx, fy, color=fit_c, marker="braille")
             plt.vline(f["c"], color=fit_c)
-            title += f"  fit {f['best']}"
-        plt.title(title)
+            title += f" fit {f['best']}"
+        self.border_title = title
