@@ -58,6 +58,10 @@ class GuideStatus(Event):
     detail: str = ""
     summary: dict[str, Any] = field(default_factory=dict)
 
+    def fold_into(self, extra: dict[str, Any]) -> None:
+        """Keep a client's ``extra["guiding"]`` (what the status bar reads) up to date."""
+        extra["guiding"] = dict(self.summary)
+
 
 @dataclass
 class GuidePoint(Event):
@@ -76,6 +80,17 @@ class GuidePoint(Event):
     dropped: bool = False
     rms: list[float | None] = field(default_factory=list)  # RA, Dec, total (″) over the stats window
     rms_px: list[float] = field(default_factory=list)
+
+    def fold_into(self, extra: dict[str, Any]) -> None:
+        g = dict(extra.get("guiding") or {})
+        g["state"] = self.state
+        if not self.dropped:
+            g.update(snr=self.snr, hfd=self.hfd)
+        if len(self.rms) == 3:
+            g.update(rms_ra_arcsec=self.rms[0], rms_dec_arcsec=self.rms[1], rms_total_arcsec=self.rms[2])
+        if len(self.rms_px) == 3:
+            g.update(rms_ra_px=self.rms_px[0], rms_dec_px=self.rms_px[1], rms_total_px=self.rms_px[2])
+        extra["guiding"] = g
 
 
 @dataclass

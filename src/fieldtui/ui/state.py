@@ -67,6 +67,9 @@ class RigState:
         if isinstance(ev, FramePreview):
             self.previews[ev.camera] = ev.to_dict()
             return "preview"
+        fold = getattr(ev, "fold_into", None)
+        if fold is not None:  # e.g. guiding events keep extra["guiding"] current
+            fold(self.extra)
         self.extra.setdefault("events", {})[ev.kind] = ev.to_dict()
         return ev.kind
 

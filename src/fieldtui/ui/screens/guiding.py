@@ -1,10 +1,287 @@
-"""Guiding: (the guide engine's screen)."""
+"""Guiding: the RA/Dec deviation plot, correction pulses, a bullseye of recent errors, the guide
+star's box, the statistics and the guider's state, with a key for every action.
+
+The guide loop runs in the rig service (``service/guiding.py``) and goes on
+whatever screen is shown; this screen draws its events and sends commands.
+Plots redraw at most twice a second and only when new points came in.
+"""
 
 from __future__ import annotations
 
-from .base import ComingScreen
+import base64
+from collections import deque
+from typing import Any
+
+import numpy as np
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import Static
+
+from ...service import guiding as guiding_events  # noqa: F401 - registers the guiding event kinds
+from ..widgets.frameview import FrameView
+from ..widgets.guideplot import MINUTES, SCALES, Bullseye, DeviationPlot, PulsePlot
+from .base import StageScreen
+
+HISTORY = 3600
+TEXT_HZ = 2.0
+
+SCALE = Binding.Group("Scale", compact=True)
+SPAN = Binding.Group("Min", compact=True)
+
+STATE_HINT = {
+    "stopped": "l: loop",
+    "looping": "a: star, r: calibrate, u: guide",
+    "calibrating": "calibrating…",
+    "guiding": "d: dither, x: stop",
+    "settling": "settling after a dither",
+    "star lost": "star lost: waiting for it",
+}
 
 
-class GuidingScreen(ComingScreen):
+def _f(v: Any, fmt: str = ".2f", none: str = "–") -> str:
+    return none if v is None else format(v, fmt)
+
+
+def enlarge(img: np.ndarray, k: int) -> np.ndarray:
+    return np.repeat(np.repeat(img, k, axis=0), k, axis=1) if k > 1 else img
+
+
+class GuidingScreen(StageScreen):
     TITLE_TEXT = "GUIDING"
-    COMING = "Autoguiding (calibration, guiding, dithering, deviation plots) is still to come."
+    DEFAULT_CSS = """
+    GuidingScreen #g-top { height: 1fr; min-height: 8; }
+    GuidingScreen #g-bottom { height: 8; }
+    GuidingScreen #g-dev { width: 1fr; border: round $border-blurred; }
+    GuidingScreen #g-bull { width: 26; border: round $border-blurred; }
+    GuidingScreen #g-pulses { width: 1fr; border: round $border-blurred; }
+    GuidingScreen #g-star { width: 16; height: 8; border: round $border-blurred; }
+    GuidingScreen #g-stats { width: 24; height: 8; padding: 0 0 0 1; color: $text; }
+    GuidingScreen Footer.-compact FooterLabel { margin: 0 1 0 0; }
+    """
+    BINDINGS = [
+        Binding("l", "loop", "Loop"),
+        Binding("a", "select", "Star"),
+        Binding("r", "calibrate", "Cal"),
+        Binding("u", "guide", "Guide"),
+        Binding("d", "dither", "Dith"),
+        Binding("x", "stop", "Stop"),
+        Binding("z", "uncalibrate", "Uncal"),
+        Binding("minus", "scale(-1)", "Zoom out", group=SCALE, key_display="-"),
+        Binding("plus,equals_sign", "scale(1)", "Zoom in", group=SCALE, key_display="+"),
+        Binding("less_than_sign", "span(-1)", "Shorter", group=SPAN, key_display="<"),
+        Binding("greater_than_sign", "span(1)", "Longer", group=SPAN, key_display=">"),
+    ]
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.points: deque[list[Any]] = deque(maxlen=HISTORY)
+        self.star: dict[str, Any] | None = None
+        self.minutes = 10.0
+        self.scale = 0.0
+        self._texts: dict[str, str] = {}
+        self._dirty_text = False
+        self._last_n = 0
+
+    # ----- layout ---------------------------------------------------------
+    @property
+    def night(self) -> bool:
+        return self.app.theme != "fieldtui-day"
+
+    def body(self) -> ComposeResult:
+        night = self.night
+        with Horizontal(id="g-top"):
+            yield DeviationPlot(night=night, id="g-dev")
+            yield Bullseye(night=night, id="g-bull")
+        with Horizontal(id="g-bottom"):
+            yield PulsePlot(night=night, id="g-pulses")
+            yield FrameView(night=night, id="g-star")
+            yield Static("", id="g-stats", markup=False)
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "theme", self._theme_changed, init=False)
+        self.query_one("#g-star").border_title = "star"
+        self.set_interval(1.0 / TEXT_HZ, self._text_tick)
+        self._resync()
+        self.show_all()
+
+    def _theme_changed(self, _theme: str) -> None:
+        night = self.night
+        for w in (*self.query(DeviationPlot), *self.query(PulsePlot), *self.query(Bullseye)):
+            w.set_night(night)
+        self.query_one("#g-star", FrameView).set_night(night)
+
+    def _set_text(self, selector: str, text: str) -> None:
+        """Update a Static only when its text changed (nothing else is sent to the terminal)."""
+        if self._texts.get(selector) != text:
+            self._texts[selector] = text
+            self.query_one(selector, Static).update(text)
+
+    # ----- state from the service ----------------------------------------
+    @property
+    def guiding(self) -> dict[str, Any]:
+        return self.app.rig.extra.get("guiding") or {}  # type: ignore[attr-defined]
+
+    @property
+    def state(self) -> str:
+        return self.guiding.get("state", "stopped")
+
+    def _resync(self) -> None:
+        self.run_worker(self._fetch_state(), group="guide-sync", exclusive=True, exit_on_error=False)
+
+    async def _fetch_state(self) -> None:
+        st = await self.app.send("guide.state", minutes=max(MINUTES))  # type: ignore[attr-defined]
+        if not isinstance(st, dict):
+            return
+        hist = st.pop("history", [])
+        self.app.rig.extra["guiding"] = st  # type: ignore[attr-defined]
+        self.points.clear()
+        self.points.extend(list(p) for p in hist)
+        self.show_all()
+
+    def rig_changed(self, part: str) -> None:
+        super().rig_changed(part)
+        rig = self.app.rig  # type: ignore[attr-defined]
+        if part == "connection":
+            if rig.connected:
+                self._resync()
+        elif part == "GuidePoint":
+            ev = rig.extra["events"]["GuidePoint"]
+            n = int(ev.get("n", 0))
+            if self._last_n and n > self._last_n + 1 and n - self._last_n > 5:
+                self._resync()  # we missed points: fetch the history
+            self._last_n = n
+            if ev.get("dropped"):
+                self.points.append([ev["t"], None, None, 0, 0])
+            else:
+                self.points.append([ev["t"], ev["ra"], ev["dec"], ev["ra_ms"], ev["dec_ms"]])
+            self.show_plots()
+            self._dirty_text = True
+        elif part == "GuideStatus":
+            self._dirty_text = True
+        elif part == "GuideStar":
+            self.star = rig.extra["events"]["GuideStar"]
+            self.show_star()
+            self._dirty_text = True
+
+    def _text_tick(self) -> None:
+        if self._dirty_text:
+            self._dirty_text = False
+            self.show_text()
+
+    # ----- drawing --------------------------------------------------------
+    def show_all(self) -> None:
+        self.show_plots()
+        self.show_star()
+        self.show_text()
+
+    def _now(self) -> float:
+        rig = self.app.rig  # type: ignore[attr-defined]
+        last = self.points[-1][0] if self.points else 0.0
+        return last if rig.virtual else max(last, rig.now())
+
+    def show_plots(self) -> None:
+        unit = "″" if self.guiding.get("pixel_scale") else "px"
+        now = self._now()
+        dev = self.query_one(DeviationPlot)
+        pul = self.query_one(PulsePlot)
+        bull = self.query_one(Bullseye)
+        for w in (dev, pul):
+            w.minutes = self.minutes
+            w.unit = unit
+        dev.scale = bull.scale = self.scale
+        bull.unit = unit
+        dev.set_data(self.points, now)
+        pul.set_data(self.points, now)
+        bull.set_data(self.points, self.guiding.get("rms_total_arcsec" if unit == "″" else "rms_total_px"))
+
+    def show_star(self) -> None:
+        view = self.query_one("#g-star", FrameView)
+        s = self.star
+        if not s or not s.get("pixels"):
+            view.marks = []
+            view.show(None)
+            return
+        side = int(s.get("side", 24))
+        img = np.frombuffer(base64.b64decode(s["pixels"]), dtype=np.uint8).reshape(side, side)
+        cols, rows = view.size.width or 14, view.size.height or 6
+        k = max(1, min(cols // side, (2 * rows) // side))
+        big = enlarge(img, k)
+        marks = []
+        if s.get("lock"):
+            lx, ly = (s["lock"][0] - s["x0"]) * k, (s["lock"][1] - s["y0"]) * k
+            if 0 <= lx < big.shape[1] and 0 <= ly < big.shape[0]:
+                marks.append((lx, ly, "+"))
+        view.marks = marks
+        view.show(big)
+
+    def show_text(self) -> None:
+        g = self.guiding
+        st = self.state
+        detail = g.get("detail") or ""
+        parts = [f"GUIDING · {st}"]
+        if detail and detail != st:
+            parts.append(detail)
+        if not detail or st in ("stopped", "looping"):
+            parts.append(STATE_HINT.get(st, ""))
+        self._set_text(".title", " · ".join(p for p in parts if p)[:200])
+        unit = "″" if g.get("pixel_scale") else ""
+        recent = [p for p in self.points if p[1] is not None and p[0] >= self._now() - g.get("window_s", 120)]
+        pk_ra = max((abs(p[1]) for p in recent), default=None)
+        pk_dec = max((abs(p[2]) for p in recent), default=None)
+        cal = g.get("calibration")
+        lines = [
+            f"RMS {g.get('window_s', 120) / 60:g} min",
+            f"RA  {_f(g.get('rms_ra_arcsec'))}{unit} {_f(g.get('rms_ra_px'))}px",
+            f"Dec {_f(g.get('rms_dec_arcsec'))}{unit} {_f(g.get('rms_dec_px'))}px",
+            f"Tot {_f(g.get('rms_total_arcsec'))}{unit} {_f(g.get('rms_total_px'))}px",
+            f"Peak {_f(pk_ra, '.1f')}/{_f(pk_dec, '.1f')}{unit}",
+            f"SNR {_f(g.get('snr'), '.0f')}  HFD {_f(g.get('hfd'), '.1f')}",
+            ("cal none" if not cal else
+             f"cal {cal.get('angle_deg', 0):.0f}° {'⚠' if cal.get('warnings') else 'ok'}"
+             f" {cal.get('pier_side', '')}"),
+        ]
+        self._set_text("#g-stats", "\n".join(line[:23] for line in lines))
+
+    # ----- actions --------------------------------------------------------
+    async def _send(self, name: str, **args: Any) -> Any:
+        return await self.app.send(name, **args)  # type: ignore[attr-defined]
+
+    async def action_loop(self) -> None:
+        await self._send("guide.loop")
+
+    async def action_select(self) -> None:
+        await self._send("guide.select")
+
+    async def action_calibrate(self) -> None:
+        await self._send("guide.calibrate")
+
+    async def action_guide(self) -> None:
+        await self._send("guide.start")
+
+    async def action_dither(self) -> None:
+        res = await self._send("guide.dither", wait=False)
+        if res is not None and not res.get("ok"):
+            self.app.notify(f"no dither: {res.get('reason')}", severity="warning")
+
+    async def action_stop(self) -> None:
+        # Guiding (or calibrating) stops back to looping; looping stops altogether.
+        await self._send("guide.stop", keep_looping=self.state not in ("looping", "stopped"))
+
+    async def action_uncalibrate(self) -> None:
+        if await self._send("guide.clear_calibration") is not None:
+            self.app.notify("calibration cleared: the next guide start calibrates")
+
+    def action_scale(self, step: int) -> None:
+        # "+" zooms in (a smaller range), "-" out; automatic sits beyond the widest.
+        order = list(SCALES[1:]) + [0.0]
+        j = order.index(self.scale) if self.scale in order else len(order) - 1
+        j = max(0, min(len(order) - 1, j - step))
+        self.scale = order[j]
+        self.show_plots()
+        self.app.notify(f"scale {'auto' if not self.scale else f'±{self.scale:g}'}", timeout=1.5)
+
+    def action_span(self, step: int) -> None:
+        i = MINUTES.index(self.minutes) if self.minutes in MINUTES else MINUTES.index(10)
+        self.minutes = float(MINUTES[max(0, min(len(MINUTES) - 1, i + step))])
+        self.show_plots()

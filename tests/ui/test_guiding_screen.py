@@ -1,0 +1,114 @@
+"""The Guiding screen against the rig service on the virtual clock (simulated time runs fast)."""
+
+import asyncio
+import os
+
+import pytest
+
+from fieldtui.ui.app import FieldApp
+from fieldtui.ui.widgets.guideplot import Bullseye, DeviationPlot, PulsePlot
+
+from .nightcheck import bad_svg_colours
+
+
+async def wait_until(pilot, pred, timeout=30.0):
+    for _ in range(int(timeout / 0.1)):
+        if pred():
+            return True
+        await pilot.pause(0.1)
+    return pred()
+
+
+@pytest.fixture
+async def fast_service(cfg, runtime):
+    """The rig service in this test's loop on the virtual clock."""
+    from fieldtui.service.daemon import serve
+    ready = asyncio.Event()
+    task = asyncio.ensure_future(serve(cfg, fast=True, ready=ready))
+    await asyncio.wait_for(ready.wait(), 20)
+    yield task
+    task.cancel()
+    try:
+        await task
+    except BaseException:
+        pass
+
+
+def _guiding(app):
+    return app.rig.extra.get("guiding") or {}
+
+
+async def test_guiding_keys_loop_calibrate_guide_and_it_keeps_running_elsewhere(fast_service):
+    app = FieldApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert await wait_until(pilot, lambda: app.rig.devices.get("guide_camera", {}).get("state") == "connected"
+                                and app.rig.devices.get("guide_port", {}).get("state") == "connected")
+        await pilot.press("g")
+        assert app.current_mode == "guiding"
+        await pilot.press("l")
+        assert await wait_until(pilot, lambda: _guiding(app).get("state") == "looping")
+        await pilot.press("a")
+        assert await wait_until(pilot, lambda: _guiding(app).get("star") is not None
+                                or (app.rig.extra.get("events", {}).get("GuideStar") or {}).get("star"))
+        await pilot.press("r")
+        # (on the virtual clock a calibration takes about a second: wait for its result)
+        assert await wait_until(pilot, lambda: _guiding(app).get("state") == "looping"
+                                and _guiding(app).get("calibration") is not None, timeout=60)
+        await pilot.press("u")
+        assert await wait_until(pilot, lambda: _guiding(app).get("state") == "guiding")
+        # Some simulated minutes of guiding, then the statistics on the screen.
+        assert await wait_until(pilot, lambda: len(app.screen.points) > 150, timeout=60)
+        g = _guiding(app)
+        assert g["rms_total_arcsec"] is not None and g["rms_total_arcsec"] < 2.0
+        await pilot.pause(1.0)
+        stats = str(app.screen.query_one("#g-stats").render())
+        assert f"Tot {g['rms_total_arcsec']:.2f}" in stats or "Tot " in stats
+        assert "SNR" in stats and "cal " in stats and "ok" in stats
+        title = str(app.screen.query_one(".title").render())
+        assert "guiding" in title
+        dev = app.screen.query_one(DeviationPlot)
+        assert dev.draws > 0 and "min" in (dev.border_title or "")
+        draws = dev.draws
+        # Other screens and back: the guider went on without the screen.
+        await pilot.press("e")
+        assert app.current_mode == "equipment"
+        n_before = app.rig.extra["events"]["GuidePoint"]["n"]
+        assert await wait_until(pilot, lambda: app.rig.extra["events"]["GuidePoint"]["n"] > n_before + 30)
+        assert _guiding(app)["state"] in ("guiding", "settling")
+        await pilot.press("g")
+        assert app.current_mode == "guiding"
+        assert await wait_until(pilot, lambda: len(app.screen.points) > 200)
+        assert app.screen.query_one(DeviationPlot).draws >= draws
+        # A dither, then stop back to looping, then stop the loop.
+        await pilot.press("d")
+        assert await wait_until(pilot, lambda: _guiding(app).get("state") == "settling"
+                                or "settl" in _guiding(app).get("detail", ""))
+        await pilot.press("x")
+        assert await wait_until(pilot, lambda: _guiding(app).get("state") == "looping")
+        await pilot.press("x")
+        assert await wait_until(pilot, lambda: _guiding(app).get("state") == "stopped")
+        bar = str(app.screen.query_one("StatusBar").render())
+        assert "guide stopped" in bar
+
+
+async def test_guiding_screen_is_night_safe_with_plots(fast_service):
+    app = FieldApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert await wait_until(pilot, lambda: app.rig.devices.get("guide_port", {}).get("state") == "connected")
+        await pilot.press("g")
+        await app.send("guide.start")
+        assert await wait_until(pilot, lambda: len(app.screen.points) > 60, timeout=60)
+        await pilot.press("minus")  # a fixed scale, then a shorter span
+        await pilot.press("less_than_sign")
+        await pilot.pause(1.2)
+        for w in (DeviationPlot, PulsePlot, Bullseye):
+            assert app.screen.query_one(w).draws > 0
+        svg = app.export_screenshot()
+        if os.environ.get("FIELDTUI_SHOTS"):
+            with open(os.path.join(os.environ["FIELDTUI_SHOTS"], "guiding-night.svg"), "w") as f:
+                f.write(svg)
+        assert not bad_svg_colours(svg)
+        # the footer names the actions
+        for label in ("Loop", "Star", "Cal", "Guide", "Dith", "Stop"):
+            assert label in svg
+        await app.send("guide.stop")
