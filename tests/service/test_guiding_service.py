@@ -73,6 +73,17 @@ async def test_calibrate_guide_dither_and_clouds_with_no_client(cfg):
         await session.clock.sleep(120)
         assert session.snapshot()["guiding"]["rms_total_arcsec"] < 1.5
 
+        # The guide camera unplugged and back: alerts, then guiding resumes.
+        n_alerts = len(session.alerts)
+        session.rig.sim.faults.disconnect_guide = True
+        await _until(session, lambda: any("disconnected" in a.text for a in session.alerts[n_alerts:]),
+                     clock_s=30, step=0.5)
+        assert any(a.level == "error" for a in session.alerts[n_alerts:])
+        await session.clock.sleep(10)
+        session.rig.sim.faults.disconnect_guide = False
+        await _until(session, lambda: any("back" in a.text for a in session.alerts[n_alerts:]), clock_s=60)
+        await _until(session, lambda: g.state == "guiding", clock_s=120)
+
         # A dither while not guiding is refused with a reason, not an exception.
         await _cmd(session, "guide.stop", keep_looping=True)
         assert g.state == "looping"

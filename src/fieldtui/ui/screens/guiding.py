@@ -81,6 +81,7 @@ class GuidingScreen(StageScreen):
         self.scale = 0.0
         self._texts: dict[str, str] = {}
         self._dirty_text = False
+        self._dirty_star = False
         self._last_n = 0
 
     # ----- layout ---------------------------------------------------------
@@ -161,10 +162,13 @@ class GuidingScreen(StageScreen):
             self._dirty_text = True
         elif part == "GuideStar":
             self.star = rig.extra["events"]["GuideStar"]
-            self.show_star()
-            self._dirty_text = True
+            self._dirty_star = True
 
     def _text_tick(self) -> None:
+        """Text and the star box: at most TEXT_HZ redraws a second, only when changed."""
+        if self._dirty_star:
+            self._dirty_star = False
+            self.show_star()
         if self._dirty_text:
             self._dirty_text = False
             self.show_text()
