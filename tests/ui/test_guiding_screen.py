@@ -108,6 +108,14 @@ async def test_guiding_screen_is_night_safe_with_plots(fast_service):
             with open(os.path.join(os.environ["FIELDTUI_SHOTS"], "guiding-night.svg"), "w") as f:
                 f.write(svg)
         assert not bad_svg_colours(svg)
+        # day and back: the plots follow the theme, and night is red again
+        await pilot.press("t")
+        await pilot.pause(0.6)
+        assert not app.screen.query_one(DeviationPlot).night
+        await pilot.press("t")
+        await pilot.pause(1.2)
+        assert app.screen.query_one(DeviationPlot).night
+        assert not bad_svg_colours(app.export_screenshot())
         # the footer names the actions
         for label in ("Loop", "Star", "Cal", "Guide", "Dith", "Stop"):
             assert label in svg
