@@ -18,11 +18,20 @@ def _sign(x: float) -> int:
 class GuideAlgorithm:
     name = "None"
     min_move: float = 0.0
+    uses_time = False  # True: result() wants the frame time (t=...)
 
     def result(self, distance: float) -> float:
         return distance
 
     def reset(self) -> None:
+        return None
+
+    def applied(self, requested: float, actual: float) -> None:
+        """The engine sent ``actual`` px instead of the ``requested`` output."""
+        return None
+
+    def lock_moved(self, delta: float) -> None:
+        """The lock position moved by ``delta`` px along this axis (a dither)."""
         return None
 
     def summary(self) -> str:
@@ -115,12 +124,21 @@ class ResistSwitch(GuideAlgorithm):
                 f"FastSwitch = {'enabled' if self.fast_switch else 'disabled'}")
 
 
-def make_algorithm(name: str, **kw: float) -> GuideAlgorithm:
+def make_algorithm(name: str, axis: str = "ra", **kw: float) -> GuideAlgorithm:
     key = name.lower().replace("_", "").replace("-", "").replace(" ", "")
+    if key == "predictive" and axis == "dec":
+        from .predictive import PredictiveDec
+        return PredictiveDec(**{k: kw[k] for k in ("min_move", "aggression", "drift_s", "drift_gain")
+                                if k in kw})
     if key == "hysteresis":
         return Hysteresis(**{k: kw[k] for k in ("hysteresis", "aggression", "min_move") if k in kw})
+    if key == "predictive":
+        from .predictive import Predictive
+        # No minimum move: the small feedback gain averages seeing instead.
+        return Predictive(**{k: kw[k] for k in ("aggression", "prediction_gain", "trend_s",
+                                                 "harmonics", "period_s") if k in kw})
     if key == "resistswitch":
         return ResistSwitch(**{k: kw[k] for k in ("min_move", "aggression") if k in kw})
     if key in ("none", "off"):
         return GuideAlgorithm()
-    raise ValueError(f"unknown guide algorithm {name!r} (hysteresis, resist_switch, none)")
+    raise ValueError(f"unknown guide algorithm {name!r} (hysteresis, predictive, resist_switch, none)")

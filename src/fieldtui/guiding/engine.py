@@ -108,10 +108,16 @@ class GuideEngine:
     # ------------------------------------------------------------------ setup
     def _make_algorithms(self) -> tuple[GuideAlgorithm, GuideAlgorithm]:
         s = self.settings
-        ra = make_algorithm(s.ra_algorithm, hysteresis=s.ra_hysteresis, aggression=s.ra_aggression,
-                            min_move=s.ra_min_move)
-        dec = make_algorithm(s.dec_algorithm, aggression=s.dec_aggression, min_move=s.dec_min_move,
-                             hysteresis=s.ra_hysteresis)
+        ra_pred = s.ra_algorithm.lower() == "predictive"
+        dec_pred = s.dec_algorithm.lower() == "predictive"
+        ra = make_algorithm(s.ra_algorithm, hysteresis=s.ra_hysteresis,
+                            aggression=s.ra_predictive_aggression if ra_pred else s.ra_aggression,
+                            min_move=s.ra_min_move, prediction_gain=s.ra_prediction_gain,
+                            trend_s=s.ra_trend_s, period_s=s.ra_period_s or None)
+        dec = make_algorithm(s.dec_algorithm, axis="dec",
+                             aggression=s.dec_predictive_aggression if dec_pred else s.dec_aggression,
+                             min_move=s.dec_min_move, hysteresis=s.ra_hysteresis,
+                             drift_s=s.dec_drift_s, drift_gain=s.dec_drift_gain)
         return ra, dec
 
     @property
@@ -224,6 +230,8 @@ class GuideEngine:
             ra, dec, cdx, cdy = -ra, -dec, -cdx, -cdy
             nx, ny = self.lock[0] + cdx, self.lock[1] + cdy
         self.lock = (nx, ny)
+        self.ra_algo.lock_moved(ra)
+        self.dec_algo.lock_moved(dec)
         self._emit(DitherStarted(self.last_t, cdx, cdy, ra, dec, nx, ny))
         self._emit(LockPositionSet(self.last_t, nx, ny, "dither"))
         self._dither_t = self.last_t
@@ -552,6 +560,7 @@ class GuideEngine:
                    or t - self._last_corr_t >= s.correction_time_s - 1e-6
                    or self.state == GuideState.SETTLING)
         ra_out = dec_out = 0.0
+        algo_out: tuple[float, float] | None = None
         if correct:
             ra_in = sum(a[0] for a in self._acc) / len(self._acc)
             dec_in = sum(a[1] for a in self._acc) / len(self._acc)
@@ -560,8 +569,12 @@ class GuideEngine:
             if self._recovering_since is not None:
                 ra_out, dec_out = ra_in, dec_in  # full corrections until it is back
             else:
-                ra_out = self.ra_algo.result(ra_in)
-                dec_out = self.dec_algo.result(dec_in)
+                t_mid = t - s.exposure_s / 2.0  # the frame shows the star mid-exposure
+                ra_out = (self.ra_algo.result(ra_in, t=t_mid) if self.ra_algo.uses_time
+                          else self.ra_algo.result(ra_in))
+                dec_out = (self.dec_algo.result(dec_in, t=t_mid) if self.dec_algo.uses_time
+                           else self.dec_algo.result(dec_in))
+                algo_out = (ra_out, dec_out)
             if s.tolerance_px is not None:
                 if abs(ra_in) < s.tolerance_px:
                     ra_out = 0.0
@@ -575,6 +588,13 @@ class GuideEngine:
         if dec_ms and (mode == "off" or (mode == "north" and dec_dir != "N")
                        or (mode == "south" and dec_dir != "S")):
             dec_ms, dec_dir, dec_lim = 0, "", False
+        if algo_out is not None:
+            # Tell the algorithms what was really sent (tolerance, rounding,
+            # pulse limits, Dec mode): the predictive one keeps the sum.
+            sent_ra = math.copysign(ra_ms / 1000.0 * cal.ra_rate, ra_out) if ra_ms else 0.0
+            sent_dec = math.copysign(dec_ms / 1000.0 * cal.dec_rate, dec_out) if dec_ms else 0.0
+            self.ra_algo.applied(algo_out[0], sent_ra)
+            self.dec_algo.applied(algo_out[1], sent_dec)
         if ra_ms:
             pulses.append(Pulse(ra_dir, ra_ms))
         if dec_ms:

@@ -35,9 +35,22 @@ class GuideSettings:
     ra_hysteresis: float = 0.1
     ra_aggression: float = 0.7
     ra_min_move: float = 0.2
+    # Predictive RA: the feedback gain on the displacement (no minimum
+    # move: the low gain averages seeing out), the share of the learned
+    # gear error's predicted change sent ahead of time, the window of the
+    # local trend, and the worm period (0: found from the guiding data).
+    ra_predictive_aggression: float = 0.2
+    ra_prediction_gain: float = 1.0
+    ra_trend_s: float = 20.0
+    ra_period_s: float = 0.0
     dec_algorithm: str = "resist_switch"
     dec_aggression: float = 1.0
     dec_min_move: float = 0.2
+    # Predictive Dec: feedback gain toward the drift, the window the drift
+    # rate is measured over and the share of it fed forward.
+    dec_predictive_aggression: float = 0.2
+    dec_drift_s: float = 120.0
+    dec_drift_gain: float = 0.8
     dec_mode: str = "auto"  # auto | north | south | off
     max_ra_pulse_ms: int = 2500
     max_dec_pulse_ms: int = 2500
@@ -109,6 +122,8 @@ CONFIG_KEYS = {
     "dec_direction": "dec_mode",
     "dec_aggressiveness": "dec_aggression",
     "dec_min_move_px": "dec_min_move",
+    "ra_predictive_aggressiveness": "ra_predictive_aggression",
+    "dec_predictive_aggressiveness": "dec_predictive_aggression",
     "max_pulse_ra_ms": "max_ra_pulse_ms",
     "max_pulse_dec_ms": "max_dec_pulse_ms",
     "calibration_distance_px": "calibration_px",

@@ -1,0 +1,410 @@
+"""Predictive guiding: learn the mount's own error and correct it ahead of time.
+
+A reactive algorithm only corrects an error once the star has moved, so it
+always lags behind the periodic error and pays the star's seeing jitter on
+every correction.  The mount's uncorrected ("gear") error is, however,
+mostly predictable: periodic error of the worm (a fundamental and a few
+harmonics), a slow drift, and only then the unpredictable bits (gusts, a
+cable snag).  It is observable too: the star's displacement plus all the
+corrections sent so far,
+
+    gear(t) = displacement(t) + sum of corrections before t (+ lock shifts)
+
+so the algorithm fits a model to that history and, every cycle, sends the
+change the model predicts for the next cycle (the feed-forward) plus a
+gentle proportional correction of what is left (the feedback, with a
+minimum move so seeing alone does not drive the mount).
+
+The model is, in order of trust:
+
+* a straight line through the last ``trend_s`` seconds (slope × cycle), from
+  the first few frames;
+* once at least ``period_cycles`` worm periods have been seen, a linear
+  trend plus ``harmonics`` harmonics of a period found in the data itself
+  (a scan of candidate periods for the least-squares fit); used only when
+  it explains the gear error at least as well as the local line does.
+
+Units are pixels along the axis and seconds; times come from the engine.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+
+from .algorithms import GuideAlgorithm, ResistSwitch
+
+
+def _lstsq(a: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    coef, *_ = np.linalg.lstsq(a, y, rcond=None)
+    r = y - a @ coef
+    return coef, float(np.sqrt(np.mean(r * r))) if len(r) else 0.0
+
+
+def _harmonic_design(t: np.ndarray, period: float, harmonics: int) -> np.ndarray:
+    cols = [np.ones_like(t), t]
+    w = 2.0 * math.pi / period
+    for k in range(1, harmonics + 1):
+        cols.append(np.sin(k * w * t))
+        cols.append(np.cos(k * w * t))
+    return np.column_stack(cols)
+
+
+class GearModel:
+    """The gear-error history of one axis and the models fitted to it."""
+
+    def __init__(self, *, trend_s: float = 20.0, harmonics: int = 3, period_min_s: float = 60.0,
+                 period_max_s: float = 1500.0, period_cycles: float = 1.5, refit_s: float = 30.0,
+                 history_s: float = 3600.0, period_s: float | None = None) -> None:
+        self.trend_s = trend_s
+        self.harmonics = harmonics
+        self.period_min_s = period_min_s
+        self.period_max_s = period_max_s
+        self.period_cycles = period_cycles
+        self.refit_s = refit_s
+        self.history_s = history_s
+        self.fixed_period = period_s
+        self.t: deque[float] = deque()
+        self.g: deque[float] = deque()
+        self.t0: float | None = None
+        self.period: float | None = period_s
+        self.coef: np.ndarray | None = None  # harmonic model, or None
+        self.periodic_ok = False
+        self._fit_at = -math.inf
+        self.residual_periodic = math.nan
+        self.residual_trend = math.nan
+
+    def clear(self) -> None:
+        self.t.clear()
+        self.g.clear()
+        self.t0 = None
+        self.period = self.fixed_period
+        self.coef = None
+        self.periodic_ok = False
+        self._fit_at = -math.inf
+
+    def add(self, t: float, g: float) -> None:
+        if self.t0 is None:
+            self.t0 = t
+        self.t.append(t - self.t0)
+        self.g.append(g)
+        while self.t and self.t[-1] - self.t[0] > self.history_s:
+            self.t.popleft()
+            self.g.popleft()
+        if self.t[-1] - self._fit_at >= self.refit_s:
+            self._fit_at = self.t[-1]
+            self._fit_periodic()
+
+    @property
+    def span(self) -> float:
+        return self.t[-1] - self.t[0] if len(self.t) > 1 else 0.0
+
+    # ------------------------------------------------------------ the models
+    def trend(self) -> tuple[float, float] | None:
+        """(slope px/s, value at the newest time) of the line through the last trend_s."""
+        if len(self.t) < 4:
+            return None
+        tn = self.t[-1]
+        ts, gs = [], []
+        for tt, gg in zip(reversed(self.t), reversed(self.g)):
+            if tn - tt > self.trend_s:
+                break
+            ts.append(tt)
+            gs.append(gg)
+        if len(ts) < 4:
+            return None
+        t = np.asarray(ts) - tn
+        g = np.asarray(gs)
+        coef, _ = _lstsq(np.column_stack([np.ones_like(t), t]), g)
+        return float(coef[1]), float(coef[0])
+
+    def _fit_periodic(self) -> None:
+        lo = self.period_min_s
+        hi = min(self.period_max_s, self.span / self.period_cycles)
+        if self.fixed_period is None and hi < lo * 1.05:
+            self.periodic_ok = False
+            return
+        t = np.asarray(self.t)
+        g = np.asarray(self.g)
+        if self.fixed_period is not None:
+            if self.span < self.period_cycles * self.fixed_period:
+                self.periodic_ok = False
+                return
+            period = self.fixed_period
+        else:
+            period = self._find_period(t, g, lo, hi)
+        coef, res = _lstsq(_harmonic_design(t, period, self.harmonics), g)
+        self.period = period
+        self.coef = coef
+        self.residual_periodic = res
+        # Compare with what the local line leaves (seeing, gusts): the
+        # harmonic model must explain the gear error about as well, and it
+        # must also predict: fitted without the newest fifth of the data, it
+        # has to follow that fifth too (a short stretch of smooth error is
+        # fitted by almost any period; only a real one extrapolates).
+        self.residual_trend = self._local_residual(t, g)
+        cut = t[-1] - max(60.0, 0.2 * self.span)
+        old = t < cut
+        ok = res <= 1.5 * self.residual_trend + 1e-9 and old.sum() > 20 and (~old).sum() > 10
+        if ok:
+            c_old, _ = _lstsq(_harmonic_design(t[old], period, self.harmonics), g[old])
+            r_new = g[~old] - _harmonic_design(t[~old], period, self.harmonics) @ c_old
+            ok = float(np.sqrt(np.mean(r_new * r_new))) <= 2.0 * self.residual_trend
+        self.periodic_ok = bool(ok)
+
+    def _find_period(self, t: np.ndarray, g: np.ndarray, lo: float, hi: float) -> float:
+        # Decimate to ~1 sample per 2 s for the scan; periods on a log grid.
+        step = max(1, int(len(t) // max(1.0, self.span / 2.0)))
+        ts, gs = t[::step], g[::step]
+        grid = np.exp(np.linspace(math.log(lo), math.log(hi), 160))
+        res = np.array([_lstsq(_harmonic_design(ts, p, self.harmonics), gs)[1] for p in grid])
+        i = int(np.argmin(res))
+        best = float(grid[i])
+        # Refine around the best candidate on the full data.
+        a = float(grid[max(i - 1, 0)])
+        b = float(grid[min(i + 1, len(grid) - 1)])
+        fine = np.linspace(a, b, 21)
+        fres = np.array([_lstsq(_harmonic_design(t, p, self.harmonics), g)[1] for p in fine])
+        best = float(fine[int(np.argmin(fres))])
+        return best
+
+    @staticmethod
+    def _local_residual(t: np.ndarray, g: np.ndarray, window: float = 20.0) -> float:
+        """RMS scatter about straight lines through consecutive windows."""
+        if len(t) < 8:
+            return math.inf
+        edges = np.arange(t[0], t[-1] + window, window)
+        idx = np.searchsorted(t, edges)
+        sq, n = 0.0, 0
+        for a, b in zip(idx[:-1], idx[1:]):
+            if b - a < 5:
+                continue
+            tt = t[a:b] - t[a]
+            _, r = _lstsq(np.column_stack([np.ones_like(tt), tt]), g[a:b])
+            # Unbias for the two fitted parameters.
+            sq += r * r * (b - a) * (b - a) / max(b - a - 2, 1)
+            n += b - a
+        return math.sqrt(sq / n) if n else math.inf
+
+    def value(self, t_abs: float) -> float | None:
+        if not self.periodic_ok or self.coef is None or self.t0 is None or self.period is None:
+            return None
+        tt = np.asarray([t_abs - self.t0])
+        return float((_harmonic_design(tt, self.period, self.harmonics) @ self.coef)[0])
+
+    def increment(self, t_abs: float, dt: float) -> tuple[float, str]:
+        """Predicted gear-error change from t_abs to t_abs + dt, and which model said so."""
+        if self.periodic_ok:
+            a = self.value(t_abs)
+            b = self.value(t_abs + dt)
+            if a is not None and b is not None:
+                return b - a, "periodic"
+        tr = self.trend()
+        if tr is None:
+            return 0.0, "none"
+        return tr[0] * dt, "trend"
+
+
+class Predictive(GuideAlgorithm):
+    """RA: feed-forward of the learned gear error plus proportional feedback.
+
+    ``aggression`` is the feedback gain on the displacement (errors under
+    ``min_move`` get no feedback), ``prediction_gain`` the fraction of the
+    predicted change sent ahead of time.
+    """
+
+    name = "Predictive"
+    uses_time = True
+
+    def __init__(self, aggression: float = 0.2, min_move: float = 0.0, prediction_gain: float = 1.0,
+                 trend_s: float = 20.0, harmonics: int = 3, period_s: float | None = None,
+                 max_prediction_px: float = 1.0) -> None:
+        self.aggression = aggression
+        self.min_move = min_move
+        self.prediction_gain = prediction_gain
+        self.max_prediction_px = max_prediction_px
+        self.model = GearModel(trend_s=trend_s, harmonics=harmonics, period_s=period_s)
+        self._sum = 0.0  # corrections sent, px
+        self._lock = 0.0  # lock-position shifts along this axis, px
+        self._last_t: float | None = None
+        self._dts: deque[float] = deque(maxlen=15)
+        self.last_prediction = 0.0
+        self.last_source = "none"
+
+    def reset(self) -> None:
+        self.model.clear()
+        self._sum = 0.0
+        self._lock = 0.0
+        self._last_t = None
+        self._dts.clear()
+        self.last_prediction = 0.0
+        self.last_source = "none"
+
+    def _cycle(self, t: float) -> float:
+        if self._last_t is not None and t > self._last_t:
+            self._dts.append(t - self._last_t)
+        self._last_t = t
+        return float(np.median(self._dts)) if self._dts else 0.0
+
+    def result(self, distance: float, t: float | None = None) -> float:
+        if t is None:
+            # No clock: nothing to learn from; behave as a proportional guider.
+            return distance * self.aggression if abs(distance) >= self.min_move else 0.0
+        dt = self._cycle(t)
+        self.model.add(t, distance + self._sum + self._lock)
+        fb = distance * self.aggression if abs(distance) >= self.min_move else 0.0
+        pred = 0.0
+        if dt > 0:
+            pred, self.last_source = self.model.increment(t, dt)
+            pred = max(-self.max_prediction_px, min(self.max_prediction_px, pred))
+        self.last_prediction = pred
+        out = fb + self.prediction_gain * pred
+        self._sum += out
+        return out
+
+    def applied(self, requested: float, actual: float) -> None:
+        """The engine sent ``actual`` instead of ``requested`` (rounding, pulse limits)."""
+        self._sum += actual - requested
+
+    def lock_moved(self, delta: float) -> None:
+        self._lock += delta
+
+    def summary(self) -> str:
+        per = f"{self.model.period:.0f} s" if self.model.period else "learning"
+        return (f"Aggression = {self.aggression:.3f}, Prediction gain = {self.prediction_gain:.3f}, "
+                f"Minimum move = {self.min_move:.3f}, Period = {per}")
+
+
+
+class PredictiveDec(GuideAlgorithm):
+    """Dec: a feed-forward of the steady drift, and gentle one-sided feedback.
+
+    Polar misalignment drifts Dec at a steady rate.  A resist-switch guider
+    lets the star walk a minimum move before it pushes it back, and each
+    push carries that frame's seeing jitter, so the star rocks in a
+    sawtooth.  This one measures the drift rate from the gear error
+    (displacement + corrections sent + lock shifts) over the last
+    ``drift_s`` seconds, sends ``drift_gain`` of it every cycle, and
+    corrects what is left with a small gain, ``aggression``, only toward the
+    drift (the side resist switch would pick): the Dec motor never reverses,
+    so backlash never enters.  Backlash still shows up after a reversal (a
+    dither, a big bump): the rate is fitted with one common slope and a
+    separate offset for each stretch between reversals, so lost motion
+    does not bias it.  Until the drift is clear, and for large confirmed
+    deflections, a classic :class:`ResistSwitch` decides.
+    """
+
+    name = "Predictive Dec"
+    uses_time = True
+
+    def __init__(self, min_move: float = 0.2, aggression: float = 0.2, drift_s: float = 120.0,
+                 drift_gain: float = 0.8, min_drift_s: float = 30.0, fast_switch: bool = True) -> None:
+        self.min_move = min_move
+        self.aggression = aggression
+        self.drift_s = drift_s
+        self.drift_gain = drift_gain
+        self.min_drift_s = min_drift_s
+        self.fallback = ResistSwitch(min_move=min_move, aggression=1.0, fast_switch=fast_switch)
+        self.reset()
+
+    def reset(self) -> None:
+        self.fallback.reset()
+        self.samples: deque[tuple[float, float, int]] = deque()  # t, gear, stretch
+        self._sum = 0.0
+        self._lock = 0.0
+        self._stretch = 0
+        self._last_dir = 0
+        self._last_t: float | None = None
+        self._dts: deque[float] = deque(maxlen=15)
+        self._prev = 0.0
+        self.drift_rate = 0.0  # px/s
+        self.drift_sigma = math.inf
+        self.side = 0
+        self.last_prediction = 0.0
+
+    def _fit_rate(self) -> tuple[float, float]:
+        """Common slope over the stretches (px/s) and its standard error."""
+        if len(self.samples) < 10:
+            return 0.0, math.inf
+        arr = np.asarray(self.samples)
+        t, g, k = arr[:, 0], arr[:, 1], arr[:, 2].astype(int)
+        sxx = sxy = 0.0
+        n_used = 0
+        for seg in np.unique(k):
+            m = k == seg
+            if m.sum() < 3:
+                continue
+            tt = t[m] - t[m].mean()
+            gg = g[m] - g[m].mean()
+            sxx += float(tt @ tt)
+            sxy += float(tt @ gg)
+            n_used += int(m.sum())
+        if sxx <= 0 or n_used < 10:
+            return 0.0, math.inf
+        slope = sxy / sxx
+        res = []
+        for seg in np.unique(k):
+            m = k == seg
+            if m.sum() < 3:
+                continue
+            tt = t[m] - t[m].mean()
+            res.append(g[m] - g[m].mean() - slope * tt)
+        r = np.concatenate(res)
+        sigma = float(np.sqrt(r @ r / max(len(r) - 2, 1)) / math.sqrt(sxx))
+        return slope, sigma
+
+    def result(self, distance: float, t: float | None = None) -> float:  # type: ignore[override]
+        rs = self.fallback.result(distance)
+        if t is None:
+            self._note(rs)
+            return rs
+        if self._last_t is not None and t > self._last_t:
+            self._dts.append(t - self._last_t)
+        self._last_t = t
+        self.samples.append((t, distance + self._sum + self._lock, self._stretch))
+        while self.samples and t - self.samples[0][0] > self.drift_s:
+            self.samples.popleft()
+        span = t - self.samples[0][0]
+        self.drift_rate, self.drift_sigma = self._fit_rate()
+        clear = (span >= self.min_drift_s and abs(self.drift_rate) > 3.0 * self.drift_sigma
+                 and self._dts)
+        prev, self._prev = self._prev, distance
+        big = 3.0 * self.min_move
+        out = 0.0
+        if not clear:
+            out = rs  # drift not known yet: classic resist switch
+            self.side = self.fallback.side
+            self.last_prediction = 0.0
+        else:
+            self.side = 1 if self.drift_rate > 0 else -1
+            ff = self.drift_gain * self.drift_rate * float(np.median(self._dts))
+            self.last_prediction = ff
+            if abs(distance) > big and abs(prev) > big and (distance > 0) == (prev > 0):
+                out = distance  # a confirmed large deflection: correct it whichever side
+            else:
+                fb = self.aggression * distance
+                if (fb > 0) - (fb < 0) != self.side:
+                    fb = 0.0
+                out = ff + fb
+        self._note(out)
+        return out
+
+    def _note(self, out: float) -> None:
+        self._sum += out
+        d = (out > 0) - (out < 0)
+        if d and d != self._last_dir:
+            if self._last_dir:
+                self._stretch += 1  # reversal: backlash makes a new offset
+            self._last_dir = d
+
+    def applied(self, requested: float, actual: float) -> None:
+        self._sum += actual - requested
+
+    def lock_moved(self, delta: float) -> None:
+        self._lock += delta
+
+    def summary(self) -> str:
+        return (f"Minimum move = {self.min_move:.3f} Aggression = {self.aggression * 100:.0f}% "
+                f"Drift feed-forward {self.drift_gain * 100:.0f}% over {self.drift_s:.0f} s")

@@ -1,0 +1,153 @@
+"""Predictive guiding with known answers: the algorithms alone on a simulated axis."""
+
+import math
+
+import numpy as np
+import pytest
+
+from fieldtui.config import load_config
+from fieldtui.guiding.algorithms import Hysteresis, ResistSwitch, make_algorithm
+from fieldtui.guiding.engine import GuideEngine
+from fieldtui.guiding.predictive import Predictive, PredictiveDec
+from fieldtui.guiding.settings import GuideSettings
+
+PERIOD = 480.0
+NOISE = 0.12  # px, the star's seeing jitter per frame
+
+
+def gear(t):
+    """RA gear error (px): worm fundamental + 2nd and 3rd harmonics + drift."""
+    w = 2 * math.pi / PERIOD
+    return (3.0 * np.sin(w * t + 0.4) + 0.6 * np.sin(2 * w * t + 1.1) + 0.3 * np.sin(3 * w * t + 2.0)
+            + 0.002 * t)
+
+
+def run_axis(algo, g, seconds, noise=NOISE, dt=1.0, seed=1, backlash=0.0, with_time=True):
+    """Close the loop on one axis: the star sits at gear - corrections (+ jitter).
+
+    Returns times, the true error (gear - corrections) and the outputs."""
+    rng = np.random.default_rng(seed)
+    sent = 0.0
+    play, last_dir = 0.0, 0
+    ts, errs, outs = [], [], []
+    for i in range(int(seconds / dt)):
+        t = i * dt
+        true = float(g(t)) - sent
+        d = true + rng.normal(0.0, noise)
+        out = algo.result(d, t=t) if with_time and algo.uses_time else algo.result(d)
+        if backlash and out:
+            s = 1 if out > 0 else -1
+            if s != last_dir:
+                play = backlash if last_dir else 0.0
+                last_dir = s
+            take = min(abs(out), play)
+            play -= take
+            sent += out - s * take
+        else:
+            sent += out
+        ts.append(t)
+        errs.append(true)
+        outs.append(out)
+    return np.array(ts), np.array(errs), np.array(outs)
+
+
+def test_predictive_learns_period_and_follows_periodic_error():
+    algo = Predictive(aggression=0.2)
+    t, err, _ = run_axis(algo, gear, 3 * PERIOD)
+    assert algo.model.periodic_ok
+    assert algo.model.period == pytest.approx(PERIOD, rel=0.02)
+    late = t > 2 * PERIOD
+    # The residual falls to about what the feedback's share of the jitter leaves:
+    # k/(2-k) of the noise variance for gain k (0.33 x noise for k = 0.2).
+    assert err[late].std() < 0.5 * NOISE
+    # A reactive guider lags the same error by much more.
+    _, err_h, _ = run_axis(Hysteresis(0.1, 0.7, 0.2), gear, 3 * PERIOD)
+    assert err_h[late].std() > 2 * err[late].std()
+
+
+def test_predictive_trend_learns_slope():
+    slope = 0.01  # px/s
+    algo = Predictive(aggression=0.2)
+    t, err, _ = run_axis(algo, lambda t: slope * t, 120.0)
+    tr = algo.model.trend()
+    assert tr is not None
+    assert tr[0] == pytest.approx(slope, abs=0.003)
+    assert not algo.model.periodic_ok
+    # Fed forward, the drift leaves no steady lag behind.
+    assert abs(err[t > 60].mean()) < 0.03
+
+
+def test_predictive_with_known_period():
+    algo = Predictive(aggression=0.2, period_s=PERIOD)
+    t, err, _ = run_axis(algo, gear, 2 * PERIOD)
+    assert algo.model.period == PERIOD
+    assert algo.model.periodic_ok
+    assert err[t > 1.6 * PERIOD].std() < 0.5 * NOISE
+
+
+def test_predictive_without_clock_is_proportional():
+    algo = Predictive(aggression=0.5)
+    assert algo.result(0.4) == pytest.approx(0.2)
+
+
+def test_no_spurious_period_from_a_short_smooth_stretch():
+    algo = Predictive()
+    run_axis(algo, gear, 300.0)  # less than one worm period
+    assert not algo.model.periodic_ok
+
+
+def test_lock_shift_keeps_the_gear_error_continuous():
+    algo = Predictive(aggression=0.2)
+    rng = np.random.default_rng(3)
+    sent = lock = 0.0
+    for i in range(200):
+        if i == 100:
+            lock += 5.0
+            algo.lock_moved(5.0)
+        d = 0.01 * i - sent - lock + rng.normal(0, NOISE)
+        sent += algo.result(d, t=float(i))
+    g = np.array(algo.model.g)
+    assert np.abs(np.diff(g)).max() < 6 * NOISE  # no 5 px jump at the dither
+
+
+def test_predictive_dec_feeds_drift_forward_without_reversing():
+    rate = 0.0035  # px/s, ~1″/min at 4.3″/px
+    algo = PredictiveDec(min_move=0.2, aggression=0.2)
+    t, err, out = run_axis(algo, lambda t: rate * t, 900.0, backlash=1.8)
+    assert algo.drift_rate == pytest.approx(rate, rel=0.25)
+    late = t > 120
+    assert np.all(out[late] * np.sign(rate) >= 0)  # one direction only: no backlash
+    assert err[late].std() < 0.6 * NOISE
+    _, err_rs, _ = run_axis(ResistSwitch(min_move=0.2), lambda t: rate * t, 900.0, backlash=1.8)
+    assert err_rs[late].std() > err[late].std()
+
+
+def test_predictive_dec_drift_fit_ignores_backlash():
+    algo = PredictiveDec()
+    rate = 0.004
+    sent = 0.0
+    rng = np.random.default_rng(5)
+    for i in range(120):
+        t = float(i)
+        # Every 30 s a reversal loses 2 px of motion: separate stretches.
+        if i and i % 30 == 0:
+            algo._stretch += 1
+            sent += 2.0
+        algo.samples.append((t, rate * t + sent + rng.normal(0, 0.05), algo._stretch))
+    slope, sigma = algo._fit_rate()
+    assert slope == pytest.approx(rate, abs=3 * sigma + 1e-4)
+
+
+def test_settings_and_config_select_predictive():
+    cfg = load_config(user=False, overrides={"guiding": {"ra_algorithm": "predictive",
+                                                         "dec_algorithm": "predictive",
+                                                         "ra_predictive_aggressiveness": 0.3,
+                                                         "ra_period_s": 480.0}})
+    s = GuideSettings.from_config(cfg)
+    eng = GuideEngine(s)
+    assert isinstance(eng.ra_algo, Predictive)
+    assert isinstance(eng.dec_algo, PredictiveDec)
+    assert eng.ra_algo.aggression == 0.3
+    assert eng.ra_algo.model.fixed_period == 480.0
+    assert isinstance(make_algorithm("hysteresis"), Hysteresis)
+    assert isinstance(make_algorithm("resist_switch", axis="dec"), ResistSwitch)
