@@ -23,7 +23,7 @@ STAGES = (
     ("e", "equipment", "Equip"),
     ("f", "focus", "Focus"),
     ("g", "guiding", "Guide"),
-    ("c", "capture", "Capt"),
+    ("c", "capture", "Capture"),
     ("k", "calibration", "Calib"),
     ("s", "stacking", "Stack"),
 )
@@ -43,7 +43,7 @@ class FieldApp(App):
     }
     BINDINGS = [
         *[Binding(key, f"stage('{mode}')", label) for key, mode, label in STAGES],
-        Binding("t", "toggle_theme", "Day"),
+        Binding("t", "toggle_theme", "Day/Night"),
         Binding("q", "quit", "Quit"),
     ]
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
+from ..widgets.keybar import KeyBar
 from ..widgets.status import StatusBar
 
 
@@ -17,7 +18,7 @@ class StageScreen(Screen):
         yield Static(self.TITLE_TEXT, classes="title", markup=False)
         with Vertical(id="bottom"):
             yield StatusBar()
-            yield Footer(compact=True)
+            yield KeyBar()
         yield from self.body()
 
     def body(self) -> ComposeResult:

@@ -115,5 +115,8 @@ class FrameView(Widget):
     def render_line(self, y: int) -> Strip:
         self._build()
         if y < len(self._lines):
-            return self._lines[y]
-        return Strip.blank(self.size.width)
+            line = self._lines[y]
+            if line.cell_length < self.size.width:  # pad with black sky, never the terminal's own colour
+                line = line.extend_cell_length(self.size.width, self._styles[(0, 0)])
+            return line
+        return Strip.blank(self.size.width, self._styles[(0, 0)])
