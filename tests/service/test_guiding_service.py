@@ -80,7 +80,10 @@ async def test_calibrate_guide_dither_and_clouds_with_no_client(cfg):
                      clock_s=30, step=0.5)
         assert any(a.level == "error" for a in session.alerts[n_alerts:])
         await session.clock.sleep(10)
+        # The Equipment screen shows it down: the Session knows, and reconnects it.
+        assert session.slots["guide_camera"].status.state in ("disconnected", "failed", "connecting")
         session.rig.sim.faults.disconnect_guide = False
+        await _until(session, lambda: session.slots["guide_camera"].status.state == "connected", clock_s=60)
         await _until(session, lambda: any("back" in a.text for a in session.alerts[n_alerts:]), clock_s=60)
         await _until(session, lambda: g.state == "guiding", clock_s=120)
 

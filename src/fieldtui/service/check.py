@@ -165,7 +165,7 @@ def _cpu_check() -> Check:
     detail = f"load {load:.2f} on {cpus} cores" + (f", {temp:.0f} °C" if temp is not None else ", temperature not readable")
     if temp is not None and temp >= 85:
         return Check("cpu", False, detail, "the computer is overheating: give it air or a fan")
-    if load > 1.5 * cpus:
+    if load > 4 * cpus:
         return Check("cpu", False, detail, "something else is using the CPU: stop it before guiding")
     return Check("cpu", True, detail)
 

@@ -26,6 +26,8 @@ between frames.
 
 from __future__ import annotations
 
+from ..devices.base import DeviceDisconnected
+
 import base64
 import contextlib
 import math
@@ -141,10 +143,24 @@ class _SharedCamera:
     async def expose(self, seconds: float, gain: int | None = None, **kw: Any) -> Any:
         focus = getattr(self._session, "focus", None)
         lock = focus.lock("guide_camera") if focus is not None and hasattr(focus, "lock") else None
-        if lock is None:
-            return await self._camera.expose(seconds, gain, **kw)
-        async with lock:
-            return await self._camera.expose(seconds, gain, **kw)
+        try:
+            if lock is None:
+                return await self._camera.expose(seconds, gain, **kw)
+            async with lock:
+                return await self._camera.expose(seconds, gain, **kw)
+        except DeviceDisconnected as exc:
+            # The Session reports it (Equipment screen, alert) and is the one that reconnects.
+            self._session.device_lost("guide_camera", exc)
+            raise
+
+    async def connect(self) -> None:
+        """Wait until the Session has the camera back (the worker retries with a timeout)."""
+        slot = self._session.slots["guide_camera"]
+        while slot.status.state != "connected":
+            await self._session.clock.sleep(0.5)
+
+    async def disconnect(self) -> None:
+        return None
 
 
 class Guider:
