@@ -8,6 +8,8 @@ Plots redraw at most twice a second and only when new points came in.
 
 from __future__ import annotations
 
+import time
+
 import base64
 from collections import deque
 from typing import Any
@@ -82,6 +84,8 @@ class GuidingScreen(StageScreen):
         self._texts: dict[str, str] = {}
         self._dirty_text = False
         self._dirty_star = False
+        self._dirty_plots = False
+        self._plots_at = 0.0
         self._last_n = 0
 
     # ----- layout ---------------------------------------------------------
@@ -156,7 +160,7 @@ class GuidingScreen(StageScreen):
                 self.points.append([ev["t"], None, None, 0, 0])
             else:
                 self.points.append([ev["t"], ev["ra"], ev["dec"], ev["ra_ms"], ev["dec_ms"]])
-            self.show_plots()
+            self._dirty_plots = True
             self._dirty_text = True
         elif part == "GuideStatus":
             self._dirty_text = True
@@ -164,8 +168,21 @@ class GuidingScreen(StageScreen):
             self.star = rig.extra["events"]["GuideStar"]
             self._dirty_star = True
 
+    def _plot_interval(self) -> float:
+        """Seconds between plot redraws: about one plot column of time, 1 to 5 s.
+
+        A plot redraw resends the whole plot; over a 10-minute window a new
+        second of data moves nothing on screen, so it waits (bandwidth over SSH)."""
+        width = max(20, self.query_one(DeviationPlot).size.width - 8)
+        return min(5.0, max(1.0, self.minutes * 60.0 / width))
+
     def _text_tick(self) -> None:
         """Text and the star box: at most TEXT_HZ redraws a second, only when changed."""
+        now = time.monotonic()
+        if self._dirty_plots and now - self._plots_at >= self._plot_interval():
+            self._dirty_plots = False
+            self._plots_at = now
+            self.show_plots()
         if self._dirty_star:
             self._dirty_star = False
             self.show_star()
