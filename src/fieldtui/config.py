@@ -162,11 +162,11 @@ class GuidingCfg:
     mass_change: float = 3.0
     lost_alert_s: float = 30.0
     new_star_after_s: float = 120.0
-    ra_algorithm: Literal["hysteresis", "predictive"] = "hysteresis"
+    ra_algorithm: Literal["hysteresis", "predictive"] = "predictive"
     ra_hysteresis: float = 0.1
     ra_aggressiveness: float = 0.7
     ra_min_move_px: float = 0.2
-    dec_algorithm: Literal["resist_switch", "predictive"] = "resist_switch"
+    dec_algorithm: Literal["resist_switch", "predictive"] = "predictive"
     dec_direction: Literal["auto", "north", "south", "off"] = "auto"
     dec_aggressiveness: float = 1.0
     dec_min_move_px: float = 0.2

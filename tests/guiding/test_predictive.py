@@ -151,3 +151,16 @@ def test_settings_and_config_select_predictive():
     assert eng.ra_algo.model.fixed_period == 480.0
     assert isinstance(make_algorithm("hysteresis"), Hysteresis)
     assert isinstance(make_algorithm("resist_switch", axis="dec"), ResistSwitch)
+
+
+def test_long_history_finds_the_worm_period_not_a_multiple():
+    from fieldtui.guiding.predictive import GearModel
+    m = GearModel()
+    rng = np.random.default_rng(2)
+    for t in np.arange(3600.0):
+        m.t.append(t)
+        m.g.append(float(gear(t)) + rng.normal(0, NOISE))
+    m.t0 = 0.0
+    m._fit_periodic()
+    assert m.periodic_ok
+    assert m.period == pytest.approx(PERIOD, rel=0.02)

@@ -160,7 +160,13 @@ class GearModel:
         ts, gs = t[::step], g[::step]
         grid = np.exp(np.linspace(math.log(lo), math.log(hi), 160))
         res = np.array([_lstsq(_harmonic_design(ts, p, self.harmonics), gs)[1] for p in grid])
-        i = int(np.argmin(res))
+        # A multiple of the worm period fits as well (its harmonics include
+        # the worm's): take the shortest period that fits about as well as
+        # the best one, then the best candidate next to it.
+        good = np.nonzero(res <= 1.02 * res.min() + 1e-12)[0]
+        i = int(good[0])
+        while i + 1 < len(grid) and res[i + 1] < res[i]:
+            i += 1
         best = float(grid[i])
         # Refine around the best candidate on the full data.
         a = float(grid[max(i - 1, 0)])
@@ -300,7 +306,7 @@ class PredictiveDec(GuideAlgorithm):
     uses_time = True
 
     def __init__(self, min_move: float = 0.2, aggression: float = 0.2, drift_s: float = 120.0,
-                 drift_gain: float = 0.8, min_drift_s: float = 30.0, fast_switch: bool = True) -> None:
+                 drift_gain: float = 0.3, min_drift_s: float = 30.0, fast_switch: bool = True) -> None:
         self.min_move = min_move
         self.aggression = aggression
         self.drift_s = drift_s

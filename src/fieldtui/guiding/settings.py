@@ -31,7 +31,8 @@ class GuideSettings:
     new_star_after_s: float = 120.0  # then try another star (the lock resets)
 
     # Algorithms (PHD2 defaults)
-    ra_algorithm: str = "hysteresis"
+    # The classic pair here; the shipped config selects "predictive" for both.
+    ra_algorithm: str = "hysteresis"  # or "predictive"
     ra_hysteresis: float = 0.1
     ra_aggression: float = 0.7
     ra_min_move: float = 0.2
@@ -43,14 +44,14 @@ class GuideSettings:
     ra_prediction_gain: float = 1.0
     ra_trend_s: float = 20.0
     ra_period_s: float = 0.0
-    dec_algorithm: str = "resist_switch"
+    dec_algorithm: str = "resist_switch"  # or "predictive"
     dec_aggression: float = 1.0
     dec_min_move: float = 0.2
     # Predictive Dec: feedback gain toward the drift, the window the drift
     # rate is measured over and the share of it fed forward.
     dec_predictive_aggression: float = 0.2
     dec_drift_s: float = 120.0
-    dec_drift_gain: float = 0.8
+    dec_drift_gain: float = 0.3
     dec_mode: str = "auto"  # auto | north | south | off
     max_ra_pulse_ms: int = 2500
     max_dec_pulse_ms: int = 2500
