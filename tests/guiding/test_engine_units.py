@@ -102,3 +102,11 @@ def test_sanity_checks_warn_on_skewed_axes_and_wrong_ratio():
     assert any("perpendicular" in w for w in sanity_warnings(skew))
     ratio = Calibration(1.0, 0.0, 0.0, -1.0, dec_deg=60.0)  # RA should be half the Dec rate
     assert any("ratio" in w for w in sanity_warnings(ratio))
+
+
+def test_pulses_shorter_than_the_minimum_are_not_sent():
+    from fieldtui.guiding.engine import GuideEngine
+    # 0.02 px at 1.5 px/s is 13 ms: sent with a 10 ms minimum, not with 20 ms.
+    assert GuideEngine._to_pulse(0.02, 1.5, "E", "W", 2500, 10) == (13, "E", False)
+    assert GuideEngine._to_pulse(-0.02, 1.5, "E", "W", 2500, 20) == (0, "", False)
+    assert GuideEngine._to_pulse(-6.0, 1.5, "E", "W", 2500, 10) == (2500, "W", True)

@@ -582,8 +582,9 @@ class GuideEngine:
                     dec_out = 0.0
 
         pulses: list[Pulse] = []
-        ra_ms, ra_dir, ra_lim = self._to_pulse(ra_out, cal.ra_rate, "E", "W", s.max_ra_pulse_ms)
-        dec_ms, dec_dir, dec_lim = self._to_pulse(dec_out, cal.dec_rate, "S", "N", s.max_dec_pulse_ms)
+        ra_ms, ra_dir, ra_lim = self._to_pulse(ra_out, cal.ra_rate, "E", "W", s.max_ra_pulse_ms, s.min_pulse_ms)
+        dec_ms, dec_dir, dec_lim = self._to_pulse(dec_out, cal.dec_rate, "S", "N", s.max_dec_pulse_ms,
+                                                  s.min_pulse_ms)
         mode = s.dec_mode.lower()
         if dec_ms and (mode == "off" or (mode == "north" and dec_dir != "N")
                        or (mode == "south" and dec_dir != "S")):
@@ -614,13 +615,14 @@ class GuideEngine:
 
     @staticmethod
     def _to_pulse(out_px: float, rate: float, pos_dir: str, neg_dir: str,
-                  max_ms: int) -> tuple[int, str, bool]:
+                  max_ms: int, min_ms: int = 1) -> tuple[int, str, bool]:
+        """A correction in pixels as a pulse; shorter than ``min_ms`` is not sent."""
         if out_px == 0.0 or rate <= 0:
             return 0, "", False
         ms = abs(out_px) / rate * 1000.0
         limited = ms > max_ms
         ms = min(ms, max_ms)
-        if ms < 1:
+        if ms < max(1, min_ms):
             return 0, "", False
         return int(round(ms)), (pos_dir if out_px > 0 else neg_dir), limited
 
