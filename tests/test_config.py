@@ -105,3 +105,14 @@ def test_cli_missing_config_file(tmp_path):
     r = subprocess.run([sys.executable, "-m", "fieldtui", "check", "--config", str(tmp_path / "x.toml")],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "no such file" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_guiding_table_is_checked_against_the_engine_settings(tmp_path):
+    from fieldtui.guiding.settings import GuideSettings
+    cfg = load_config(write(tmp_path, '[guiding]\nra_algorithm = "hysteresis"\nmulti_star = 2\n'))
+    s = GuideSettings.from_config(cfg)
+    assert s.ra_algorithm == "hysteresis" and s.multi_star == 2 and s.gain == cfg.guide_camera.gain
+    with pytest.raises(ConfigError, match="did you mean 'guiding.ra_aggression'"):
+        load_config(write(tmp_path, "[guiding]\nra_agression = 0.5\n"))
+    with pytest.raises(ConfigError, match="guiding.dec_algorithm: expected one of 'resist_switch', 'predictive'"):
+        load_config(write(tmp_path, '[guiding]\ndec_algorithm = "pid"\n'))

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .guiding.settings import GuideSettings
+
 RESOURCES = Path(__file__).parent / "resources"
 DEFAULT_CONFIG = RESOURCES / "config.toml"
 
@@ -152,49 +154,6 @@ class SimCfg:
 
 
 @dataclass
-class GuidingCfg:
-    exposure_s: float = 1.0
-    cycle_time_s: float = 0.0
-    correction_time_s: float = 0.0
-    tolerance_px: float = 0.0
-    multi_star: bool = False
-    box_px: int = 25
-    mass_change: float = 3.0
-    lost_alert_s: float = 30.0
-    new_star_after_s: float = 120.0
-    ra_algorithm: Literal["hysteresis", "predictive"] = "predictive"
-    ra_hysteresis: float = 0.1
-    ra_aggressiveness: float = 0.7
-    ra_min_move_px: float = 0.2
-    dec_algorithm: Literal["resist_switch", "predictive"] = "predictive"
-    dec_direction: Literal["auto", "north", "south", "off"] = "auto"
-    dec_aggressiveness: float = 1.0
-    dec_min_move_px: float = 0.2
-    ra_predictive_aggressiveness: float = 0.2
-    dec_predictive_aggressiveness: float = 0.2
-    ra_period_s: float = 0.0
-    max_pulse_ra_ms: int = 2500
-    max_pulse_dec_ms: int = 2500
-    min_pulse_ms: int = 10
-    calibration_distance_px: float = 25.0
-    calibration_steps: int = 12
-    calibration_step_ms: int = 0
-    calibration_max_ortho_deg: float = 12.5
-    calibration_max_ratio_error: float = 0.2
-    min_select_snr: float = 6.0
-    star_lost_snr: float = 3.0
-    min_stars: int = 4
-    watchdog_px: float = 4.0
-    watchdog_s: float = 30.0
-    dither_px: float = 5.0
-    dither_ra_only: bool = False
-    settle_px: float = 1.5
-    settle_time_s: float = 10.0
-    settle_timeout_s: float = 40.0
-    stats_window_s: float = 120.0
-
-
-@dataclass
 class Config:
     site: Site = field(default_factory=Site)
     telescope: Optics = field(default_factory=Optics)
@@ -209,7 +168,7 @@ class Config:
     service: ServiceCfg = field(default_factory=ServiceCfg)
     ui: UiCfg = field(default_factory=UiCfg)
     sim: SimCfg = field(default_factory=SimCfg)
-    guiding: GuidingCfg = field(default_factory=GuidingCfg)
+    guiding: GuideSettings = field(default_factory=GuideSettings)
     sources: list[str] = field(default_factory=list)
 
     @property

@@ -141,7 +141,7 @@ def test_predictive_dec_drift_fit_ignores_backlash():
 def test_settings_and_config_select_predictive():
     cfg = load_config(user=False, overrides={"guiding": {"ra_algorithm": "predictive",
                                                          "dec_algorithm": "predictive",
-                                                         "ra_predictive_aggressiveness": 0.3,
+                                                         "ra_predictive_aggression": 0.3,
                                                          "ra_period_s": 480.0}})
     s = GuideSettings.from_config(cfg)
     eng = GuideEngine(s)

@@ -447,7 +447,7 @@ class GuideEngine:
         assert self.star is not None
         s = self.settings
         cs = CalibrationSettings(target_px=s.calibration_px, steps=s.calibration_steps,
-                                 step_ms=s.calibration_step_ms, max_ortho_deg=s.calibration_max_ortho_deg,
+                                 step_ms=s.calibration_step_ms or None, max_ortho_deg=s.calibration_max_ortho_deg,
                                  max_ratio_error=s.calibration_max_ratio_error,
                                  max_steps=max(60, 5 * s.calibration_steps))
         self.calibrator = Calibrator(cs, guide_rate=self.guide_rate, pixel_scale=self.pixel_scale,
@@ -575,7 +575,7 @@ class GuideEngine:
                 dec_out = (self.dec_algo.result(dec_in, t=t_mid) if self.dec_algo.uses_time
                            else self.dec_algo.result(dec_in))
                 algo_out = (ra_out, dec_out)
-            if s.tolerance_px is not None:
+            if s.tolerance_px > 0:
                 if abs(ra_in) < s.tolerance_px:
                     ra_out = 0.0
                 if abs(dec_in) < s.tolerance_px:

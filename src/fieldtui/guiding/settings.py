@@ -1,9 +1,12 @@
-"""Guiding settings: the ``[guiding]`` table of the config, with defaults."""
+"""Guiding settings: the ``[guiding]`` table of the config, with defaults.
+
+The config validates the table against this dataclass's fields and types,
+so a key is named the same in config.toml, here and in the engine."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 
 @dataclass
@@ -17,8 +20,8 @@ class GuideSettings:
     # mean offset since the last one; 0 corrects after every frame.
     correction_time_s: float = 0.0
     # ASICap's "tolerance" (px): no correction below it on either axis;
-    # None uses each algorithm's minimum move.
-    tolerance_px: float | None = None
+    # 0 leaves it to each algorithm's minimum move.
+    tolerance_px: float = 0.0
 
     # Star selection and tracking
     box_px: int = 25  # side of the guide box
@@ -32,7 +35,7 @@ class GuideSettings:
 
     # Algorithms (PHD2 defaults)
     # The classic pair here; the shipped config selects "predictive" for both.
-    ra_algorithm: str = "hysteresis"  # or "predictive"
+    ra_algorithm: Literal["hysteresis", "predictive"] = "hysteresis"
     ra_hysteresis: float = 0.1
     ra_aggression: float = 0.7
     ra_min_move: float = 0.2
@@ -44,7 +47,7 @@ class GuideSettings:
     ra_prediction_gain: float = 1.0
     ra_trend_s: float = 20.0
     ra_period_s: float = 0.0
-    dec_algorithm: str = "resist_switch"  # or "predictive"
+    dec_algorithm: Literal["resist_switch", "predictive"] = "resist_switch"
     dec_aggression: float = 1.0
     dec_min_move: float = 0.2
     # Predictive Dec: feedback gain toward the drift, the window the drift
@@ -52,7 +55,7 @@ class GuideSettings:
     dec_predictive_aggression: float = 0.2
     dec_drift_s: float = 120.0
     dec_drift_gain: float = 0.3
-    dec_mode: str = "auto"  # auto | north | south | off
+    dec_mode: Literal["auto", "north", "south", "off"] = "auto"
     max_ra_pulse_ms: int = 2500
     max_dec_pulse_ms: int = 2500
     min_pulse_ms: int = 10
@@ -60,7 +63,7 @@ class GuideSettings:
     # Calibration
     calibration_px: float = 25.0
     calibration_steps: int = 12
-    calibration_step_ms: int | None = None
+    calibration_step_ms: int = 0  # 0: from guide rate, pixel scale and Dec
     calibration_max_ortho_deg: float = 12.5
     calibration_max_ratio_error: float = 0.20
 
@@ -80,56 +83,8 @@ class GuideSettings:
 
     @classmethod
     def from_config(cls, cfg: Any) -> "GuideSettings":
-        """Read ``cfg.guiding.<key>`` (a Config, a section object or a dict),
-        each key falling back to the default.  The config's spellings
-        (``ra_aggressiveness``, ``watchdog_s``, …) map onto these fields."""
-        section = getattr(cfg, "guiding", cfg)
-        if section is None:
-            return cls()
-
-        def get(key: str) -> Any:
-            if isinstance(section, dict):
-                return section.get(key, _MISSING)
-            return getattr(section, key, _MISSING)
-
-        vals: dict[str, Any] = {}
-        for f in fields(cls):
-            v = get(f.name)
-            if v is not _MISSING:
-                vals[f.name] = v
-        for key, name in CONFIG_KEYS.items():
-            v = get(key)
-            if v is not _MISSING:
-                vals[name] = v
-        if "tolerance_px" in vals and not vals["tolerance_px"]:
-            vals["tolerance_px"] = None  # 0 means: use the minimum moves
-        if isinstance(vals.get("multi_star"), bool):
-            vals["multi_star"] = 4 if vals["multi_star"] else 0
-        if not vals.get("calibration_step_ms"):
-            vals.pop("calibration_step_ms", None)
-        if vals.get("gain") is None:
-            gain = getattr(getattr(cfg, "guide_camera", None), "gain", None)
-            if gain is not None:
-                vals["gain"] = gain
-        return replace(cls(), **vals)
-
-
-_MISSING = object()
-
-# Config key (the ``[guiding]`` table of config.toml) → field.
-CONFIG_KEYS = {
-    "ra_aggressiveness": "ra_aggression",
-    "ra_min_move_px": "ra_min_move",
-    "dec_direction": "dec_mode",
-    "dec_aggressiveness": "dec_aggression",
-    "dec_min_move_px": "dec_min_move",
-    "ra_predictive_aggressiveness": "ra_predictive_aggression",
-    "dec_predictive_aggressiveness": "dec_predictive_aggression",
-    "max_pulse_ra_ms": "max_ra_pulse_ms",
-    "max_pulse_dec_ms": "max_dec_pulse_ms",
-    "calibration_distance_px": "calibration_px",
-    "min_select_snr": "min_snr",
-    "star_lost_snr": "lost_snr",
-    "watchdog_px": "drift_limit_px",
-    "watchdog_s": "drift_time_s",
-}
+        """The config's ``[guiding]`` table; the gain defaults to the guide camera's."""
+        s = replace(cfg.guiding)
+        if s.gain is None:
+            s.gain = cfg.guide_camera.gain
+        return s
