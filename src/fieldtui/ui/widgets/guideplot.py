@@ -14,12 +14,9 @@ a dropped frame), as the rig service's ``guide.state`` history and
 from __future__ import annotations
 
 import math
-import time
 from typing import Any, Iterable, Sequence
 
-from textual_plotext import PlotextPlot
-
-MAX_HZ = 2.0
+from .plot import ThrottledPlot
 
 # RA, Dec, zero line / rings, newest point
 NIGHT = {"ra": (255, 0, 0), "dec": (135, 0, 0), "axis": (95, 0, 0), "ring": (175, 0, 0), "last": (255, 0, 0)}
@@ -30,54 +27,10 @@ MINUTES = (1, 2, 5, 10, 20, 30, 60)
 SCALES = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)  # ± range of the error axes (″); 0: automatic
 
 
-class ThrottledPlot(PlotextPlot):
-    """A PlotextPlot redrawn at most MAX_HZ times a second, and only when its data changed."""
-
-    def __init__(self, night: bool = True, **kw: Any) -> None:
-        super().__init__(**kw)
-        self.night = night
-        self._dirty = False
-        self._last_draw = 0.0
-        self._timer: Any = None
-        self.draws = 0
-
+class GuidePlot(ThrottledPlot):
     @property
     def colours(self) -> dict[str, tuple[int, int, int]]:
         return NIGHT if self.night else DAY
-
-    def set_night(self, night: bool) -> None:
-        self.night = night
-        self.changed()
-
-    def changed(self) -> None:
-        self._dirty = True
-        if not self.is_mounted:
-            return
-        wait = 1.0 / MAX_HZ - (time.monotonic() - self._last_draw)
-        if wait <= 0:
-            self._draw()
-        elif self._timer is None:
-            self._timer = self.set_timer(wait, self._draw)
-
-    def on_mount(self) -> None:
-        if self._dirty:
-            self._draw()
-
-    def _draw(self) -> None:
-        self._timer = None
-        if not self._dirty:
-            return
-        self._dirty = False
-        self._last_draw = time.monotonic()
-        self.draws += 1
-        plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
-        self.build_plot()
-        self.refresh()
-
-    def build_plot(self) -> None:  # pragma: no cover - subclasses draw
-        raise NotImplementedError
 
 
 def window(points: Iterable[Sequence[Any]], now: float, minutes: float) -> list[Sequence[Any]]:
@@ -93,7 +46,7 @@ def auto_scale(values: Iterable[float], floor: float = 1.0) -> float:
     return max(math.ceil(m), floor)
 
 
-class _TimePlot(ThrottledPlot):
+class _TimePlot(GuidePlot):
     def __init__(self, night: bool = True, **kw: Any) -> None:
         super().__init__(night, **kw)
         self.points: Sequence[Sequence[Any]] = []
@@ -163,7 +116,7 @@ class PulsePlot(_TimePlot):
         plt.plot(xs, ra, color=c["ra"], marker="braille", fillx=True)
 
 
-class Bullseye(ThrottledPlot):
+class Bullseye(GuidePlot):
     """The recent errors as points (x: RA, y: Dec), a ring at the total RMS, the newest marked."""
 
     RECENT = 120

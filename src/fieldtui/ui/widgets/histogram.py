@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .trend import ThrottledPlot
+from .plot import ThrottledPlot
 
 NIGHT_CH = {"R": (255, 0, 0), "G1": (175, 0, 0), "G2": (135, 0, 0), "B": (95, 0, 0), "L": (215, 0, 0)}
 DAY_CH = {"R": (255, 80, 80), "G1": (80, 200, 80), "G2": (40, 150, 40), "B": (90, 140, 255), "L": (220, 220, 220)}
@@ -22,7 +22,6 @@ class HistogramPlot(ThrottledPlot):
 
     def build_plot(self) -> None:
         plt = self.plt
-        self.style_axes()
         t = self.test
         if not t or not t.get("hist"):
             self.border_title = "test exposure: none yet (x)"

@@ -8,12 +8,9 @@ RGB tuples (plotext's defaults are blue and green). Redraws are capped at
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
-from textual_plotext import PlotextPlot
-
-MAX_HZ = 2.0
+from .plot import ThrottledPlot
 
 # (line, points, best, fit) colours
 NIGHT = ((135, 0, 0), (215, 0, 0), (255, 0, 0), (175, 0, 0))
@@ -24,55 +21,11 @@ def rgb_hex(c: tuple[int, int, int]) -> str:
     return "#%02x%02x%02x" % c
 
 
-class ThrottledPlot(PlotextPlot):
-    """A PlotextPlot redrawn at most MAX_HZ times a second, and only when its data changed."""
-
-    night = True
-
-    def __init__(self, night: bool = True, **kw: Any) -> None:
-        super().__init__(**kw)
-        self.night = night
-        self._dirty = False
-        self._last_draw = 0.0
-        self._timer: Any = None
-        self.draws = 0
-
-    def set_night(self, night: bool) -> None:
-        self.night = night
-        self.changed()
-
-    def changed(self) -> None:
-        """The data changed: draw now, or once the rate cap allows."""
-        self._dirty = True
-        wait = 1.0 / MAX_HZ - (time.monotonic() - self._last_draw)
-        if wait <= 0:
-            self._draw()
-        elif self._timer is None:
-            self._timer = self.set_timer(wait, self._draw)
-
-    def _draw(self) -> None:
-        self._timer = None
-        if not self._dirty:
-            return
-        self._dirty = False
-        self._last_draw = time.monotonic()
-        self.draws += 1
-        plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
-        self.build_plot()
-        self.refresh()
-
-    def build_plot(self) -> None:  # pragma: no cover - subclasses draw
-        raise NotImplementedError
-
-    def style_axes(self) -> None:
-        """Canvas, axes and ticks come from the app theme (plotext "auto" theme: surface and
-        foreground), so they follow day and night; only series colours are set here."""
-
-
 class TrendPlot(ThrottledPlot):
-    """HFR or FWHM of the followed star; x is time (s) or the focuser position."""
+    """HFR or FWHM of the followed star; x is time (s) or the focuser position.
+
+    Canvas, axes and ticks come from the app theme (textual-plotext's "auto"
+    theme), so they follow day and night; only series colours are set here."""
 
     def __init__(self, night: bool = True, **kw: Any) -> None:
         super().__init__(night, **kw)
@@ -93,7 +46,6 @@ class TrendPlot(ThrottledPlot):
 
     def build_plot(self) -> None:
         plt = self.plt
-        self.style_axes()
         line, pts, best_c, fit_c = NIGHT if self.night else DAY
         col = 3 if self.metric == "hfr" else 4
         name = self.metric.upper()

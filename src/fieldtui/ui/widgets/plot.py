@@ -1,0 +1,60 @@
+"""A PlotextPlot that redraws at most MAX_HZ times a second, and only when its data changed.
+
+Each plot draws with its own ``plt`` (never the global plotext module);
+subclasses fill :meth:`ThrottledPlot.build_plot`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from textual_plotext import PlotextPlot
+
+MAX_HZ = 2.0
+
+
+class ThrottledPlot(PlotextPlot):
+    """A PlotextPlot redrawn at most MAX_HZ times a second, and only when its data changed."""
+
+    def __init__(self, night: bool = True, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.night = night
+        self._dirty = False
+        self._last_draw = 0.0
+        self._timer: Any = None
+        self.draws = 0
+
+    def set_night(self, night: bool) -> None:
+        self.night = night
+        self.changed()
+
+    def changed(self) -> None:
+        self._dirty = True
+        if not self.is_mounted:
+            return
+        wait = 1.0 / MAX_HZ - (time.monotonic() - self._last_draw)
+        if wait <= 0:
+            self._draw()
+        elif self._timer is None:
+            self._timer = self.set_timer(wait, self._draw)
+
+    def on_mount(self) -> None:
+        if self._dirty:
+            self._draw()
+
+    def _draw(self) -> None:
+        self._timer = None
+        if not self._dirty:
+            return
+        self._dirty = False
+        self._last_draw = time.monotonic()
+        self.draws += 1
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        self.build_plot()
+        self.refresh()
+
+    def build_plot(self) -> None:  # pragma: no cover - subclasses draw
+        raise NotImplementedError
