@@ -16,19 +16,45 @@ def runtime(tmp_path, monkeypatch):
     return rt
 
 
-@pytest.fixture
-async def service(cfg, runtime):
-    """The rig service running in this test's event loop (real clock)."""
+async def _serve(cfg, fast):
     from fieldtui.service.daemon import serve
     ready = asyncio.Event()
-    task = asyncio.ensure_future(serve(cfg, fast=False, ready=ready))
+    task = asyncio.ensure_future(serve(cfg, fast=fast, ready=ready))
     await asyncio.wait_for(ready.wait(), 20)
-    yield task
+    return task
+
+
+async def _stop(task):
     task.cancel()
     try:
         await task
     except BaseException:
         pass
+
+
+@pytest.fixture
+async def service(cfg, runtime):
+    """The rig service running in this test's event loop (real clock)."""
+    task = await _serve(cfg, fast=False)
+    yield task
+    await _stop(task)
+
+
+@pytest.fixture
+async def fast_service(cfg, runtime):
+    """The rig service in this test's event loop on the virtual clock (as fast as the CPU allows)."""
+    task = await _serve(cfg, fast=True)
+    yield task
+    await _stop(task)
+
+
+async def wait_until(pilot, pred, timeout=30.0, step=0.1):
+    """Let the app run until ``pred()`` holds (or the timeout passes); returns ``pred()``."""
+    for _ in range(int(timeout / step)):
+        if pred():
+            return True
+        await pilot.pause(step)
+    return pred()
 
 
 def wait_for(pred, timeout=15.0, step=0.1):

@@ -4,15 +4,10 @@ from textual.widgets import DataTable
 
 from fieldtui.ui.app import STAGES, FieldApp
 
+from .conftest import wait_until
 from .nightcheck import bad_svg_colours, hex_rgb, is_night
 
 
-async def wait_until(pilot, pred, timeout=15.0):
-    for _ in range(int(timeout / 0.1)):
-        if pred():
-            return True
-        await pilot.pause(0.1)
-    return pred()
 
 
 async def test_every_stage_key_and_the_equipment_rows(service):

@@ -2,7 +2,6 @@
 
 import asyncio
 
-import pytest
 from textual import events
 
 from fieldtui.ui.app import FieldApp
@@ -10,30 +9,12 @@ from fieldtui.ui.screens.focus import SMALL_STEP, FocusScreen
 from fieldtui.ui.widgets.histogram import HistogramPlot
 from fieldtui.ui.widgets.trend import TrendPlot
 
+from .conftest import wait_until
 from .nightcheck import bad_svg_colours
 
 
-@pytest.fixture
-async def fast_service(cfg, runtime):
-    """The rig service in this test's event loop, on the virtual clock (as fast as the CPU allows)."""
-    from fieldtui.service.daemon import serve
-    ready = asyncio.Event()
-    task = asyncio.ensure_future(serve(cfg, fast=True, ready=ready))
-    await asyncio.wait_for(ready.wait(), 20)
-    yield task
-    task.cancel()
-    try:
-        await task
-    except BaseException:
-        pass
 
 
-async def wait_until(pilot, pred, timeout=20.0):
-    for _ in range(int(timeout / 0.05)):
-        if pred():
-            return True
-        await pilot.pause(0.05)
-    return pred()
 
 
 async def press(pilot, *keys):

@@ -1,37 +1,17 @@
 """The Guiding screen against the rig service on the virtual clock (simulated time runs fast)."""
 
-import asyncio
 import os
 
-import pytest
 
 from fieldtui.ui.app import FieldApp
 from fieldtui.ui.widgets.guideplot import Bullseye, DeviationPlot, PulsePlot
 
+from .conftest import wait_until
 from .nightcheck import bad_svg_colours
 
 
-async def wait_until(pilot, pred, timeout=30.0):
-    for _ in range(int(timeout / 0.1)):
-        if pred():
-            return True
-        await pilot.pause(0.1)
-    return pred()
 
 
-@pytest.fixture
-async def fast_service(cfg, runtime):
-    """The rig service in this test's loop on the virtual clock."""
-    from fieldtui.service.daemon import serve
-    ready = asyncio.Event()
-    task = asyncio.ensure_future(serve(cfg, fast=True, ready=ready))
-    await asyncio.wait_for(ready.wait(), 20)
-    yield task
-    task.cancel()
-    try:
-        await task
-    except BaseException:
-        pass
 
 
 def _guiding(app):
