@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +66,15 @@ class FieldApp(App):
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             # The terminal went away (SSH dropped): leave quietly, the service keeps the night.
-            loop.add_signal_handler(signal.SIGHUP, self.exit)
+            loop.add_signal_handler(signal.SIGHUP, self._hangup)
+
+    def _hangup(self) -> None:
+        """Exit; if restoring a terminal that is gone hangs (it can, inside Textual's
+        writer), leave anyway after a moment: the client holds nothing to lose."""
+        timer = threading.Timer(2.0, os._exit, args=(0,))
+        timer.daemon = True
+        timer.start()
+        self.exit()
 
     async def _connection(self) -> None:
         while True:
