@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .config import ConfigError, load_config, user_config_path
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .config import Config
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if first == "analyze":
             from .imaging import analyze
-            return _delegate(argv, "analyze", lambda: analyze.main)
+            return _delegate(argv, "analyze", lambda: _with_simulated_frames(analyze.main))
         if first == "guide":
             from .guiding import cli as guide_cli
             return _delegate(argv, "guide", lambda: guide_cli.main)
@@ -82,6 +88,54 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _with_simulated_frames(analyze_main: Callable[[list[str]], int]) -> Callable[[list[str]], int]:
+    """``fieldtui analyze --simulated KIND``: take a frame with the simulated DSLR
+    (its raw file, through the same reader as a camera's) and analyse it."""
+    def run(argv: list[str]) -> int:
+        p = argparse.ArgumentParser(add_help=False)
+        p.add_argument("--simulated", choices=["light", "flat", "dark", "bias"])
+        p.add_argument("--exposure", type=float)
+        p.add_argument("--iso", type=int)
+        p.add_argument("--keep", metavar="DIR")
+        p.add_argument("--config")
+        extra, rest = p.parse_known_args(argv)
+        if extra.simulated is None:
+            return analyze_main(rest)
+        import tempfile
+        from pathlib import Path
+
+        cfg = load_config(extra.config)
+        exposure = extra.exposure if extra.exposure is not None else (
+            cfg.plan.light_exposure_s if extra.simulated in ("light", "dark") else 1.0)
+        folder = Path(extra.keep) if extra.keep else Path(tempfile.mkdtemp(prefix="fieldtui-sim-"))
+        path = folder / f"sim_{extra.simulated}_{exposure:g}s_ISO{extra.iso or cfg.main_camera.iso}.dng"
+        asyncio.run(_simulated_frame(cfg, extra.simulated, exposure, extra.iso, path))
+        if extra.simulated != "light" and "--kind" not in rest:
+            rest = [*rest, "--kind", extra.simulated]
+        try:
+            return analyze_main([*rest, str(path)])
+        finally:
+            if not extra.keep:
+                path.unlink(missing_ok=True)
+                folder.rmdir()
+    return run
+
+
+async def _simulated_frame(cfg: "Config", kind: str, exposure: float, iso: int | None, path: "Path") -> None:
+    from .clock import VirtualClock
+    from .devices.sim import SimRig
+    clock = VirtualClock()
+    rig = SimRig(cfg, clock)
+    try:
+        await rig.main_camera.connect()
+        await rig.main_camera.expose(exposure, iso, path=path, kind=kind)
+    finally:
+        clock.close()
 
 
 def _fault(device: str, fault: str, value: str) -> int:

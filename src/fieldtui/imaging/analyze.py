@@ -33,13 +33,19 @@ def _clean(v: Any) -> Any:
     return v
 
 
-def analyze_file(path: str | Path, *, ra_axis_angle: float | None = None, reference: dict | None = None) -> dict:
-    """Metrics and advice for one file; ``{"file", "error", "reason"}`` when it cannot be read."""
+def analyze_file(path: str | Path, *, ra_axis_angle: float | None = None, reference: dict | None = None,
+                 kind: str | None = None) -> dict:
+    """Metrics and advice for one file; ``{"file", "error", "reason"}`` when it cannot be read.
+
+    ``kind`` (light, flat, dark, bias, darkflat) overrides what the file says:
+    camera raw files do not record whether they are a flat or a dark."""
     p = Path(path)
     try:
         frame = read_frame(p)
     except FrameReadError as exc:
         return {"file": str(p), "error": exc.detail, "reason": exc.reason}
+    if kind:
+        frame.kind = kind
     try:
         m = frame_metrics(frame)
     except (ValueError, MemoryError) as exc:
@@ -130,11 +136,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DEG",
         help="angle of the RA axis on the sensor (from guider calibration), for trailing advice",
     )
+    parser.add_argument("--kind", choices=["light", "flat", "dark", "bias", "darkflat"],
+                        help="what the frames are, for the advice (raw files do not say)")
     args = parser.parse_args(argv)
     results = []
     failed = False
     for f in args.files:
-        r = analyze_file(f, ra_axis_angle=args.ra_angle)
+        r = analyze_file(f, ra_axis_angle=args.ra_angle, kind=args.kind)
         results.append(r)
         if "error" in r:
             failed = True
