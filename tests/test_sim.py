@@ -244,3 +244,24 @@ def test_slew_takes_time_lands_off_target_and_sync_removes_it(tmp_path):
     assert st.ra_deg != pytest.approx(ra0 + 6.0, abs=1e-6)   # a goto lands a little off
     assert abs(st.ra_deg - (ra0 + 6.0)) < 0.2
     assert off == 0.0
+
+
+def test_a_slew_brings_another_star_field_and_back_the_same(tmp_path):
+    rig = make_rig(tmp_path, **QUIET)
+
+    async def go():
+        await rig.connect_all()
+        home = (rig.mount.ra, rig.mount.dec)
+        a = await rig.guide_camera.expose(1.0)
+        await rig.mount.slew_to(83.82, -5.39)          # M42
+        b = await rig.guide_camera.expose(1.0)
+        await rig.mount.slew_to(*home)
+        await rig.mount.sync(*home)
+        c = await rig.guide_camera.expose(1.0)
+        return a, b, c
+
+    a, b, c = asyncio.run(go())
+    (xa, ya), (xb, yb), (xc, yc) = brightest(a), brightest(b), brightest(c)
+    assert math.hypot(xa - xb, ya - yb) > 5                 # another field
+    assert math.hypot(xa - xc, ya - yc) < 0.5               # the same stars again
+    assert rig.sky.dec0 == pytest.approx(rig.cfg.plan.dec_deg)

@@ -275,6 +275,7 @@ class SimMount(_SimDevice, Mount):
         finally:
             self.slewing = False
         self.ra, self.dec = ra_deg % 360.0, dec_deg
+        self.rig.sky.recentre(self.ra, self.dec)
         # A goto lands with a small pointing error that a sync removes.
         self.rig.sky.slew_offset = self.rig.sky.rng.normal(0, 60.0, 2) if dist > 0.01 else self.rig.sky.slew_offset
 

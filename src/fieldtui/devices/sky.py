@@ -85,26 +85,46 @@ class Sky:
         self.clouds_until = -math.inf
         self.cloud_factor = 0.02
         self._stars_x, self._stars_y, self._stars_m = self._make_stars()
+        self._field_key = (round(self.ra0 % 360.0, 1), round(self.dec0, 1))
+        self._fields: dict[tuple[float, float], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.guide = self._guide_optics()
         self.main = self._main_optics()
         self._noise_pool: dict[tuple[int, int], np.ndarray] = {}
 
     # ----- catalogue ---------------------------------------------------
-    def _make_stars(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def recentre(self, ra_deg: float, dec_deg: float) -> None:
+        """The mount now points at another part of the sky: its own star field.
+
+        Each position has one field (the same stars when the mount comes back)."""
+        key = (round(ra_deg % 360.0, 1), round(dec_deg, 1))
+        if key == self._field_key:
+            return
+        self._fields.setdefault(self._field_key, (self._stars_x, self._stars_y, self._stars_m))
+        self._field_key = key
+        self.ra0, self.dec0 = ra_deg % 360.0, dec_deg
+        self.cosdec = math.cos(math.radians(self.dec0))
+        self.dec_drift_per_s = self.cfg.sim.polar_error_arcmin * self.cosdec / 3.8 / 60.0
+        if key not in self._fields:
+            rng = np.random.default_rng([self.cfg.sim.seed, int(key[0] * 10), int((key[1] + 90) * 10)])
+            self._fields[key] = self._make_stars(rng)
+        self._stars_x, self._stars_y, self._stars_m = self._fields[key]
+
+    def _make_stars(self, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Stars over a 2.4 deg square: N(<m) = 5 x 10^(0.42 (m - 10)) per square degree."""
+        rng = rng or self.rng
         side_deg = 2.4
         m_min, m_max = 4.0, 16.5
         per_deg2 = lambda m: 5.0 * 10 ** (0.42 * (m - 10.0))  # noqa: E731
-        n = self.rng.poisson((per_deg2(m_max) - per_deg2(m_min)) * side_deg**2)
-        u = self.rng.random(n)
+        n = rng.poisson((per_deg2(m_max) - per_deg2(m_min)) * side_deg**2)
+        u = rng.random(n)
         lo, hi = per_deg2(m_min), per_deg2(m_max)
         mags = 10.0 + np.log10((lo + u * (hi - lo)) / 5.0) / 0.42
         half = side_deg * 3600 / 2
-        x = self.rng.uniform(-half, half, n)
-        y = self.rng.uniform(-half, half, n)
+        x = rng.uniform(-half, half, n)
+        y = rng.uniform(-half, half, n)
         # A bright star near the middle, as a user would centre one to focus on.
-        x = np.append(x, self.rng.uniform(-300, 300))
-        y = np.append(y, self.rng.uniform(-300, 300))
+        x = np.append(x, rng.uniform(-300, 300))
+        y = np.append(y, rng.uniform(-300, 300))
         mags = np.append(mags, 6.5)
         order = np.argsort(mags)
         return x[order], y[order], mags[order]
