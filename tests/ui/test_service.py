@@ -37,7 +37,8 @@ def test_status_and_stop_say_what_was_aborted(service_process):
     async def start_loop():
         c = RigClient(protocol.socket_path())
         await c.connect()
-        await c.command("loop.start", camera="guide_camera", exposure=0.5)
+        await c.command("loop.start", camera="main_camera", exposure=0.5)
+        await c.command("guide.loop")
         await c.close()
 
     asyncio.run(start_loop())
@@ -45,7 +46,9 @@ def test_status_and_stop_say_what_was_aborted(service_process):
     assert r.returncode == 0 and '"guide_camera": "connected"' in r.stdout
     r = run("service", "stop", env=service_process)
     assert r.returncode == 0
-    assert "rig service stopped; aborted: loop:guide_camera" in r.stdout
+    assert "rig service stopped; aborted: " in r.stdout
+    aborted = r.stdout.split("aborted: ")[1].strip().split(", ")
+    assert sorted(aborted) == ["guiding", "loop:main_camera"]
     r = run("service", "status", env=service_process)
     assert r.returncode == 3 and "no rig service is running" in r.stdout
 

@@ -78,7 +78,7 @@ class Server:
                 "activities": {n: a.state for n, a in self.session.activities.items()}}
 
     async def _cmd_stop(self) -> dict[str, Any]:
-        running = [a.name for a in self.session.activities.values() if a.state == "running"]
+        running = self.session.running_activities()
         self.stopping.set()
         return {"aborted": running}
 
@@ -159,7 +159,7 @@ async def serve(cfg: Config, fast: bool = False, ready: asyncio.Event | None = N
     try:
         await server_state.stopping.wait()
     finally:
-        running = [a.name for a in session.activities.values() if a.state == "running"]
+        running = session.running_activities()
         server.close()
         for w in list(server_state.clients):
             with contextlib.suppress(Exception):

@@ -145,9 +145,13 @@ class Session:
             log.error("worker %s failed: %s", task.get_name(), exc, exc_info=exc)
             self.alert("error", task.get_name(), f"{task.get_name()} stopped: {exc}")
 
+    def running_activities(self) -> list[str]:
+        """What is going on now: loops, focusing, guiding (in any of its states), a test exposure."""
+        return [a.name for a in self.activities.values() if a.state not in ("idle", "stopped", "done")]
+
     async def stop(self) -> list[str]:
         """Abort what runs; returns what was running (for the user's message)."""
-        running = [a.name for a in self.activities.values() if a.state not in ("idle", "stopped", "done")]
+        running = self.running_activities()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
