@@ -26,6 +26,7 @@ class RigState:
     clock_at: float = 0.0        # service clock at the last heartbeat
     clock_seen: float = 0.0      # our monotonic time when it arrived
     virtual: bool = False
+    started: float = field(default_factory=time.monotonic)  # when this client began
 
     def load(self, snap: dict[str, Any]) -> None:
         self.snapshot = snap

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 
 from textual.widgets import Static
@@ -11,7 +12,11 @@ from ..state import RigState
 
 def status_text(state: RigState, width: int = 80) -> str:
     if not state.connected:
-        return " connecting to the rig service…" if not state.snapshot else " no rig service — reconnecting…"
+        if state.snapshot:
+            return " no rig service — reconnecting…"
+        if time.monotonic() - state.started > 10:
+            return " no rig service answers — try `fieldtui service start` in another shell"
+        return " connecting to the rig service…"
     now = datetime.fromtimestamp(state.now(), timezone.utc).strftime("%H:%M:%S")
     acts = state.activities
     g = state.extra.get("guiding") or {}
