@@ -99,6 +99,116 @@ class ActivityStatus(Event):
     detail: str = ""
 
 
+# ----- focusing (service/focus.py) ------------------------------------------
+
+@dataclass
+class FocusFrame(Event):
+    """One measured focus frame: the followed star, the new trend point, the best and the fit."""
+
+    camera: str = ""
+    n: int = 0                      # frame number since focus.start
+    exposure: float = 0.0
+    gain: int | None = None         # gain (guide camera) or ISO (DSLR)
+    focuser: int | None = None      # focuser position during the frame (None: no focuser)
+    stars: int = 0                  # stars detected in the frame
+    median_fwhm: float | None = None
+    star: dict[str, Any] | None = None  # x, y, hfr, fwhm, peak, snr, saturated, rank, cutout, profile…
+    point: list[Any] | None = None  # [n, t, focuser, hfr, fwhm], appended to the trend
+    best: dict[str, Any] | None = None
+    fit: dict[str, Any] | None = None      # V curve of FWHM
+    fit_hfr: dict[str, Any] | None = None  # V curve of HFR
+    note: str = ""
+
+
+@dataclass
+class FocusTest(Event):
+    """A test exposure through the exposure assistant: histograms and advice."""
+
+    camera: str = "main_camera"
+    exposure: float = 0.0
+    iso: int | None = None
+    black: float = 0.0
+    white: float = 0.0
+    lo: float = 0.0                 # range of the histograms (data units)
+    hi: float = 0.0
+    hist: dict[str, list[int]] = field(default_factory=dict)  # channel -> HIST_BINS counts
+    advice: list[str] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FocusSettings(Event):
+    """The focus loop's settings changed (camera, exposure, gain, running)."""
+
+    camera: str = ""
+    exposure: float = 0.0
+    gain: int | None = None
+    running: bool = False
+    focuser: int | None = None
+    has_focuser: bool = False
+    selection: str = "auto"
+
+
+# ----- guiding (service/guiding.py) ------------------------------------------
+
+@dataclass
+class GuideStatus(Event):
+    """The guider's state and summary changed (not sent for plain guide steps)."""
+
+    state: str = "stopped"
+    detail: str = ""
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def fold_into(self, extra: dict[str, Any]) -> None:
+        """Keep a client's ``extra["guiding"]`` (what the status bar reads) up to date."""
+        extra["guiding"] = dict(self.summary)
+
+
+@dataclass
+class GuidePoint(Event):
+    """One guide frame while guiding or settling (``dropped``: no star in it)."""
+
+    n: int = 0
+    state: str = "guiding"
+    ra: float = 0.0        # error along RA (″, or px when the pixel scale is unknown)
+    dec: float = 0.0
+    ra_px: float = 0.0
+    dec_px: float = 0.0
+    ra_ms: int = 0         # pulse sent: + west, − east
+    dec_ms: int = 0        # + north, − south
+    snr: float = 0.0
+    hfd: float = 0.0
+    dropped: bool = False
+    rms: list[float | None] = field(default_factory=list)  # RA, Dec, total (″) over the stats window
+    rms_px: list[float] = field(default_factory=list)
+
+    def fold_into(self, extra: dict[str, Any]) -> None:
+        g = dict(extra.get("guiding") or {})
+        g["state"] = self.state
+        if not self.dropped:
+            g.update(snr=self.snr, hfd=self.hfd)
+        if len(self.rms) == 3:
+            g.update(rms_ra_arcsec=self.rms[0], rms_dec_arcsec=self.rms[1], rms_total_arcsec=self.rms[2])
+        if len(self.rms_px) == 3:
+            g.update(rms_ra_px=self.rms_px[0], rms_dec_px=self.rms_px[1], rms_total_px=self.rms_px[2])
+        extra["guiding"] = g
+
+
+@dataclass
+class GuideStar(Event):
+    """The guide box: an 8-bit cut-out around the star with the lock position in it."""
+
+    state: str = ""
+    x0: int = 0            # sensor position of the cut-out's top-left pixel
+    y0: int = 0
+    side: int = 24         # cut-out side in sensor pixels
+    pixels: str = ""       # base64 of side*side uint8
+    star: list[float] | None = None   # x, y (sensor px)
+    lock: list[float] | None = None
+    snr: float = 0.0
+    hfd: float = 0.0
+
+
 @dataclass
 class Command:
     name: str

@@ -47,7 +47,6 @@ class Tmux:
 
 
 async def count_events(window: float) -> dict[str, int]:
-    from fieldtui.service import focus  # noqa: F401 - registers FocusFrame so the client decodes it
     from fieldtui.service.client import RigClient
     client = RigClient()
     await client.connect(timeout=5)

@@ -7,7 +7,8 @@ import pytest
 
 from fieldtui.clock import VirtualClock
 from fieldtui.events import Command, FramePreview
-from fieldtui.service.focus import FocusFrame, FocusTest, fit_v_curve
+from fieldtui.events import FocusFrame, FocusTest
+from fieldtui.service.focus import fit_v_curve
 from fieldtui.service.session import Session
 
 T0 = 1_800_000_000.0

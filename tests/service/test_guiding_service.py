@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from fieldtui.clock import VirtualClock
 from fieldtui.events import Alert, Command
-from fieldtui.service.guiding import GuidePoint, GuideStar, GuideStatus
+from fieldtui.events import GuidePoint, GuideStar, GuideStatus
 from fieldtui.service.session import Session
 
 T0 = 1_800_000_000.0

@@ -28,13 +28,12 @@ import base64
 import contextlib
 import math
 from collections import deque
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..devices.base import DeviceDisconnected, DeviceError
-from ..events import Event
+from ..events import FocusFrame, FocusSettings, FocusTest
 from ..frame import Frame
 
 if TYPE_CHECKING:
@@ -53,54 +52,6 @@ LIVE_VIEW_ISO = 3200
 HIST_BINS = 64
 NO_FOCUSER = ("no focuser is configured (focuser.driver = \"none\" in the config): "
               "turn the focus knob by hand and watch HFR/FWHM on the trend")
-
-
-@dataclass
-class FocusFrame(Event):
-    """One measured focus frame: the followed star, the new trend point, the best and the fit."""
-
-    camera: str = ""
-    n: int = 0                      # frame number since focus.start
-    exposure: float = 0.0
-    gain: int | None = None         # gain (guide camera) or ISO (DSLR)
-    focuser: int | None = None      # focuser position during the frame (None: no focuser)
-    stars: int = 0                  # stars detected in the frame
-    median_fwhm: float | None = None
-    star: dict[str, Any] | None = None  # x, y, hfr, fwhm, peak, snr, saturated, rank, cutout, profile…
-    point: list[Any] | None = None  # [n, t, focuser, hfr, fwhm], appended to the trend
-    best: dict[str, Any] | None = None
-    fit: dict[str, Any] | None = None      # V curve of FWHM
-    fit_hfr: dict[str, Any] | None = None  # V curve of HFR
-    note: str = ""
-
-
-@dataclass
-class FocusTest(Event):
-    """A test exposure through the exposure assistant: histograms and advice."""
-
-    camera: str = "main_camera"
-    exposure: float = 0.0
-    iso: int | None = None
-    black: float = 0.0
-    white: float = 0.0
-    lo: float = 0.0                 # range of the histograms (data units)
-    hi: float = 0.0
-    hist: dict[str, list[int]] = field(default_factory=dict)  # channel -> HIST_BINS counts
-    advice: list[str] = field(default_factory=list)
-    metrics: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class FocusSettings(Event):
-    """The focus loop's settings changed (camera, exposure, gain, running)."""
-
-    camera: str = ""
-    exposure: float = 0.0
-    gain: int | None = None
-    running: bool = False
-    focuser: int | None = None
-    has_focuser: bool = False
-    selection: str = "auto"
 
 
 # --------------------------------------------------------------------------

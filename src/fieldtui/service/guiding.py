@@ -26,18 +26,16 @@ between frames.
 
 from __future__ import annotations
 
-from ..devices.base import DeviceDisconnected
-
 import base64
 import contextlib
 import math
 from collections import deque
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..events import Event
+from ..devices.base import DeviceDisconnected
+from ..events import GuidePoint, GuideStar, GuideStatus
 from ..guiding import events as ge
 from ..guiding.events import GuideState
 from ..guiding.settings import GuideSettings
@@ -50,64 +48,6 @@ HISTORY = 3600          # guide points kept (an hour at 1 s exposures)
 STAR_EVERY_S = 1.0      # at most one star cut-out a second
 CUT = 24                # cut-out side in sensor pixels (the guide box is 25)
 LEVELS = {"critical": "error", "warning": "warning", "info": "info"}
-
-
-@dataclass
-class GuideStatus(Event):
-    """The guider's state and summary changed (not sent for plain guide steps)."""
-
-    state: str = "stopped"
-    detail: str = ""
-    summary: dict[str, Any] = field(default_factory=dict)
-
-    def fold_into(self, extra: dict[str, Any]) -> None:
-        """Keep a client's ``extra["guiding"]`` (what the status bar reads) up to date."""
-        extra["guiding"] = dict(self.summary)
-
-
-@dataclass
-class GuidePoint(Event):
-    """One guide frame while guiding or settling (``dropped``: no star in it)."""
-
-    n: int = 0
-    state: str = "guiding"
-    ra: float = 0.0        # error along RA (″, or px when the pixel scale is unknown)
-    dec: float = 0.0
-    ra_px: float = 0.0
-    dec_px: float = 0.0
-    ra_ms: int = 0         # pulse sent: + west, − east
-    dec_ms: int = 0        # + north, − south
-    snr: float = 0.0
-    hfd: float = 0.0
-    dropped: bool = False
-    rms: list[float | None] = field(default_factory=list)  # RA, Dec, total (″) over the stats window
-    rms_px: list[float] = field(default_factory=list)
-
-    def fold_into(self, extra: dict[str, Any]) -> None:
-        g = dict(extra.get("guiding") or {})
-        g["state"] = self.state
-        if not self.dropped:
-            g.update(snr=self.snr, hfd=self.hfd)
-        if len(self.rms) == 3:
-            g.update(rms_ra_arcsec=self.rms[0], rms_dec_arcsec=self.rms[1], rms_total_arcsec=self.rms[2])
-        if len(self.rms_px) == 3:
-            g.update(rms_ra_px=self.rms_px[0], rms_dec_px=self.rms_px[1], rms_total_px=self.rms_px[2])
-        extra["guiding"] = g
-
-
-@dataclass
-class GuideStar(Event):
-    """The guide box: an 8-bit cut-out around the star with the lock position in it."""
-
-    state: str = ""
-    x0: int = 0            # sensor position of the cut-out's top-left pixel
-    y0: int = 0
-    side: int = CUT
-    pixels: str = ""       # base64 of side*side uint8
-    star: list[float] | None = None   # x, y (sensor px)
-    lock: list[float] | None = None
-    snr: float = 0.0
-    hfd: float = 0.0
 
 
 def _r(v: float | None, nd: int = 3) -> float | None:

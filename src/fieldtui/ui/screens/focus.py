@@ -15,7 +15,6 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
-from ...service import focus as focus_events  # noqa: F401 - registers the focus event kinds
 from ..widgets.frameview import FrameView, decode_preview
 from ..widgets.histogram import HistogramPlot
 from ..widgets.profile import decode_cutout, enlarge, sparkline

@@ -20,7 +20,6 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Static
 
-from ...service import guiding as guiding_events  # noqa: F401 - registers the guiding event kinds
 from ..widgets.frameview import FrameView
 from ..widgets.guideplot import MINUTES, SCALES, Bullseye, DeviationPlot, PulsePlot
 from .base import StageScreen
