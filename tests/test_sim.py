@@ -140,13 +140,14 @@ def test_dslr_raw_reads_back_through_rawpy(tmp_path):
         assert pattern == "RGGB"
         assert list(raw.black_level_per_channel) == [2048] * 4
         assert raw.white_level == 15000
+        assert raw.other.iso_speed == 800 and raw.other.shutter_speed == pytest.approx(30.0)
         data = raw.raw_image_visible
         assert data.max() <= 15000 and np.median(data) > 2048
         # The green pixels see more sky than red and blue (the sensor's response).
         r, g, b = (np.median(data[0::2, 0::2]), np.median(data[0::2, 1::2]), np.median(data[1::2, 1::2]))
         assert g > r > b
     assert frame.bayer == "RGGB" and frame.path == path
-    assert frame.exposure == pytest.approx(30.0)
+    assert frame.exposure == pytest.approx(30.0) and frame.iso == 800
 
 
 def test_focus_changes_star_size_as_a_hyperbola(tmp_path):

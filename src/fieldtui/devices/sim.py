@@ -212,7 +212,6 @@ class SimMainCamera(_SimDevice, MainCamera):
             frame = await self.clock.run_blocking(read_frame, Path(path))
             frame.timestamp, frame.kind, frame.meta["truth"] = t0, kind, truth
             frame.temperature = self.rig.cfg.sim.temperature_c
-            frame.iso = frame.iso or iso  # LibRaw finds no ISO in a DNG without an EXIF directory
         return frame
 
     async def live_view(self, seconds: float = 1.0, iso: int | None = None) -> Frame:
