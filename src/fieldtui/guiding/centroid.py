@@ -2,9 +2,9 @@
 centroid in a small box, with SNR, mass and HFD.
 
 This runs on every guide frame, so it only ever touches a box of a few
-hundred pixels (tens of microseconds), never the whole frame.  A
-whole-frame search (:func:`find_stars`) is only used to pick a star and to
-look for a lost one.
+hundred pixels (tens of microseconds), never the whole frame.  Picking a
+star, or looking for a lost one, searches the whole frame with the imaging
+engine's detection (:func:`fieldtui.guiding.select.detect_candidates`).
 """
 
 from __future__ import annotations
@@ -108,46 +108,3 @@ class Candidate:
     peak: float
     hfd: float
     saturated: bool
-
-
-def frame_background(data: np.ndarray) -> tuple[float, float]:
-    """Median level and robust RMS of a frame, from a sparse sample."""
-    step = max(1, int(math.sqrt(data.size / 20000)))
-    sample = data[::step, ::step].astype(np.float32).ravel()
-    med = float(np.median(sample))
-    noise = 1.4826 * float(np.median(np.abs(sample - med)))
-    if noise <= 0:
-        noise = float(sample.std()) or 1.0
-    return med, noise
-
-
-def find_stars(data: np.ndarray, threshold_sigma: float = 5.0, half: int = 8,
-               saturation: float | None = None, max_stars: int = 200) -> list[Candidate]:
-    """Whole-frame star search: local maxima of the 3×3-smoothed frame above
-    ``threshold_sigma``, each measured with :func:`measure_star`.
-
-    Single-pixel spikes (hot pixels, cosmic rays) are dropped by their HFD.
-    """
-    from scipy import ndimage
-
-    bg, noise = frame_background(data)
-    sm = ndimage.uniform_filter(data.astype(np.float32), size=3)
-    # The 3×3 mean of pure noise has RMS noise/3.
-    thr = bg + threshold_sigma * noise / 3.0
-    peaks = (sm == ndimage.maximum_filter(sm, size=2 * half + 1)) & (sm > thr)
-    ys, xs = np.nonzero(peaks)
-    if len(xs) == 0:
-        return []
-    order = np.argsort(sm[ys, xs])[::-1][: max_stars * 2]
-    out: list[Candidate] = []
-    for i in order:
-        m = measure_star(data, float(xs[i]), float(ys[i]), half=half, saturation=saturation,
-                         recentre=False)
-        if m is None or m.npix < 3 or m.hfd < 0.6:
-            continue
-        if any(abs(c.x - m.x) < 1.5 and abs(c.y - m.y) < 1.5 for c in out):
-            continue
-        out.append(Candidate(m.x, m.y, m.snr, m.mass, m.peak, m.hfd, m.saturated))
-        if len(out) >= max_stars:
-            break
-    return out

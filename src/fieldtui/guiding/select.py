@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .centroid import Candidate, find_stars, measure_star
+from ..imaging.stars import detect_stars
+from .centroid import Candidate, measure_star
 
 
 class NoGuideStar(Exception):
@@ -32,30 +33,16 @@ class Selection:
 
 def detect_candidates(data: np.ndarray, saturation: float | None = None,
                       threshold_sigma: float = 5.0) -> list[Candidate]:
-    """All stars in the frame, through ``fieldtui.imaging`` when it is
-    available, else the guider's own whole-frame search."""
-    try:
-        from ..imaging.stars import detect_stars  # type: ignore[import-not-found]
-    except Exception:  # noqa: BLE001 - optional engine
-        detect_stars = None
-    if detect_stars is not None:
-        try:
-            stars = detect_stars(data, threshold_sigma=threshold_sigma)
-            out = []
-            for s in stars:
-                # Measure each star the way the guide loop will (same SNR scale,
-                # raw peak for saturation), at the detected position.
-                m = measure_star(data, float(s.x), float(s.y), half=8, saturation=saturation,
-                                 recentre=False)
-                if m is None:
-                    continue
-                sat = bool(getattr(s, "saturated", False)) or m.saturated
-                out.append(Candidate(float(s.x), float(s.y), m.snr, m.mass, m.peak,
-                                     float(getattr(s, "hfd", m.hfd)), sat))
-            return out
-        except Exception:  # noqa: BLE001 - fall back to our own search
-            pass
-    return find_stars(data, threshold_sigma=threshold_sigma, saturation=saturation)
+    """All stars in the frame (the imaging engine's detection), each measured the
+    way the guide loop will measure it: same SNR scale, raw peak for saturation."""
+    out = []
+    for s in detect_stars(data, threshold_sigma=threshold_sigma):
+        m = measure_star(data, float(s.x), float(s.y), half=8, saturation=saturation, recentre=False)
+        if m is None:
+            continue
+        out.append(Candidate(float(s.x), float(s.y), m.snr, m.mass, m.peak, float(s.hfd or m.hfd),
+                             bool(s.saturated) or m.saturated))
+    return out
 
 
 def select_guide_star(data: np.ndarray, *, min_snr: float = 6.0, min_stars: int = 4,
