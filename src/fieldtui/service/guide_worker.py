@@ -109,6 +109,11 @@ class GuideWorker:
     def state(self) -> GuideState:
         return self.engine.state
 
+    @property
+    def running(self) -> bool:
+        """The exposure loop is going (looping, calibrating, guiding…)."""
+        return self._task is not None and not self._task.done()
+
     def start(self) -> asyncio.Task[None]:
         """Start the exposure loop (looping, no guiding yet)."""
         if self._task is None or self._task.done():

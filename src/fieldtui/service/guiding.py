@@ -143,7 +143,7 @@ class Guider:
 
     def _running(self) -> bool:
         w = self.worker
-        return w is not None and w._task is not None and not w._task.done()
+        return w is not None and w.running
 
     def _start_star_feed(self) -> None:
         if self._star_task is None or self._star_task.done():
