@@ -38,7 +38,7 @@ CHECKLIST = (
     ("t_ring", "T-ring and adapter fitted"),
     ("diagonal", "Diagonal removed"),
     ("raw", "Camera set to RAW"),
-    ("balance", "Balance re-checked after adding the camera"),
+    ("balance", "Balance re-checked with camera"),
     ("guide_focus", "Guide camera focused"),
     ("caps", "Caps off"),
 )

@@ -101,10 +101,16 @@ class EquipmentScreen(StageScreen):
     def refresh_checklist(self) -> None:
         rig = self.app.rig  # type: ignore[attr-defined]
         labels = rig.checklist_labels
+        items = [f" {i} [{'x' if rig.checklist.get(key) else ' '}] {label}"
+                 for i, (key, label) in enumerate(labels.items(), 1)]
         lines = ["Before the first light (keys 1-6):"]
-        for i, (key, label) in enumerate(labels.items(), 1):
-            mark = "x" if rig.checklist.get(key) else " "
-            lines.append(f" {i} [{mark}] {label}")
+        width = max((len(x) for x in items), default=0) + 2
+        half = (len(items) + 1) // 2
+        if 2 * width <= max(self.size.width, 80) - 2:  # two columns fit: 80x24 keeps every item in view
+            lines += [items[i].ljust(width) + (items[i + half] if i + half < len(items) else "")
+                      for i in range(half)]
+        else:
+            lines += items
         self.query_one("#checklist", Static).update("\n".join(lines))
 
     async def action_run_check(self) -> None:
