@@ -126,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="fieldtui analyze",
         description="Measure stars, histogram and exposure of FITS or camera raw files.",
+        epilog="fieldtui analyze --simulated light|flat|dark|bias [--exposure S] [--iso N] [--keep DIR] "
+               "takes a frame with the simulated DSLR and analyses its raw file.",
     )
     parser.add_argument("files", nargs="+", metavar="FILE")
     parser.add_argument("--json", action="store_true", help="print one JSON array, an object per file")
