@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import Screen
@@ -13,6 +15,20 @@ from ..widgets.status import StatusBar
 
 class StageScreen(Screen):
     TITLE_TEXT = ""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._shown_texts: dict[str, str] = {}
+
+    @property
+    def night(self) -> bool:
+        return self.app.theme != "fieldtui-day"
+
+    def set_text(self, selector: str, text: str) -> None:
+        """Update a Static only when its text changed (nothing else is sent to the terminal)."""
+        if self._shown_texts.get(selector) != text:
+            self._shown_texts[selector] = text
+            self.query_one(selector, Static).update(text)
 
     def compose(self) -> ComposeResult:
         yield Static(self.TITLE_TEXT, classes="title", markup=False)

@@ -90,10 +90,7 @@ class EquipmentScreen(StageScreen):
             r = rows.get(str(key))
             if r:
                 text = f"{r[0].replace('_', ' ')}: {r[3]}" + (f"\n→ fix: {r[4]}" if r[4] else "")
-        fix = self.query_one("#fix", Static)
-        if getattr(fix, "_text", None) != text:
-            fix._text = text  # type: ignore[attr-defined]
-            fix.update(text)
+        self.set_text("#fix", text)
 
     def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
         self.show_fix()

@@ -85,14 +85,9 @@ class FocusScreen(StageScreen):
         self.test: dict[str, Any] | None = None
         self.zoomed = False
         self._last_n = 0
-        self._texts: dict[str, str] = {}
         self._test_state: str | None = None
 
     # ----- layout ---------------------------------------------------------
-    @property
-    def night(self) -> bool:
-        return self.app.theme != "fieldtui-day"
-
     def body(self) -> ComposeResult:
         night = self.night
         with Horizontal(id="focus-main"):
@@ -121,12 +116,6 @@ class FocusScreen(StageScreen):
             view.set_night(night)
         self.query_one(TrendPlot).set_night(night)
         self.query_one(HistogramPlot).set_night(night)
-
-    def _set_text(self, selector: str, text: str) -> None:
-        """Update a Static only when its text changed (nothing else is sent to the terminal)."""
-        if self._texts.get(selector) != text:
-            self._texts[selector] = text
-            self.query_one(selector, Static).update(text)
 
     # ----- state from the service ----------------------------------------
     def _resync(self) -> None:
@@ -214,7 +203,7 @@ class FocusScreen(StageScreen):
             parts.append(f"focuser {st['focuser']}")
         elif st.get("has_focuser") is False:
             parts.append("no focuser")
-        self._set_text(".title", " · ".join(parts))
+        self.set_text(".title", " · ".join(parts))
 
     def show_preview(self) -> None:
         p = self.app.rig.previews.get(self.camera)  # type: ignore[attr-defined]
@@ -275,7 +264,7 @@ class FocusScreen(StageScreen):
             lines.append(f"fit  {npos}/5 pos")
         if star:
             lines.append("prof " + sparkline(star.get("profile", [])))
-        self._set_text("#star-info", "\n".join(lines[:10]))
+        self.set_text("#star-info", "\n".join(lines[:10]))
 
     def show_trend(self) -> None:
         trend = self.query_one(TrendPlot)
@@ -299,7 +288,7 @@ class FocusScreen(StageScreen):
         else:
             advice = (self.test or {}).get("advice") or ["exposure looks fine"]
             text = "\n".join(f"• {a}" for a in advice)
-        self._set_text("#advice", text)
+        self.set_text("#advice", text)
 
     # ----- actions --------------------------------------------------------
     async def _send(self, name: str, **args: Any) -> Any:

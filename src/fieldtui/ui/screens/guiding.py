@@ -80,7 +80,6 @@ class GuidingScreen(StageScreen):
         self.star: dict[str, Any] | None = None
         self.minutes = 10.0
         self.scale = 0.0
-        self._texts: dict[str, str] = {}
         self._dirty_text = False
         self._dirty_star = False
         self._dirty_plots = False
@@ -88,10 +87,6 @@ class GuidingScreen(StageScreen):
         self._last_n = 0
 
     # ----- layout ---------------------------------------------------------
-    @property
-    def night(self) -> bool:
-        return self.app.theme != "fieldtui-day"
-
     def body(self) -> ComposeResult:
         night = self.night
         with Horizontal(id="g-top"):
@@ -114,12 +109,6 @@ class GuidingScreen(StageScreen):
         for w in (*self.query(DeviationPlot), *self.query(PulsePlot), *self.query(Bullseye)):
             w.set_night(night)
         self.query_one("#g-star", FrameView).set_night(night)
-
-    def _set_text(self, selector: str, text: str) -> None:
-        """Update a Static only when its text changed (nothing else is sent to the terminal)."""
-        if self._texts.get(selector) != text:
-            self._texts[selector] = text
-            self.query_one(selector, Static).update(text)
 
     # ----- state from the service ----------------------------------------
     @property
@@ -244,7 +233,7 @@ class GuidingScreen(StageScreen):
             parts.append(detail)
         if not detail or st in ("stopped", "looping"):
             parts.append(STATE_HINT.get(st, ""))
-        self._set_text(".title", " · ".join(p for p in parts if p)[:200])
+        self.set_text(".title", " · ".join(p for p in parts if p)[:200])
         unit = "″" if g.get("pixel_scale") else ""
         recent = [p for p in self.points if p[1] is not None and p[0] >= self._now() - g.get("window_s", 120)]
         pk_ra = max((abs(p[1]) for p in recent), default=None)
@@ -261,7 +250,7 @@ class GuidingScreen(StageScreen):
              f"cal {cal.get('angle_deg', 0):.0f}° {'⚠' if cal.get('warnings') else 'ok'}"
              f" {cal.get('pier_side', '')}"),
         ]
-        self._set_text("#g-stats", "\n".join(line[:23] for line in lines))
+        self.set_text("#g-stats", "\n".join(line[:23] for line in lines))
 
     # ----- actions --------------------------------------------------------
     async def _send(self, name: str, **args: Any) -> Any:
