@@ -6,6 +6,17 @@ import pytest
 # Tests never read the developer's own config file.
 os.environ["FIELDTUI_USER_CONFIG"] = str(Path(__file__).parent / "no-user-config.toml")
 
+
+
+@pytest.fixture(autouse=True)
+def _private_runtime(tmp_path_factory, monkeypatch):
+    """Every test gets its own runtime folder (socket, lock) and state folder, so no
+    test ever talks to a rig service running on this machine, or to another test's."""
+    base = tmp_path_factory.mktemp("rt")
+    monkeypatch.setenv("FIELDTUI_RUNTIME_DIR", str(base / "run"))
+    monkeypatch.setenv("FIELDTUI_STATE_DIR", str(base / "state"))
+
+
 TESTDATA = Path(os.environ.get("FIELDTUI_TESTDATA", Path(__file__).resolve().parents[2] / "shared" / "testdata"))
 
 
