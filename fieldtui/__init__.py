@@ -1,0 +1,8 @@
+"""fieldtui: run an astrophotography night from a terminal."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("fieldtui")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+unknown"

@@ -13,13 +13,32 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 
-def write_with(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> Path:
-    """Create ``path`` atomically; ``write`` fills the open binary file."""
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system says it
+    (``/proc/self/status``), else by setting and restoring it."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_with(path: str | os.PathLike, write: Callable[[BinaryIO], Any], mode: int = 0o666) -> Path:
+    """Create ``path`` atomically; ``write`` fills the open binary file. The file gets
+    ``mode`` less the user's umask, as ``open()`` would give it (the temporary file is
+    private until then). Raises OSError (a full disk, a read-only folder) with the
+    old file, if any, left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, mode & ~current_umask())
         with open(tmp, "wb") as fh:
             write(fh)
             fh.flush()

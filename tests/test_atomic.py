@@ -40,3 +40,13 @@ write_with({str(tmp_path / 'done.bin')!r}, slow)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert (tmp_path / "done.bin").read_bytes() == b"x" * 1000
+
+
+@pytest.mark.parametrize("mask, expected", [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
+def test_written_files_keep_the_users_umask(tmp_path, mask, expected):
+    old = os.umask(mask)
+    try:
+        p = write_bytes(tmp_path / "light.fits", b"frame")
+    finally:
+        os.umask(old)
+    assert p.stat().st_mode & 0o777 == expected

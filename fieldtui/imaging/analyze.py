@@ -1,11 +1,8 @@
-"""``fieldtui analyze FILE... [--json]``: star, histogram and exposure report per file."""
+"""Star, histogram and exposure report of one frame file, as a dict and as text."""
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -120,45 +117,3 @@ def format_human(r: dict) -> str:
     for a in r.get("advice") or []:
         lines.append(f"  → {a}")
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="fieldtui analyze",
-        description="Measure stars, histogram and exposure of FITS or camera raw files.",
-        epilog="fieldtui analyze --simulated light|flat|dark|bias [--exposure S] [--iso N] [--keep DIR] "
-               "takes a frame with the simulated DSLR and analyses its raw file.",
-    )
-    parser.add_argument("files", nargs="+", metavar="FILE")
-    parser.add_argument("--json", action="store_true", help="print one JSON array, an object per file")
-    parser.add_argument(
-        "--ra-angle",
-        type=float,
-        default=None,
-        metavar="DEG",
-        help="angle of the RA axis on the sensor (from guider calibration), for trailing advice",
-    )
-    parser.add_argument("--kind", choices=["light", "flat", "dark", "bias", "darkflat"],
-                        help="what the frames are, for the advice (raw files do not say)")
-    args = parser.parse_args(argv)
-    results = []
-    failed = False
-    for f in args.files:
-        r = analyze_file(f, ra_axis_angle=args.ra_angle, kind=args.kind)
-        results.append(r)
-        if "error" in r:
-            failed = True
-            if not args.json:
-                print(f"{r['file']}: {r['error']}", file=sys.stderr)
-        elif not args.json:
-            print(format_human(r))
-            print()
-    if args.json:
-        json.dump(results, sys.stdout, indent=1, ensure_ascii=False)
-        sys.stdout.write("\n")
-    sys.stdout.flush()
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

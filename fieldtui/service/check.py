@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import glob
-import json
 import math
 import os
-import sys
 import tempfile
-import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -179,53 +176,3 @@ async def run_checks(session: "Session") -> dict[str, Any]:
     device_checks = await asyncio.gather(*(_device_check(session, n) for n in names))
     checks = [*device_checks, _disk_check(session), _clock_check(session), _site_check(session), _cpu_check()]
     return {"ok": all(c.ok for c in checks), "checks": [asdict(c) for c in checks]}
-
-
-def render_text(result: dict[str, Any], color: bool) -> str:
-    lines = []
-    for c in result["checks"]:
-        mark = "ok  " if c["ok"] else "FAIL"
-        if color:
-            mark = f"\x1b[38;2;255;0;0m{mark}\x1b[0m" if not c["ok"] else f"\x1b[38;2;135;0;0m{mark}\x1b[0m"
-        lines.append(f"{mark} {c['name']:<13} {c['detail']}")
-        if c["fix"] and not c["ok"]:
-            lines.append(f"     {'':<13} → {c['fix']}")
-    lines.append("all checks passed" if result["ok"] else
-                 f"{sum(not c['ok'] for c in result['checks'])} check(s) failed")
-    return "\n".join(lines)
-
-
-async def _check_through_service() -> dict[str, Any] | None:
-    """When a rig service owns the devices, it runs the check (never open a device twice)."""
-    from .client import RigClient, ServiceUnavailable
-    client = RigClient()
-    try:
-        await client.connect(timeout=2.0)
-    except ServiceUnavailable:
-        return None
-    try:
-        return await client.command("check", timeout=120.0)
-    finally:
-        await client.close()
-
-
-async def check_command(cfg: Any, *, as_json: bool, fast: bool) -> int:
-    from ..clock import make_clock
-    from .session import Session
-    started = time.monotonic()
-    result = None if fast else await _check_through_service()
-    if result is None:
-        session = Session(cfg, make_clock(fast))
-        try:
-            result = await run_checks(session)
-        finally:
-            await session.stop()
-        result["via"] = "in-process"
-    else:
-        result["via"] = "rig service"
-    result["seconds"] = round(time.monotonic() - started, 2)
-    if as_json:
-        print(json.dumps(result, indent=1))
-    else:
-        print(render_text(result, color=sys.stdout.isatty()))
-    return 0 if result["ok"] else 1

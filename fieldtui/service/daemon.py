@@ -73,6 +73,7 @@ class Server:
 
     async def _cmd_status(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "uptime_s": round(time.time() - self.started_at, 1),
+                "config": list(self.session.cfg.sources),
                 "clients": len(self.clients),
                 "devices": {n: s.status.state for n, s in self.session.slots.items()},
                 "activities": {n: a.state for n, a in self.session.activities.items()}}

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from fieldtui.config import load_config
-from fieldtui.guiding.cli import run_guide
+from fieldtui.commands.guide import run_guide
 
 
 def latency(n: int = 200) -> dict:

@@ -8,7 +8,7 @@ import pytest
 from fieldtui.clock import VirtualClock
 from fieldtui.config import load_config
 from fieldtui.devices.sim import SimRig
-from fieldtui.guiding.cli import main as guide_main, run_guide
+from fieldtui.commands.guide import main as guide_main, run_guide
 from fieldtui.guiding.events import Alert, GuideState, GuideStep, StarFound, StarLost
 from fieldtui.guiding.settings import GuideSettings
 from fieldtui.service.guide_worker import GuideWorker

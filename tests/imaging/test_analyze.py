@@ -5,7 +5,8 @@ import json
 import numpy as np
 from astropy.io import fits
 
-from fieldtui.imaging import analyze, synth
+from fieldtui.commands import analyze
+from fieldtui.imaging import synth
 
 
 def _good_fits(path, rng):

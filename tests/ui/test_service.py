@@ -79,6 +79,14 @@ def test_check_and_faults_go_through_the_running_service(service_process, config
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["via"] == "rig service" and out["ok"] is True
+    assert str(config_file) in out["service_config"]
+    assert "not used" not in out["service"]
+    other = config_file.parent / "other.toml"
+    other.write_text(config_file.read_text())
+    r = run("check", "--config", str(other), env=service_process, timeout=120)
+    first = r.stdout.splitlines()[0]
+    assert first.startswith("talking to the running rig service (pid ")
+    assert str(config_file) in first and f"--config {other} is not used" in first
     r = run("fault", "focuser", "garbage", env=service_process)
     assert r.returncode == 0 and "garbage on focuser" in r.stdout
     r = run("fault", "mount", "disconnect", env=service_process)

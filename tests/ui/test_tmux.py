@@ -17,6 +17,9 @@ from fieldtui.service.client import RigClient
 from .conftest import wait_for
 from .nightcheck import bad_sgr, default_coloured_text, sgr_colours
 
+if shutil.which("tmux") is None and os.environ.get("CI"):
+    # CI installs tmux (.ci/run): a missing one there is a broken run, not a skip.
+    raise RuntimeError("tmux is not installed, and CI must run the end-to-end terminal tests")
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
 

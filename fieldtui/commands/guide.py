@@ -21,24 +21,25 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .events import Alert, GuideEvent, GuideState, GuideStep
-from .settings import GuideSettings
+from ..guiding.events import Alert, GuideEvent, GuideState, GuideStep
+from ..guiding.settings import GuideSettings
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fieldtui guide", description="Guide the simulated rig and "
-                                "print guiding statistics.")
+DESCRIPTION = "Guide the simulated rig and print guiding statistics."
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``--minutes``, ``--fast``, ``--json``, ``--no-corrections``, ``--log-dir``, ``--dither-every``,
+    ``--seed``."""
     p.add_argument("--minutes", type=float, default=10.0, help="minutes of guiding (after calibration)")
     p.add_argument("--fast", action="store_true", help="run on a virtual clock, as fast as the CPU allows")
     p.add_argument("--json", action="store_true", help="print the statistics as JSON")
     p.add_argument("--no-corrections", action="store_true",
                    help="measure only: send no guide corrections (the unguided mount)")
-    p.add_argument("--config", metavar="FILE", help="config file on top of the defaults")
     p.add_argument("--log-dir", metavar="DIR", help="write a PHD2-format guide log there")
     p.add_argument("--dither-every", type=float, default=0.0, metavar="MIN",
                    help="dither every MIN minutes (and settle)")
     p.add_argument("--seed", type=int, default=None, help="override the simulator seed")
-    return p
 
 
 async def run_guide(cfg: Any, *, minutes: float, fast: bool, corrections: bool = True,
@@ -145,8 +146,17 @@ def _fmt(v: Any) -> str:
     return "n/a" if v is None else f"{v:.2f}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str]) -> int:
+    """``fieldtui guide`` with ``argv`` after the subcommand (for tests and scripts)."""
+    p = argparse.ArgumentParser(prog="fieldtui guide", description=DESCRIPTION)
+    p.add_argument("--config", metavar="FILE")
+    add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Exit status 2 for a config error or a rig that is not simulated, 1 when guiding did not
+    start."""
     from ..config import load_config
 
     try:
@@ -179,5 +189,3 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if "error" in res else 0
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
