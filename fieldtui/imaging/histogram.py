@@ -25,7 +25,8 @@ MAX_CLIPPED_FOR_EDGE = 0.5  # percent
 def bayer_channels(data: np.ndarray, pattern: str) -> dict[str, np.ndarray]:
     """The four colour planes of a Bayer mosaic, named from ``pattern`` (e.g. "RGGB").
 
-    The two greens are called G1 (in the row with red) and G2.
+    The two greens are called G1 (the first in the pattern's reading order: in
+    the first row, for RGGB the row with red, for BGGR the row with blue) and G2.
     """
     pattern = pattern.upper()
     if len(pattern) != 4 or set(pattern) - set("RGB"):

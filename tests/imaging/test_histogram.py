@@ -54,7 +54,9 @@ def test_bayer_channels_named_from_pattern_and_stats_per_channel():
     assert c["B"]["saturated_pct"] == pytest.approx(25.0)
     assert res["clipped_black_pct"] == pytest.approx(2.5)
     assert res["saturated_pct"] == pytest.approx(6.25)
-    assert bayer_channels(data, "BGGR")["B"] is not None
+    bg = bayer_channels(data, "BGGR")
+    assert np.array_equal(bg["B"], data[0::2, 0::2]) and np.array_equal(bg["R"], data[1::2, 1::2])
+    assert np.array_equal(bg["G1"], data[0::2, 1::2]) and np.array_equal(bg["G2"], data[1::2, 0::2])
 
 
 def test_float_frames(rng):

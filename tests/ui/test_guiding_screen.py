@@ -1,7 +1,7 @@
 """The Guiding screen against the rig service on the virtual clock (simulated time runs fast)."""
 
 import os
-
+import re
 
 from fieldtui.ui.app import FieldApp
 from fieldtui.ui.widgets.guideplot import Bullseye, DeviationPlot, PulsePlot
@@ -42,7 +42,8 @@ async def test_guiding_keys_loop_calibrate_guide_and_it_keeps_running_elsewhere(
         assert g["rms_total_arcsec"] is not None and g["rms_total_arcsec"] < 2.0
         await pilot.pause(1.0)
         stats = str(app.screen.query_one("#g-stats").render())
-        assert f"Tot {g['rms_total_arcsec']:.2f}" in stats or "Tot " in stats
+        tot = re.search(r"Tot (\d+\.\d\d)", stats)
+        assert tot and 0.0 < float(tot.group(1)) < 2.0, stats
         assert "SNR" in stats and "cal " in stats and "ok" in stats
         title = str(app.screen.query_one(".title").render())
         assert "guiding" in title
@@ -58,7 +59,7 @@ async def test_guiding_keys_loop_calibrate_guide_and_it_keeps_running_elsewhere(
         await pilot.press("g")
         assert app.current_mode == "guiding"
         assert await wait_until(pilot, lambda: len(app.screen.points) > 200)
-        assert app.screen.query_one(DeviationPlot).draws >= draws
+        assert await wait_until(pilot, lambda: app.screen.query_one(DeviationPlot).draws > draws)
         # A dither, then stop back to looping, then stop the loop.
         await pilot.press("d")
         assert await wait_until(pilot, lambda: _guiding(app).get("state") == "settling"
