@@ -194,6 +194,59 @@ def sanity_warnings(cal: Calibration, max_ortho_deg: float = 12.5,
     return out
 
 
+# PHD2 (scope.cpp, end of the south leg) wants the south moves to bring the
+# star back at least a quarter of the way the north moves took it, along the
+# north vector within 30 degrees; under a tenth it speaks of "little or no
+# south movement".
+SOUTH_MIN_FRACTION = 0.25
+SOUTH_NONE_FRACTION = 0.10
+SOUTH_MAX_ANGLE_DEG = 30.0
+
+
+def south_leg_warnings(north: tuple[float, float], south: tuple[float, float],
+                       pixel_scale: float | None = None) -> list[str]:
+    """Dec backlash from the calibration's north and south legs.
+
+    ``north`` is the star's (dx, dy) in px over the north leg, ``south`` over
+    the south leg, which sent as many pulses of the same length the other
+    way.  With no backlash the south leg comes back as far as the north
+    leg went; Dec backlash eats the start of it.  Returns the warnings (an
+    empty list when the south leg came back at least ``SOUTH_MIN_FRACTION``
+    of the way, along the north vector reversed within
+    ``SOUTH_MAX_ANGLE_DEG``); ``pixel_scale`` (″/px) adds arc-seconds.
+    Source: PHD2's south-leg check (scope.cpp, Scope::UpdateCalibrationState).
+    """
+    n = math.hypot(*north)
+    s = math.hypot(*south)
+    if n <= 0:
+        return []
+    frac = s / n
+
+    def px(v: float) -> str:
+        return f"{v:.1f} px" + (f" ({v * pixel_scale:.0f}″)" if pixel_scale else "")
+
+    if frac < SOUTH_MIN_FRACTION:
+        what = ("little or no south movement" if frac < SOUTH_NONE_FRACTION
+                else "little south movement")
+        return [
+            f"Dec backlash is very large: {what} (the south leg moved the star {s:.1f} px, "
+            f"{100 * frac:.0f} % of the {n:.1f} px of the north leg; PHD2 warns below "
+            f"{100 * SOUTH_MIN_FRACTION:.0f} %), so at least {px(n - s)} of play is taken up "
+            "whenever Dec reverses and Dec guiding will be poor. Guide Dec one way only "
+            "(dec_mode = \"north\" or \"south\" in [guiding]) with the polar alignment a little "
+            "off or the Dec axis a little out of balance so Dec drifts that way, or have the Dec "
+            "gear mesh adjusted; if the star never moved south, check the guide cable's "
+            "south line"]
+    back = math.degrees(math.atan2(-south[1], -south[0]) - math.atan2(north[1], north[0]))
+    off = abs((back + 180.0) % 360.0 - 180.0)
+    if off > SOUTH_MAX_ANGLE_DEG:
+        return [
+            f"The south leg did not retrace the north leg ({off:.0f}° off, limit "
+            f"{SOUTH_MAX_ANGLE_DEG:.0f}°): Dec backlash, a disturbed star (wind, cable drag) or "
+            "a mount problem; recalibrate, and if it persists check the Dec axis"]
+    return []
+
+
 # ---------------------------------------------------------------------------
 # The state machine
 # ---------------------------------------------------------------------------
@@ -268,6 +321,7 @@ class Calibrator:
         self._ra_vec: tuple[float, float] | None = None
         self._west_steps = 0
         self._north_steps = 0
+        self._north_move: tuple[float, float] = (0.0, 0.0)  # (dx, dy) of the north leg
         self._adapted = False
         self.ra_step_ms, self.dec_step_ms = self._initial_steps()
 
@@ -336,6 +390,7 @@ class Calibrator:
                     self._next_leg("East", x, y)
                 else:
                     self._north_steps = self.step
+                    self._north_move = (self.records[-1][2], self.records[-1][3])
                     self._finish(vec)
                     self._next_leg("South", x, y)
             elif self.step >= self.s.max_steps:
@@ -357,6 +412,10 @@ class Calibrator:
                 return None
         elif leg == "South":
             if self.step >= self._north_steps:
+                if self.result is not None:
+                    south = (self.records[-1][2], self.records[-1][3])
+                    self.result.warnings += south_leg_warnings(self._north_move, south,
+                                                               self.pixel_scale)
                 self.done = True
                 return None
         if self.failed or self.done:

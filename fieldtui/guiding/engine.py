@@ -473,7 +473,8 @@ class GuideEngine:
             self._after_cal = None
             self._set_state(GuideState.LOOPING, "calibration failed")
             return []
-        if cal.result is not None and self.calibration is not cal.result:
+        # Done once the south leg is back: its Dec backlash check is in the warnings.
+        if cal.done and cal.result is not None and self.calibration is not cal.result:
             res = cal.result
             self.calibration = res
             self._emit(CalibrationDone(t, res.ra_angle_deg, res.dec_angle_deg, res.ra_rate, res.dec_rate,

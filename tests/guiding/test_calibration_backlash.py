@@ -1,0 +1,106 @@
+"""Dec backlash seen by the calibration's south leg (PHD2's 25 % check)."""
+
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bugcases import bugcase  # noqa: E402
+from synth import SynthSky, run  # noqa: E402
+
+from fieldtui.guiding.calibration import south_leg_warnings  # noqa: E402
+from fieldtui.guiding.engine import GuideEngine  # noqa: E402
+from fieldtui.guiding.events import Alert, CalibrationDone, GuideState  # noqa: E402
+from fieldtui.guiding.settings import GuideSettings  # noqa: E402
+
+
+def _south_percent(warning: str) -> float:
+    m = re.search(r"(\d+) % of the ([\d.]+) px of the north leg", warning)
+    assert m, warning
+    return float(m.group(1))
+
+
+def test_south_leg_hand_values():
+    # North leg 25 px up; south leg back 0.25 px: 1 %, "little or no" movement.
+    w = south_leg_warnings((0.0, -25.0), (0.0, 0.25), pixel_scale=4.0)
+    assert len(w) == 1 and w[0].startswith("Dec backlash is very large: little or no south movement")
+    assert _south_percent(w[0]) == 1
+    assert "at least 24.8 px (99″)" in w[0] and 'dec_mode = "north" or "south"' in w[0]
+    # 20 %: below PHD2's 25 % but above its 10 %.
+    w = south_leg_warnings((0.0, -25.0), (0.0, 5.0))
+    assert len(w) == 1 and "very large: little south movement" in w[0] and _south_percent(w[0]) == 20
+    assert "″" not in w[0]  # no pixel scale, no arc-seconds
+    # 80 % back along the north vector: fine (8″ of backlash in a 25 px leg does this).
+    assert south_leg_warnings((0.0, -25.0), (0.5, 20.0)) == []
+    # Far enough but sideways (90° off the reversed north vector): PHD2's 30° check.
+    w = south_leg_warnings((0.0, -25.0), (20.0, 0.0))
+    assert len(w) == 1 and "did not retrace" in w[0] and "90°" in w[0]
+
+
+def test_engine_reports_large_backlash_after_the_south_leg():
+    # 240″ at 4.3″/px is 56 px of play, twice the 25 px calibration leg: the
+    # south pulses all go into the backlash and the star stays put.
+    sky = SynthSky(angle_deg=30, backlash_arcsec=240, jitter_arcsec=0.3, dec_deg=25, seed=5)
+    eng = GuideEngine(GuideSettings(), pixel_scale=sky.scale, dec_deg=25)
+    eng.start_calibration()
+    events, _ = run(eng, sky, 400)
+    done = [e for e in events if isinstance(e, CalibrationDone)]
+    assert len(done) == 1 and eng.state == GuideState.LOOPING
+    # CalibrationDone comes after the last South step, with the warning in it.
+    steps = [e for e in events if type(e).__name__ == "CalibrationStep"]
+    assert steps[-1].direction == "South" and events.index(done[0]) > events.index(steps[-1])
+    backlash = [w for w in done[0].warnings if w.startswith("Dec backlash is very large")]
+    assert len(backlash) == 1 and _south_percent(backlash[0]) <= 3
+    assert backlash == [w for w in eng.calibration.warnings if w.startswith("Dec backlash")]
+    alerts = [e for e in events if isinstance(e, Alert) and e.message == backlash[0]]
+    assert len(alerts) == 1 and alerts[0].level == "warning"
+
+
+async def test_bugcase_dec_backlash_on_sim_rig():
+    """The bugcase config on the simulated rig: the south leg moves ~1 % of the north leg."""
+    from fieldtui.clock import VirtualClock
+    from fieldtui.config import load_config
+    from fieldtui.devices.sim import SimRig
+    from fieldtui.service.guide_worker import GuideWorker
+
+    cfg = load_config(str(bugcase("dec_backlash/backlash.toml")), user=False)
+    assert cfg.sim.backlash_arcsec == 240.0
+    clock = VirtualClock(1_800_000_000.0)
+    rig = SimRig(cfg, clock)
+    await rig.connect_all()
+    events = []
+    w = GuideWorker(rig.guide_camera, rig.guide_port, clock, GuideSettings.from_config(cfg),
+                    mount=rig.mount, pixel_scale=cfg.guide_scale, on_event=events.append)
+    await w.calibrate(then_guide=False)
+    while not any(isinstance(e, CalibrationDone) for e in events) and clock.now() < 1_800_001_800:
+        await clock.sleep(1.0)
+    await w.stop()
+    clock.close()
+    done = [e for e in events if isinstance(e, CalibrationDone)]
+    assert len(done) == 1
+    backlash = [x for x in done[0].warnings if x.startswith("Dec backlash is very large")]
+    assert len(backlash) == 1
+    assert _south_percent(backlash[0]) <= 3  # about 1 %
+
+
+async def test_default_sim_backlash_gives_no_warning():
+    from fieldtui.clock import VirtualClock
+    from fieldtui.config import load_config
+    from fieldtui.devices.sim import SimRig
+    from fieldtui.service.guide_worker import GuideWorker
+
+    cfg = load_config(user=False)
+    assert cfg.sim.backlash_arcsec == 8.0
+    clock = VirtualClock(1_800_000_000.0)
+    rig = SimRig(cfg, clock)
+    await rig.connect_all()
+    events = []
+    w = GuideWorker(rig.guide_camera, rig.guide_port, clock, GuideSettings.from_config(cfg),
+                    mount=rig.mount, pixel_scale=cfg.guide_scale, on_event=events.append)
+    await w.calibrate(then_guide=False)
+    while not any(isinstance(e, CalibrationDone) for e in events) and clock.now() < 1_800_001_800:
+        await clock.sleep(1.0)
+    await w.stop()
+    clock.close()
+    done = [e for e in events if isinstance(e, CalibrationDone)]
+    assert len(done) == 1 and done[0].warnings == []
