@@ -118,12 +118,19 @@ class GuideWorker:
         """Start the exposure loop (looping, no guiding yet)."""
         if self._task is None or self._task.done():
             self._running = True
+            log_error = None
             if self.log_dir is not None and self.log is None:
-                self.log = GuideLogWriter(self.log_dir, self.clock.now(), camera=self.engine.camera,
-                                          exposure_s=self.settings.exposure_s, gain=self.settings.gain,
-                                          focal_mm=self._focal_mm)
+                try:
+                    self.log = GuideLogWriter(self.log_dir, self.clock.now(), camera=self.engine.camera,
+                                              exposure_s=self.settings.exposure_s,
+                                              gain=self.settings.gain, focal_mm=self._focal_mm)
+                except OSError as exc:  # guiding matters more than its log
+                    log_error = exc
             self.engine.start_looping()
             self._flush_engine_events()
+            if log_error is not None:
+                self._dispatch([Alert(self.clock.now(), "warning", "guide-log",
+                                      f"No guide log: {log_error}")])
             self._task = asyncio.get_running_loop().create_task(self._run(), name="guide-worker")
         return self._task
 
