@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("check", "check every device, the disk, the clock and the site"),
     "analyze": ("analyze", "star metrics and exposure advice for FITS and raw files"),
     "guide": ("guide", "headless autoguiding (simulated rig with --fast)"),
+    "guidelog": ("guidelog", "summarise PHD2-format guide logs: RMS, calibrations, events per run"),
     "service": ("service", "the rig service that owns the night: start, stop, status, run"),
     "fault": ("fault", "switch a fault on in the running simulated rig (testing, demos)"),
     "config-path": ("config_path", "print where your own config file goes"),

@@ -36,7 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the statistics as JSON")
     p.add_argument("--no-corrections", action="store_true",
                    help="measure only: send no guide corrections (the unguided mount)")
-    p.add_argument("--log-dir", metavar="DIR", help="write a PHD2-format guide log there")
+    p.add_argument("--log-dir", metavar="DIR",
+                   help="write a PHD2-format guide log, PHD2_GuideLog_<date>_<time>.txt, in this "
+                        "folder (made if missing)")
     p.add_argument("--dither-every", type=float, default=0.0, metavar="MIN",
                    help="dither every MIN minutes (and settle)")
     p.add_argument("--seed", type=int, default=None, help="override the simulator seed")
@@ -73,6 +75,7 @@ async def run_guide(cfg: Any, *, minutes: float, fast: bool, corrections: bool =
                          focal_mm=cfg.guide_scope.focal_length_mm, seed=cfg.sim.seed)
     worker.corrections = corrections
     await worker.calibrate(then_guide=True)
+    log_path = worker.log.path if worker.log is not None else None
     # Wait for guiding to start (calibration takes a few minutes of clock time).
     deadline = clock.now() + 1800.0
     while worker.state != GuideState.GUIDING and clock.now() < deadline:
@@ -137,8 +140,9 @@ async def run_guide(cfg: Any, *, minutes: float, fast: bool, corrections: bool =
     if worker.latencies_ms:
         lat = sorted(worker.latencies_ms)
         result["frame_to_pulse_ms_median"] = lat[len(lat) // 2]
-    if worker.log is None and log_dir:
+    if log_dir:
         result["log_dir"] = str(Path(log_dir))
+        result["guide_log"] = str(log_path) if log_path else None
     return result
 
 
@@ -165,6 +169,10 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # noqa: BLE001 - config errors name file and key
         print(f"fieldtui guide: {exc}", file=sys.stderr)
         return 2
+    if args.log_dir and Path(args.log_dir).exists() and not Path(args.log_dir).is_dir():
+        print(f"fieldtui guide: --log-dir {args.log_dir} is a file; give a folder (made if "
+              "missing) for the guide logs", file=sys.stderr)
+        return 2
     if not cfg.uses_simulator or cfg.guide_camera.driver != "sim":
         print("fieldtui guide: headless guiding runs on the simulated rig (guide_camera.driver = "
               "\"sim\"); real devices are guided by the rig service", file=sys.stderr)
@@ -186,6 +194,8 @@ def run(args: argparse.Namespace) -> int:
               f"{res['star_lost_events']}×; dropped frames {res['dropped_frames']}")
         for a in res["alerts"]:
             print(f"! {a}")
+        if res.get("guide_log"):
+            print(f"Guide log {res['guide_log']}")
     return 1 if "error" in res else 0
 
 

@@ -653,10 +653,13 @@ def parse_guide_log_text(text: str) -> ParsedGuideLog:
             if line.startswith("PHD2 version") or line.startswith("KStars version"):
                 if line.startswith("PHD2 version"):
                     program = line[len("PHD2 version"):].split(", Log version")[0].strip()
-                    program = f"PHD2 {program}" if program else "PHD2-format"
+                    if not program:  # ASIAIR leaves it empty
+                        program = "PHD2-format, no version"
+                    elif program[0].isdigit():
+                        program = f"PHD2 {program}"  # else another program's name and version
                 else:
                     program = "KStars " + line[len("KStars version "):].split(". ")[0].strip()
-                log.version = log.version or program.removeprefix("PHD2 ")
+                log.version = log.version or program.removeprefix("PHD2 ").removeprefix("PHD2-format, no version")
                 state = "skip"
                 continue
             if state == "skip":

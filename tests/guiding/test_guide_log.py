@@ -292,7 +292,7 @@ def test_writer_says_unspecified_for_an_unknown_pixel_scale():
 def test_guide_log_dir_is_created_and_reads_back_the_guider_rms(tmp_path, capsys):
     """``fieldtui guide --log-dir DIR`` with DIR missing: the folder is made, the log in it
     is named as PHD2 names its own, and it reads back with the RMS the guider reported."""
-    from fieldtui.cli import main
+    from fieldtui.commands import main
 
     folder = tmp_path / "not" / "yet"
     assert main(["guide", "--minutes", "2", "--fast", "--json", "--log-dir", str(folder)]) == 0
@@ -300,6 +300,7 @@ def test_guide_log_dir_is_created_and_reads_back_the_guider_rms(tmp_path, capsys
     assert folder.is_dir()
     (path,) = folder.iterdir()
     assert path.name.startswith("PHD2_GuideLog_") and path.suffix == ".txt"
+    assert out["guide_log"] == str(path)
     log = read_guide_log(path)
     (run,) = log_runs(log)
     assert run["frames"] == out["frames"] > 60
@@ -316,3 +317,13 @@ def test_guide_log_dir_is_created_and_reads_back_the_guider_rms(tmp_path, capsys
     assert cal["ra"]["angle_deg"] == pytest.approx(out["calibration"]["camera_angle_deg"], abs=0.06)
     assert cal["ra"]["rate_px_s"] == pytest.approx(out["calibration"]["ra_rate_px_s"], abs=1e-3)
     assert run["problems"] == []
+
+
+def test_guide_log_dir_that_is_a_file_is_refused(tmp_path, capsys):
+    from fieldtui.commands import main
+
+    afile = tmp_path / "logs"
+    afile.write_text("keep me")
+    assert main(["guide", "--minutes", "1", "--fast", "--log-dir", str(afile)]) == 2
+    assert f"--log-dir {afile} is a file" in capsys.readouterr().err
+    assert afile.read_text() == "keep me"
