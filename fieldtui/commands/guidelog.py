@@ -49,7 +49,7 @@ def _cal_line(c: dict[str, Any]) -> str:
     parts = [f"Calibration {c['started']}: {c['status']}"]
     if c["failure"] and c["failure"] != "Calibration complete (Failed)":
         parts[0] += f" ({c['failure']})"
-    parts.append(f"{c['steps']} steps")
+    parts.append(f"{c['steps']} steps" + (f", star lost {c['star_lost']}×" if c["star_lost"] else ""))
     for label, axis in (("RA", c["ra"]), ("Dec", c["dec"])):
         if axis is not None:
             rate = f", {axis['rate_px_s']:.3f} px/s" if axis["rate_px_s"] is not None else ""
@@ -87,6 +87,10 @@ def format_run(r: dict[str, Any], n_runs: int) -> list[str]:
                        f"total {_pair(r['rms_total_arcsec'], r['rms_total_px'])}")
             out.append(f"  Peak  RA {_pair(r['peak_ra_arcsec'], r['peak_ra_px'])}  "
                        f"Dec {_pair(r['peak_dec_arcsec'], r['peak_dec_px'])}")
+            x = r["excluding_settling"]
+            if r["dithers"] and x["frames"] and x["frames"] < r["frames"]:
+                out.append(f"  Without the {r['frames'] - x['frames']} settling frames: RMS total "
+                           f"{_pair(x['rms_total_arcsec'], x['rms_total_px'])}")
         for a in r["alerts"]:
             out.append(f"  ! Alert: {a}")
     for c in r["calibrations"]:

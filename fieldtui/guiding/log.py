@@ -265,7 +265,7 @@ _CAL_DIRECTIONS = {"West": "West", "Left": "West", "East": "East", "Backlash": "
                    "NudgeSouth": "South"}
 _RESULT_RE = re.compile(r"^(West|East|North|South|Left|Up|Down|Right) calibration complete\. "
                         r"Angle = ([-+\d.eE]+) deg(?:, Rate = ([-+\d.eE]+) px/sec)?"
-                        r"(?:, Parity = (\w+))?")
+                        r"(?:, Parity = ([^,\s]+))?")
 _NUM = r"([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)"
 
 
@@ -337,6 +337,7 @@ class CalibrationSection:
     failed: bool = False
     failure: str = ""
     alerts: list[str] = field(default_factory=list)
+    star_lost: int = 0  # frames without the star during the calibration
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -375,8 +376,26 @@ class GuideSession:
     columns: list[str] = field(default_factory=list)
 
     # ---------------------------------------------------------- statistics
-    def _axis(self, attr: str) -> tuple[float, float]:
-        vals = [getattr(e, attr) for e in self.entries if e.included]
+    def settling_mask(self) -> list[bool]:
+        """Per entry: taken while settling after a dither (between PHD2's
+        "Settling started" and "Settling complete"/"Settling failed" lines)."""
+        mask = [False] * len(self.entries)
+        start: int | None = None
+        for idx, text in self.infos:
+            if "Settling started" in text:
+                start = idx if start is None else start
+            elif ("Settling complete" in text or "Settling failed" in text) and start is not None:
+                for i in range(start, min(idx, len(mask))):
+                    mask[i] = True
+                start = None
+        if start is not None:  # still settling when the run ended
+            for i in range(start, len(mask)):
+                mask[i] = True
+        return mask
+
+    def _axis(self, attr: str, settled_only: bool = False) -> tuple[float, float]:
+        skip = self.settling_mask() if settled_only else [False] * len(self.entries)
+        vals = [getattr(e, attr) for e, sk in zip(self.entries, skip) if e.included and not sk]
         if not vals:
             return 0.0, 0.0
         m = sum(vals) / len(vals)
@@ -413,6 +432,12 @@ class GuideSession:
     @property
     def peak_dec_px(self) -> float:
         return abs(self._axis("dec_raw")[1])
+
+    def settled_stats(self) -> tuple[int, float, float]:
+        """(frames, RMS RA px, RMS Dec px) leaving out the frames taken while
+        settling after dithers, as fieldtui's guider counts its RMS."""
+        n = sum(1 for e, sk in zip(self.entries, self.settling_mask()) if e.included and not sk)
+        return n, self._axis("ra_raw", True)[0], self._axis("dec_raw", True)[0]
 
     @property
     def duration(self) -> float:
@@ -574,12 +599,16 @@ def _cal_line(cal: CalibrationSection, line: str, no: int) -> None:
     if line.startswith("INFO: Calibration alert: "):
         cal.alerts.append(line[len("INFO: Calibration alert: "):])
         return
-    if line.startswith("INFO: "):
+    if line.startswith("INFO: STAR LOST during calibration"):
+        cal.star_lost += 1
+        cal.results.append(line)
+        return
+    if line.startswith("INFO: ") and "calibration failed" not in line.lower():
         cal.results.append(line)
         return
     if "fail" in line.lower():
         cal.failed = True
-        cal.failure = cal.failure or line
+        cal.failure = cal.failure or line.removeprefix("INFO: ")
         cal.results.append(line)
         return
     if line.startswith("Calibration complete"):
@@ -786,7 +815,7 @@ def calibration_summary(cal: CalibrationSection) -> dict[str, Any]:
         "started": cal.started, "mount": cal.mount, "camera": cal.camera,
         "status": cal.status, "failure": cal.failure or None, "steps": len(cal.steps),
         "ra": axis("West"), "dec": axis("North"), "alerts": list(cal.alerts),
-        "problems": list(cal.problems),
+        "star_lost": cal.star_lost, "problems": list(cal.problems),
     }
 
 
@@ -799,6 +828,7 @@ def session_summary(sess: GuideSession) -> dict[str, Any]:
         return v * k if k else None
 
     settled, settle_failed = sess.settling
+    n_set, ra_set, dec_set = sess.settled_stats()
     return {
         "started": sess.started, "ended": sess.ended or None, "program": sess.program or None,
         "duration_s": sess.duration,
@@ -811,6 +841,10 @@ def session_summary(sess: GuideSession) -> dict[str, Any]:
         "peak_ra_px": sess.peak_ra_px, "peak_dec_px": sess.peak_dec_px,
         "peak_ra_arcsec": arcsec(sess.peak_ra_px), "peak_dec_arcsec": arcsec(sess.peak_dec_px),
         "dithers": sess.dithers, "settled": settled, "settle_failed": settle_failed,
+        "excluding_settling": {
+            "frames": n_set, "rms_ra_px": ra_set, "rms_dec_px": dec_set,
+            "rms_total_px": math.hypot(ra_set, dec_set), "rms_ra_arcsec": arcsec(ra_set),
+            "rms_dec_arcsec": arcsec(dec_set), "rms_total_arcsec": arcsec(math.hypot(ra_set, dec_set))},
         "star_lost_events": sess.star_lost_events, "alerts": sess.alerts,
         "calibration_used": {"ra_angle_deg": sess.x_angle, "ra_rate_px_s": sess.x_rate,
                              "dec_angle_deg": sess.y_angle, "dec_rate_px_s": sess.y_rate},

@@ -200,6 +200,27 @@ RA Calibration Failed: star did not move enough
 """
 
 
+def test_calibration_variants():
+    text = ("PHD2 version 2.6.13, Log version 2.5. Log enabled at 2024-01-01 20:00:00\n\n"
+            "Calibration Begins at 2024-01-01 20:01:00\nMount = AO-8, Calibration Step = 1\n"
+            "Direction,Step,dx,dy,x,y,Dist\nLeft,1,1.000,0.000,101.000,100.000,1.000\n"
+            "INFO: STAR LOST during calibration, Mass= 0, SNR= 0.00, Error= 2, Status=Star lost - low SNR\n"
+            "Left calibration complete. Angle = 0.5 deg, Rate = 0.800 px/sec, Parity = N/A\n"
+            "Up,1,0.000,1.000,100.000,101.000,1.000\n"
+            "Up calibration complete. Angle = 90.5 deg, Rate = 0.810 px/sec, Parity = Odd\n"
+            "Calibration complete, mount = AO-8.\n\n"
+            "Calibration Begins at 2024-01-01 20:11:00\nDirection,Step,dx,dy,x,y,Dist\n"
+            "West,1,0.000,0.000,0.000,0.000,0.000\n"
+            "INFO: Calibration failed: RA calibration failed: star did not move enough\n"
+            "Calibration Ends at 2024-01-01 20:14:00\n")
+    ao, bad = parse_guide_log(text).calibrations
+    assert ao.status == "complete" and ao.mount == "AO-8" and ao.star_lost == 1
+    assert ao.axes == {"West": (0.5, 0.8, "N/A"), "North": (90.5, 0.81, "Odd")}
+    assert [st[0] for st in ao.steps] == ["Left", "Up"]
+    assert bad.status == "failed"
+    assert bad.failure == "Calibration failed: RA calibration failed: star did not move enough"
+
+
 def test_phd2_failed_calibration_is_its_own_run():
     log = parse_guide_log(PHD2_FAILED)
     (cal,) = log.calibrations
@@ -327,3 +348,33 @@ def test_guide_log_dir_that_is_a_file_is_refused(tmp_path, capsys):
     assert main(["guide", "--minutes", "1", "--fast", "--log-dir", str(afile)]) == 2
     assert f"--log-dir {afile} is a file" in capsys.readouterr().err
     assert afile.read_text() == "keep me"
+
+
+def test_settling_frames_can_be_left_out():
+    log = read_guide_log(bugcase("guide_logs/phd2_desktop.txt"))
+    s = log.sessions[0]
+    # Frames 18-22 lie between "Settling started" and "Settling complete".
+    assert [e.frame for e, m in zip(s.entries, s.settling_mask()) if m] == [18, 19, 20, 21, 22]
+    kept = [e for e in s.entries if e.included and not 18 <= e.frame <= 22]
+    n, ra, dec = s.settled_stats()
+    assert n == len(kept) == 33
+    assert ra == pytest.approx(_std([e.ra_raw for e in kept]), abs=1e-12)
+    assert dec == pytest.approx(_std([e.dec_raw for e in kept]), abs=1e-12)
+    assert ra < s.rms_ra_px  # the dither's excursion is gone
+
+
+def test_guide_log_with_dithers_reads_back_the_guider_rms(tmp_path, capsys):
+    """The guider leaves settling frames out of its RMS; so does excluding_settling."""
+    from fieldtui.commands import main
+
+    assert main(["guide", "--minutes", "3", "--fast", "--json", "--dither-every", "1",
+                 "--log-dir", str(tmp_path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["dithers"] >= 2
+    (run,) = log_runs(read_guide_log(out["guide_log"]))
+    assert run["dithers"] == out["dithers"] and run["settled"] == out["settled"]
+    x = run["excluding_settling"]
+    assert x["frames"] == out["frames"] < run["frames"]
+    for k in ("rms_ra_px", "rms_dec_px", "rms_total_px"):
+        assert x[k] == pytest.approx(out[k], abs=1e-3), k
+    assert x["rms_total_arcsec"] == pytest.approx(out["rms_total_arcsec"], rel=2e-3)
