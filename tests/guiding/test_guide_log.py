@@ -378,3 +378,30 @@ def test_guide_log_with_dithers_reads_back_the_guider_rms(tmp_path, capsys):
     for k in ("rms_ra_px", "rms_dec_px", "rms_total_px"):
         assert x[k] == pytest.approx(out[k], abs=1e-3), k
     assert x["rms_total_arcsec"] == pytest.approx(out["rms_total_arcsec"], rel=2e-3)
+
+
+async def test_worker_guides_on_without_a_log_when_the_folder_is_a_file(tmp_path):
+    from fieldtui.clock import VirtualClock
+    from fieldtui.config import load_config
+    from fieldtui.devices.sim import SimRig
+    from fieldtui.guiding.events import Alert
+    from fieldtui.guiding.settings import GuideSettings
+    from fieldtui.service.guide_worker import GuideWorker
+
+    afile = tmp_path / "night"
+    afile.write_text("keep me")
+    cfg = load_config(user=False)
+    clock = VirtualClock(1_800_000_000.0)
+    rig = SimRig(cfg, clock)
+    await rig.connect_all()
+    events = []
+    w = GuideWorker(rig.guide_camera, rig.guide_port, clock, GuideSettings.from_config(cfg),
+                    mount=rig.mount, pixel_scale=cfg.guide_scale, log_dir=afile, on_event=events.append)
+    w.start()
+    await clock.sleep(10.0)
+    await w.stop()
+    clock.close()
+    alerts = [e for e in events if isinstance(e, Alert) and e.code == "guide-log"]
+    assert len(alerts) == 1 and alerts[0].message.startswith("No guide log:") and str(afile) in alerts[0].message
+    assert w.frames >= 5  # the loop ran
+    assert afile.read_text() == "keep me"
