@@ -22,8 +22,9 @@ DESCRIPTION = ("Summarise PHD2-format guide logs (PHD2's own, KStars/Ekos's, ASI
                "in px and arc-seconds, dithers, star-lost events and each calibration's result.")
 EPILOG = ("Arc-seconds are shown only where the log gives the pixel scale. RMS is the standard "
           "deviation about the mean along each axis, as PHD2 and its Log Viewer compute it, over "
-          "every frame that is not dropped (settling after dithers included). Exit status 1 when "
-          "a file could not be read.")
+          "every frame that is not dropped, settling after dithers included as PHD2 Log Viewer "
+          "does; the RMS without the settling frames (what fieldtui's guider reports) is shown "
+          "too. Exit status 1 when a file could not be read.")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
