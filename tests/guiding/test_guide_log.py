@@ -405,3 +405,29 @@ async def test_worker_guides_on_without_a_log_when_the_folder_is_a_file(tmp_path
     assert len(alerts) == 1 and alerts[0].message.startswith("No guide log:") and str(afile) in alerts[0].message
     assert w.frames >= 5  # the loop ran
     assert afile.read_text() == "keep me"
+
+
+def test_our_failed_calibration_reads_back_as_failed():
+    """A mount that does not move: the engine's calibration fails, the log says so."""
+    from synth import SynthSky, run
+
+    from fieldtui.guiding.engine import GuideEngine
+    from fieldtui.guiding.events import CalibrationFailed
+    from fieldtui.guiding.settings import GuideSettings
+
+    sky = SynthSky(angle_deg=10, guide_rate=0.0)
+    eng = GuideEngine(GuideSettings(calibration_step_ms=500), pixel_scale=sky.scale)
+    buf = io.StringIO()
+    w = GuideLogWriter(buf, 1000.0, camera="Synthetic")
+    eng.start_calibration()
+    events, t = run(eng, sky, 200)
+    for e in events:
+        w.handle(e)
+    w.close(t)
+    failed = [e for e in events if isinstance(e, CalibrationFailed)]
+    assert len(failed) == 1
+    (cal,) = parse_guide_log(buf.getvalue()).calibrations
+    assert cal.status == "failed" and failed[0].reason in cal.failure
+    assert len(cal.steps) == len([e for e in events if type(e).__name__ == "CalibrationStep"])
+    (run_,) = log_runs(parse_guide_log(buf.getvalue()))
+    assert run_["guided"] is False and run_["calibrations"][0]["status"] == "failed"
