@@ -119,6 +119,14 @@ class PlanCfg:
 
 
 @dataclass
+class ExposureCfg:
+    """What the rig can do for a light sub: exposure advice never asks for more."""
+    longest_sub_s: float = 600.0
+    longest_unguided_s: float = 60.0
+    guided: bool = True
+
+
+@dataclass
 class ServiceCfg:
     connect_timeout_s: float = 10.0
     retry_interval_s: float = 15.0
@@ -165,6 +173,7 @@ class Config:
     focuser: FocuserCfg = field(default_factory=FocuserCfg)
     storage: StorageCfg = field(default_factory=StorageCfg)
     plan: PlanCfg = field(default_factory=PlanCfg)
+    exposure: ExposureCfg = field(default_factory=ExposureCfg)
     service: ServiceCfg = field(default_factory=ServiceCfg)
     ui: UiCfg = field(default_factory=UiCfg)
     sim: SimCfg = field(default_factory=SimCfg)
@@ -279,6 +288,8 @@ def _validate(cfg: Config) -> None:
         ("sim.seeing_fwhm_arcsec", cfg.sim.seeing_fwhm_arcsec),
         ("sim.pe_period_s", cfg.sim.pe_period_s),
         ("service.connect_timeout_s", cfg.service.connect_timeout_s),
+        ("exposure.longest_sub_s", cfg.exposure.longest_sub_s),
+        ("exposure.longest_unguided_s", cfg.exposure.longest_unguided_s),
     ]
     for key, value in positive:
         if value <= 0:
@@ -294,6 +305,10 @@ def _validate(cfg: Config) -> None:
                           f"a level above black_level ({cfg.main_camera.black_level}) and at most "
                           f"{2 ** cfg.main_camera.bit_depth - 1} for {cfg.main_camera.bit_depth} bits",
                           _describe(cfg.main_camera.white_level))
+    if cfg.exposure.longest_unguided_s > cfg.exposure.longest_sub_s:
+        raise ConfigError(src, "exposure.longest_unguided_s",
+                          f"at most exposure.longest_sub_s ({cfg.exposure.longest_sub_s:g} s): guiding "
+                          "never shortens the longest sub", _describe(cfg.exposure.longest_unguided_s))
     try:
         from zoneinfo import ZoneInfo
         ZoneInfo(cfg.site.timezone)

@@ -116,3 +116,16 @@ def test_guiding_table_is_checked_against_the_engine_settings(tmp_path):
         load_config(write(tmp_path, "[guiding]\nra_agression = 0.5\n"))
     with pytest.raises(ConfigError, match="guiding.dec_algorithm: expected one of 'resist_switch', 'predictive'"):
         load_config(write(tmp_path, '[guiding]\ndec_algorithm = "pid"\n'))
+
+
+def test_exposure_limits_are_validated(tmp_path):
+    from fieldtui.imaging.advice import RigLimits
+
+    lim = RigLimits.from_config(load_config())
+    assert (lim.longest_sub_s, lim.longest_unguided_s, lim.guided, lim.longest) == (600, 60, True, 600)
+    cfg = load_config(write(tmp_path, "[exposure]\nlongest_sub_s = 300\nguided = false\n"))
+    assert RigLimits.from_config(cfg).longest == 60
+    with pytest.raises(ConfigError, match="exposure.longest_sub_s: expected a positive number"):
+        load_config(write(tmp_path, "[exposure]\nlongest_sub_s = 0\n"))
+    with pytest.raises(ConfigError, match="exposure.longest_unguided_s: expected at most exposure.longest_sub_s"):
+        load_config(write(tmp_path, "[exposure]\nlongest_sub_s = 30\n"))

@@ -3,14 +3,25 @@
 Input is the dict of :func:`fieldtui.imaging.metrics.frame_metrics`.
 Rules:
 
-- **Lights.** The sky's histogram must clear the black level (its left
-  edge visible, see ``histogram.py``) without saturating. The target sky
-  level above black is the larger of 6 "left widths" of the histogram (so
-  the 0.5th percentile sits well above black) and, for DSLR raws, 8 % of
-  the range between black and white (the peak about a quarter to a third
-  of the way along the camera's gamma-stretched histogram). Signal above
-  black grows in proportion to exposure time × ISO, so the factor is
-  target / (median − black).
+- **Lights.** The sky's histogram must clear the black level without
+  saturating: its faint (left) side recorded, nothing clipped, and the sky
+  at least 6 "noise widths" (``left_width``, one sigma of the sky) above
+  black. In electrons that is a sky of about 3 × the read noise, where
+  read noise adds no more than ~15 % to the sky's own noise for a 2–3 e⁻
+  sensor. (The older DSLR rule "peak at a quarter of the histogram",
+  8 % of the range, asks ~40× the read noise squared at ISO 800 — an hour
+  per sub at f/10 under a dark sky, and no less noise to show for it.)
+  Signal above black grows in proportion to exposure time × ISO (or
+  gain), so the factor is target / (median − black).
+- **What the rig can do.** No exposure is advised beyond the longest sub
+  it can take (:class:`RigLimits`, the config's ``[exposure]`` table,
+  guided or not); the rest is asked of ISO/gain or binning, or stated as
+  what the sky allows.
+- **Black level.** Judged only against a black level the frame records
+  (raw metadata, ``PEDESTAL``, ``BLKLEVEL``, overscan) or the camera set.
+  When the black level was only estimated from the data the sky level is a
+  lower bound and said so. Pixels piled at 0 with no black level recorded
+  are a missing pedestal (or an offset too low), not under-exposure.
 - **Flats.** Mean at 50 % of the range between black and white, nothing
   clipped at either end.
 - **Darks, dark flats, biases.** Same ISO/gain (and, for darks, exposure
@@ -23,12 +34,14 @@ Rules:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+
+from .levels import BLACK_ESTIMATED
 
 ISO_STOPS = [100, 125, 160, 200, 250, 320, 400, 500, 640, 800, 1000, 1250, 1600, 2000, 2500, 3200, 4000, 5000, 6400, 12800, 25600]
 MAX_USEFUL_ISO = 6400
 
-LIGHT_DSLR_TARGET = 0.08  # of the black..white range
-LIGHT_WIDTHS_TARGET = 6.0  # left widths above black
+LIGHT_WIDTHS_TARGET = 6.0  # noise widths (left widths) of sky above black
 LIGHT_MAX_CLIPPED_PCT = 0.5
 LIGHT_MAX_LEVEL = 0.5  # sky above half the range: too bright
 FLAT_TARGET = 0.5
@@ -65,6 +78,31 @@ def nice_iso(iso: float) -> int:
     return ISO_STOPS[-1]
 
 
+@dataclass(frozen=True)
+class RigLimits:
+    """What the rig can do: the advice never asks for more.
+
+    ``longest_sub_s``: the longest light sub with guiding (seconds);
+    ``longest_unguided_s``: on tracking alone; ``guided``: whether the
+    lights are guided. ``max_iso``: the highest ISO worth using.
+    Built from the config's ``[exposure]`` table by :meth:`from_config`.
+    """
+
+    longest_sub_s: float = 600.0
+    longest_unguided_s: float = 60.0
+    guided: bool = True
+    max_iso: int = MAX_USEFUL_ISO
+
+    @property
+    def longest(self) -> float:
+        return self.longest_sub_s if self.guided else self.longest_unguided_s
+
+    @classmethod
+    def from_config(cls, cfg) -> "RigLimits":
+        e = cfg.exposure
+        return cls(longest_sub_s=e.longest_sub_s, longest_unguided_s=e.longest_unguided_s, guided=e.guided)
+
+
 def _range(m: dict) -> float:
     white = m.get("white_level")
     black = m.get("black_level") or 0.0
@@ -73,20 +111,44 @@ def _range(m: dict) -> float:
     return float(white - black)
 
 
-def _raise_by(m: dict, factor: float) -> str:
-    """'raise exposure to about 180 s or ISO to 1600' for a needed signal factor."""
+def _raise_by(m: dict, factor: float, limits: RigLimits | None = None, at_least: bool = False) -> str:
+    """'raise exposure to about 180 s or ISO to 1600' for a needed signal factor,
+    within the rig's longest sub; what is left over goes to ISO/gain and binning."""
+    lim = limits or RigLimits()
     exp = m.get("exposure") or 0.0
     iso = m.get("iso")
-    parts = []
-    if exp > 0:
-        parts.append(f"exposure to about {_fmt_s(exp * factor)}")
+    about = "at least" if at_least else "about"
+    longest = lim.longest
+    how = "guided" if lim.guided else "unguided"
+    if exp <= 0:
+        return f"raise exposure {about} {factor:.1f}× (up to the longest sub, {longest:g} s {how})"
+    need = exp * factor
+    if need <= longest * 1.05:
+        parts = [f"exposure to {about} {_fmt_s(need)}"]
+        if iso:
+            new_iso = nice_iso(iso * factor)
+            if new_iso != iso and new_iso <= lim.max_iso:
+                parts.append(f"ISO to {new_iso}")
+        elif m.get("gain") is not None:
+            parts.append("the gain")
+        return "raise " + " or ".join(parts)
+    # beyond the rig: the longest sub, and the rest from the other levers
+    rest = need / max(longest, exp)
+    sub = (f"raise exposure to {_fmt_s(longest)}, the longest {how} sub" if longest > exp * 1.05
+           else f"keep {_fmt_s(exp)} subs (the longest {how} sub is {_fmt_s(longest)})")
     if iso:
-        new_iso = nice_iso(iso * factor)
-        if new_iso != iso and new_iso <= MAX_USEFUL_ISO:
-            parts.append(f"ISO to {new_iso}")
-    if not parts:
-        return f"raise exposure about {factor:.1f}×"
-    return "raise " + " or ".join(parts)
+        new_iso = nice_iso(iso * rest)
+        if new_iso <= lim.max_iso and new_iso != iso:
+            return f"{sub}, and ISO to {new_iso}"
+        if iso < lim.max_iso:
+            sub += f", ISO {lim.max_iso}"
+            rest *= iso / lim.max_iso
+    elif m.get("gain") is not None:
+        sub += ", raise the gain"
+    if rest < 1.5:
+        return sub
+    return (f"{sub}; the sky would still be {rest:.1f}× short: bin 2×2, or take more subs "
+            f"(a sky this dark at this focal ratio leaves each sub read-noise limited)")
 
 
 def _lower_by(m: dict, factor: float) -> str:
@@ -104,50 +166,78 @@ def _lower_by(m: dict, factor: float) -> str:
     return "lower " + " or ".join(parts)
 
 
-def _is_dslr(m: dict) -> bool:
-    return bool(m.get("bayer") or m.get("iso"))
+def _offset_hint(m: dict) -> str:
+    off = m.get("offset_setting")
+    return f"raise the camera's offset (now {off:g})" if off is not None else "raise the camera's offset"
 
 
-def light_advice(m: dict) -> list[str]:
+def light_advice(m: dict, limits: RigLimits | None = None) -> list[str]:
+    """Exposure lines for a light (or test) frame; see the module's rules."""
     out: list[str] = []
     black = m.get("black_level") or 0.0
     rng = _range(m)
     median = m.get("median")
     if median is None:
         return out
-    level = median - black
-    if level <= 0:
-        # more than half clipped: the mean of what is left is an upper bound
-        level = max((m.get("mean") or black) - black, 0.0)
-    target = LIGHT_WIDTHS_TARGET * (m.get("left_width") or 1.0)
-    if _is_dslr(m) and math.isfinite(rng):
-        target = max(target, LIGHT_DSLR_TARGET * rng)
+    estimated = m.get("black_level_source") == BLACK_ESTIMATED
     clipped = m.get("clipped_black_pct") or 0.0
+    zeros = m.get("zero_pct") or 0.0
     saturated = m.get("saturated_pct") or 0.0
-    under = clipped >= LIGHT_MAX_CLIPPED_PCT or not m.get("left_edge_visible", True)
+    width = m.get("left_width") or 1.0
+    target = LIGHT_WIDTHS_TARGET * width
+    level = median - black
+    sat = f", {saturated:.2f}% saturated" if saturated >= 0.01 else ""
+
+    if zeros >= LIGHT_MAX_CLIPPED_PCT and (estimated or (black <= 0 and m.get("black_level_source") != "raw metadata")):
+        # zeros where no black level is recorded: the zero was cut, not reached by a dim sky
+        if m.get("calibrated"):
+            cause = ("calibrated without a pedestal (or with a dark that does not match): "
+                     "calibrate with an output pedestal or to 32-bit float")
+        else:
+            cause = (f"no pedestal or offset keeps the sky's faint side above 0: if calibrated, calibrate with "
+                     f"an output pedestal or to 32-bit float; if straight from the camera, {_offset_hint(m)}")
+        out.append(f"{zeros:.1f}% of pixels are 0, {cause}; a longer exposure would not bring them back")
+        if saturated > 1.0:
+            out.append(f"{saturated:.1f}% of pixels saturated: {_lower_by(m, 0.5)}")
+        return out
+
+    if estimated:
+        # the black level is an upper bound from the darkest pixels: the sky level a lower bound
+        note = f"black level not recorded (estimated from the data: at most {black:.0f})"
+        if math.isfinite(rng) and level > LIGHT_MAX_LEVEL * rng:
+            out.append(f"sky above {100 * level / rng:.0f}% of the range{sat}: {_lower_by(m, 0.25 * rng / level)}; {note}")
+        elif saturated > 1.0:
+            out.append(f"{saturated:.1f}% of pixels saturated: {_lower_by(m, 0.5)}; {note}")
+        elif level >= target:
+            out.append(f"exposure OK: sky at least {level:.0f} above black ({level / width:.0f} noise widths){sat}; {note}")
+        else:
+            out.append(f"{note}: the sky is at least {level:.0f} above it, the exposure cannot be judged — "
+                       f"analyse a bias frame from this camera at these settings for its black level")
+        return out
+
+    if level <= 0:
+        # more than half at or below black: the mean of what is left is an upper bound
+        level = max((m.get("mean") or black) - black, 0.0)
+    under = clipped >= LIGHT_MAX_CLIPPED_PCT or not m.get("left_edge_visible", True) or level < target
     if under:
         if level <= 0:
             factor, at_least = 16.0, True
         else:
             factor, at_least = min(32.0, max(1.25, target / level)), target / level > 32
-        why = (
-            f"{clipped:.0f}% of pixels clipped at black"
-            if clipped >= LIGHT_MAX_CLIPPED_PCT
-            else "the histogram's left edge touches the black level"
-        )
-        hint = _raise_by(m, factor)
-        if at_least:
-            hint = hint.replace("about", "at least")
-        out.append(f"{why}: {hint} (sky {level:.0f} above black; aim for about {target:.0f})")
+        why = (f"{clipped:.1f}% of pixels clipped at black" if clipped >= LIGHT_MAX_CLIPPED_PCT
+               else f"sky {level:.0f} above black, {level / width:.1f} noise widths (aim for {LIGHT_WIDTHS_TARGET:g})")
+        out.append(f"{why}: {_raise_by(m, factor, limits, at_least)}")
     elif math.isfinite(rng) and level > LIGHT_MAX_LEVEL * rng:
         factor = 0.25 * rng / level
-        out.append(f"sky at {100 * level / rng:.0f}% of the range, {saturated:.1f}% saturated: {_lower_by(m, factor)}")
+        out.append(f"sky at {100 * level / rng:.0f}% of the range{sat}: {_lower_by(m, factor)} "
+                   f"(a bright sky: moon or light pollution; a narrowband filter helps)")
     elif saturated > 1.0:
         out.append(f"{saturated:.1f}% of pixels saturated: {_lower_by(m, 0.5)}")
     else:
         frac = f", {100 * level / rng:.1f}% of the range" if math.isfinite(rng) else ""
         out.append(
-            f"exposure OK: sky {level:.0f} above black{frac}, left edge clear, {clipped:.1f}% clipped, {saturated:.2f}% saturated"
+            f"exposure OK: sky {level:.0f} above black ({level / width:.0f} noise widths){frac}, "
+            f"{clipped:.1f}% clipped, {saturated:.2f}% saturated"
         )
     return out
 
@@ -164,7 +254,7 @@ def flat_advice(m: dict) -> list[str]:
     clipped = m.get("clipped_black_pct") or 0.0
     saturated = m.get("saturated_pct") or 0.0
     if level <= 0:
-        out.append(f"flat is black (mean at the black level): {_raise_by(m, 16.0).replace('about', 'at least')}")
+        out.append(f"flat is black (mean at the black level): {_raise_by(m, 16.0, at_least=True)}")
         return out
     factor = FLAT_TARGET * rng / level
     if abs(frac - FLAT_TARGET) > FLAT_TOLERANCE or saturated > 0.01:
@@ -247,6 +337,7 @@ def advise(
     kind: str | None = None,
     reference: dict | None = None,
     ra_axis_angle: float | None = None,
+    limits: RigLimits | None = None,
 ) -> list[str]:
     """Advice lines for one frame's metrics.
 
@@ -254,13 +345,14 @@ def advise(
     ``reference`` holds the exposure/iso/gain/temperature of the frames a
     calibration frame must match. ``ra_axis_angle`` is the angle of the RA
     axis on the sensor (degrees, from +x toward +y), known after guider
-    calibration.
+    calibration. ``limits``: what the rig can do (the longest sub, guided
+    or not); the defaults of :class:`RigLimits` when None.
     """
     if m.get("empty"):
         return ["empty frame: every pixel is 0, no image data (check the camera, card and cable)"]
     k = (kind or m.get("kind") or "light").lower()
     if k in ("light", "test", "focus", "guide"):
-        return light_advice(m) + trailing_advice(m, ra_axis_angle)
+        return light_advice(m, limits) + trailing_advice(m, ra_axis_angle)
     if k == "flat":
         return flat_advice(m)
     if k in ("dark", "bias", "darkflat"):

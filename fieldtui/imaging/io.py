@@ -18,6 +18,7 @@ import numpy as np
 
 from ..atomic import write_with
 from ..frame import Frame
+from . import levels
 
 FITS_SUFFIXES = {".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz"}
 RAW_SUFFIXES = {
@@ -137,10 +138,21 @@ def _read_fits(path: Path) -> Frame:
             raise FrameReadError(path, "corrupt", f"truncated or corrupt FITS file ({msg})") from None
         raise FrameReadError(path, "corrupt", f"cannot read FITS data ({msg})") from None
 
+    colour = None
     if data.ndim == 3:
-        # a colour cube (planes first, as FITS writers do) or a stack: keep 3-D
+        # FITS stores a cube planes first (NAXIS3, NAXIS2, NAXIS1): a colour
+        # frame becomes height × width × 3, the layout Frame.width/height read
         if data.shape[0] == 1:
             data = data[0]
+        elif data.shape[0] == 3:
+            data = np.ascontiguousarray(np.moveaxis(data, 0, -1))
+            colour = "RGB"
+        else:
+            raise FrameReadError(
+                path, "unsupported",
+                f"unsupported image cube of {data.shape[0]} planes (only single frames and RGB cubes of 3 planes)")
+    elif data.ndim > 3:
+        raise FrameReadError(path, "unsupported", f"unsupported {data.ndim}-dimensional image")
     if _all_zero(data):
         raise FrameReadError(path, "empty", "empty image: every pixel is 0 (no image data)")
 
@@ -162,22 +174,13 @@ def _read_fits(path: Path) -> Frame:
         yoff = int(_num(header, "YBAYROFF", "BAYOFFY") or 0) % 2
         grid = [[bayer[0], bayer[1]], [bayer[2], bayer[3]]]
         frame.bayer = "".join(grid[(r + yoff) % 2][(c + xoff) % 2] for r in (0, 1) for c in (0, 1))
+    if colour:
+        frame.meta["colour"] = colour
     bitpix = int(header.get("BITPIX", 16))
     frame.bit_depth = abs(bitpix)
-    pedestal = _num(header, "PEDESTAL")
-    if pedestal is not None:
-        # MaxIm convention: zero-based ADU = stored value + PEDESTAL
-        frame.meta["PEDESTAL"] = pedestal
-        frame.black_level = max(0.0, -pedestal)
-    elif "BLKLEVEL" in header or "OFFSET" in header:
-        frame.black_level = float(_num(header, "BLKLEVEL", "OFFSET") or 0.0)
-    saturate = _num(header, "SATURATE", "DATAMAX")
-    if saturate is not None:
-        frame.white_level = saturate
-    elif data.dtype.kind in "ui":
-        frame.white_level = float(np.iinfo(data.dtype).max)
-    else:
-        frame.white_level = math.inf
+    _fits_black(frame, header, data, path)
+    frame.white_level = _fits_white(header, data)
+    levels.settle_white(frame)
     date = header.get("DATE-OBS")
     if date:
         frame.timestamp = _parse_date(str(date)) or 0.0
@@ -186,6 +189,96 @@ def _read_fits(path: Path) -> Frame:
         if key in header:
             frame.meta[key] = header[key]
     return frame
+
+
+# keys whose value is a black level in ADU of the stored data
+BLACK_KEYS = ("BLKLEVEL",)
+# keys that look like a black level but are a driver setting in its own units
+# (ZWO's offset, written as OFFSET by N.I.N.A., ASIAIR, INDI, Siril): kept for
+# the advice, never used as ADU
+SETTING_KEYS = ("OFFSET",)
+
+
+def _section(text: str, shape: tuple[int, int]) -> tuple[slice, slice] | None:
+    """An IRAF image section '[x1:x2,y1:y2]' (1-based, inclusive) as numpy slices."""
+    t = text.strip().strip("[]").replace(" ", "")
+    try:
+        xs, ys = t.split(",")
+        x1, x2 = (int(v) for v in xs.split(":"))
+        y1, y2 = (int(v) for v in ys.split(":"))
+    except ValueError:
+        return None
+    x1, x2 = sorted((x1, x2))
+    y1, y2 = sorted((y1, y2))
+    if x1 < 1 or y1 < 1 or x2 > shape[1] or y2 > shape[0]:
+        return None
+    return slice(y1 - 1, y2), slice(x1 - 1, x2)
+
+
+def _calibrated(header) -> bool:
+    """Whether the header records a calibration (dark/bias subtraction) of the frame."""
+    if "CALSTAT" in header:
+        return True
+    history = " ".join(str(v) for v in header.get("HISTORY", [])).lower()
+    return "calibrat" in history or "dark subtract" in history or "bias subtract" in history
+
+
+def _fits_black(frame: Frame, header, data: np.ndarray, path: Path) -> None:
+    """The black level from where a FITS file really records it, else estimated from the data.
+
+    ``PEDESTAL``: MaxIm DL writes the correction to add for zero-based ADU
+    (−100 when it added 100), PixInsight the amount added (+100): either way
+    the data's zero sits at |PEDESTAL|. ``BLKLEVEL`` is ADU. ``BIASSEC``
+    names an overscan region, whose median is the black level. ``OFFSET``
+    is a camera driver setting (not ADU) and is only kept in ``meta``.
+    Sets ``frame.black_level`` and ``meta["black_level_source"]``.
+    """
+    for key in SETTING_KEYS:
+        v = _num(header, key)
+        if v is not None:
+            frame.meta[key] = v
+    if _calibrated(header):
+        frame.meta["calibrated"] = True
+    pedestal = _num(header, "PEDESTAL")
+    if pedestal is not None:
+        frame.meta["PEDESTAL"] = pedestal
+        frame.black_level, frame.meta["black_level_source"] = abs(pedestal), "PEDESTAL"
+        return
+    for key in BLACK_KEYS:
+        v = _num(header, key)
+        if v is not None:
+            frame.black_level, frame.meta["black_level_source"] = v, key
+            return
+    if "BIASSEC" in header and data.ndim == 2:
+        sec = _section(str(header["BIASSEC"]), data.shape)
+        if sec is not None:
+            over = data[sec]
+            if over.size:
+                frame.black_level = float(np.median(over))
+                frame.meta["black_level_source"] = "overscan"
+                return
+    frame.black_level = levels.estimate_black(data)
+    frame.meta["black_level_source"] = levels.BLACK_ESTIMATED
+
+
+def _fits_white(header, data: np.ndarray) -> float:
+    """The white level a FITS file declares: ``SATURATE``, else the largest value
+    its integer samples can hold (after BSCALE/BZERO), else 1.0 for floats in
+    0..1, else unknown (inf). The clip actually in the data is found later
+    (:func:`levels.settle_white`)."""
+    saturate = _num(header, "SATURATE")
+    if saturate is not None:
+        return saturate
+    bitpix = int(header.get("BITPIX", 16))
+    if bitpix > 0:
+        if data.dtype.kind in "ui":
+            return float(np.iinfo(data.dtype).max)
+        # scaled integers (BSCALE ≠ 1) arrive as floats: the largest stored value, scaled
+        bscale = _num(header, "BSCALE") or 1.0
+        bzero = _num(header, "BZERO") or 0.0
+        top = 255 if bitpix == 8 else 2 ** (bitpix - 1) - 1
+        return float(bzero + bscale * top) if bscale > 0 else math.inf
+    return levels.declared_white(data)
 
 
 def _parse_date(text: str) -> float | None:
@@ -265,6 +358,7 @@ def _read_raw(path: Path) -> Frame:
         frame.meta["raw_type"] = "stack"
         frame.meta["planes"] = len(planes)
         frame.black_level = float(np.mean(black))
+    frame.meta["black_level_source"] = "raw metadata"
     top = float(frame.data.max())
     if white < top:
         # some writers report a white level below the data (e.g. 255 for 16-bit scans)
@@ -272,6 +366,7 @@ def _read_raw(path: Path) -> Frame:
         white = float(2 ** int(math.ceil(math.log2(top + 1))) - 1)
     frame.white_level = white
     frame.bit_depth = max(1, int(math.ceil(math.log2(white + 1))))
+    levels.settle_white(frame)
     if other is not None:
         if other.iso_speed:
             frame.iso = int(round(other.iso_speed))
@@ -362,7 +457,7 @@ def fits_header(frame: Frame):
                 h[key] = str(meta[key])
     if frame.camera:
         h["INSTRUME"] = frame.camera
-    if frame.black_level:
+    if frame.black_level and frame.meta.get("black_level_source") != levels.BLACK_ESTIMATED:
         h["BLKLEVEL"] = (float(frame.black_level), "Black level (ADU)")
     return h
 

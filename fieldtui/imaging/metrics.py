@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ..frame import Frame
-from . import histogram
+from . import histogram, levels
 from .stars import Star, background, bin_bayer, detect_stars
 
 # frames above this many pixels get a background map (vignetting, gradients)
@@ -108,8 +108,17 @@ def frame_metrics(frame: Frame, *, threshold_sigma: float = 5.0, stars: bool = T
     Sizes are in sensor pixels; ``fwhm_arcsec`` is added when the frame
     knows its pixel size and focal length. An all-zero frame gives
     ``{"empty": True, ...}`` and no further measurement.
+
+    The white level is first lowered to a clip found in the data
+    (:func:`levels.settle_white`, which updates ``frame.white_level``);
+    ``white_level_source`` and ``black_level_source`` say where each level
+    came from ("declared"/"data"; "raw metadata", "PEDESTAL", "BLKLEVEL",
+    "overscan", "estimated from the data", or None when the camera set it).
+    A colour frame (height × width × 3) is measured per plane in data units.
     """
+    levels.settle_white(frame)
     data = np.asarray(frame.data)
+    colour = frame.meta.get("colour") or ("RGB" if data.ndim == 3 else None)
     out: dict = {
         "width": int(data.shape[1]) if data.ndim >= 2 else 0,
         "height": int(data.shape[0]) if data.ndim >= 1 else 0,
@@ -119,15 +128,28 @@ def frame_metrics(frame: Frame, *, threshold_sigma: float = 5.0, stars: bool = T
         "iso": frame.iso,
         "gain": frame.gain,
         "temperature": frame.temperature,
+        "colour": colour,
         "black_level": frame.black_level,
+        "black_level_source": frame.meta.get("black_level_source"),
         "white_level": frame.white_level,
+        "white_level_source": frame.meta.get("white_level_source"),
+        "white_level_declared": frame.meta.get("white_level_declared"),
+        "calibrated": bool(frame.meta.get("calibrated")),
+        "offset_setting": frame.meta.get("OFFSET"),
         "empty": is_empty(frame),
     }
     if out["empty"]:
         return out
-    plane = data if data.ndim == 2 else data.sum(axis=2 if data.shape[2] <= 4 else 0)
-    hist = histogram.frame_histogram(plane, frame.black_level, frame.white_level, frame.bayer if data.ndim == 2 else None)
+    estimated = out["black_level_source"] == levels.BLACK_ESTIMATED
+    hist = histogram.frame_histogram(data, frame.black_level, frame.white_level,
+                                     frame.bayer if data.ndim == 2 else None, colour,
+                                     clip_at=0.0 if estimated else None)
+    if estimated:
+        # the left edge is judged against a black level; an estimate cannot say
+        for h in (hist, *(hist.get("channels") or {}).values()):
+            h["left_edge_visible"] = None
     out.update(hist)
+    plane = data if data.ndim == 2 else data.mean(axis=2, dtype=np.float32)
     level, rms = background(plane)
     out["background"] = level
     out["noise"] = rms

@@ -37,6 +37,7 @@ from ..events import FocusFrame, FocusSettings, FocusTest
 from ..frame import Frame
 
 if TYPE_CHECKING:
+    from ..imaging.advice import RigLimits
     from .session import Session
 
 MIN_CYCLE_S = 0.5          # at most 2 frames (and events) a second
@@ -233,11 +234,12 @@ def _hist_block(frame: Frame, m: dict) -> dict[str, Any]:
     return {"lo": lo, "hi": hi, "hist": hist}
 
 
-def assess_test_frame(frame: Frame) -> dict[str, Any]:
+def assess_test_frame(frame: Frame, limits: "RigLimits | None" = None) -> dict[str, Any]:
+    """Metrics, advice (within ``limits``, what the rig can do) and small histograms of a test frame."""
     from ..imaging.advice import advise
     from ..imaging.metrics import frame_metrics
     m = frame_metrics(frame)
-    advice = advise(m, kind="light")
+    advice = advise(m, kind="light", limits=limits)
     keep = ("median", "mode", "clipped_black_pct", "saturated_pct", "left_edge_visible", "left_edge_margin",
             "stars", "saturated_stars", "hfr", "fwhm", "fwhm_arcsec", "elongation", "noise", "background")
     out = {"metrics": {k: m.get(k) for k in keep}, "advice": advice}
@@ -442,7 +444,8 @@ class FocusAid:
                 except DeviceDisconnected as exc:
                     self.s.device_lost("main_camera", exc)
                     raise ValueError(f"main camera lost: {exc}") from None
-            res = await self.s.clock.run_blocking(assess_test_frame, frame)
+            from ..imaging.advice import RigLimits
+            res = await self.s.clock.run_blocking(assess_test_frame, frame, RigLimits.from_config(self.s.cfg))
         except BaseException:
             self.s.set_activity("focus.test", "stopped", detail="test exposure failed")
             raise

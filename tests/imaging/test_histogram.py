@@ -11,10 +11,12 @@ def test_exact_clipping_and_saturation_fractions(rng):
     n = 100_000
     v = rng.normal(3000, 40, n).round().astype(np.uint16)
     v[:2300] = black  # 2.3 % at black
-    v[2300:2350] = black - 5  # below black counts as clipped too: 0.05 %
+    v[2300:2350] = black - 5  # the floor below black (dead pixels) is clipped too: 0.05 %
     v[5000:5700] = white  # 0.7 % saturated
     st = stats(v, black, white)
     assert st["clipped_black_pct"] == pytest.approx(2.35, abs=1e-9)
+    assert st["below_black_pct"] == pytest.approx(2.35, abs=1e-9)
+    assert st["floor"] == black - 5
     assert st["saturated_pct"] == pytest.approx(0.7, abs=1e-9)
     assert st["pixels"] == n
     assert st["median"] == pytest.approx(float(np.median(v)))

@@ -15,7 +15,10 @@ from fieldtui.imaging.io import FrameReadError, read_frame, write_fits
 def test_blackmagic_dng_per_channel(testdata):
     f = read_frame(testdata / "raw" / "imageio_Blackmagic.dng")
     assert f.bayer == "RGGB"
-    assert f.black_level == 512 and f.white_level == 65535
+    # LibRaw declares 65535; the data are 10-bit codes × 64 and pile up at 1023 × 64
+    assert f.black_level == 512 and f.meta["black_level_source"] == "raw metadata"
+    assert f.meta["white_level_declared"] == 65535 and f.white_level == 65472
+    assert f.meta["white_level_source"] == "data" and f.meta["saturated_pixels"] == np.count_nonzero(f.data >= 65472)
     assert f.data.shape == (2176, 4128) and f.data.dtype == np.uint16
     m = frame_metrics(f)
     ch = m["channels"]
@@ -23,8 +26,10 @@ def test_blackmagic_dng_per_channel(testdata):
     d = f.data
     planes = {"R": d[0::2, 0::2], "G1": d[0::2, 1::2], "G2": d[1::2, 0::2], "B": d[1::2, 1::2]}
     for name, p in planes.items():
-        assert ch[name]["clipped_black_pct"] == pytest.approx(100 * np.mean(p <= 512))
-        assert ch[name]["saturated_pct"] == pytest.approx(100 * np.mean(p >= 65535))
+        # only the zeros (four dead columns at the right edge) are clipped; read noise below black is not
+        assert ch[name]["clipped_black_pct"] == pytest.approx(100 * np.mean(p == 0))
+        assert ch[name]["below_black_pct"] == pytest.approx(100 * np.mean(p <= 512))
+        assert ch[name]["saturated_pct"] == pytest.approx(100 * np.mean(p >= 65472))
         assert ch[name]["median"] == pytest.approx(float(np.median(p)), abs=0.5)
     # a daylight scene: green brighter than red and blue in the raw
     assert ch["G1"]["median"] > ch["R"]["median"] and ch["G1"]["median"] > ch["B"]["median"]

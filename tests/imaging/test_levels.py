@@ -1,0 +1,194 @@
+"""Black and white levels from where they are really known, saturation from the data,
+colour cubes: the field's bug cases and synthetic frames with hand-computed answers."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from fieldtui.devices.dng import write_dng
+from fieldtui.frame import Frame
+from fieldtui.imaging import frame_metrics, measure_frame_stars
+from fieldtui.imaging.advice import advise
+from fieldtui.imaging.io import read_frame
+from fieldtui.imaging.levels import BLACK_ESTIMATED, clip_level, estimate_black, settle_white
+
+
+@pytest.fixture
+def bugcases() -> Path:
+    """The field's bug cases (../shared/bugcases next to testdata), or skip."""
+    import os
+
+    shared = Path(os.environ.get("FIELDTUI_TESTDATA", Path(__file__).resolve().parents[3] / "shared" / "testdata")).parent
+    folder = Path(os.environ.get("FIELDTUI_BUGCASES", shared / "bugcases"))
+    if not folder.is_dir():
+        pytest.skip(f"bug cases not available ({folder})")
+    return folder
+
+
+def _star(shape, x, y, peak, sigma=2.0):
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    return peak * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma**2))
+
+
+def _write(path: Path, data, **keys) -> Path:
+    hdu = fits.PrimaryHDU(data=data)
+    for k, v in keys.items():
+        if k == "HISTORY":
+            hdu.header.add_history(v)
+        else:
+            hdu.header[k] = v
+    hdu.writeto(path)
+    return path
+
+
+# ---------------------------------------------------------------- bug cases
+
+
+def test_12bit_data_in_16bit_fits_saturate_at_4095(bugcases):
+    f = read_frame(bugcases / "fits_12bit_in_16bit" / "clip12_min.fits")
+    assert f.meta["white_level_declared"] == 65535  # what the sample type says
+    assert f.white_level == 4095 and f.meta["white_level_source"] == "data"
+    m = frame_metrics(f)
+    assert np.count_nonzero(f.data >= 4095) == 13
+    assert m["saturated_pct"] == pytest.approx(100 * 13 / 4096)  # 0.317 %
+    assert round(m["saturated_pct"], 3) == 0.317
+    # the star engine is handed the clip, so the flat-topped star is flagged saturated
+    stars = measure_frame_stars(f)
+    assert stars and stars[0].saturated
+    assert m["saturated_stars"] == 1
+
+
+def test_rgb_cube_is_one_80x60_colour_frame(bugcases):
+    f = read_frame(bugcases / "rgb_cube" / "rgb_min.fits")  # NAXIS3 = 3, BZERO 32768
+    assert (f.width, f.height) == (80, 60)
+    assert f.data.shape == (60, 80, 3) and f.data.dtype == np.uint16
+    assert f.meta["colour"] == "RGB"
+    m = frame_metrics(f)
+    assert (m["width"], m["height"], m["colour"]) == (80, 60, "RGB")
+    assert list(m["channels"]) == ["R", "G", "B"]
+    for c in m["channels"].values():
+        assert c["median"] == 8000 and c["saturated_pct"] == 0
+    assert m["median"] == 8000 and m["saturated_pct"] == 0
+    assert m["stars"] == 1  # one star, found on the planes together
+
+
+def test_cube_of_other_plane_counts_is_a_clear_error(tmp_path):
+    from fieldtui.imaging.io import FrameReadError
+
+    p = _write(tmp_path / "stack.fits", np.ones((5, 20, 30), np.int16))
+    with pytest.raises(FrameReadError) as e:
+        read_frame(p)
+    assert e.value.reason == "unsupported" and "5 planes" in str(e.value)
+
+
+# ---------------------------------------------------------------- saturation from the data
+
+
+def test_float_frame_clipped_at_one(tmp_path, rng):
+    d = (0.1 + 0.005 * rng.standard_normal((80, 80)) + _star((80, 80), 40.3, 39.6, 3.0)).astype(np.float32)
+    d = np.minimum(d, 1.0)
+    n_clip = int(np.count_nonzero(d >= 1.0))
+    assert n_clip >= 9
+    f = read_frame(_write(tmp_path / "f.fits", d))
+    assert f.white_level == 1.0  # floats in 0..1 declare 1.0
+    m = frame_metrics(f)
+    assert m["saturated_pct"] == pytest.approx(100 * n_clip / d.size)
+    assert measure_frame_stars(f)[0].saturated
+
+
+def test_float_frame_in_adu_clipped_below_anything_declared(tmp_path, rng):
+    d = (1000 + 10 * rng.standard_normal((80, 80)) + _star((80, 80), 30.0, 50.0, 90000.0)).astype(np.float32)
+    d = np.minimum(d, 50000.0)  # a processed frame, clipped where the camera was
+    n_clip = int(np.count_nonzero(d >= 50000.0))
+    f = read_frame(_write(tmp_path / "f.fits", d))
+    assert f.meta["white_level_declared"] == float("inf")
+    assert f.white_level == 50000.0 and f.meta["saturated_pixels"] == n_clip
+    assert frame_metrics(f)["saturated_pct"] == pytest.approx(100 * n_clip / d.size)
+
+
+def test_raw_whose_sensor_clips_below_the_declared_white(tmp_path, rng):
+    # the simulated DSLR's raw path: a DNG read back through LibRaw
+    h, w = 120, 160
+    d = 2048 + 30 * rng.standard_normal((h, w)) + 200 + _star((h, w), 60.2, 70.7, 40000.0, 2.5)
+    d += _star((h, w), 120.0, 40.0, 3000.0, 2.0)  # a star well below the clip
+    d = np.minimum(d, 13100).round().astype(np.uint16)  # the sensor stops at 13100; the file says 15000
+    n_clip = int(np.count_nonzero(d >= 13100))
+    p = write_dng(tmp_path / "clip.dng", d, bayer="RGGB", black_level=2048, white_level=15000,
+                  model="Sim", exposure_s=60, iso=800)
+    f = read_frame(p)
+    assert f.meta["white_level_declared"] == 15000
+    assert f.white_level == 13100 and f.meta["saturated_pixels"] == n_clip
+    m = frame_metrics(f)
+    assert m["saturated_pct"] == pytest.approx(100 * n_clip / d.size)
+    assert m["white_level_source"] == "data"
+
+
+def test_no_pile_up_no_clip_found(rng):
+    # a star that fades out: the brightest pixels are one or two, not a pile
+    d = (500 + 10 * rng.standard_normal((100, 100)) + _star((100, 100), 50.0, 50.0, 30000.0)).round()
+    assert clip_level(d.astype(np.uint16), 65535) is None
+    assert clip_level(d.astype(np.float32)) is None
+    # a flat (dense histogram up to the top) is no pile either
+    flat = rng.normal(30000, 150, (200, 200)).round().astype(np.uint16)
+    assert clip_level(flat, 65535) is None
+    # a clip at the declared level is the declared one
+    f = Frame(data=np.minimum(d, 4095).astype(np.uint16), white_level=4095)
+    settle_white(f)
+    assert f.white_level == 4095 and f.meta["white_level_source"] == "declared"
+
+
+def test_real_frames_keep_their_declared_white(testdata):
+    """No false clip on real frames that do not saturate (M13, the NTT field, Seestar)."""
+    for rel in ("fits/astropydata_M13_blue_0001.fits", "fits/sep_image.fits",
+                "fits/seestar/seestar_Light_M_94_10.0s_IRCUT_20250326-212221.fit"):
+        f = read_frame(testdata / rel)
+        assert f.meta["white_level_source"] == "declared", rel
+
+
+# ---------------------------------------------------------------- black level
+
+
+def test_black_level_from_pedestal_not_offset(tmp_path, rng):
+    sky = rng.normal(559, 20, (100, 100)).round().astype(np.uint16)
+    sky[0, 0] = 458
+    # OFFSET is a ZWO driver setting (N.I.N.A., ASIAIR write it): not ADU
+    f = read_frame(_write(tmp_path / "offset.fits", sky, OFFSET=21))
+    assert f.black_level != 21 and f.meta["OFFSET"] == 21
+    assert f.meta["black_level_source"] == BLACK_ESTIMATED
+    assert 458 <= f.black_level < 559  # at most the darkest pixels
+    m = frame_metrics(f)
+    text = " ".join(advise(m))
+    assert "538 above black" not in text and "not recorded" in text and "raise exposure" not in text
+    assert m["left_edge_visible"] is None  # cannot be judged against an estimate
+    # PEDESTAL: MaxIm writes the correction to add (-500), PixInsight the amount added (+500)
+    for ped in (-500, 500):
+        f = read_frame(_write(tmp_path / f"ped{ped}.fits", sky, PEDESTAL=ped, OFFSET=21))
+        assert f.black_level == 500 and f.meta["black_level_source"] == "PEDESTAL"
+    f = read_frame(_write(tmp_path / "blk.fits", sky, BLKLEVEL=512, OFFSET=21))
+    assert f.black_level == 512 and f.meta["black_level_source"] == "BLKLEVEL"
+
+
+def test_black_level_from_overscan(tmp_path, rng):
+    d = rng.normal(900, 15, (50, 70)).round()
+    d[:, 60:] = rng.normal(310, 3, (50, 10)).round()  # columns 61..70 are overscan
+    f = read_frame(_write(tmp_path / "os.fits", d.astype(np.uint16), BIASSEC="[61:70,1:50]"))
+    assert f.meta["black_level_source"] == "overscan"
+    assert f.black_level == float(np.median(d[:, 60:]))
+
+
+def test_m13_black_level_is_its_pedestal(testdata):
+    f = read_frame(testdata / "fits" / "astropydata_M13_blue_0001.fits")  # PEDESTAL = -500
+    assert f.black_level == 500 and f.meta["black_level_source"] == "PEDESTAL"
+    m = frame_metrics(f, stars=False)
+    # dark-calibrated with a pedestal: a third of the pixels sit below 500 (noise), one is 0
+    assert m["below_black_pct"] > 25 and m["clipped_black_pct"] < 0.001
+
+
+def test_estimate_black():
+    d = np.full((100, 100), 1000, np.uint16)
+    d[:10, :] = 0  # 10 % zeros: the data were cut at 0
+    assert estimate_black(d) == 0.0
+    ramp = np.arange(10_000, dtype=np.float32).reshape(100, 100)
+    assert estimate_black(ramp) == pytest.approx(np.percentile(ramp, 0.1))
