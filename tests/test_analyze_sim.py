@@ -27,3 +27,23 @@ def test_simulated_light_and_flat():
     assert rc == 0 and flat["kind"] == "flat" and flat["stars"] == 0
     assert flat["clipped_black_pct"] == 0.0 and flat["saturated_pct"] == 0.0
     assert any("flat mean at" in a for a in flat["advice"])
+
+
+def test_simulated_dslr_test_exposure_gets_advice_the_rig_can_follow(tmp_path):
+    """The simulated DSLR's own 120 s light at f/10 under a 20.5 mag sky: the sky sits ~2 noise
+    widths above black. The advice once asked "at least 3840 s"; it must stay within the
+    configured longest sub and hand the rest to ISO."""
+    import re
+
+    cfg = tmp_path / "rig.toml"
+    cfg.write_text("[exposure]\nlongest_sub_s = 200\nlongest_unguided_s = 30\n")
+    rc, out = analyze("--simulated", "light", "--config", str(cfg))
+    assert rc == 0
+    (line,) = [a for a in out[0]["advice"] if "black" in a]
+    assert out[0]["black_level_source"] == "raw metadata"
+    seconds = [float(s) for s in re.findall(r"(\d+(?:\.\d+)?) s\b", line)]
+    assert seconds and max(seconds) <= 200, line
+    assert "raise exposure to 200 s, the longest guided sub, and ISO to" in line, line
+    rc, out = analyze("--simulated", "light", "--config", str(cfg), "--unguided")
+    (line,) = [a for a in out[0]["advice"] if "black" in a]
+    assert "shorten subs to 30 s, the longest unguided sub" in line and "ISO" in line, line

@@ -15,6 +15,7 @@ from ..config import load_config
 
 if TYPE_CHECKING:
     from ..config import Config
+    from ..imaging.advice import RigLimits
 
 DESCRIPTION = "Measure stars, histogram and exposure of FITS or camera raw files."
 EPILOG = ("fieldtui analyze --simulated light|flat|dark|bias [--exposure S] [--iso N] [--keep DIR] "
@@ -29,6 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="angle of the RA axis on the sensor (from guider calibration), for trailing advice")
     p.add_argument("--kind", choices=["light", "flat", "dark", "bias", "darkflat"],
                    help="what the frames are, for the advice (raw files do not say)")
+    p.add_argument("--unguided", action="store_true",
+                   help="advise for subs on tracking alone (the config's exposure.longest_unguided_s), "
+                        "whatever exposure.guided says")
     p.add_argument("--simulated", choices=["light", "flat", "dark", "bias"],
                    help="analyse a frame taken now with the simulated DSLR (its raw file)")
     p.add_argument("--exposure", type=float, metavar="S", help="with --simulated: exposure in seconds")
@@ -37,15 +41,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def analyze_files(files: list[str], *, as_json: bool = False, ra_angle: float | None = None,
-                  kind: str | None = None) -> int:
+                  kind: str | None = None, limits: "RigLimits | None" = None) -> int:
     """Analyse each file and print the report (text or one JSON array). A file that cannot be
     read is reported (its error, on stderr in text mode) and the others are still analysed.
+    ``limits``: what the rig can do (the longest sub), for the advice.
     Returns 1 when any file failed, else 0."""
     from ..imaging.analyze import analyze_file, format_human
     results = []
     failed = False
     for f in files:
-        r = analyze_file(f, ra_axis_angle=ra_angle, kind=kind)
+        r = analyze_file(f, ra_axis_angle=ra_angle, kind=kind, limits=limits)
         results.append(r)
         if "error" in r:
             failed = True
@@ -71,12 +76,14 @@ def main(argv: list[str]) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Exit status 1 when a file could not be read, 2 for wrong arguments."""
-    if args.simulated is None:
-        if not args.files:
-            print("fieldtui analyze: name at least one FILE (or --simulated KIND)", file=sys.stderr)
-            return 2
-        return analyze_files(args.files, as_json=args.json, ra_angle=args.ra_angle, kind=args.kind)
+    if args.simulated is None and not args.files:
+        print("fieldtui analyze: name at least one FILE (or --simulated KIND)", file=sys.stderr)
+        return 2
     cfg = load_config(args.config)
+    limits = _limits(cfg, unguided=args.unguided)
+    if args.simulated is None:
+        return analyze_files(args.files, as_json=args.json, ra_angle=args.ra_angle, kind=args.kind,
+                             limits=limits)
     kind = args.simulated
     exposure = args.exposure if args.exposure is not None else (
         cfg.plan.light_exposure_s if kind in ("light", "dark") else 1.0)
@@ -86,11 +93,20 @@ def run(args: argparse.Namespace) -> int:
     asyncio.run(_simulated_frame(cfg, kind, exposure, args.iso, path))
     try:
         return analyze_files([*args.files, str(path)], as_json=args.json, ra_angle=args.ra_angle,
-                             kind=args.kind or (None if kind == "light" else kind))
+                             kind=args.kind or (None if kind == "light" else kind), limits=limits)
     finally:
         if not args.keep:
             path.unlink(missing_ok=True)
             folder.rmdir()
+
+
+def _limits(cfg: "Config", *, unguided: bool) -> "RigLimits":
+    """The rig's exposure limits from the config's [exposure] table."""
+    import dataclasses
+
+    from ..imaging.advice import RigLimits
+    lim = RigLimits.from_config(cfg)
+    return dataclasses.replace(lim, guided=False) if unguided else lim
 
 
 async def _simulated_frame(cfg: "Config", kind: str, exposure: float, iso: int | None, path: Path) -> None:

@@ -133,9 +133,13 @@ def _raise_by(m: dict, factor: float, limits: RigLimits | None = None, at_least:
             parts.append("the gain")
         return "raise " + " or ".join(parts)
     # beyond the rig: the longest sub, and the rest from the other levers
-    rest = need / max(longest, exp)
-    sub = (f"raise exposure to {_fmt_s(longest)}, the longest {how} sub" if longest > exp * 1.05
-           else f"keep {_fmt_s(exp)} subs (the longest {how} sub is {_fmt_s(longest)})")
+    rest = need / longest
+    if longest > exp * 1.05:
+        sub = f"raise exposure to {_fmt_s(longest)}, the longest {how} sub"
+    elif longest < exp * 0.95:
+        sub = f"shorten subs to {_fmt_s(longest)}, the longest {how} sub"
+    else:
+        sub = f"keep {_fmt_s(exp)} subs, the longest {how}"
     if iso:
         new_iso = nice_iso(iso * rest)
         if new_iso <= lim.max_iso and new_iso != iso:

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from .advice import advise
+from .advice import RigLimits, advise
+from .levels import BLACK_ESTIMATED
 from .io import FrameReadError, read_frame
 from .metrics import frame_metrics
 
@@ -31,11 +32,12 @@ def _clean(v: Any) -> Any:
 
 
 def analyze_file(path: str | Path, *, ra_axis_angle: float | None = None, reference: dict | None = None,
-                 kind: str | None = None) -> dict:
+                 kind: str | None = None, limits: RigLimits | None = None) -> dict:
     """Metrics and advice for one file; ``{"file", "error", "reason"}`` when it cannot be read.
 
     ``kind`` (light, flat, dark, bias, darkflat) overrides what the file says:
-    camera raw files do not record whether they are a flat or a dark."""
+    camera raw files do not record whether they are a flat or a dark.
+    ``limits``: what the rig can do, so the advice stays within it."""
     p = Path(path)
     try:
         frame = read_frame(p)
@@ -57,8 +59,12 @@ def analyze_file(path: str | Path, *, ra_axis_angle: float | None = None, refere
         "iso": m.get("iso"),
         "gain": m.get("gain"),
         "temperature": m.get("temperature"),
+        "colour": m.get("colour"),
         "black_level": m.get("black_level"),
+        "black_level_source": m.get("black_level_source"),
         "white_level": m.get("white_level"),
+        "white_level_source": m.get("white_level_source"),
+        "white_level_declared": m.get("white_level_declared"),
         "stars": m.get("stars", 0),
         "hfr": m.get("hfr"),
         "hfd": m.get("hfd"),
@@ -70,7 +76,9 @@ def analyze_file(path: str | Path, *, ra_axis_angle: float | None = None, refere
         "background": m.get("background"),
         "noise": m.get("noise"),
         "clipped_black_pct": m.get("clipped_black_pct"),
+        "below_black_pct": m.get("below_black_pct"),
         "saturated_pct": m.get("saturated_pct"),
+        "saturated_stars": m.get("saturated_stars"),
         "median": m.get("median"),
         "mode": m.get("mode"),
         "mean": m.get("mean"),
@@ -78,7 +86,7 @@ def analyze_file(path: str | Path, *, ra_axis_angle: float | None = None, refere
     }
     if m.get("channels"):
         out["channels"] = {name: {k: c[k] for k in CHANNEL_KEYS} for name, c in m["channels"].items()}
-    out["advice"] = advise(m, reference=reference, ra_axis_angle=ra_axis_angle)
+    out["advice"] = advise(m, reference=reference, ra_axis_angle=ra_axis_angle, limits=limits)
     return _clean(out)
 
 
@@ -86,9 +94,29 @@ def _num(v, fmt: str, unit: str = "") -> str:
     return "–" if v is None else format(v, fmt) + unit
 
 
+def _edge(v) -> str:
+    return "unknown" if v is None else ("visible" if v else "cut off")
+
+
+def _levels(r: dict) -> str:
+    """'black 500 (PEDESTAL)  white 4095 (clip found in the data; declared 65535)'."""
+    src = r.get("black_level_source")
+    black = _num(r.get("black_level"), ".0f")
+    if src == BLACK_ESTIMATED:
+        black = f"≤{black} (not recorded: {src})"
+    elif src:
+        black += f" ({src})"
+    white = _num(r.get("white_level"), "g")
+    if r.get("white_level_source") == "data":
+        white += f" (clip found in the data; declared {_num(r.get('white_level_declared'), 'g')})"
+    return f"  black {black}  white {white}"
+
+
 def format_human(r: dict) -> str:
     lines = [r["file"]]
     desc = [f"{r['width']}×{r['height']}", r.get("kind") or "light"]
+    if r.get("colour"):
+        desc.append(f"colour {r['colour']}")
     if r.get("bayer"):
         desc.append(f"Bayer {r['bayer']}")
     if r.get("exposure"):
@@ -104,15 +132,16 @@ def format_human(r: dict) -> str:
         + f"  elongation {_num(r['elongation'], '.2f')}"
         + (f" at {r['elongation_pa']:.0f}°" if r.get("elongation_pa") is not None else "")
     )
+    lines.append(_levels(r))
     lines.append(
-        f"  median {_num(r['median'], '.0f')}  mode {_num(r['mode'], '.0f')}  black {_num(r['black_level'], '.0f')}"
+        f"  median {_num(r['median'], '.0f')}  mode {_num(r['mode'], '.0f')}"
         f"  clipped {_num(r['clipped_black_pct'], '.2f', '%')}  saturated {_num(r['saturated_pct'], '.2f', '%')}"
-        f"  left edge {'visible' if r.get('left_edge_visible') else 'cut off'}"
+        f"  left edge {_edge(r.get('left_edge_visible'))}"
     )
     for name, c in (r.get("channels") or {}).items():
         lines.append(
             f"    {name:<2} median {c['median']:.0f}  clipped {c['clipped_black_pct']:.2f}%"
-            f"  saturated {c['saturated_pct']:.2f}%  left edge {'visible' if c['left_edge_visible'] else 'cut off'}"
+            f"  saturated {c['saturated_pct']:.2f}%  left edge {_edge(c['left_edge_visible'])}"
         )
     for a in r.get("advice") or []:
         lines.append(f"  → {a}")

@@ -118,9 +118,12 @@ def test_advice_stays_within_the_longest_sub(rng):
     # guided up to 180 s: 180 s, and the remaining 2x from ISO
     line = advise(m, limits=RigLimits(longest_sub_s=180))[0]
     assert line.endswith("raise exposure to 180 s, the longest guided sub, and ISO to 1600")
-    # unguided, 30 s at most: the 60 s sub is already longer; ISO takes 6x (4800 -> 5000)
+    # unguided, 30 s at most: the 60 s sub is already too long; 12x from ISO is past 6400
+    # (8x), so 1.5x is left for binning or more subs
     line = advise(m, limits=RigLimits(longest_sub_s=180, longest_unguided_s=30, guided=False))[0]
-    assert "keep 60 s subs (the longest unguided sub is 30 s), and ISO to 5000" in line
+    assert "shorten subs to 30 s, the longest unguided sub, ISO 6400; the sky would still be 1.5× short" in line
+    line = advise(m, limits=RigLimits(longest_sub_s=180, longest_unguided_s=60, guided=False))[0]
+    assert line.endswith("keep 60 s subs, the longest unguided, and ISO to 5000")
     # beyond the rig: 6x needed at ISO 3200 with 120 s subs -> 2x from 120 s, 2x from ISO 6400,
     # still 1.5x short, and the levers left are named
     m = frame_metrics(_dslr(rng, level=10.0, iso=3200, sigma=10.0))

@@ -192,3 +192,18 @@ def test_estimate_black():
     assert estimate_black(d) == 0.0
     ramp = np.arange(10_000, dtype=np.float32).reshape(100, 100)
     assert estimate_black(ramp) == pytest.approx(np.percentile(ramp, 0.1))
+
+
+def test_analyze_report_says_where_the_levels_come_from(bugcases):
+    from fieldtui.imaging.analyze import analyze_file, format_human
+
+    r = analyze_file(bugcases / "fits_12bit_in_16bit" / "clip12_min.fits")
+    assert (r["white_level"], r["white_level_source"], r["white_level_declared"]) == (4095, "data", 65535)
+    assert r["black_level_source"] == BLACK_ESTIMATED and r["saturated_stars"] == 1
+    text = format_human(r)
+    assert "white 4095 (clip found in the data; declared 65535)" in text
+    assert f"black ≤{r['black_level']:.0f} (not recorded: estimated from the data)" in text
+    assert "saturated 0.32%" in text and "left edge unknown" in text
+    r = analyze_file(bugcases / "rgb_cube" / "rgb_min.fits")
+    assert (r["width"], r["height"], r["colour"]) == (80, 60, "RGB")
+    assert "80×60, light, colour RGB" in format_human(r)
