@@ -121,14 +121,15 @@ def _read_fits(path: Path) -> Frame:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with fits.open(path, memmap=False) as hdul:
-                hdu = None
+                hdu = header = None
                 for h in hdul:
-                    if h.header.get("NAXIS", 0) >= 2 and h.data is not None and h.data.ndim >= 2:
-                        hdu = h
+                    # the header as written: reading the data drops BSCALE/BZERO and rewrites BITPIX
+                    written = h.header.copy()
+                    if written.get("NAXIS", 0) >= 2 and h.data is not None and h.data.ndim >= 2:
+                        hdu, header = h, written
                         break
                 if hdu is None:
                     raise FrameReadError(path, "no_image", "FITS file has no image data")
-                header = hdu.header.copy()
                 data = _native(np.asarray(hdu.data))
     except FrameReadError:
         raise

@@ -95,6 +95,20 @@ def clip_level(data: np.ndarray, declared: float = math.inf) -> tuple[float, int
     return None
 
 
+def near_white(data: np.ndarray, declared: float) -> tuple[float, int] | None:
+    """Pixels within 0.1 % below a finite declared white level, too few for a pile-up:
+    a clip smeared by dark subtraction in the camera (Seestar subs stop at 65495–65511
+    of 65535). Returns ``(the lowest such value, how many)`` or None."""
+    a = np.asarray(data)
+    if not math.isfinite(declared) or declared <= 0 or a.size == 0:
+        return None
+    lo = declared * (1.0 - PILE_BAND)
+    band = a[(a >= lo) & (a < declared)]
+    if band.size == 0:
+        return None
+    return float(band.min()), int(np.count_nonzero(a >= band.min()))
+
+
 def declared_white(data: np.ndarray) -> float:
     """The white level the sample type implies: the integer maximum, 1.0 for
     floats normalised to 0..1, otherwise unknown (``inf``)."""
@@ -111,14 +125,16 @@ def settle_white(frame: Frame) -> Frame:
     """Lower ``frame.white_level`` to a clip found in the data, and say where it came from.
 
     Sets ``meta["white_level_declared"]`` (what the file or camera said) and
-    ``meta["white_level_source"]`` (``"declared"`` or ``"data"``, the pile-up
-    of ``meta["saturated_pixels"]`` pixels). Idempotent; returns the frame.
+    ``meta["white_level_source"]`` (``"declared"`` or ``"data"``: a pile-up
+    below the declared level, or pixels within 0.1 % below it, see
+    :func:`near_white`; ``meta["saturated_pixels"]`` of them). Idempotent;
+    returns the frame.
     """
     if "white_level_source" in frame.meta:
         return frame
     declared = float(frame.white_level) if frame.white_level else math.inf
     frame.meta["white_level_declared"] = declared
-    found = clip_level(frame.data, declared)
+    found = clip_level(frame.data, declared) or near_white(frame.data, declared)
     if found is not None:
         frame.white_level, frame.meta["saturated_pixels"] = found
         frame.meta["white_level_source"] = "data"

@@ -207,3 +207,26 @@ def test_analyze_report_says_where_the_levels_come_from(bugcases):
     r = analyze_file(bugcases / "rgb_cube" / "rgb_min.fits")
     assert (r["width"], r["height"], r["colour"]) == (80, 60, "RGB")
     assert "80×60, light, colour RGB" in format_human(r)
+
+
+def test_scaled_integer_fits_declares_its_scaled_range(testdata):
+    # the NTT frame is 16-bit integers with BSCALE 2.9227 and BZERO 3713.67: read as floats
+    f = read_frame(testdata / "fits" / "sep_image.fits")
+    assert f.data.dtype == np.float32 and f.bit_depth == 16
+    assert f.white_level == pytest.approx(3713.66692596 + 2.92273835509 * 32767)
+    assert f.meta["white_level_source"] == "declared"
+
+
+def test_seestar_saturated_stars_found(testdata):
+    """The Seestar subtracts a dark in the camera: its clipped pixels stop at 65495-65511, a
+    couple per star, too few for a pile-up but within 0.1 % of full scale."""
+    folder = testdata / "fits" / "seestar"
+    for path in sorted(folder.glob("*.fit")):
+        f = read_frame(path)
+        m = frame_metrics(f)
+        if "20250409" in path.name:  # the night with a few saturated stars
+            assert 65535 * 0.999 <= f.white_level < 65535 and f.meta["white_level_source"] == "data"
+            assert m["saturated_stars"] >= 1 and m["saturated_pct"] > 0
+        else:
+            assert f.white_level == 65535 and m["saturated_stars"] == 0 and m["saturated_pct"] == 0
+        assert f.meta["black_level_source"] == BLACK_ESTIMATED  # no offset or pedestal keyword
