@@ -45,9 +45,14 @@ def measure_frame_stars(frame: Frame, *, threshold_sigma: float = 5.0, max_fit: 
     each quad), and positions and sizes are scaled back to sensor pixels.
     """
     data = np.asarray(frame.data)
+    plane_sat = None
     if data.ndim == 3:
-        # an RGB stack: sum the colour planes, whichever axis they are on
+        # an RGB stack: sum the colour planes, whichever axis they are on; a star is
+        # saturated when any plane reaches the white level (the sum of planes exceeds it
+        # long before)
         axis = 2 if data.shape[2] <= 4 else 0
+        if frame.white_level and math.isfinite(frame.white_level):
+            plane_sat = (data >= frame.white_level).any(axis=axis)
         data = data.sum(axis=axis, dtype=np.float32)
     big = data.size > _MAP_ABOVE_PX
     if max_fit is None:
@@ -77,6 +82,7 @@ def measure_frame_stars(frame: Frame, *, threshold_sigma: float = 5.0, max_fit: 
         threshold_sigma=threshold_sigma,
         max_fit=max_fit,
         saturation=frame.white_level if frame.white_level else None,
+        saturated_pixels=plane_sat,
         background_map_box=64 if big else None,
     )
 

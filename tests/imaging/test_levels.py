@@ -71,7 +71,18 @@ def test_rgb_cube_is_one_80x60_colour_frame(bugcases):
     for c in m["channels"].values():
         assert c["median"] == 8000 and c["saturated_pct"] == 0
     assert m["median"] == 8000 and m["saturated_pct"] == 0
-    assert m["stars"] == 1  # one star, found on the planes together
+    assert m["stars"] == 1 and m["saturated_stars"] == 0  # one star, peaking near 35 000 of 65 535
+
+
+def test_colour_star_saturated_in_one_plane(rng):
+    d = np.empty((60, 80, 3), np.uint16)
+    for i, peak in enumerate((20000.0, 90000.0, 15000.0)):  # green clips, red and blue do not
+        d[..., i] = np.minimum(1000 + 10 * rng.standard_normal((60, 80)) + _star((60, 80), 40.0, 30.0, peak),
+                               65535).round().astype(np.uint16)
+    f = Frame(data=d, white_level=65535, meta={"colour": "RGB"})
+    m = frame_metrics(f)
+    assert m["stars"] == 1 and m["saturated_stars"] == 1
+    assert m["channels"]["G"]["saturated_pct"] > 0 and m["channels"]["R"]["saturated_pct"] == 0
 
 
 def test_cube_of_other_plane_counts_is_a_clear_error(tmp_path):
