@@ -248,6 +248,10 @@ def light_advice(m: dict, limits: RigLimits | None = None) -> list[str]:
 
 def flat_advice(m: dict) -> list[str]:
     out: list[str] = []
+    if m.get("black_level_source") == BLACK_ESTIMATED:
+        # the darkest pixels of a flat are the flat itself, not black: measure from 0
+        # (a camera's offset is a few per cent of the range at most)
+        m = {**m, "black_level": 0.0}
     black = m.get("black_level") or 0.0
     rng = _range(m)
     mean = m.get("mean")

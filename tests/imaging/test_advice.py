@@ -163,3 +163,21 @@ def test_zeros_from_a_missing_pedestal_are_not_underexposure(tmp_path, rng):
     f = Frame(data=d, exposure=20.0, iso=800, bayer="RGGB", black_level=0, white_level=16383,
               meta={"black_level_source": "raw metadata"})
     assert "clipped at black: raise exposure" in advise(frame_metrics(f))[0]
+
+
+def test_flat_without_a_recorded_black_level(tmp_path, rng):
+    from astropy.io import fits
+
+    from fieldtui.imaging.io import read_frame
+
+    # a 16-bit flat at 30000 (46 % of 65535) with no black level in the file: its darkest
+    # pixels are the flat, not black, so the level is measured from 0
+    d = rng.normal(30000, 100, (200, 200)).round().astype(np.uint16)
+    hdu = fits.PrimaryHDU(d)
+    hdu.header["IMAGETYP"] = "Flat Field"
+    hdu.header["EXPTIME"] = 2.0
+    hdu.writeto(tmp_path / "flat.fits")
+    f = read_frame(tmp_path / "flat.fits")
+    assert f.kind == "flat" and f.black_level > 29000  # the estimate, an upper bound
+    (line,) = advise(frame_metrics(f))
+    assert line == "flat OK: mean at 46% of the range"
