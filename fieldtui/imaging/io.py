@@ -464,8 +464,13 @@ def fits_header(frame: Frame):
 
 
 def write_fits(path: str | os.PathLike, frame: Frame) -> Path:
-    """Write ``frame`` as FITS atomically: temp file in the same folder, fsync, rename."""
+    """Write ``frame`` as FITS atomically: temp file in the same folder, fsync, rename.
+
+    A colour frame (height × width × 3) becomes a cube of NAXIS3 = 3 planes."""
     from astropy.io import fits
 
-    hdu = fits.PrimaryHDU(data=np.asarray(frame.data), header=fits_header(frame))
+    data = np.asarray(frame.data)
+    if data.ndim == 3:  # a colour frame (height × width × planes) is stored planes first
+        data = np.ascontiguousarray(np.moveaxis(data, -1, 0))
+    hdu = fits.PrimaryHDU(data=data, header=fits_header(frame))
     return write_with(path, hdu.writeto)

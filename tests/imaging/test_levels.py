@@ -241,3 +241,16 @@ def test_seestar_saturated_stars_found(testdata):
         else:
             assert f.white_level == 65535 and m["saturated_stars"] == 0 and m["saturated_pct"] == 0
         assert f.meta["black_level_source"] == BLACK_ESTIMATED  # no offset or pedestal keyword
+
+
+def test_colour_frame_round_trip(tmp_path, bugcases):
+    from fieldtui.imaging.io import write_fits
+
+    f = read_frame(bugcases / "rgb_cube" / "rgb_min.fits")
+    write_fits(tmp_path / "copy.fits", f)
+    with fits.open(tmp_path / "copy.fits") as h:
+        assert (h[0].header["NAXIS1"], h[0].header["NAXIS2"], h[0].header["NAXIS3"]) == (80, 60, 3)
+    g = read_frame(tmp_path / "copy.fits")
+    assert g.meta["colour"] == "RGB" and np.array_equal(g.data, f.data)
+    # an estimated black level is not written as if it were known
+    assert "BLKLEVEL" not in fits.getheader(tmp_path / "copy.fits")
