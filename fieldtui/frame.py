@@ -17,6 +17,14 @@ class Frame:
     results), not debayered: for a colour sensor ``bayer`` names the 2×2
     pattern of the top-left corner ("RGGB", "BGGR", "GRBG", "GBRG").
     ``black_level`` and ``white_level`` are in the same units as ``data``.
+    ``white_level`` is the saturation level: frames read from files (and
+    any frame after :func:`fieldtui.imaging.metrics.frame_metrics`) carry
+    the clip found in the data when it is below the declared level, with
+    ``meta["white_level_source"]`` "data" and ``meta["white_level_declared"]``.
+    ``meta["black_level_source"]`` says where a file's black level came from
+    ("raw metadata", "PEDESTAL", "BLKLEVEL", "overscan" or "estimated from
+    the data"); absent, the camera that made the frame set it. A colour
+    frame's ``data`` is height × width × 3 (``meta["colour"]`` "RGB").
     """
 
     data: np.ndarray
