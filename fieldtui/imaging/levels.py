@@ -103,6 +103,9 @@ def near_white(data: np.ndarray, declared: float) -> tuple[float, int] | None:
     if not math.isfinite(declared) or declared <= 0 or a.size == 0:
         return None
     lo = declared * (1.0 - PILE_BAND)
+    top = _finite_max(a)
+    if top is None or top < lo:
+        return None
     band = a[(a >= lo) & (a < declared)]
     if band.size == 0:
         return None
