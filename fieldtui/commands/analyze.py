@@ -30,6 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="angle of the RA axis on the sensor (from guider calibration), for trailing advice")
     p.add_argument("--kind", choices=["light", "flat", "dark", "bias", "darkflat"],
                    help="what the frames are, for the advice (raw files do not say)")
+    p.add_argument("--bias", metavar="FILE",
+                   help="a bias frame from the same camera and settings: its median is the black level "
+                        "of files that record none")
     p.add_argument("--unguided", action="store_true",
                    help="advise for subs on tracking alone (the config's exposure.longest_unguided_s), "
                         "whatever exposure.guided says")
@@ -41,16 +44,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def analyze_files(files: list[str], *, as_json: bool = False, ra_angle: float | None = None,
-                  kind: str | None = None, limits: "RigLimits | None" = None) -> int:
+                  kind: str | None = None, limits: "RigLimits | None" = None,
+                  bias: tuple[float, str] | None = None) -> int:
     """Analyse each file and print the report (text or one JSON array). A file that cannot be
     read is reported (its error, on stderr in text mode) and the others are still analysed.
-    ``limits``: what the rig can do (the longest sub), for the advice.
+    ``limits``: what the rig can do (the longest sub), for the advice; ``bias``: the black
+    level (ADU, from which file) for files that record none.
     Returns 1 when any file failed, else 0."""
     from ..imaging.analyze import analyze_file, format_human
     results = []
     failed = False
     for f in files:
-        r = analyze_file(f, ra_axis_angle=ra_angle, kind=kind, limits=limits)
+        r = analyze_file(f, ra_axis_angle=ra_angle, kind=kind, limits=limits, bias=bias)
         results.append(r)
         if "error" in r:
             failed = True
@@ -81,9 +86,18 @@ def run(args: argparse.Namespace) -> int:
         return 2
     cfg = load_config(args.config)
     limits = _limits(cfg, unguided=args.unguided)
+    bias = None
+    if args.bias:
+        from ..imaging.analyze import bias_level
+        from ..imaging.io import FrameReadError
+        try:
+            bias = (bias_level(args.bias), Path(args.bias).name)
+        except FrameReadError as exc:
+            print(f"fieldtui analyze: --bias {exc}", file=sys.stderr)
+            return 1
     if args.simulated is None:
         return analyze_files(args.files, as_json=args.json, ra_angle=args.ra_angle, kind=args.kind,
-                             limits=limits)
+                             limits=limits, bias=bias)
     kind = args.simulated
     exposure = args.exposure if args.exposure is not None else (
         cfg.plan.light_exposure_s if kind in ("light", "dark") else 1.0)
@@ -93,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     asyncio.run(_simulated_frame(cfg, kind, exposure, args.iso, path))
     try:
         return analyze_files([*args.files, str(path)], as_json=args.json, ra_angle=args.ra_angle,
-                             kind=args.kind or (None if kind == "light" else kind), limits=limits)
+                             kind=args.kind or (None if kind == "light" else kind), limits=limits, bias=bias)
     finally:
         if not args.keep:
             path.unlink(missing_ok=True)

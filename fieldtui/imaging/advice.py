@@ -216,7 +216,7 @@ def light_advice(m: dict, limits: RigLimits | None = None) -> list[str]:
             out.append(f"exposure OK: sky at least {level:.0f} above black ({level / width:.0f} noise widths){sat}; {note}")
         else:
             out.append(f"{note}: the sky is at least {level:.0f} above it, the exposure cannot be judged — "
-                       f"analyse a bias frame from this camera at these settings for its black level")
+                       f"give a bias frame from this camera at the same gain and offset (analyze --bias FILE)")
         return out
 
     if level <= 0:

@@ -31,13 +31,23 @@ def _clean(v: Any) -> Any:
     return v
 
 
+def bias_level(path: str | Path) -> float:
+    """The black level a bias (or dark) frame gives: the median of its pixels, in ADU.
+
+    Raises :class:`FrameReadError` when the file cannot be read."""
+    return float(np.median(read_frame(path).data))
+
+
 def analyze_file(path: str | Path, *, ra_axis_angle: float | None = None, reference: dict | None = None,
-                 kind: str | None = None, limits: RigLimits | None = None) -> dict:
+                 kind: str | None = None, limits: RigLimits | None = None,
+                 bias: tuple[float, str] | None = None) -> dict:
     """Metrics and advice for one file; ``{"file", "error", "reason"}`` when it cannot be read.
 
     ``kind`` (light, flat, dark, bias, darkflat) overrides what the file says:
     camera raw files do not record whether they are a flat or a dark.
-    ``limits``: what the rig can do, so the advice stays within it."""
+    ``limits``: what the rig can do, so the advice stays within it.
+    ``bias``: (black level in ADU, the bias file's name) for a file that records
+    no black level of its own (see :func:`bias_level`)."""
     p = Path(path)
     try:
         frame = read_frame(p)
@@ -45,6 +55,9 @@ def analyze_file(path: str | Path, *, ra_axis_angle: float | None = None, refere
         return {"file": str(p), "error": exc.detail, "reason": exc.reason}
     if kind:
         frame.kind = kind
+    if bias is not None and frame.meta.get("black_level_source") == BLACK_ESTIMATED:
+        frame.black_level = float(bias[0])
+        frame.meta["black_level_source"] = f"bias {bias[1]}"
     try:
         m = frame_metrics(frame)
     except (ValueError, MemoryError) as exc:

@@ -254,3 +254,23 @@ def test_colour_frame_round_trip(tmp_path, bugcases):
     assert g.meta["colour"] == "RGB" and np.array_equal(g.data, f.data)
     # an estimated black level is not written as if it were known
     assert "BLKLEVEL" not in fits.getheader(tmp_path / "copy.fits")
+
+
+def test_a_bias_frame_gives_the_black_level_a_file_lacks(tmp_path, rng, capsys):
+    import json
+
+    from fieldtui.commands import main
+
+    sky = rng.normal(559, 20, (100, 100)).round().astype(np.uint16)
+    light = _write(tmp_path / "light.fits", sky, OFFSET=21, EXPTIME=20.0)
+    ped = _write(tmp_path / "ped.fits", sky, PEDESTAL=-450, EXPTIME=20.0)
+    bias = _write(tmp_path / "bias.fits", rng.normal(500, 5, (100, 100)).round().astype(np.uint16))
+    assert main(["analyze", "--json", "--bias", str(bias), str(light), str(ped)]) == 0
+    r, p = json.loads(capsys.readouterr().out)
+    assert r["black_level"] == 500 and r["black_level_source"] == "bias bias.fits"
+    # sky 59 above black, one noise width 20: 2.95 widths of 6, so 2.03x of 20 s
+    assert r["advice"] == ["sky 59 above black, 3.0 noise widths (aim for 6): raise exposure to about 40 s"]
+    # a black level the file records is kept
+    assert p["black_level"] == 450 and p["black_level_source"] == "PEDESTAL"
+    assert main(["analyze", "--bias", str(tmp_path / "nope.fits"), str(light)]) == 1
+    assert "--bias nope.fits: file not found" in capsys.readouterr().err
