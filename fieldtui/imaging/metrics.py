@@ -7,7 +7,8 @@ import math
 import numpy as np
 
 from ..frame import Frame
-from . import histogram, levels
+from . import levels
+from . import histogram
 from .stars import Star, background, bin_bayer, detect_stars
 
 # frames above this many pixels get a background map (vignetting, gradients)
