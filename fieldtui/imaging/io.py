@@ -156,6 +156,18 @@ def _read_fits(path: Path) -> Frame:
         raise FrameReadError(path, "unsupported", f"unsupported {data.ndim}-dimensional image")
     if _all_zero(data):
         raise FrameReadError(path, "empty", "empty image: every pixel is 0 (no image data)")
+    overscan = None
+    if data.ndim == 2:
+        # an overscan region (BIASSEC) gives the black level; the image proper
+        # (TRIMSEC, else DATASEC) is what gets measured
+        sec = _section(str(header.get("BIASSEC", "")), data.shape)
+        if sec is not None and data[sec].size:
+            overscan = float(np.median(data[sec]))
+        for key in ("TRIMSEC", "DATASEC"):
+            sec = _section(str(header.get(key, "")), data.shape)
+            if sec is not None:
+                data = np.ascontiguousarray(data[sec])
+                break
 
     frame = Frame(data=data, path=path)
     frame.exposure = _num(header, "EXPTIME", "EXPOSURE") or 0.0
@@ -179,7 +191,7 @@ def _read_fits(path: Path) -> Frame:
         frame.meta["colour"] = colour
     bitpix = int(header.get("BITPIX", 16))
     frame.bit_depth = abs(bitpix)
-    _fits_black(frame, header, data, path)
+    _fits_black(frame, header, data, overscan)
     frame.white_level = _fits_white(header, data)
     levels.settle_white(frame)
     date = header.get("DATE-OBS")
@@ -224,13 +236,13 @@ def _calibrated(header) -> bool:
     return "calibrat" in history or "dark subtract" in history or "bias subtract" in history
 
 
-def _fits_black(frame: Frame, header, data: np.ndarray, path: Path) -> None:
+def _fits_black(frame: Frame, header, data: np.ndarray, overscan: float | None) -> None:
     """The black level from where a FITS file really records it, else estimated from the data.
 
     ``PEDESTAL``: MaxIm DL writes the correction to add for zero-based ADU
     (−100 when it added 100), PixInsight the amount added (+100): either way
-    the data's zero sits at |PEDESTAL|. ``BLKLEVEL`` is ADU. ``BIASSEC``
-    names an overscan region, whose median is the black level. ``OFFSET``
+    the data's zero sits at |PEDESTAL|. ``BLKLEVEL`` is ADU. ``overscan``:
+    the median of the region ``BIASSEC`` names, if any. ``OFFSET``
     is a camera driver setting (not ADU) and is only kept in ``meta``.
     Sets ``frame.black_level`` and ``meta["black_level_source"]``.
     """
@@ -250,14 +262,9 @@ def _fits_black(frame: Frame, header, data: np.ndarray, path: Path) -> None:
         if v is not None:
             frame.black_level, frame.meta["black_level_source"] = v, key
             return
-    if "BIASSEC" in header and data.ndim == 2:
-        sec = _section(str(header["BIASSEC"]), data.shape)
-        if sec is not None:
-            over = data[sec]
-            if over.size:
-                frame.black_level = float(np.median(over))
-                frame.meta["black_level_source"] = "overscan"
-                return
+    if overscan is not None:
+        frame.black_level, frame.meta["black_level_source"] = overscan, "overscan"
+        return
     frame.black_level = levels.estimate_black(data)
     frame.meta["black_level_source"] = levels.BLACK_ESTIMATED
 

@@ -187,6 +187,14 @@ def test_black_level_from_overscan(tmp_path, rng):
     f = read_frame(_write(tmp_path / "os.fits", d.astype(np.uint16), BIASSEC="[61:70,1:50]"))
     assert f.meta["black_level_source"] == "overscan"
     assert f.black_level == float(np.median(d[:, 60:]))
+    # with DATASEC only the image proper is kept and measured
+    f = read_frame(_write(tmp_path / "os2.fits", d.astype(np.uint16), BIASSEC="[61:70,1:50]",
+                          DATASEC="[1:60,1:50]"))
+    assert (f.width, f.height) == (60, 50) and f.black_level == float(np.median(d[:, 60:]))
+    assert frame_metrics(f, stars=False)["median"] == float(np.median(d[:, :60]))
+    # a section outside the image is ignored, not an error
+    f = read_frame(_write(tmp_path / "os3.fits", d.astype(np.uint16), BIASSEC="[61:90,1:50]"))
+    assert f.meta["black_level_source"] == BLACK_ESTIMATED and f.data.shape == (50, 70)
 
 
 def test_m13_black_level_is_its_pedestal(testdata):
