@@ -1,0 +1,305 @@
+"""Serial line handling shared by the mount drivers (pyserial).
+
+:class:`SerialLink` is the blocking half: one port, one lock that serialises
+every command (a command and its answer are never interleaved with
+another's), a timeout on every read, and on a garbled, partial or missing
+answer a resynchronisation of the line (drain until quiet, then a probe the
+protocol must answer correctly) before the command is tried again.
+:class:`SerialMount` is the async half: every exchange runs in a thread
+(``clock.run_blocking``) so the event loop never waits on the wire.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, TypeVar
+
+from .. import astro
+from ..clock import Clock, RealClock
+from .base import (DIRECTIONS, SIDEREAL_ARCSEC_PER_S, DeviceDisconnected, DeviceError,
+                   DeviceGarbage, DeviceInfo, DeviceTimeout, Direction, GuidePort, Mount,
+                   MountState)
+
+T = TypeVar("T")
+
+TRACK_RATES = ("sidereal", "lunar", "solar")
+
+
+@dataclass
+class LinkStats:
+    """What the line has been through since it was opened (shown by ``check``)."""
+
+    commands: int = 0
+    retries: int = 0
+    resyncs: int = 0
+    last_error: str = ""
+    recoveries_s: list[float] = field(default_factory=list)   # failure → good answer, seconds
+
+
+class SerialLink:
+    """One serial port speaking a request/answer protocol.
+
+    ``probe`` is the protocol's "are you there and in step" exchange, called
+    under the lock after draining the input: it returns True when the answer
+    is right. Errors: :class:`DeviceDisconnected` (port missing, unplugged),
+    :class:`DeviceTimeout` (no answer after every retry), :class:`DeviceGarbage`
+    (answers that never made sense)."""
+
+    QUIET_S = 0.03           # the line counts as drained after this long without a byte
+
+    def __init__(self, port: str, baud: int, *, timeout_s: float = 1.0, retries: int = 3,
+                 what: str = "mount", probe: Callable[["SerialLink"], bool] | None = None) -> None:
+        self.port, self.baud, self.timeout_s, self.retries, self.what = port, baud, timeout_s, retries, what
+        self.probe = probe
+        self.ser: Any = None
+        self.lock = threading.Lock()
+        self.stats = LinkStats()
+
+    # ----- port ---------------------------------------------------------------
+    def open(self) -> None:
+        import serial
+        self.close()
+        try:
+            self.ser = serial.serial_for_url(self.port, baudrate=self.baud, bytesize=8, parity="N",
+                                             stopbits=1, timeout=self.timeout_s,
+                                             write_timeout=self.timeout_s)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise DeviceDisconnected(
+                f"{self.what} port {self.port} cannot be opened ({exc}): check the cable and the "
+                "port name (`fieldtui check` lists the serial ports), and that no other program "
+                "holds it") from None
+        self.stats = LinkStats()
+
+    def close(self) -> None:
+        if self.ser is not None:
+            try:
+                self.ser.close()
+            except Exception:  # noqa: BLE001 - closing a vanished port
+                pass
+        self.ser = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.ser is not None and self.ser.is_open
+
+    # ----- raw reads (called with the lock held) -------------------------------
+    def write(self, data: bytes) -> None:
+        self.ser.write(data)
+        self.ser.flush()
+
+    def read_until(self, term: bytes = b"#", max_len: int = 96) -> bytes:
+        """Bytes up to and including ``term``. Raises DeviceTimeout (nothing) or
+        DeviceGarbage (a partial answer)."""
+        data = self.ser.read_until(term, max_len)
+        if not data:
+            raise DeviceTimeout(f"{self.what} on {self.port} did not answer within {self.timeout_s:g} s")
+        if not data.endswith(term):
+            raise DeviceGarbage(f"{self.what} on {self.port} sent a partial answer {data!r}")
+        return data
+
+    def read_n(self, n: int) -> bytes:
+        data = self.ser.read(n)
+        if not data:
+            raise DeviceTimeout(f"{self.what} on {self.port} did not answer within {self.timeout_s:g} s")
+        if len(data) < n:
+            raise DeviceGarbage(f"{self.what} on {self.port} sent a partial answer {data!r}")
+        return data
+
+    def drain(self) -> bytes:
+        """Read and drop whatever arrives until the line stays quiet for QUIET_S
+        (at most timeout_s)."""
+        got = bytearray()
+        old = self.ser.timeout
+        end = time.monotonic() + self.timeout_s
+        try:
+            self.ser.timeout = self.QUIET_S
+            while time.monotonic() < end:
+                chunk = self.ser.read(256)
+                if not chunk:
+                    break
+                got += chunk
+        finally:
+            self.ser.timeout = old
+        self.ser.reset_input_buffer()
+        return bytes(got)
+
+    def resync(self) -> bool:
+        """Drain the line and check it is in step with the probe (a few tries)."""
+        self.stats.resyncs += 1
+        for _ in range(3):
+            self.drain()
+            if self.probe is None:
+                return True
+            try:
+                if self.probe(self):
+                    return True
+            except DeviceError:
+                pass
+        return False
+
+    # ----- one command ----------------------------------------------------------
+    def exchange(self, cmd: bytes, answer: Callable[["SerialLink"], T] | None,
+                 retries: int | None = None) -> T | None:
+        """Send ``cmd`` and read its answer with ``answer(link)`` (which reads and parses,
+        raising DeviceTimeout/DeviceGarbage/ValueError on a bad one); retried ``retries``
+        times (default: the link's) after a resynchronisation. ``answer`` None: the
+        command has no answer."""
+        if not self.is_open:
+            raise DeviceDisconnected(f"{self.what} port {self.port} is not open")
+        retries = self.retries if retries is None else retries
+        with self.lock:
+            self.stats.commands += 1
+            failed_at: float | None = None
+            last: DeviceError | None = None
+            for attempt in range(retries + 1):
+                try:
+                    self.ser.reset_input_buffer()
+                    self.write(cmd)
+                    result = answer(self) if answer is not None else None
+                    if failed_at is not None:
+                        self.stats.recoveries_s.append(time.monotonic() - failed_at)
+                    return result
+                except (DeviceTimeout, DeviceGarbage) as exc:
+                    last = exc
+                except ValueError as exc:
+                    last = DeviceGarbage(f"{self.what} on {self.port} answered {cmd!r} with nonsense: {exc}")
+                except OSError as exc:   # serial.SerialException is an OSError
+                    self.close()
+                    raise DeviceDisconnected(f"{self.what} on {self.port} went away ({exc}): "
+                                             "check its cable and power") from None
+                if failed_at is None:
+                    failed_at = time.monotonic()
+                self.stats.last_error = str(last)
+                if attempt < retries:
+                    self.stats.retries += 1
+                    try:
+                        self.resync()
+                    except OSError as exc:
+                        self.close()
+                        raise DeviceDisconnected(f"{self.what} on {self.port} went away ({exc})") from None
+            assert last is not None
+            raise last
+
+
+class SerialMount(Mount):
+    """A mount on a serial line; subclasses implement the protocol's ``_sync_*`` calls
+    (blocking, run in a thread) and this class makes them async.
+
+    ``clock`` times pulses and gives the sidereal time for the pier side and
+    Alt/Az; ``site`` is (latitude, longitude) in degrees."""
+
+    protocol = ""
+    DEFAULT_BAUD = 9600
+
+    def __init__(self, port: str, baud: int | None = None, *, timeout_s: float = 1.0,
+                 retries: int = 3, clock: Clock | None = None, guide_rate: float = 0.5,
+                 site: tuple[float, float] = (0.0, 0.0)) -> None:
+        self.driver = self.protocol
+        self.link = SerialLink(port, baud or self.DEFAULT_BAUD, timeout_s=timeout_s, retries=retries,
+                               what=f"{self.protocol} mount", probe=self._probe)
+        self.clock = clock or RealClock()
+        self.guide_rate = guide_rate
+        self.site = site
+        self.tracking_rate = "sidereal"
+        self._tracking = True
+        self._connected = False
+        self.model = ""
+
+    # protocol hooks (blocking) ---------------------------------------------------
+    def _probe(self, link: SerialLink) -> bool:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def _sync_identify(self) -> dict[str, Any]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    # async plumbing ------------------------------------------------------------
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if not self.link.is_open:
+            self._connected = False
+            raise DeviceDisconnected(f"{self.driver} mount on {self.link.port} is not connected")
+        try:
+            return await self.clock.run_blocking(fn, *args)
+        except DeviceDisconnected:
+            self._connected = False
+            raise
+
+    def lst_deg(self) -> float:
+        return astro.local_sidereal_deg(self.clock.now(), self.site[1])
+
+    def pier_side(self, ra_deg: float) -> str:
+        ha = (self.lst_deg() - ra_deg + 540.0) % 360.0 - 180.0
+        return "west" if ha >= 0 else "east"
+
+    async def connect(self) -> DeviceInfo:
+        await self.clock.run_blocking(self.link.open)
+        try:
+            details = await self.clock.run_blocking(self._sync_identify)
+        except DeviceError as exc:
+            self.link.close()
+            raise DeviceError(f"nothing on {self.link.port} answers the {self.protocol} protocol "
+                              f"({exc}): check the port, the baud rate ({self.link.baud}) and "
+                              "that the mount is on") from None
+        self._connected = True
+        details.update(port=self.link.port, baud=self.link.baud, protocol=self.protocol,
+                       guide_rate=self.guide_rate)
+        return DeviceInfo(self.kind, self.driver, self.model, details)
+
+    async def disconnect(self) -> None:
+        self._connected = False
+        await self.clock.run_blocking(self.link.close)
+
+    def _check_direction(self, direction: str, ms: int) -> None:
+        if direction not in DIRECTIONS:
+            raise ValueError(f"unknown guide direction {direction!r}; one of N, S, E, W")
+        if ms < 0:
+            raise ValueError("pulse duration must not be negative")
+
+    def _check_target(self, ra_deg: float, dec_deg: float) -> None:
+        if not (math.isfinite(ra_deg) and math.isfinite(dec_deg)) or not -90 <= dec_deg <= 90:
+            raise DeviceError(f"target RA {ra_deg!r} Dec {dec_deg!r} is not on the sky")
+
+    async def park(self) -> None:
+        """Point at the celestial pole (counterweight down) and stop tracking."""
+        raise DeviceError(f"{self.driver} mount cannot park")
+
+    async def set_tracking_rate(self, rate: str) -> None:
+        raise DeviceError(f"{self.driver} mount cannot change its tracking rate")
+
+    async def set_guide_rate(self, fraction: float) -> None:
+        """Guide speed as a fraction of sidereal (0.1–1)."""
+        if not 0.05 <= fraction <= 1.0:
+            raise DeviceError(f"guide rate {fraction:g} is outside 0.05–1 x sidereal")
+        self.guide_rate = fraction
+
+    def pulse_arcsec(self, ms: int) -> float:
+        """How far a pulse of ``ms`` moves the axis at the current guide rate, arcsec."""
+        return self.guide_rate * SIDEREAL_ARCSEC_PER_S * ms / 1000.0
+
+
+class MountGuidePort(GuidePort):
+    """Guide pulses sent through the mount's own serial line ("pulse guiding")."""
+
+    driver = "mount"
+
+    def __init__(self, mount: Mount) -> None:
+        self.mount = mount
+        self.guide_rate = getattr(mount, "guide_rate", 0.5)
+
+    @property
+    def connected(self) -> bool:
+        return self.mount.connected
+
+    async def connect(self) -> DeviceInfo:
+        if not self.mount.connected:
+            await self.mount.connect()
+        return DeviceInfo(self.kind, self.driver, f"pulse guiding through the {self.mount.driver} mount",
+                          {"guide_rate": self.guide_rate})
+
+    async def pulse(self, direction: Direction, ms: int) -> None:
+        await self.mount.pulse(direction, ms)
+
+
+__all__ = ["SerialLink", "SerialMount", "MountGuidePort", "LinkStats", "MountState", "TRACK_RATES"]
