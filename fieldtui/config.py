@@ -79,9 +79,17 @@ class MainCameraCfg:
     raw_format: Literal["dng"] = "dng"
 
 
+SERIAL_MOUNTS = ("lx200", "nexstar", "synscan")
+BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800)
+
+
 @dataclass
 class MountCfg:
-    driver: Literal["sim"] = "sim"
+    driver: Literal["sim", "lx200", "nexstar", "synscan"] = "sim"
+    port: str = ""
+    baud: int = 9600
+    timeout_s: float = 1.0
+    emulate: Literal["", "lx200", "nexstar", "synscan"] = ""
     guide_rate: float = 0.5
     slew_rate_deg_s: float = 3.0
 
@@ -294,6 +302,20 @@ def _validate(cfg: Config) -> None:
     for key, value in positive:
         if value <= 0:
             raise ConfigError(src, key, "a positive number", _describe(value))
+    m = cfg.mount
+    if m.driver in SERIAL_MOUNTS and not m.port.strip():
+        raise ConfigError(src, "mount.port", f"the serial port of the {m.driver} mount, such as "
+                          "'/dev/ttyUSB0' (`fieldtui check` lists the ports)", "an empty string")
+    if m.baud not in BAUD_RATES:
+        raise ConfigError(src, "mount.baud", "one of " + ", ".join(map(str, BAUD_RATES)), _describe(m.baud))
+    if m.timeout_s <= 0:
+        raise ConfigError(src, "mount.timeout_s", "a positive number", _describe(m.timeout_s))
+    if m.emulate and m.driver != "sim":
+        raise ConfigError(src, "mount.emulate", f"'' with driver '{m.driver}' (only the simulated "
+                          "mount is emulated)", _describe(m.emulate))
+    if not 0.05 <= m.guide_rate <= 1.0:
+        raise ConfigError(src, "mount.guide_rate", "a fraction of sidereal between 0.05 and 1",
+                          _describe(m.guide_rate))
     if not -90 <= cfg.site.latitude <= 90:
         raise ConfigError(src, "site.latitude", "degrees between -90 and 90", _describe(cfg.site.latitude))
     if not -180 <= cfg.site.longitude <= 360:

@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "guidelog": ("guidelog", "summarise PHD2-format guide logs: RMS, calibrations, events per run"),
     "service": ("service", "the rig service that owns the night: start, stop, status, run"),
     "fault": ("fault", "switch a fault on in the running simulated rig (testing, demos)"),
+    "emulate-mount": ("emulate_mount", "a serial mount (LX200, NexStar, SynScan) on a pseudo-terminal"),
     "config-path": ("config_path", "print where your own config file goes"),
 }
 

@@ -104,8 +104,9 @@ class _Lx200(_Protocol):
             del buf[:end + 1]
             # A ':' followed by a letter starts a new command (an unfinished one is dropped);
             # inside arguments (":Sr01:33:50#") a ':' is followed by a digit.
-            start = max(i for i in range(len(body))
-                        if body[i] == ord(":") and (i + 1 == len(body) or chr(body[i + 1]).isalpha()), default=-1)
+            starts = [i for i in range(len(body))
+                      if body[i] == ord(":") and (i + 1 == len(body) or chr(body[i + 1]).isalpha())]
+            start = starts[-1] if starts else -1
             return body[start + 1:]
         return None
 
@@ -390,6 +391,13 @@ class MountEmulator:
             await self.mount.connect()
         self._loop.add_reader(self._master, self._readable)
         self._serve_task = asyncio.ensure_future(self._serve())
+        return self.path
+
+    async def ensure_started(self) -> str:
+        """Start when not running (again after :meth:`close`); the device path."""
+        if self._master < 0:
+            self._queue = asyncio.Queue()
+            return await self.start()
         return self.path
 
     async def close(self) -> None:

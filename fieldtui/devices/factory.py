@@ -25,13 +25,30 @@ def build_rig(cfg: Config, clock: Clock) -> Rig:
         from .zwo import ZwoGuideCamera
         devs["guide_camera"] = ZwoGuideCamera(cfg.guide_camera)
     devs["main_camera"] = sim.main_camera  # type: ignore[union-attr]
-    devs["mount"] = sim.mount  # type: ignore[union-attr]
+    devs["mount"] = _mount(cfg, clock, sim)
     gc = devs["guide_camera"]
     if cfg.guide_port.via == "camera" and not isinstance(gc, SimGuideCamera):
         devs["guide_port"] = gc.st4_port()  # type: ignore[attr-defined]
+    elif cfg.guide_port.via == "mount" and devs["mount"] is not getattr(sim, "mount", None):
+        from .serialmount import MountGuidePort
+        devs["guide_port"] = MountGuidePort(devs["mount"])  # type: ignore[arg-type]
     else:
         devs["guide_port"] = sim.guide_port  # type: ignore[union-attr]
     if cfg.focuser.driver == "sim":  # "none": a manual focuser, nothing to drive
         devs["focuser"] = sim.focuser  # type: ignore[union-attr]
     assert set(devs) <= set(DEVICE_NAMES)
     return Rig(devs, sim)
+
+
+def _mount(cfg: Config, clock: Clock, sim: SimRig | None) -> Device:
+    """The simulated mount, a serial driver on ``[mount] port``, or (``[mount] emulate``)
+    the serial driver talking to the simulated mount through an emulated hand controller."""
+    m = cfg.mount
+    if m.driver == "sim" and not m.emulate:
+        return sim.mount  # type: ignore[union-attr]
+    from .emulator import MountEmulator, driver_class
+    protocol = m.emulate or m.driver
+    emulator = MountEmulator(protocol, sim.mount) if m.emulate else None  # type: ignore[union-attr]
+    return driver_class(protocol)(m.port or "(emulated)", m.baud, timeout_s=m.timeout_s, clock=clock,  # type: ignore[return-value]
+                                  guide_rate=m.guide_rate, site=(cfg.site.latitude, cfg.site.longitude),
+                                  emulator=emulator)

@@ -11,7 +11,9 @@ protocol must answer correctly) before the command is tried again.
 
 from __future__ import annotations
 
+import asyncio
 import math
+import termios
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,6 +26,10 @@ from .base import (DIRECTIONS, SIDEREAL_ARCSEC_PER_S, DeviceDisconnected, Device
                    MountState)
 
 T = TypeVar("T")
+
+# What a vanished port raises: serial.SerialException is an OSError; termios calls on a
+# pseudo-terminal whose other side closed raise termios.error.
+LINE_ERRORS = (OSError, termios.error)
 
 TRACK_RATES = ("sidereal", "lunar", "solar")
 
@@ -166,7 +172,7 @@ class SerialLink:
                     last = exc
                 except ValueError as exc:
                     last = DeviceGarbage(f"{self.what} on {self.port} answered {cmd!r} with nonsense: {exc}")
-                except OSError as exc:   # serial.SerialException is an OSError
+                except LINE_ERRORS as exc:
                     self.close()
                     raise DeviceDisconnected(f"{self.what} on {self.port} went away ({exc}): "
                                              "check its cable and power") from None
@@ -177,7 +183,7 @@ class SerialLink:
                     self.stats.retries += 1
                     try:
                         self.resync()
-                    except OSError as exc:
+                    except LINE_ERRORS as exc:
                         self.close()
                         raise DeviceDisconnected(f"{self.what} on {self.port} went away ({exc})") from None
             assert last is not None
@@ -196,8 +202,9 @@ class SerialMount(Mount):
 
     def __init__(self, port: str, baud: int | None = None, *, timeout_s: float = 1.0,
                  retries: int = 3, clock: Clock | None = None, guide_rate: float = 0.5,
-                 site: tuple[float, float] = (0.0, 0.0)) -> None:
+                 site: tuple[float, float] = (0.0, 0.0), emulator: Any = None) -> None:
         self.driver = self.protocol
+        self.emulator = emulator     # a MountEmulator whose pty is the port (``[mount] emulate``)
         self.link = SerialLink(port, baud or self.DEFAULT_BAUD, timeout_s=timeout_s, retries=retries,
                                what=f"{self.protocol} mount", probe=self._probe)
         self.clock = clock or RealClock()
@@ -206,6 +213,8 @@ class SerialMount(Mount):
         self.tracking_rate = "sidereal"
         self._tracking = True
         self._connected = False
+        self._connect_lock = asyncio.Lock()
+        self._info: DeviceInfo | None = None
         self.model = ""
 
     # protocol hooks (blocking) ---------------------------------------------------
@@ -234,6 +243,17 @@ class SerialMount(Mount):
         return "west" if ha >= 0 else "east"
 
     async def connect(self) -> DeviceInfo:
+        """Open the port and identify the mount (a second caller while connected gets the
+        same answer: the mount and a guide port through it connect together)."""
+        async with self._connect_lock:
+            if self._connected and self.link.is_open and self._info is not None:
+                return self._info
+            self._info = await self._connect()
+            return self._info
+
+    async def _connect(self) -> DeviceInfo:
+        if self.emulator is not None:
+            self.link.port = await self.emulator.ensure_started()
         await self.clock.run_blocking(self.link.open)
         try:
             details = await self.clock.run_blocking(self._sync_identify)
@@ -244,12 +264,14 @@ class SerialMount(Mount):
                               "that the mount is on") from None
         self._connected = True
         details.update(port=self.link.port, baud=self.link.baud, protocol=self.protocol,
-                       guide_rate=self.guide_rate)
+                       guide_rate=self.guide_rate, emulated=self.emulator is not None)
         return DeviceInfo(self.kind, self.driver, self.model, details)
 
     async def disconnect(self) -> None:
         self._connected = False
         await self.clock.run_blocking(self.link.close)
+        if self.emulator is not None:
+            await self.emulator.close()
 
     def _check_direction(self, direction: str, ms: int) -> None:
         if direction not in DIRECTIONS:
