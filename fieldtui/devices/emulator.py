@@ -442,6 +442,8 @@ class MountEmulator:
                     break
                 self.commands += 1
                 try:
+                    if not self.mount.connected:   # back after a simulated unplug
+                        await self.mount.connect()
                     answer = await self.handler.handle(cmd)
                 except DeviceError:
                     continue         # the simulated mount is "unplugged" or faulted: silence

@@ -133,7 +133,9 @@ class SerialLink:
         return bytes(got)
 
     def resync(self) -> bool:
-        """Drain the line and check it is in step with the probe (a few tries)."""
+        """Drain the line and check it is in step with the probe (a few tries). False when
+        the line stays out of step or the probe gets no answer at all (a silent device:
+        trying the command again would only wait longer)."""
         self.stats.resyncs += 1
         for _ in range(3):
             self.drain()
@@ -142,6 +144,8 @@ class SerialLink:
             try:
                 if self.probe(self):
                     return True
+            except DeviceTimeout:
+                return False
             except DeviceError:
                 pass
         return False
@@ -180,12 +184,14 @@ class SerialLink:
                     failed_at = time.monotonic()
                 self.stats.last_error = str(last)
                 if attempt < retries:
-                    self.stats.retries += 1
                     try:
-                        self.resync()
+                        in_step = self.resync()
                     except LINE_ERRORS as exc:
                         self.close()
                         raise DeviceDisconnected(f"{self.what} on {self.port} went away ({exc})") from None
+                    if not in_step:
+                        break
+                    self.stats.retries += 1
             assert last is not None
             raise last
 
