@@ -23,8 +23,17 @@ ALIGNMENT_LETTERS = b"APGLD"      # answers to ACK: Alt-az, Polar, German polar,
 MAX_PULSE_MS = 9999               # :MgDdddd# takes four digits
 
 
+# Bytes an LX200 answer can hold: printable ASCII, the degree sign 0xDF, the slew bar 0x7F.
+TEXT_BYTES = bytes(range(0x20, 0x7F)) + b"\x7f\xdf"
+SEXA_BYTES = b"0123456789:.+-*'\xdf"
+
+
 def _text(link: SerialLink) -> str:
-    return link.read_until(b"#").decode("latin-1")[:-1]
+    return link.read_until(b"#", alphabet=TEXT_BYTES).decode("latin-1")[:-1]
+
+
+def _sexa(link: SerialLink) -> str:
+    return link.read_until(b"#", 16, alphabet=SEXA_BYTES).decode("latin-1")[:-1]
 
 
 def _one_of(chars: bytes):
@@ -37,11 +46,11 @@ def _one_of(chars: bytes):
 
 
 def _ra(link: SerialLink) -> float:
-    return mp.parse_ra(_text(link))
+    return mp.parse_ra(_sexa(link))
 
 
 def _dec(link: SerialLink) -> float:
-    return mp.parse_dec(_text(link))
+    return mp.parse_dec(_sexa(link))
 
 
 def _slewing(link: SerialLink) -> bool:

@@ -137,17 +137,24 @@ def parse_pair(text: str) -> tuple[float, float]:
 
 # ----- shared astronomy for the mounts ---------------------------------------
 
+def _rotate(lat1: float, ha_or_az: float, p: float) -> tuple[float, float]:
+    """The coordinate change between (Dec, HA) and (Alt, Az) at latitude ``p`` (radians);
+    it is its own inverse. atan2 of the vector's components keeps full precision at the
+    zenith and the pole, where asin would not."""
+    import math
+    e = -math.cos(lat1) * math.sin(ha_or_az)
+    n = math.sin(lat1) * math.cos(p) - math.cos(lat1) * math.sin(p) * math.cos(ha_or_az)
+    u = math.sin(lat1) * math.sin(p) + math.cos(lat1) * math.cos(p) * math.cos(ha_or_az)
+    return math.atan2(u, math.hypot(e, n)), math.atan2(e, n)
+
+
 def altaz_from_radec(ra_deg: float, dec_deg: float, lst_deg: float,
                      lat_deg: float) -> tuple[float, float]:
     """(alt, az) in degrees from RA/Dec, local sidereal time and latitude; az from north
     through east. Standard spherical trigonometry (Meeus, *Astronomical Algorithms*, 13.5–13.6)."""
     import math
-    ha = math.radians((lst_deg - ra_deg) % 360.0)
-    d, p = math.radians(dec_deg), math.radians(lat_deg)
-    sin_alt = math.sin(d) * math.sin(p) + math.cos(d) * math.cos(p) * math.cos(ha)
-    alt = math.asin(max(-1.0, min(1.0, sin_alt)))
-    az = math.atan2(-math.cos(d) * math.sin(ha),
-                    math.sin(d) * math.cos(p) - math.cos(d) * math.sin(p) * math.cos(ha))
+    alt, az = _rotate(math.radians(dec_deg), math.radians((lst_deg - ra_deg) % 360.0),
+                      math.radians(lat_deg))
     return math.degrees(alt), math.degrees(az) % 360.0
 
 
@@ -155,9 +162,5 @@ def radec_from_altaz(alt_deg: float, az_deg: float, lst_deg: float,
                      lat_deg: float) -> tuple[float, float]:
     """The inverse of :func:`altaz_from_radec`: (RA, Dec) in degrees."""
     import math
-    a, z, p = math.radians(alt_deg), math.radians(az_deg), math.radians(lat_deg)
-    sin_d = math.sin(a) * math.sin(p) + math.cos(a) * math.cos(p) * math.cos(z)
-    d = math.asin(max(-1.0, min(1.0, sin_d)))
-    ha = math.atan2(-math.cos(a) * math.sin(z),
-                    math.sin(a) * math.cos(p) - math.cos(a) * math.sin(p) * math.cos(z))
-    return (lst_deg - math.degrees(ha)) % 360.0, math.degrees(d)
+    dec, ha = _rotate(math.radians(alt_deg), math.radians(az_deg), math.radians(lat_deg))
+    return (lst_deg - math.degrees(ha)) % 360.0, math.degrees(dec)

@@ -65,7 +65,7 @@ def _flag(link: SerialLink) -> bool:
 
 
 def _pair(link: SerialLink) -> tuple[float, float]:
-    data = link.read_until(b"#", 24).decode("latin-1")
+    data = link.read_until(b"#", 24, alphabet=b"0123456789ABCDEFabcdef,").decode("latin-1")
     if len(data) != 18:
         raise DeviceGarbage(f"{link.what} sent {data!r} where a precise coordinate pair was expected")
     return mp.parse_pair(data)

@@ -96,10 +96,22 @@ class SerialLink:
         self.ser.write(data)
         self.ser.flush()
 
-    def read_until(self, term: bytes = b"#", max_len: int = 96) -> bytes:
+    def read_until(self, term: bytes = b"#", max_len: int = 96, alphabet: bytes | None = None) -> bytes:
         """Bytes up to and including ``term``. Raises DeviceTimeout (nothing) or
-        DeviceGarbage (a partial answer)."""
-        data = self.ser.read_until(term, max_len)
+        DeviceGarbage (a partial answer; at once on a byte outside ``alphabet``, the
+        bytes the answer can hold, instead of waiting out the timeout)."""
+        data = bytearray()
+        deadline = time.monotonic() + self.timeout_s
+        while len(data) < max_len and time.monotonic() < deadline:
+            c = self.ser.read(1)
+            if not c:
+                break
+            data += c
+            if data.endswith(term):
+                break
+            if alphabet is not None and c[0] not in alphabet:
+                raise DeviceGarbage(f"{self.what} on {self.port} sent {bytes(data)!r}, not an answer")
+        data = bytes(data)
         if not data:
             raise DeviceTimeout(f"{self.what} on {self.port} did not answer within {self.timeout_s:g} s")
         if not data.endswith(term):
