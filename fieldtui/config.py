@@ -66,7 +66,7 @@ class GuideCameraCfg:
 
 @dataclass
 class MainCameraCfg:
-    driver: Literal["sim"] = "sim"
+    driver: Literal["sim", "gphoto2"] = "sim"
     model: str = ""
     width: int = 5184
     height: int = 3456

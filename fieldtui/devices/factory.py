@@ -24,7 +24,11 @@ def build_rig(cfg: Config, clock: Clock) -> Rig:
     else:
         from .zwo import ZwoGuideCamera
         devs["guide_camera"] = ZwoGuideCamera(cfg.guide_camera)
-    devs["main_camera"] = sim.main_camera  # type: ignore[union-attr]
+    if cfg.main_camera.driver == "sim":
+        devs["main_camera"] = sim.main_camera  # type: ignore[union-attr]
+    else:
+        from .gphoto import GphotoCamera
+        devs["main_camera"] = GphotoCamera(cfg.main_camera, clock)
     devs["mount"] = _mount(cfg, clock, sim)
     gc = devs["guide_camera"]
     if cfg.guide_port.via == "camera" and not isinstance(gc, SimGuideCamera):
