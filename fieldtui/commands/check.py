@@ -21,7 +21,8 @@ DESCRIPTION = ("Check every device (found, connected, answering, with what it an
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """``--json`` and ``--fast``."""
     p.add_argument("--json", action="store_true",
-                   help="print {ok, via, checks: [{name, ok, detail, fix}]}")
+                   help="print {ok, via, checks: [{name, ok, detail, fix}], "
+                        "attached: [{kind, where, what, answers}]}")
     p.add_argument("--fast", action="store_true", help="simulated rig on the virtual clock (in-process)")
 
 
@@ -36,6 +37,9 @@ def render_text(result: dict[str, Any], color: bool) -> str:
         lines.append(f"{mark} {c['name']:<13} {c['detail']}")
         if c["fix"] and not c["ok"]:
             lines.append(f"     {'':<13} → {c['fix']}")
+    for a in result.get("attached") or []:
+        tail = f": {a['answers']} mount" if a.get("answers") else ""
+        lines.append(f"     {'attached':<13} {a['kind']} {a['where']} {a['what']}{tail}")
     lines.append("all checks passed" if result["ok"] else
                  f"{sum(not c['ok'] for c in result['checks'])} check(s) failed")
     return "\n".join(lines)

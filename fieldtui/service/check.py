@@ -175,4 +175,17 @@ async def run_checks(session: "Session") -> dict[str, Any]:
     names = ["guide_camera", "main_camera", "mount", "guide_port", "focuser"]
     device_checks = await asyncio.gather(*(_device_check(session, n) for n in names))
     checks = [*device_checks, _disk_check(session), _clock_check(session), _site_check(session), _cpu_check()]
-    return {"ok": all(c.ok for c in checks), "checks": [asdict(c) for c in checks]}
+    return {"ok": all(c.ok for c in checks), "checks": [asdict(c) for c in checks],
+            "attached": await _attached(session)}
+
+
+async def _attached(session: "Session") -> list[dict[str, Any]]:
+    """What is plugged in (ZWO cameras, serial ports with what answers, gphoto2 cameras); the
+    configured mount's port is not probed (its driver owns the line)."""
+    from ..devices.discover import discover
+    m = session.cfg.mount
+    skip = {m.port} if m.port and m.driver != "sim" else set()
+    try:
+        return await session.clock.run_blocking(discover, session.cfg, skip_ports=skip)
+    except Exception as exc:  # noqa: BLE001 - discovery never fails the check
+        return [{"kind": "-", "where": "-", "what": f"discovery failed: {exc}", "answers": ""}]
