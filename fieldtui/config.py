@@ -62,6 +62,11 @@ class GuideCameraCfg:
     exposure_s: float = 1.0
     index: int = 0
     sdk_library: str = ""
+    offset: int = 8
+    bandwidth: int = 40
+    high_speed: bool = False
+    binning: int = 1
+    video: bool = True
 
 
 @dataclass
@@ -302,6 +307,14 @@ def _validate(cfg: Config) -> None:
     for key, value in positive:
         if value <= 0:
             raise ConfigError(src, key, "a positive number", _describe(value))
+    g = cfg.guide_camera
+    if not 40 <= g.bandwidth <= 100:
+        raise ConfigError(src, "guide_camera.bandwidth", "a USB bandwidth share between 40 and 100 (%)",
+                          _describe(g.bandwidth))
+    if g.binning not in (1, 2, 3, 4):
+        raise ConfigError(src, "guide_camera.binning", "1, 2, 3 or 4", _describe(g.binning))
+    if g.offset < 0:
+        raise ConfigError(src, "guide_camera.offset", "0 or more", _describe(g.offset))
     m = cfg.mount
     if m.driver in SERIAL_MOUNTS and not m.port.strip():
         raise ConfigError(src, "mount.port", f"the serial port of the {m.driver} mount, such as "

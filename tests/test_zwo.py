@@ -64,7 +64,7 @@ async def test_with_the_binding_frames_and_st4_pulses(monkeypatch, tmp_path):
     fake = types.SimpleNamespace(init=lambda p: None, get_num_cameras=lambda: 1, Camera=FakeCamera,
                                  ASI_IMG_RAW16=2, ASI_GAIN=0, ASI_EXPOSURE=1)
     monkeypatch.setitem(sys.modules, "zwoasi", fake)
-    cam = ZwoGuideCamera(GuideCameraCfg(driver="zwo", sdk_library=str(lib)))
+    cam = ZwoGuideCamera(GuideCameraCfg(driver="zwo", sdk_library=str(lib), video=False))
     info = await cam.connect()
     assert info.model == "ZWO ASI120MM Mini" and info.details["st4"] is True
     frame = await cam.expose(1.5, gain=60)

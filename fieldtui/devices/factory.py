@@ -23,7 +23,7 @@ def build_rig(cfg: Config, clock: Clock) -> Rig:
         devs["guide_camera"] = sim.guide_camera  # type: ignore[union-attr]
     else:
         from .zwo import ZwoGuideCamera
-        devs["guide_camera"] = ZwoGuideCamera(cfg.guide_camera)
+        devs["guide_camera"] = ZwoGuideCamera(cfg.guide_camera, clock)
     if cfg.main_camera.driver == "sim":
         devs["main_camera"] = sim.main_camera  # type: ignore[union-attr]
     else:
