@@ -54,6 +54,10 @@ async def run_guide(cfg: Any, *, minutes: float, fast: bool, corrections: bool =
     clock = VirtualClock() if fast else RealClock()
     rig = SimRig(cfg, clock)
     await rig.connect_all()
+    mount, guide_port = rig.mount, rig.guide_port
+    if cfg.mount.emulate:   # the simulated mount through an emulated hand controller and its serial driver
+        from ..devices.factory import serial_path_devices
+        mount, guide_port = await serial_path_devices(cfg, clock, rig)
     settings = GuideSettings.from_config(cfg)
     if not corrections:
         # Measuring the bare mount: the drift-away watchdog would recalibrate.
@@ -70,7 +74,7 @@ async def run_guide(cfg: Any, *, minutes: float, fast: bool, corrections: bool =
         if on_event is not None:
             on_event(ev)
 
-    worker = GuideWorker(rig.guide_camera, rig.guide_port, clock, settings, mount=rig.mount,
+    worker = GuideWorker(rig.guide_camera, guide_port, clock, settings, mount=mount,
                          pixel_scale=cfg.guide_scale, log_dir=log_dir, on_event=collect,
                          focal_mm=cfg.guide_scope.focal_length_mm, seed=cfg.sim.seed)
     worker.corrections = corrections

@@ -56,3 +56,17 @@ def _mount(cfg: Config, clock: Clock, sim: SimRig | None) -> Device:
     return driver_class(protocol)(m.port or "(emulated)", m.baud, timeout_s=m.timeout_s, clock=clock,  # type: ignore[return-value]
                                   guide_rate=m.guide_rate, site=(cfg.site.latitude, cfg.site.longitude),
                                   emulator=emulator)
+
+
+async def serial_path_devices(cfg: Config, clock: Clock, sim: SimRig) -> tuple[Device, Device]:
+    """(mount, guide port) of ``[mount] emulate``, connected: the serial driver on an emulated
+    hand controller over ``sim``'s mount, and guide pulses through it (``via = "mount"``) or
+    the simulated ST4 port."""
+    mount = _mount(cfg, clock, sim)
+    await mount.connect()
+    if cfg.guide_port.via != "mount":
+        return mount, sim.guide_port
+    from .serialmount import MountGuidePort
+    port = MountGuidePort(mount)  # type: ignore[arg-type]
+    await port.connect()
+    return mount, port

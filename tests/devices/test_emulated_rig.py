@@ -76,3 +76,15 @@ async def test_a_missing_serial_port_is_a_clear_message(data_root):
         assert "/dev/ttyNOSUCH9 cannot be opened" in st.error and "fieldtui check" in st.error
     finally:
         await session.stop()
+
+
+async def test_headless_guiding_through_the_emulated_serial_mount(data_root):
+    from fieldtui.commands.guide import run_guide
+    cfg = load_config(overrides={"storage": {"data_root": str(data_root)},
+                                 "mount": {"emulate": "nexstar"}, "guide_port": {"via": "mount"}})
+    out = await run_guide(cfg, minutes=2.0, fast=True)
+    # Calibration measured the guide rate through the serial pulses: 0.5 x 15.04"/s on the
+    # sky in Dec, divided by the pixel scale.
+    expected_dec = 0.5 * SIDEREAL_ARCSEC_PER_S / cfg.guide_scale
+    assert out["calibration"]["dec_rate_px_s"] == pytest.approx(expected_dec, rel=0.1)
+    assert out["ra_pulses"] > 20 and out["true_rms_total_arcsec"] < 1.0
