@@ -203,6 +203,12 @@ class _Lx200(_Protocol):
                                   deg="\xdf") + "#").encode("latin-1")
         if c == "GG":
             return b"+00#"
+        if c in ("GM", "GN", "GO", "GP"):
+            return b"fieldtui#"
+        if c == "GT":
+            return {"sidereal": b"60.1#", "lunar": b"57.9#", "solar": b"60.0#"}[emu.tracking_rate]
+        if c == "Gc":
+            return b"24#"
         if c in ("GL", "Ga"):
             return time.strftime("%H:%M:%S#", time.gmtime(m.clock.now())).encode()
         if c == "GC":
