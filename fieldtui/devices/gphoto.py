@@ -62,6 +62,14 @@ FIX_BUSY = ("another program holds the camera's USB port: close photo import too
             "manager's camera mount (on GNOME, gvfs-gphoto2-volume-monitor), then reconnect")
 
 
+class CameraBusy(DeviceError):
+    """The camera said it is busy (still writing the last frame): the call is tried again."""
+
+
+BUSY_RETRIES = 3
+BUSY_WAIT_S = 1.0
+
+
 def file_kind(data: bytes) -> str:
     """What a camera file is, from its first bytes: ``raw`` (TIFF-based CR2/NEF/ARW/DNG,
     Canon CR3, Fuji RAF, Olympus ORF, Panasonic RW2), ``jpeg`` or ``unknown``."""
@@ -123,8 +131,8 @@ class GphotoCamera(MainCamera):
         if code == GP_ERROR_IO_USB_CLAIM:
             return DeviceError(f"camera: {what}: USB port busy ({exc}); {FIX_BUSY}")
         if code == GP_ERROR_CAMERA_BUSY:
-            return DeviceError(f"camera busy during {what} ({exc}): it may still be writing the "
-                               "last frame; it is tried again")
+            return CameraBusy(f"camera busy during {what} ({exc}): it may still be writing the "
+                              f"last frame (tried {BUSY_RETRIES + 1} times)")
         if code == GP_ERROR_TIMEOUT:
             return DeviceTimeout(f"camera did not answer during {what} ({exc})")
         if code in GONE:
@@ -149,7 +157,15 @@ class GphotoCamera(MainCamera):
                 raise self._error(exc, what) from None
 
     async def _run(self, what: str, fn: Callable[..., T], *args: Any) -> T:
-        return await self.clock.run_blocking(self._call, what, fn, *args)
+        """A call in a worker thread; a busy camera is asked again after BUSY_WAIT_S."""
+        for attempt in range(BUSY_RETRIES + 1):
+            try:
+                return await self.clock.run_blocking(self._call, what, fn, *args)
+            except CameraBusy:
+                if attempt == BUSY_RETRIES:
+                    raise
+                await self.clock.sleep(BUSY_WAIT_S)
+        raise AssertionError("unreachable")
 
     def _need(self) -> Any:
         if self.cam is None or not self._connected:
@@ -389,7 +405,7 @@ class GphotoCamera(MainCamera):
         data = await self._run(f"downloading {name}", self._download, folder, name)
         what = file_kind(data)
         if not data:
-            raise DeviceError(f"camera sent an empty file for {name}; the frame is marked failed")
+            raise DeviceError(f"camera sent an empty file for {name}; nothing is kept")
         if self.require_raw and what != "raw":
             raise DeviceError(f"camera sent a {what.upper()} ({name}), not a raw file: set the image "
                               "format to RAW; the frame is not kept")
@@ -412,7 +428,8 @@ class GphotoCamera(MainCamera):
         try:
             frame = await self.clock.run_blocking(read_frame, dest)
         except FrameReadError as exc:
-            raise DeviceError(f"camera file {name} cannot be read ({exc}); the frame is marked failed") from None
+            dest.unlink(missing_ok=True)      # never left looking like a good frame
+            raise DeviceError(f"camera file {name} cannot be read ({exc}); nothing is kept") from None
         frame.timestamp, frame.kind, frame.exposure = t0, kind, seconds
         frame.iso = frame.iso or self.iso
         frame.camera = frame.camera or self.model

@@ -259,3 +259,18 @@ async def test_config_builds_the_gphoto2_camera(data_root):
     rig = build_rig(cfg, VirtualClock(T0))
     assert isinstance(rig.devices["main_camera"], GphotoCamera)
     assert rig.devices["main_camera"].require_raw
+
+
+async def test_a_busy_camera_is_asked_again_and_an_unreadable_file_not_kept(raw_bytes, out):
+    clock = VirtualClock(T0)
+    gp = StandIn(clock, raw_bytes)
+    cam = camera(gp, clock)
+    await cam.connect()
+    gp.fail["capture"] = -110                  # still writing the last frame
+    t = clock.now()
+    frame = await cam.expose(1.0, path=out / "light_0001.dng")
+    assert frame.path.exists() and clock.now() - t >= 1.0     # waited, asked again
+    gp.raw = b"II*\0" + b"\0" * 100           # a raw header and nothing LibRaw can read
+    with pytest.raises(DeviceError, match="cannot be read.*nothing is kept"):
+        await cam.expose(1.0, path=out / "light_0002.dng")
+    assert leftovers(out) == ["light_0001.cr2"]
