@@ -6,7 +6,6 @@ failures)."""
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 import numpy as np
