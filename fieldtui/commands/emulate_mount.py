@@ -29,6 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--slow-s", type=float, default=2.0, metavar="SECONDS",
                    help="how late a slow answer comes (default 2)")
     p.add_argument("--seed", type=int, default=1, help="seed of the random faults")
+    p.add_argument("--trace", action="store_true", help="print each command and its answer on stderr")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
 
     async def go() -> None:
         rig = SimRig(cfg, RealClock())
-        emu = MountEmulator(args.protocol, rig.mount, faults=faults)
+        def trace(cmd: bytes, answer: bytes) -> None:
+            print(f"{cmd!r} -> {answer!r}", file=sys.stderr, flush=True)
+        emu = MountEmulator(args.protocol, rig.mount, faults=faults, trace=trace if args.trace else None)
         path = await emu.start()
         print(path, flush=True)
         print(f"{args.protocol} mount emulator on {path} (simulated mount at RA {cfg.plan.ra_deg:g}°, "

@@ -88,6 +88,26 @@ class _Lx200(_Protocol):
         super().__init__(emu)
         self.long = False            # a Meade starts in the short format
         self.target = (0.0, 0.0)
+        self.move_rate = "RG"        # :RG guide (where clients assume it starts), :RC centre, :RM find, :RS slew
+        self.moves: dict[str, tuple[str, float, float]] = {}   # axis → (direction, x sidereal, start)
+
+    MOVE_RATES = {"RC": 8.0, "RM": 64.0, "RS": 64.0}
+
+    def start_move(self, direction: str) -> None:
+        """:Mn/:Ms/:Me/:Mw: move at the selected rate until :Q or :Qd (the path is applied
+        as a guide pulse at that rate when it stops)."""
+        axis = "ns" if direction in "NS" else "ew"
+        self.stop_moves(axis)
+        rate = self.emu.sky.guide_rate if self.move_rate == "RG" else self.MOVE_RATES[self.move_rate]
+        self.moves[axis] = (direction, rate, self.mount.clock.now())
+
+    def stop_moves(self, *axes: str) -> None:
+        now = self.mount.clock.now()
+        for axis in axes or tuple(self.moves):
+            if axis in self.moves:
+                direction, rate, t0 = self.moves.pop(axis)
+                if now > t0:
+                    self.emu.pulse(direction, (now - t0) * 1000.0, rate=rate, at=t0)
 
     def split(self, buf: bytearray) -> bytes | None:
         while buf:
@@ -156,8 +176,18 @@ class _Lx200(_Protocol):
         if c == "CM":
             await m.sync(*self.target)
             return b" M31 EX GAL MAG 3.5 SZ178.0'#"
-        if c in ("Q", "Qn", "Qs", "Qe", "Qw"):
+        if c == "Q":
+            self.stop_moves()
             emu.abort()
+            return b""
+        if c in ("Qn", "Qs", "Qe", "Qw"):
+            self.stop_moves("ns" if c[1] in "ns" else "ew")
+            return b""
+        if c in ("Mn", "Ms", "Me", "Mw"):
+            self.start_move(c[1].upper())
+            return b""
+        if c in ("RG", "RC", "RM", "RS"):
+            self.move_rate = c
             return b""
         if c.startswith("Mg") and len(c) == 7 and c[2] in "nsew" and c[3:].isdigit():
             emu.pulse(c[2].upper(), int(c[3:]))
@@ -167,8 +197,6 @@ class _Lx200(_Protocol):
                 emu.set_guide_rate(float(c[2:]) / SIDEREAL_ARCSEC_PER_S)
             except ValueError:
                 pass
-            return b""
-        if c in ("RG", "RC", "RM", "RS") or c in ("Mn", "Ms", "Me", "Mw"):
             return b""
         if c in ("AP", "AA"):
             await m.set_tracking(True)
@@ -367,7 +395,8 @@ class MountEmulator:
 
     ``await start()`` returns the device path; ``await close()`` ends it."""
 
-    def __init__(self, protocol: str, mount, *, faults: EmulatorFaults | None = None) -> None:
+    def __init__(self, protocol: str, mount, *, faults: EmulatorFaults | None = None,
+                 trace: Callable[[bytes, bytes], None] | None = None) -> None:
         if protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {protocol!r}; one of {', '.join(PROTOCOLS)}")
         self.protocol = protocol
@@ -376,6 +405,7 @@ class MountEmulator:
         self.latitude = mount.rig.cfg.site.latitude
         self.longitude = mount.rig.cfg.site.longitude
         self.faults = faults or EmulatorFaults()
+        self.trace = trace           # called with (command, answer) for each command
         self.tracking_rate = "sidereal"
         self.handler: _Protocol = {"lx200": _Lx200, "nexstar": _NexStar, "synscan": _SynScan}[protocol](self)
         self.path = ""
@@ -453,6 +483,8 @@ class MountEmulator:
                     answer = await self.handler.handle(cmd)
                 except DeviceError:
                     continue         # the simulated mount is "unplugged" or faulted: silence
+                if self.trace is not None:
+                    self.trace(cmd, answer)
                 if answer:
                     await self._send(answer)
 
