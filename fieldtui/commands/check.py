@@ -38,7 +38,8 @@ def render_text(result: dict[str, Any], color: bool) -> str:
         if c["fix"] and not c["ok"]:
             lines.append(f"     {'':<13} → {c['fix']}")
     for a in result.get("attached") or []:
-        tail = f": {a['answers']} mount" if a.get("answers") else ""
+        tail = (f": {a['answers']} mount (to use it: [mount] driver = \"{a['answers']}\", "
+                f"port = \"{a['where']}\")" if a.get("answers") else "")
         lines.append(f"     {'attached':<13} {a['kind']} {a['where']} {a['what']}{tail}")
     lines.append("all checks passed" if result["ok"] else
                  f"{sum(not c['ok'] for c in result['checks'])} check(s) failed")

@@ -51,3 +51,13 @@ def test_gphoto2_cameras_lists_the_virtual_camera(tmp_path, monkeypatch):
     assert [(f.kind, f.what) for f in found] == [("gphoto2", "Nikon DSC D750")]
     items = discover(load_config(), zwo_library="/nonexistent/libASICamera2.so")
     assert {"kind": "gphoto2", "where": found[0].where, "what": "Nikon DSC D750", "answers": ""} in items
+
+
+def test_check_text_lists_what_is_attached_and_how_to_use_a_mount():
+    from fieldtui.commands.check import render_text
+    text = render_text({"ok": True, "checks": [], "attached": [
+        {"kind": "serial", "where": "/dev/ttyUSB0", "what": "LX200 GPS", "answers": "lx200"},
+        {"kind": "serial", "where": "/dev/ttyS0", "what": "no mount answered", "answers": ""}]}, False)
+    assert ('attached      serial /dev/ttyUSB0 LX200 GPS: lx200 mount (to use it: [mount] driver = "lx200", '
+            'port = "/dev/ttyUSB0")') in text
+    assert "serial /dev/ttyS0 no mount answered\n" in text
