@@ -326,7 +326,11 @@ class MountGuidePort(GuidePort):
 
     def __init__(self, mount: Mount) -> None:
         self.mount = mount
-        self.guide_rate = getattr(mount, "guide_rate", 0.5)
+
+    @property
+    def guide_rate(self) -> float:  # type: ignore[override]
+        """The mount's guide rate, fraction of sidereal (follows ``set_guide_rate``)."""
+        return float(getattr(self.mount, "guide_rate", 0.5))
 
     @property
     def connected(self) -> bool:
