@@ -169,9 +169,7 @@ class _Lx200(_Protocol):
             self.target = (self.target[0], dec)
             return b"1"
         if c == "MS":
-            if m.slewing:
-                return b"2Busy slewing#"
-            emu.start_slew(*self.target)
+            emu.start_slew(*self.target)   # while slewing: heads for the new target (a retried goto)
             return b"0"
         if c == "CM":
             await m.sync(*self.target)

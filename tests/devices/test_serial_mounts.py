@@ -205,3 +205,24 @@ async def test_unplugged_mount_is_disconnected_not_a_crash(bench):
     await bench.emu.close()
     with pytest.raises((DeviceDisconnected, DeviceError)):
         await asyncio.wait_for(bench.driver.state(), 15)
+
+
+async def test_a_goto_whose_answer_is_lost_still_arrives(bench):
+    start = await truth(bench)
+    target = ((start.ra_deg + 2.0) % 360.0, start.dec_deg + 1.0)
+    # The answer to the goto command itself is dropped: the driver asks again.
+    goto_cmds = {"lx200": 3, "nexstar": 1, "synscan": 1}[bench.protocol]   # :Sr :Sd :MS / r
+    sent = bench.emu.commands
+
+    orig = bench.emu._send
+
+    async def drop_goto_answer(answer: bytes) -> None:
+        if bench.emu.commands == sent + goto_cmds and not getattr(drop_goto_answer, "done", False):
+            drop_goto_answer.done = True
+            return
+        await orig(answer)
+    bench.emu._send = drop_goto_answer
+    await asyncio.wait_for(bench.driver.slew_to(*target), 30)
+    assert drop_goto_answer.done
+    after = await truth(bench)
+    assert abs(after.dec_deg - target[1]) * 3600 < 300 and not after.slewing
