@@ -200,7 +200,8 @@ class NexStarMount(SerialMount):
         left = round(ms / 10)
         while left > 0:
             cs = min(left, MAX_GUIDE_CS)
-            await self._run(self._x, passthrough(dest, MC_GUIDE, bytes([rate, cs])), _hash)
+            # Sent once: a pulse whose answer is lost has run, and must not run twice.
+            await self._run(self.link.exchange, passthrough(dest, MC_GUIDE, bytes([rate, cs])), _hash, 0, True)
             await self.clock.sleep(cs / 100.0)
             for _ in range(20):
                 if not await self._run(self._x, passthrough(dest, MC_GUIDE_ACTIVE, b"", 1), _byte):

@@ -164,11 +164,24 @@ class SerialLink:
 
     # ----- one command ----------------------------------------------------------
     def exchange(self, cmd: bytes, answer: Callable[["SerialLink"], T] | None,
-                 retries: int | None = None) -> T | None:
+                 retries: int | None = None, once: bool = False) -> T | None:
         """Send ``cmd`` and read its answer with ``answer(link)`` (which reads and parses,
         raising DeviceTimeout/DeviceGarbage/ValueError on a bad one); retried ``retries``
         times (default: the link's) after a resynchronisation. ``answer`` None: the
-        command has no answer."""
+        command has no answer. ``once``: a command that must not run twice (a timed guide
+        pulse): sent once; a lost or garbled answer only resynchronises the line and
+        gives None."""
+        if once:
+            try:
+                return self.exchange(cmd, answer, retries=0)
+            except (DeviceTimeout, DeviceGarbage):
+                with self.lock:
+                    try:
+                        self.resync()
+                    except LINE_ERRORS as exc:
+                        self.close()
+                        raise DeviceDisconnected(f"{self.what} on {self.port} went away ({exc})") from None
+                return None
         if not self.is_open:
             raise DeviceDisconnected(f"{self.what} port {self.port} is not open")
         retries = self.retries if retries is None else retries

@@ -226,3 +226,14 @@ async def test_a_goto_whose_answer_is_lost_still_arrives(bench):
     assert drop_goto_answer.done
     after = await truth(bench)
     assert abs(after.dec_deg - target[1]) * 3600 < 300 and not after.slewing
+
+
+async def test_a_pulse_whose_answer_is_lost_runs_once(bench):
+    if bench.protocol != "nexstar":
+        pytest.skip("only NexStar's timed motor-controller pulse has an answer to lose")
+    before = await truth(bench)
+    bench.emu.faults.drop = 1                  # the answer to the pulse command
+    await bench.driver.pulse("N", 1000)
+    await asyncio.sleep(0.05)
+    moved = ((await truth(bench)).dec_deg - before.dec_deg) * 3600
+    assert moved == pytest.approx(0.5 * SIDEREAL_ARCSEC_PER_S, rel=0.05)   # once, not twice
