@@ -207,18 +207,6 @@ def _cutouts(arr: np.ndarray, xs: np.ndarray, ys: np.ndarray, half: int):
     return cut, ix - half, iy - half, inside
 
 
-def _psf_sizes(s: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """FWHM and HFR of the PSF with the pixel box response removed."""
-    s_true = _psf_sigma(s)
-    return psf.fwhm_from(s_true, u), psf.hfr_from(s_true, u)
-
-
-def _psf_sigma(s: np.ndarray) -> np.ndarray:
-    """Width of a fitted image profile with the pixel's box response (1/12 px²) removed."""
-    s = np.asarray(s, float)
-    return np.sqrt(np.maximum(s * s - _PIXEL_VAR, 0.25 * s * s))
-
-
 def _psf_hfr(hfr_image: np.ndarray) -> np.ndarray:
     """Half-flux radius of the PSF from :func:`half_flux_radius` of the recorded image.
 

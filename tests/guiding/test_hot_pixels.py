@@ -1,28 +1,19 @@
 """Hot pixels are never a guide star, nor one of the extra stars of multi-star guiding."""
 
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
+from bugcases import bugcase
 
 from fieldtui.guiding.centroid import Candidate
 from fieldtui.guiding.select import NoGuideStar, detect_candidates, select_guide_star
 from fieldtui.imaging import synth
 from fieldtui.imaging.io import read_frame
 
-_SHARED = Path(os.environ["FIELDTUI_TESTDATA"]).parent if os.environ.get("FIELDTUI_TESTDATA") \
-    else Path(__file__).resolve().parents[2].parent / "shared"
-BUGCASES = Path(os.environ.get("FIELDTUI_BUGCASES", _SHARED / "bugcases"))
-
-
 @pytest.fixture
 def hotpair() -> np.ndarray:
-    path = BUGCASES / "hot_pixel_guide_star" / "guide_hotpair_min.fits"
-    if not path.exists():
-        pytest.skip(f"bug case not available ({path})")
-    return np.asarray(read_frame(path).data)
+    return np.asarray(read_frame(bugcase("hot_pixel_guide_star/guide_hotpair_min.fits")).data)
 
 
 STARS = [(80.4, 70.2), (240.7, 80.9), (160.2, 150.6), (90.8, 180.3)]

@@ -7,7 +7,7 @@ Gaussian fits made independently with scipy, the bug cases in
 """
 
 import math
-import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,20 +18,11 @@ from scipy.optimize import least_squares
 from fieldtui.frame import Frame
 from fieldtui.imaging import detect_stars, measure_star, synth
 from fieldtui.imaging.io import read_frame
-from fieldtui.imaging.metrics import frame_metrics, measure_frame_stars
+from fieldtui.imaging.metrics import frame_metrics
 from fieldtui.imaging.stars import green_mask, half_flux_radius, peak_spread
 
-# next to testdata (see conftest.py): ../shared/bugcases
-_SHARED = Path(os.environ["FIELDTUI_TESTDATA"]).parent if os.environ.get("FIELDTUI_TESTDATA") \
-    else Path(__file__).resolve().parents[2].parent / "shared"
-BUGCASES = Path(os.environ.get("FIELDTUI_BUGCASES", _SHARED / "bugcases"))
-
-
-@pytest.fixture
-def bugcases() -> Path:
-    if not BUGCASES.is_dir():
-        pytest.skip(f"bug cases not available ({BUGCASES})")
-    return BUGCASES
+sys.path.insert(0, str(Path(__file__).parents[1] / "guiding"))
+from bugcases import bugcase  # noqa: E402
 
 
 def moffat_hfr(fwhm, beta):
@@ -145,8 +136,8 @@ def test_half_flux_radius_of_a_uniform_disc():
     assert r[0] == pytest.approx(6 / math.sqrt(2), abs=0.05)
 
 
-def test_donut_bugcase_half_flux_radius(bugcases):
-    f = read_frame(bugcases / "donut_star" / "donut_min.fits")
+def test_donut_bugcase_half_flux_radius():
+    f = read_frame(bugcase("donut_star/donut_min.fits"))
     (s,) = detect_stars(f.data)
     assert s.hfr == pytest.approx(7.62, abs=0.05)
     assert s.hfd == pytest.approx(15.24, abs=0.1)
