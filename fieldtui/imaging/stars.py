@@ -508,7 +508,8 @@ def detect_stars(
     below 0.8 of the clip level, not blended, no neighbour within 3 FWHM)
     get a profile fit (:func:`fit_sizes`) and ``fitted=True``: their FWHM,
     elongation and angle are the frame's star size. When no star qualifies,
-    the brightest unsaturated, unblended ones are fitted instead.
+    the brightest unsaturated, unblended ones are fitted all the same but
+    keep ``fitted=False``.
 
     ``saturation`` is the level at or above which a star's peak counts as
     saturated (default: the integer type's maximum, none for float data,
@@ -597,19 +598,24 @@ def detect_stars(
     fluxerr = np.asarray(fluxerr, float)
     snr = np.where(fluxerr > 0, flux / np.maximum(fluxerr, 1e-12), 0.0)
 
-    # the stars that deserve trust, brightest first
-    clip_level = sat if sat is not None else float(np.nanmax(raw))
-    if background_map_box or saturated_pixels is not None:
-        near = peak >= TRUST_MAX_PEAK * float(np.nanmax(sub))
-        if sat is not None:
-            near |= raw_peak >= TRUST_MAX_PEAK * sat
-    else:
-        near = raw_peak >= TRUST_MAX_PEAK * clip_level
+    # the stars that deserve trust, brightest first. The clip level is the
+    # saturation level when known; for float data without one, the data's
+    # maximum when pixels pile up there (clipped), else none. Binned Bayer
+    # frames are checked in their sensor pixels later (bayer_star_sizes).
+    clip_level = sat
+    if clip_level is None and saturated_pixels is None:
+        top = float(np.nanmax(raw))
+        if np.count_nonzero(raw == top) >= 2:
+            clip_level = top
+    near = raw_peak >= TRUST_MAX_PEAK * clip_level if clip_level is not None else np.zeros(n, bool)
     clean = ~saturated & (objs["flag"] & (sep.OBJ_MERGED | sep.OBJ_TRUNC) == 0)
     pre = np.nonzero(clean & ~near & (snr >= TRUST_MIN_SNR))[0][: 4 * max_fit + 20]
     iso_r = max(5.0, 3.0 * ref_fwhm)
     cand = pre[_isolated(x, y, pre, iso_r)][:max_fit]
-    if cand.size == 0:
+    trusting = cand.size > 0
+    if not trusting:
+        # nothing deserves trust: still measure the brightest clean stars (a
+        # single star, a faint field), without counting them as trusted
         cand = np.nonzero(clean)[0][:max_fit]
     if cand.size:
         half = _box_half(max(float(np.median(fwhm[cand])), 1.0))
@@ -624,8 +630,9 @@ def detect_stars(
             fwhm[idx] = fs.fwhm[ok]
             elong[idx] = fs.elongation[ok]
             pa[idx] = fs.pa[ok]
-            fitted[cand[ok & fs.described]] = True
-            fitted = drop_outliers(fwhm, elong, fitted)
+            if trusting:
+                fitted[cand[ok & fs.described]] = True
+                fitted = drop_outliers(fwhm, elong, fitted)
 
     stars = []
     for i in np.argsort(-flux, kind="stable"):

@@ -254,8 +254,12 @@ def test_seestar_star_size_against_reference(testdata, stamp):
     m = frame_metrics(read_frame(path))
     assert m["stars_measured"] >= 8
     assert m["fwhm"] == pytest.approx(fwhm, rel=0.10)
-    # the reference keeps the pixel's width in both axes (rounder by ~0.05 at 1.5:1)
-    assert m["elongation"] == pytest.approx(elong, abs=0.15)
+    # The reference keeps the pixel's width in both axes (rounder by ~0.05 at
+    # 1.5:1) and leaves out stars above 0.8 of the frame's brightest pixel even
+    # when nothing clips; on these frames the elongation changes across the
+    # field (1.1 near the top edge, up to 2:1 lower down), so the median moves
+    # with the choice of stars.
+    assert m["elongation"] == pytest.approx(elong, abs=0.2)
     assert m["fwhm_arcsec"] == pytest.approx(m["fwhm"] * 2.39, rel=0.01)
     advice = trailing_advice(m)
     if elong < 1.25:  # round stars: no trailing warning
@@ -271,3 +275,37 @@ def test_sep_image_star_size_consistent(testdata):
     assert len(stars) >= 10
     ratio = np.median([s.hfd / s.fwhm for s in stars])
     assert 0.9 < ratio < 1.35
+
+
+# --------------------------------------------------------------------------
+# trailing advice rests on trusted stars only
+
+
+def _field_with_faint_stars(rng, bright, faint_elong):
+    h, w = 300, 400
+    img = np.zeros((h, w))
+    for k in range(bright):  # round, undersampled, bright
+        elliptical_star(img, 40 + 45 * (k % 8) + rng.uniform(0, 1), 50 + rng.uniform(0, 1), 4e4, 2.2, 1.0, 0.0)
+    for k in range(12):  # faint, undersampled, noisy: their shapes scatter widely
+        elliptical_star(img, 40 + 30 * k + rng.uniform(0, 1), 200 + 20 * (k % 3) + rng.uniform(0, 1), 350.0,
+                        2.2, faint_elong, 90.0)
+    return (img + 500 + rng.normal(0, 5, img.shape)).astype(np.uint16)
+
+
+def test_faint_undersampled_stars_do_not_make_round_stars_trailed(rng):
+    from fieldtui.imaging.advice import trailing_advice
+
+    m = frame_metrics(Frame(data=_field_with_faint_stars(rng, 8, 2.0)))
+    assert m["stars"] >= 14
+    assert m["stars_measured"] == 8  # the bright ones only
+    assert m["elongation"] == pytest.approx(1.0, abs=0.08)
+    assert trailing_advice(m) == []
+
+
+def test_no_trailing_advice_from_faint_stars_alone(rng):
+    from fieldtui.imaging.advice import trailing_advice
+
+    m = frame_metrics(Frame(data=_field_with_faint_stars(rng, 0, 2.0)))
+    assert m["stars"] >= 6
+    assert m["stars_measured"] < 3
+    assert trailing_advice(m) == []
