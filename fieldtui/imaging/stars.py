@@ -504,8 +504,9 @@ def detect_stars(
     star, :func:`peak_spread`) are dropped when ``reject_hot_pixels``.
     At most ``max_stars`` are returned. Every star gets a centroid, a
     flux-based half-flux radius and an isophotal shape; up to ``max_fit``
-    of the brightest stars that deserve trust (SNR ≥ 10, unsaturated, peak
-    below 0.8 of the clip level, not blended, no neighbour within 3 FWHM)
+    of the brightest stars that deserve trust (SNR ≥ :data:`TRUST_MIN_SNR`,
+    unsaturated, peak below :data:`TRUST_MAX_PEAK` of the clip level, not
+    blended, no neighbour within 3 FWHM, not unlike the others)
     get a profile fit (:func:`fit_sizes`) and ``fitted=True``: their FWHM,
     elongation and angle are the frame's star size. When no star qualifies,
     the brightest unsaturated, unblended ones are fitted all the same but
@@ -513,7 +514,8 @@ def detect_stars(
 
     ``saturation`` is the level at or above which a star's peak counts as
     saturated (default: the integer type's maximum, none for float data,
-    where the data's maximum stands in for the 0.8 rule). ``gain`` (e⁻ per
+    where the data's maximum is the clip level only if pixels pile up
+    there). ``gain`` (e⁻ per
     data unit) adds the stars' shot noise to the SNR. A background map with
     boxes of ``background_map_box`` pixels replaces the global sky level
     when given (vignetted or gradient-laden frames). ``saturated_pixels``
@@ -523,8 +525,8 @@ def detect_stars(
     ``ValueError`` for an array that is not 2-D.
 
     Detection is SExtractor's algorithm (``sep``); the half-flux radius is
-    the radius enclosing half the flux (``sep.flux_radius``), as in
-    N.I.N.A. and PHD2, whatever the star's shape.
+    the radius enclosing half the flux (:func:`half_flux_radius`), the
+    quantity N.I.N.A. and PHD2 estimate, whatever the star's shape.
     """
     raw = np.asarray(data)
     if raw.ndim != 2:
@@ -730,12 +732,16 @@ def measure_star(
     gain: float | None = None,
     min_snr: float = 5.0,
 ) -> Star | None:
-    """Fit the star nearest ``(x, y)`` inside a ``box``-pixel square.
+    """Measure the star nearest ``(x, y)`` inside a ``box``-pixel square of a 2-D image.
 
-    The guide loop's measurement: the cut-out's own border gives the local
-    sky and noise, the brightest blob near the centre is fitted. Returns
-    ``None`` when there is no star (nothing above ``min_snr``), the box
-    leaves the frame or the fit fails.
+    One star, precisely (the focus stage's followed star): the cut-out's
+    own border gives the local sky and noise, the brightest blob near the
+    centre (the middle of a defocused ring) is measured with the same
+    definitions as :func:`detect_stars` — flux-based HFR, FWHM and
+    elongation from :func:`fit_sizes`; ``fitted`` is False when the star is
+    not bell-shaped. Lengths in pixels of ``data``. Returns ``None`` when
+    there is no star (nothing above ``min_snr``), the box leaves the frame
+    or the fit fails.
     """
     arr = np.asarray(data)
     h, w = arr.shape
