@@ -76,3 +76,19 @@ def test_min_hfd_refuses_spots_narrower_than_a_star():
     with pytest.raises(NoGuideStar, match="narrower than a star"):
         select_guide_star(data, candidates=small)
     assert select_guide_star(data, candidates=small, min_hfd=1.0).primary.x == 200
+
+
+def test_engine_with_multi_star_guides_on_real_stars_only(hotpair):
+    from fieldtui.guiding.engine import GuideEngine
+    from fieldtui.guiding.events import StarSelected
+    from fieldtui.guiding.settings import GuideSettings
+
+    eng = GuideEngine(GuideSettings(multi_star=3), saturation=4095)
+    eng.select_star()
+    events = eng.on_frame(hotpair.astype(np.float32), 1.0).events
+    sel = [e for e in events if isinstance(e, StarSelected)]
+    assert len(sel) == 1
+    assert (eng.star.x, eng.star.y) == pytest.approx((80.4, 70.2), abs=0.1)
+    assert len(eng.extras) == 3
+    for s in [eng.star] + eng.extras:
+        assert min(math.hypot(s.x - x, s.y - y) for x, y in STARS) < 0.2
