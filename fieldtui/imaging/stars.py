@@ -602,13 +602,17 @@ def detect_stars(
 
     # the stars that deserve trust, brightest first. The clip level is the
     # saturation level when known; for float data without one, the data's
-    # maximum when pixels pile up there (clipped), else none. Binned Bayer
-    # frames are checked in their sensor pixels later (bayer_star_sizes).
-    clip_level = sat
-    if clip_level is None and saturated_pixels is None:
-        top = float(np.nanmax(raw))
-        if np.count_nonzero(raw == top) >= 2:
-            clip_level = top
+    # maximum when pixels pile up there (clipped), else none. With
+    # saturated_pixels, data is a sum (binned Bayer quads, colour planes)
+    # not in the clip level's units: binned Bayer frames are checked in
+    # their sensor pixels later (bayer_star_sizes).
+    clip_level = None
+    if saturated_pixels is None:
+        clip_level = sat
+        if clip_level is None:
+            top = float(np.nanmax(raw))
+            if np.count_nonzero(raw == top) >= 2:
+                clip_level = top
     near = raw_peak >= TRUST_MAX_PEAK * clip_level if clip_level is not None else np.zeros(n, bool)
     clean = ~saturated & (objs["flag"] & (sep.OBJ_MERGED | sep.OBJ_TRUNC) == 0)
     pre = np.nonzero(clean & ~near & (snr >= TRUST_MIN_SNR))[0][: 4 * max_fit + 20]
