@@ -309,3 +309,20 @@ def test_no_trailing_advice_from_faint_stars_alone(rng):
     assert m["stars"] >= 6
     assert m["stars_measured"] < 3
     assert trailing_advice(m) == []
+
+
+def test_saturated_and_near_saturated_stars_left_out_of_a_bayer_frame_size(rng):
+    h, w = 256, 320
+    img = np.zeros((h, w))
+    good = [(60.3, 50.7), (200.8, 80.2), (130.1, 200.9), (260.6, 190.4), (100.2, 120.5)]
+    for x, y in good:
+        synth.gaussian_star(img, x, y, 1e5, 3.0)
+    for x, y in [(40.5, 200.2), (280.4, 50.6), (180.7, 150.3)]:  # clipped: flat tops, wide
+        synth.gaussian_star(img, x, y, 3e6, 3.0)
+    img = img * np.tile(np.array([[0.9, 0.6], [0.4, 0.9]]), (h // 2, w // 2)) + 1000
+    img = np.clip(img + rng.normal(0, 5, img.shape), 0, 16383).astype(np.uint16)
+    m = frame_metrics(Frame(data=img, bayer="GRBG", white_level=16383))
+    assert m["saturated_stars"] == 3
+    assert m["stars_measured"] == 5
+    assert m["fwhm"] == pytest.approx(3.0, rel=0.04)
+    assert m["elongation"] == pytest.approx(1.0, abs=0.05)
