@@ -98,14 +98,17 @@ def summarize_stars(stars: list[Star]) -> dict:
     Those are the ``fitted`` stars of :func:`measure_frame_stars` (bright,
     unsaturated, isolated, not hot pixels, bell-shaped: see
     :func:`fieldtui.imaging.stars.detect_stars`); without any, the
-    unsaturated stars (a defocused frame's rings), and without those, all.
+    unsaturated stars (a defocused frame's rings), and without those none
+    (``None``: a clipped star's width is the clipping's, not the star's).
     ``fwhm`` (of the fitted elliptical Gaussian, pixel box removed),
     ``hfr``/``hfd`` (flux-based) and ``elongation`` are in sensor pixels;
     ``stars_measured`` counts the trusted stars (0 when the figures come
     from the fallback, so no trailing advice rests on them).
     """
     trusted = [s for s in stars if s.fitted and not s.saturated]
-    good = trusted or [s for s in stars if not s.saturated] or stars
+    # a saturated star's flat top says nothing of the star size: only
+    # saturated stars, no figure
+    good = trusted or [s for s in stars if not s.saturated]
     out: dict = {
         "stars": len(stars),
         "stars_measured": len(trusted),

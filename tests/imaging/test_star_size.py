@@ -326,3 +326,11 @@ def test_saturated_and_near_saturated_stars_left_out_of_a_bayer_frame_size(rng):
     assert m["stars_measured"] == 5
     assert m["fwhm"] == pytest.approx(3.0, rel=0.04)
     assert m["elongation"] == pytest.approx(1.0, abs=0.05)
+
+
+def test_no_star_size_from_saturated_stars_alone():
+    # the 12-bit bug case: one star clipped at 4095 and nothing else
+    f = read_frame(bugcase("fits_12bit_in_16bit/clip12_min.fits"))
+    m = frame_metrics(f)
+    assert m["stars"] == 1 and m["saturated_stars"] == 1
+    assert m["fwhm"] is None and m["hfr"] is None and m["stars_measured"] == 0
