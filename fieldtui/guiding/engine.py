@@ -338,6 +338,7 @@ class GuideEngine:
         try:
             sel = select_guide_star(data, min_snr=s.min_snr, min_stars=s.min_stars,
                                     box_half=self.box_half, saturation=self.saturation,
+                                    min_hfd=s.min_hfd_px,
                                     extra_stars=s.multi_star)
         except NoGuideStar as exc:
             self._fail_start(f"Cannot pick a guide star: {exc}")
@@ -402,7 +403,8 @@ class GuideEngine:
             self._new_star_try_at = t + 10.0
             try:
                 sel = select_guide_star(data, min_snr=s.min_snr, min_stars=s.min_stars,
-                                        box_half=self.box_half, saturation=self.saturation)
+                                        box_half=self.box_half, saturation=self.saturation,
+                                        min_hfd=s.min_hfd_px)
             except NoGuideStar:
                 sel = None
             if sel is not None:

@@ -3,6 +3,11 @@
 A good guide star has a high SNR, is not saturated (a clipped star has no
 measurable centre), has no neighbour inside its guide box, and sits far
 enough from the frame edge that a dither or some drift does not push it out.
+It is a star, not a hot pixel: the detection drops anything narrower than
+a star can be (:func:`fieldtui.imaging.stars.peak_spread`), and, as PHD2
+does with its "minimum star HFD" (default 1.5 px), a candidate whose
+half-flux diameter is below ``min_hfd`` is refused — for the guide star
+and for the extra stars of multi-star guiding alike.
 Like the field guide says, guiding on a field with fewer than four or five
 visible stars usually means the focus, exposure or gain is wrong: we refuse
 and say so instead of locking onto noise.
@@ -48,14 +53,28 @@ def detect_candidates(data: np.ndarray, saturation: float | None = None,
 def select_guide_star(data: np.ndarray, *, min_snr: float = 6.0, min_stars: int = 4,
                       box_half: int = 12, edge_margin: int | None = None,
                       saturation: float | None = None, extra_stars: int = 0,
-                      candidates: list[Candidate] | None = None) -> Selection:
+                      candidates: list[Candidate] | None = None,
+                      min_hfd: float = 1.5) -> Selection:
     """Pick the best guide star (and up to ``extra_stars`` more for
-    multi-star averaging).  Raises :class:`NoGuideStar` with a reason."""
+    multi-star averaging) in a 2-D guide frame ``data`` (pixels).
+
+    ``min_hfd`` (px, the star's half-flux diameter) is the narrowest a star
+    can be through the guide optics: anything narrower is a hot pixel or a
+    cosmic-ray hit and is neither counted as visible nor chosen (PHD2's
+    minimum star HFD; lower it for a guide scope that undersamples its
+    stars). Raises :class:`NoGuideStar` with a reason."""
     h, w = data.shape
     if edge_margin is None:
         edge_margin = max(3 * box_half, int(0.05 * min(w, h)))
     cands = candidates if candidates is not None else detect_candidates(data, saturation)
+    narrow = [c for c in cands if c.hfd < min_hfd]
+    cands = [c for c in cands if c.hfd >= min_hfd]
     visible = [c for c in cands if c.snr >= min_snr]
+    if not visible and narrow:
+        raise NoGuideStar(
+            f"{len(narrow)} spot{'s' if len(narrow) != 1 else ''} found but all narrower than a star "
+            f"(HFD below {min_hfd:g} px): hot pixels, or the guide scope undersamples its stars "
+            "(then lower guiding.min_hfd_px), or take a dark")
     if len(visible) < min_stars:
         raise NoGuideStar(
             f"only {len(visible)} star{'s' if len(visible) != 1 else ''} visible at SNR ≥ {min_snr:g} "

@@ -9,7 +9,7 @@ import numpy as np
 from ..frame import Frame
 from . import levels
 from . import histogram
-from .stars import Star, background, bin_bayer, detect_stars
+from .stars import Star, background, bayer_star_sizes, bin_bayer, detect_stars
 
 # frames above this many pixels get a background map (vignetting, gradients)
 _MAP_ABOVE_PX = 2_500_000
@@ -40,10 +40,13 @@ def axial_mean(angles_deg: np.ndarray, weights: np.ndarray | None = None) -> flo
 
 
 def measure_frame_stars(frame: Frame, *, threshold_sigma: float = 5.0, max_fit: int | None = None) -> list[Star]:
-    """Stars of a frame in sensor pixel coordinates.
+    """Stars of a frame in sensor pixel coordinates, brightest first.
 
-    A Bayer mosaic is measured on its 2×2 super-pixel luminance (sum of
-    each quad), and positions and sizes are scaled back to sensor pixels.
+    A Bayer mosaic (any pattern) is searched on its 2×2 super-pixel
+    luminance (sum of each quad) and positions and half-flux radii are
+    scaled back to sensor pixels; the trusted (``fitted``) stars' FWHM,
+    elongation and angle are then measured on the full-resolution green
+    pixels (:func:`fieldtui.imaging.stars.bayer_star_sizes`).
     """
     data = np.asarray(frame.data)
     plane_sat = None
@@ -57,7 +60,7 @@ def measure_frame_stars(frame: Frame, *, threshold_sigma: float = 5.0, max_fit: 
         data = data.sum(axis=axis, dtype=np.float32)
     big = data.size > _MAP_ABOVE_PX
     if max_fit is None:
-        max_fit = 30 if big else 12
+        max_fit = 30
     if frame.bayer:
         lum = bin_bayer(data)
         h2, w2 = lum.shape
@@ -77,7 +80,8 @@ def measure_frame_stars(frame: Frame, *, threshold_sigma: float = 5.0, max_fit: 
             background_map_box=64 if big else None,
         )
         # super-pixel (i, j) covers sensor pixels 2i..2i+1: its centre is at 2i + 0.5
-        return [s.scaled(2.0, 0.5) for s in stars]
+        stars = [s.scaled(2.0, 0.5) for s in stars]
+        return bayer_star_sizes(data, stars, frame.bayer, white_level=white or None)
     return detect_stars(
         data,
         threshold_sigma=threshold_sigma,
@@ -89,11 +93,25 @@ def measure_frame_stars(frame: Frame, *, threshold_sigma: float = 5.0, max_fit: 
 
 
 def summarize_stars(stars: list[Star]) -> dict:
-    """Frame-level star figures: medians over the fitted (best) stars."""
-    good = [s for s in stars if s.fitted and not s.saturated] or [s for s in stars if not s.saturated] or stars
+    """The frame's star size: medians over the stars that deserve trust.
+
+    Those are the ``fitted`` stars of :func:`measure_frame_stars` (bright,
+    unsaturated, isolated, not hot pixels, bell-shaped: see
+    :func:`fieldtui.imaging.stars.detect_stars`); without any, the
+    unsaturated stars (a defocused frame's rings), and without those none
+    (``None``: a clipped star's width is the clipping's, not the star's).
+    ``fwhm`` (of the fitted elliptical Gaussian, pixel box removed),
+    ``hfr``/``hfd`` (flux-based) and ``elongation`` are in sensor pixels;
+    ``stars_measured`` counts the trusted stars (0 when the figures come
+    from the fallback, so no trailing advice rests on them).
+    """
+    trusted = [s for s in stars if s.fitted and not s.saturated]
+    # a saturated star's flat top says nothing of the star size: only
+    # saturated stars, no figure
+    good = trusted or [s for s in stars if not s.saturated]
     out: dict = {
         "stars": len(stars),
-        "stars_measured": len(good),
+        "stars_measured": len(trusted),
         "saturated_stars": sum(1 for s in stars if s.saturated),
         "hfr": _median([s.hfr for s in good]),
         "hfd": _median([s.hfd for s in good]),
