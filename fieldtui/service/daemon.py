@@ -26,6 +26,8 @@ from ..config import Config
 from ..events import Command
 from . import protocol
 from .client import RigClient, ServiceUnavailable
+from .recorder import default_path as record_path
+from .recorder import state_dir
 from .session import Session
 
 log = logging.getLogger("fieldtui.service")
@@ -55,10 +57,7 @@ def _acquire_lock() -> Any:
 
 
 def log_path() -> Path:
-    from platformdirs import user_state_dir
-    d = Path(os.environ.get("FIELDTUI_STATE_DIR") or user_state_dir("fieldtui"))
-    d.mkdir(parents=True, exist_ok=True)
-    return d / "service.log"
+    return state_dir() / "service.log"
 
 
 class Server:
@@ -76,7 +75,8 @@ class Server:
                 "config": list(self.session.cfg.sources),
                 "clients": len(self.clients),
                 "devices": {n: s.status.state for n, s in self.session.slots.items()},
-                "activities": {n: a.state for n, a in self.session.activities.items()}}
+                "activities": {n: a.state for n, a in self.session.activities.items()},
+                "interrupted": self.session.interrupted}
 
     async def _cmd_stop(self) -> dict[str, Any]:
         running = self.session.running_activities()
@@ -141,7 +141,7 @@ async def serve(cfg: Config, fast: bool = False, ready: asyncio.Event | None = N
     path = protocol.socket_path()
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
-    session = Session(cfg, make_clock(fast))
+    session = Session(cfg, make_clock(fast), record_path=record_path())
     server_state = Server(session)
     old_umask = os.umask(0o177)
     try:
