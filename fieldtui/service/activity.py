@@ -248,14 +248,13 @@ class SubprocessActivity(Activity):
         super().__init__(session)
         self.proc: asyncio.subprocess.Process | None = None
         self.stderr_tail: deque[str] = deque(maxlen=self.STDERR_LINES)
-        self._stopping = False
+        self._stopping: set[int] = set()  # pids we are stopping (their exit is no failure)
 
     async def start_child(self, argv: list[str], env: dict[str, str] | None = None) -> None:
         """Start the child (niced) and the tasks that read its output."""
         if self.proc is not None and self.proc.returncode is None:
             raise ValueError(f"{self.name} is already running (pid {self.proc.pid})")
         n = self.niceness
-        self._stopping = False
         self.stderr_tail.clear()
         self.proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
@@ -293,7 +292,7 @@ class SubprocessActivity(Activity):
             if isinstance(msg, dict):
                 await self.on_message(msg)
         rc = await proc.wait()
-        if not self._stopping:
+        if proc.pid not in self._stopping:
             last = self.stderr_tail[-1] if self.stderr_tail else "no message"
             raise RuntimeError(f"its process {proc.pid} exited with status {rc} ({last})")
 
@@ -302,7 +301,7 @@ class SubprocessActivity(Activity):
         proc = self.proc
         if proc is None:
             return None
-        self._stopping = True
+        self._stopping.add(proc.pid)
         if proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)

@@ -181,7 +181,6 @@ class Guider(Activity):
         e = w.engine
         cal = e.calibration
         return {"state": self.state, "since": self.since, "guiding_since": self.guiding_since,
-                "star": [_r(e.star.x, 2), _r(e.star.y, 2)] if e.star else None,
                 "lock": [_r(e.lock[0], 2), _r(e.lock[1], 2)] if e.lock else None,
                 "calibration": None if cal is None else {
                     "angle_deg": _r(cal.ra_angle_deg, 1), "ra_rate_px_s": _r(cal.ra_rate),
@@ -417,7 +416,7 @@ class Guider(Activity):
         w = self._ensure_worker()
         w.start()
         self._start_star_feed()
-        star = record.get("lock") or record.get("star")
+        star = record.get("lock")
         if star:
             w.select_star(float(star[0]), float(star[1]))
         else:

@@ -6,7 +6,7 @@ whenever an activity's status changes, and once a minute while it runs::
 
     {"pid": 1234, "running": true, "started": 1800000000.0, "alive_at": 1800003600.0,
      "night": "2027-01-14", "night_dir": "...",
-     "activities": {"guiding": {"state": "guiding", "since": ..., "star": [x, y],
+     "activities": {"guiding": {"state": "guiding", "since": ..., "guiding_since": ...,
                                 "lock": [x, y], "calibration": {...}, ...}}}
 
 A clean stop writes ``"running": false`` and no activities. When the next
@@ -92,8 +92,8 @@ class Recorder:
         parts = []
         for name, rec in prev["activities"].items():
             what = f"{name} ({rec.get('state', '?')} since {hm(rec.get('since'))}"
-            if rec.get("star"):
-                what += f", star at {rec['star'][0]:.0f},{rec['star'][1]:.0f}"
+            if rec.get("lock"):
+                what += f", star at {rec['lock'][0]:.0f},{rec['lock'][1]:.0f}"
             cal = rec.get("calibration")
             if cal:
                 what += f", calibration angle {cal.get('angle_deg')}°"
