@@ -25,7 +25,7 @@ from ..clock import make_clock
 from ..config import Config
 from ..events import Command
 from . import protocol
-from .client import RigClient, ServiceUnavailable
+from .client import CommandFailed, RigClient, ServiceUnavailable
 from .recorder import default_path as record_path
 from .recorder import state_dir
 from .session import Session
@@ -252,6 +252,17 @@ def main(action: str, cfg: Config, config_path: str | None = None, fast: bool = 
             print("no rig service is running")
             return 3
         print(json.dumps(st, indent=1))
+        return 0
+    if action == "resume":
+        try:
+            state = asyncio.run(_ask("guide.resume"))
+        except ServiceUnavailable:
+            print("no rig service is running")
+            return 3
+        except CommandFailed as exc:
+            print(f"fieldtui: {exc}", file=sys.stderr)
+            return 1
+        print(f"guiding resumed ({state})")
         return 0
     if action == "stop":
         try:

@@ -396,6 +396,7 @@ class Guider(Activity):
             w.stop_guiding()
         else:
             await self.shutdown()
+            self._failed = ""  # stopping acknowledges a failure: the guider is stopped
         self._status()
         return self.state
 

@@ -272,6 +272,10 @@ def test_kill_9_of_a_guiding_service_is_reported_at_the_next_start(config_file, 
         assert alert["level"] == "critical"
         assert f"stopped unexpectedly (pid {rec['pid']}" in alert["text"] and "guiding" in alert["text"]
         assert snap["guiding"] is None  # offered, not resumed (resume_guiding = false)
+        r = _fieldtui("service", "resume", env=env)
+        assert r.returncode == 0 and "guiding resumed" in r.stdout, r.stderr
+        r = _fieldtui("service", "resume", env=env)
+        assert r.returncode == 1 and "resumed already" in r.stderr
     finally:
         r = _fieldtui("service", "stop", env=env)
         assert r.returncode == 0
