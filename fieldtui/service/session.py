@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 #: The activities a Session runs, in start order (they stop in reverse order).
 #: Adding one: a module with an Activity subclass, and its line here.
 ACTIVITIES: tuple[str, ...] = (
+    "fieldtui.service.looping:Looper",
     "fieldtui.service.focus:FocusAid",
     "fieldtui.service.guiding:Guider",
 )
@@ -140,8 +141,6 @@ class Session:
             "checklist.toggle": self._cmd_checklist_toggle,
             "device.reconnect": self._cmd_reconnect,
             "fault": self._cmd_fault,
-            "loop.start": self._cmd_loop_start,
-            "loop.stop": self._cmd_loop_stop,
             "check": self._cmd_check,
         }
         self.started = False
@@ -218,9 +217,6 @@ class Session:
         log.error("worker %s failed: %s", task.get_name(), exc, exc_info=exc)
         self.alert("critical", task.get_name(), f"{task.get_name()} stopped on an error: "
                    f"{type(exc).__name__}: {exc}")
-        name = task.get_name()
-        if name in self.activities and self.activities[name].state not in IDLE_STATES:
-            self.set_activity(name, "failed", detail=f"failed: {exc}", reason=f"{type(exc).__name__}: {exc}")
 
     def running_activities(self) -> list[str]:
         """What is going on now: loops, focusing, guiding (in any of its states), a test exposure."""
@@ -275,14 +271,6 @@ class Session:
         self.alerts = (self.alerts + [a])[-50:]
         self.publish(a)
         return a
-
-    def set_activity(self, name: str, state: str, progress: float = 0.0, detail: str = "",
-                     reason: str = "") -> None:
-        """The status of something the Session runs itself (a ``loop:CAMERA``)."""
-        prev = self.activities.get(name)
-        since = prev.since if prev is not None and prev.state == state else self.clock.now()
-        self.publish_activity(ActivityStatus(name=name, state=state, progress=progress, detail=detail,
-                                             reason=reason, since=since))
 
     def publish_activity(self, status: ActivityStatus) -> None:
         """Keep an activity's status (snapshot, recorder) and send it to every client."""
@@ -536,60 +524,3 @@ class Session:
         self.publish(CheckResults(ok=self.check_results["ok"], checks=self.check_results["checks"]))
         return self.check_results
 
-    async def _cmd_loop_start(self, camera: str = "guide_camera", exposure: float | None = None) -> str:
-        name = f"loop:{camera}"
-        held = self.holder(camera)
-        if held is not None and held.owner == name:
-            return "already looping"
-        try:
-            lease = self.lease(camera, name)  # taken now: a second loop.start sees it at once
-        except DeviceBusy as exc:
-            raise ValueError(str(exc)) from None
-        exposure = exposure or self.cfg.guiding.exposure_s
-        self.set_activity(name, "running", detail=f"{exposure:g} s exposures")
-        self.spawn(self._loop(lease, exposure), name=name)
-        return "looping"
-
-    async def _cmd_loop_stop(self, camera: str = "guide_camera") -> str:
-        name = f"loop:{camera}"
-        for task in list(self._tasks):
-            if task.get_name() == name:
-                task.cancel()
-        held = self.holder(camera)
-        if held is not None and held.owner == name:
-            self.release(held)
-        self.set_activity(name, "stopped")
-        return "stopped"
-
-    async def _loop(self, lease: Lease, exposure: float) -> None:
-        """Expose in a loop and publish previews: framing, focusing, watching the sky."""
-        camera = lease.name
-        name = f"loop:{camera}"
-        n = 0
-        try:
-            while True:
-                try:
-                    self.device(camera)  # connected?
-                    dev = lease.device
-                    if camera == "main_camera":
-                        frame = await dev.live_view(exposure)  # type: ignore[attr-defined]
-                    else:
-                        frame = await dev.expose(exposure)  # type: ignore[attr-defined]
-                except DeviceDisconnected as exc:
-                    self.device_lost(camera, exc)
-                    await self.clock.sleep(max(exposure, 1.0))
-                    continue
-                except DeviceError as exc:
-                    self.alert("warning", camera, str(exc))
-                    await self.clock.sleep(0.5)
-                    continue
-                n += 1
-                prev = await self.clock.run_blocking(preview_of, frame)
-                prev.camera = camera
-                self.last_preview[camera] = prev
-                self.publish(prev)
-                self.set_activity(name, "running", progress=float(n), detail=f"{n} frames, {exposure:g} s")
-        finally:
-            self.release(lease)
-            if self.activities.get(name) and self.activities[name].state == "running":
-                self.set_activity(name, "stopped", progress=float(n))

@@ -11,7 +11,7 @@ from fieldtui.clock import VirtualClock
 from fieldtui.devices.base import Device, DeviceError, DeviceInfo, DeviceTimeout
 from fieldtui.devices.proxy import DeviceBusy, DeviceProxy
 from fieldtui.events import ActivityStatus, Alert, Command
-from fieldtui.service.activity import Activity, ActivityRegistry, SubprocessActivity
+from fieldtui.service.activity import Activity, SubprocessActivity
 from fieldtui.service.session import Session
 from fieldtui.ui.state import RigState
 
@@ -74,7 +74,7 @@ async def test_registry_refuses_duplicate_commands_and_bad_names(cfg):
     session = Session(cfg, VirtualClock(T0))
     # The Session's two activities registered their commands once each.
     assert "guide.start" in session.commands and "focus.start" in session.commands
-    assert [a.name for a in session.registry] == ["focus", "guiding"]
+    assert [a.name for a in session.registry] == ["loop", "focus", "guiding"]
     session.add_activity(_Probe(session, "a", ("a.go",)))
     with pytest.raises(ValueError, match="'a.go' is already registered"):
         session.add_activity(_Probe(session, "b", ("b.go", "a.go")))
@@ -204,6 +204,7 @@ async def test_two_quick_loop_starts_start_one_loop(cfg):
                                  _cmd(session, "loop.start", camera="guide_camera", exposure=1.0))
         assert sorted(r) == ["already looping", "looping"]
         assert [t.get_name() for t in session._tasks].count("loop:guide_camera") == 1
+        assert session.holder("guide_camera").owner == "loop:guide_camera"
         await session.clock.sleep(10.0)
         assert session.activities["loop:guide_camera"].progress >= 5
         assert busy["max"] == 1
@@ -211,6 +212,36 @@ async def test_two_quick_loop_starts_start_one_loop(cfg):
         assert session.holder("guide_camera") is None
     finally:
         await session.stop()
+
+
+async def test_an_error_in_one_loop_ends_that_loop_only(cfg, monkeypatch):
+    import fieldtui.service.session as session_module
+    session = Session(cfg, VirtualClock(T0))
+    await session.start()
+    real = session_module.preview_of
+
+    def preview(frame):
+        if frame.bayer:  # the main camera's frames
+            raise MemoryError("no room for the preview")
+        return real(frame)
+
+    monkeypatch.setattr(session_module, "preview_of", preview)
+    try:
+        await _cmd(session, "loop.start", camera="guide_camera", exposure=1.0)
+        await _cmd(session, "loop.start", camera="main_camera", exposure=1.0)
+        await session.clock.sleep(10.0)
+        st = session.activities["loop:main_camera"]
+        assert st.state == "failed" and st.reason == "MemoryError: no room for the preview"
+        assert any(a.level == "critical" and a.source == "loop:main_camera" for a in session.alerts)
+        assert session.holder("main_camera") is None
+        n = session.activities["loop:guide_camera"].progress
+        await session.clock.sleep(5.0)
+        assert session.activities["loop:guide_camera"].state == "running"
+        assert session.activities["loop:guide_camera"].progress > n
+        assert session.running_activities() == ["loop:guide_camera"]
+    finally:
+        await session.stop()
+    assert session.activities["loop:guide_camera"].state == "stopped"
 
 
 async def test_check_while_guiding_reports_the_holder_and_the_last_frame(cfg):
