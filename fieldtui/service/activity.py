@@ -139,7 +139,9 @@ class Activity:
             summary = self.snapshot() or {}
             since = self.since
         else:
-            summary, since = {}, self.s.clock.now()
+            prev = self.s.activities.get(name)
+            summary = {}
+            since = prev.since if prev is not None and prev.state == state else self.s.clock.now()
         self.s.publish_activity(ActivityStatus(
             name=name or self.name, state=state, progress=progress, detail=detail, reason=reason,
             since=since, summary=summary))

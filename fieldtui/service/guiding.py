@@ -26,6 +26,7 @@ between frames.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import math
@@ -379,7 +380,13 @@ class Guider(Activity):
             return {"ok": ok, "reason": "dithering" if ok else "dither refused", "distance_px": None,
                     "settle_time_s": 0.0}
         t0 = self.s.clock.now()
-        done = await w.dither_and_settle(amount_px, ra_only)
+        try:
+            done = await w.dither_and_settle(amount_px, ra_only)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this command was cancelled
+            done = None  # guiding stopped (or failed) while settling: answer, do not vanish
         if done is None:
             return {"ok": False, "reason": "no settle result (guiding stopped or timed out)",
                     "distance_px": None, "settle_time_s": self.s.clock.now() - t0}

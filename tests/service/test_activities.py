@@ -358,9 +358,17 @@ async def test_an_engine_fault_while_guiding_fails_guiding_with_an_alert(cfg, ca
         def broken(*a, **kw):
             raise FloatingPointError("injected engine fault")
 
+        dither = asyncio.ensure_future(_cmd(session, "guide.dither"))  # waits for the settle
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert g.state == "settling"
         g.worker.engine.on_frame = broken
         with caplog.at_level(logging.ERROR):
             await _until(session, lambda: g.state == "failed", clock_s=120, what="guiding to fail")
+        await session.clock.sleep(1)
+        assert dither.done()  # the dither waiting for its settle is answered, not left hanging
+        res = dither.result()
+        assert res["ok"] is False and "guiding stopped" in res["reason"]
         assert "FloatingPointError: injected engine fault" in g._failed
         st = session.activities["guiding"]
         assert st.state == "failed" and st.reason == "FloatingPointError: injected engine fault"
