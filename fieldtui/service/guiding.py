@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 HISTORY = 3600          # guide points kept (an hour at 1 s exposures)
 STAR_EVERY_S = 1.0      # at most one star cut-out a second
 STATUS_EVERY = 5        # guide frames between status updates (the RMS the status bar shows)
-ACTIVE = ("looping", "selecting", "calibrating", "guiding", "settling", "star lost")
+ACTIVE = ("looping", "calibrating", "guiding", "settling", "star lost")  # GuideState values while the loop runs
 CUT = 24                # cut-out side in sensor pixels (the guide box is 25)
 LEVELS = {"critical": "error", "warning": "warning", "info": "info"}
 

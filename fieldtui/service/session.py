@@ -144,13 +144,14 @@ class Session:
             "check": self._cmd_check,
         }
         self.started = False
+        self.recorder = None  # type: ignore[assignment] - set below, once the activities exist
         self.registry = ActivityRegistry(self.commands)
         for path in (ACTIVITIES if activities is None else activities):
             self.add_activity(_import(path)(self))
         self._night = astro.night_of(clock.now(), cfg.site.timezone)
         self._load_checklist()
         from .recorder import Recorder
-        self.recorder = Recorder(self, record_path) if record_path is not None else None
+        self.recorder: Recorder | None = Recorder(self, record_path) if record_path is not None else None
         self.interrupted: dict[str, Any] | None = None
         if self.recorder is not None:
             self.interrupted = self.recorder.previous_run()
