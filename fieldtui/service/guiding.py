@@ -131,6 +131,10 @@ class Guider(Activity):
             raise ValueError(f"{exc}: stop it first") from None
         self._failed = ""
         if self.worker is not None:
+            if not self.worker.running and self.worker.log_dir != self.s.night_dir:
+                # A new night began since the worker was built: its log and calibration go there.
+                self.worker.log_dir = self.s.night_dir
+                self.worker.calibration_path = self.calibration_path
             return self.worker
         mount = None
         with contextlib.suppress(DeviceError):

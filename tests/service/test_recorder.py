@@ -189,6 +189,30 @@ async def test_the_night_rolls_over_at_local_noon(cfg):
         await session.stop()
 
 
+async def test_guiding_after_noon_logs_into_the_new_night(cfg):
+    tz = ZoneInfo(cfg.site.timezone)
+    clock = VirtualClock(datetime(2027, 3, 10, 11, 50, 0, tzinfo=tz).timestamp())
+    session = Session(cfg, clock)
+    await session.start()
+    g = session.guider
+    try:
+        await _cmd(session, "guide.loop")
+        await clock.sleep(20)
+        await _cmd(session, "guide.stop")
+        old = session.night_dir
+        assert list(old.glob("PHD2_GuideLog_*.txt"))
+        await clock.sleep(15 * 60)
+        assert session.night == "2027-03-10" and session.night_dir != old
+        await _cmd(session, "guide.loop")
+        await clock.sleep(20)
+        await _cmd(session, "guide.stop")
+        assert list(session.night_dir.glob("PHD2_GuideLog_*.txt"))
+        assert len(list(old.glob("PHD2_GuideLog_*.txt"))) == 1
+        assert g.worker.calibration_path == session.night_dir / "guide_calibration.json"
+    finally:
+        await session.stop()
+
+
 # ----- a real service process, killed --------------------------------------------
 
 def _fieldtui(*args, env):
