@@ -143,6 +143,7 @@ class ExposureCfg:
 class ServiceCfg:
     connect_timeout_s: float = 10.0
     retry_interval_s: float = 15.0
+    resume_guiding: bool = False
 
 
 @dataclass

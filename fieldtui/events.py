@@ -46,11 +46,12 @@ class DeviceStatus(Event):
     error: str = ""
     fix: str = ""
     attempts: int = 0
+    holder: str = ""  # the activity that holds the device's lease ("" when free)
 
 
 @dataclass
 class Alert(Event):
-    level: str = "info"  # info, warning, error
+    level: str = "info"  # info, warning, error, critical (an activity stopped on an error)
     source: str = ""
     text: str = ""
 
@@ -58,6 +59,14 @@ class Alert(Event):
 @dataclass
 class ChecklistChanged(Event):
     items: dict[str, bool] = field(default_factory=dict)
+
+
+@dataclass
+class NightChanged(Event):
+    """Local noon passed: a new night (its folder and checklist) begins."""
+
+    night: str = ""
+    checklist: dict[str, bool] = field(default_factory=dict)
 
 
 @dataclass
@@ -91,12 +100,20 @@ class FramePreview(Event):
 
 @dataclass
 class ActivityStatus(Event):
-    """A long-running activity (looping, guiding, a capture run): its state and progress."""
+    """A long-running activity (looping, guiding, a capture run): its state and progress.
+
+    One event type for every activity: ``state`` (``failed`` with ``reason``
+    when an error ended it), ``since`` (clock time the state began) and
+    ``summary``, the activity's part of the snapshot (``snapshot[name]``) as
+    it is now. A client folds it in without knowing the activity."""
 
     name: str = ""
     state: str = "idle"
     progress: float = 0.0
     detail: str = ""
+    reason: str = ""
+    since: float | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
 
 
 # ----- focusing (service/focus.py) ------------------------------------------
@@ -159,10 +176,6 @@ class GuideStatus(Event):
     detail: str = ""
     summary: dict[str, Any] = field(default_factory=dict)
 
-    def fold_into(self, extra: dict[str, Any]) -> None:
-        """Keep a client's ``extra["guiding"]`` (what the status bar reads) up to date."""
-        extra["guiding"] = dict(self.summary)
-
 
 @dataclass
 class GuidePoint(Event):
@@ -181,17 +194,6 @@ class GuidePoint(Event):
     dropped: bool = False
     rms: list[float | None] = field(default_factory=list)  # RA, Dec, total (″) over the stats window
     rms_px: list[float] = field(default_factory=list)
-
-    def fold_into(self, extra: dict[str, Any]) -> None:
-        g = dict(extra.get("guiding") or {})
-        g["state"] = self.state
-        if not self.dropped:
-            g.update(snr=self.snr, hfd=self.hfd)
-        if len(self.rms) == 3:
-            g.update(rms_ra_arcsec=self.rms[0], rms_dec_arcsec=self.rms[1], rms_total_arcsec=self.rms[2])
-        if len(self.rms_px) == 3:
-            g.update(rms_ra_px=self.rms_px[0], rms_dec_px=self.rms_px[1], rms_total_px=self.rms_px[2])
-        extra["guiding"] = g
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""``fieldtui service start|stop|status|run``: the rig service that owns the night."""
+"""``fieldtui service start|stop|status|run|resume``: the rig service that owns the night."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ from ..config import load_config
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """``action`` and ``--fast``."""
-    p.add_argument("action", choices=["start", "stop", "status", "run"],
-                   help="start (detached), stop, status, or run in the foreground")
+    p.add_argument("action", choices=["start", "stop", "status", "run", "resume"],
+                   help="start (detached), stop, status, run in the foreground, or resume the "
+                        "guiding an interrupted service was doing")
     p.add_argument("--fast", action="store_true", help="simulated rig on the virtual clock")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Exit status: 0 done; 1 the service could not start; 3 ``status`` with no service."""
+    """Exit status: 0 done; 1 the service could not start or had nothing to resume;
+    3 ``status`` or ``resume`` with no service."""
     from ..service import daemon
     cfg = load_config(args.config)
     return daemon.main(args.action, cfg, config_path=args.config, fast=args.fast)

@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from .. import astro
-from ..devices.base import DeviceError
+from ..devices.base import DeviceError, DeviceTimeout
+from ..devices.proxy import DeviceBusy
 
 if TYPE_CHECKING:
     from .session import Session
@@ -64,6 +65,23 @@ def plan_bytes(session: "Session") -> float:
     return raw * frames
 
 
+async def _in_use(session: "Session", name: str, lease: Any) -> Check:
+    """A camera another activity holds: its holder and its last frame, without touching it."""
+    slot = session.slots[name]
+    detail = f"{slot.status.model}: {session.busy_message(lease)}"
+    frame, t = slot.use.last_frame, slot.use.last_frame_t
+    if frame is None:
+        return Check(name, True, detail + "; no frame yet")
+    s = await session.clock.run_blocking(frame_stats, frame.data)
+    age = max(0.0, session.clock.now() - t)
+    detail += (f"; last frame {age:.0f} s ago, {frame.width}x{frame.height} px, {frame.exposure:g} s: "
+               f"median {s['median']:g}, std {s['std']:g}, max {s['max']}")
+    if s["max"] == s["min"]:
+        return Check(name, False, detail + " — every pixel the same",
+                     "the camera sends flat frames: reconnect it, check gain and exposure")
+    return Check(name, True, detail)
+
+
 async def _device_check(session: "Session", name: str) -> Check:
     slot = session.slots.get(name)
     if slot is None:
@@ -72,10 +90,14 @@ async def _device_check(session: "Session", name: str) -> Check:
     label = name.replace("_", " ")
     if st.state != "connected":
         return Check(name, False, f"{label} {st.state}: {st.error}", st.fix)
-    dev = slot.device
+    lease = session.holder(name)
+    if lease is not None and name in ("guide_camera", "main_camera"):
+        return await _in_use(session, name, lease)
     try:
+        dev = session.device(name, owner="check")
         if name == "guide_camera":
-            frame = await session.clock.wait_for(dev.expose(GUIDE_TEST_EXPOSURE_S), GUIDE_TEST_EXPOSURE_S + 10)  # type: ignore[attr-defined]
+            async with session.leased(name, "check") as dev:
+                frame = await dev.expose(GUIDE_TEST_EXPOSURE_S)
             s = frame_stats(frame.data)
             detail = (f"{st.model}, {frame.width}x{frame.height} px, {dev.pixel_um:g} µm, {dev.bit_depth}-bit "  # type: ignore[attr-defined]
                       f"({session.cfg.guide_scale:.2f}\"/px); test frame {GUIDE_TEST_EXPOSURE_S:g} s: "
@@ -86,9 +108,8 @@ async def _device_check(session: "Session", name: str) -> Check:
             return Check(name, True, detail)
         if name == "main_camera":
             with tempfile.TemporaryDirectory(prefix="fieldtui-check-") as tmp:
-                frame = await session.clock.wait_for(
-                    dev.expose(MAIN_TEST_EXPOSURE_S, path=Path(tmp) / "check.dng", kind="light"),  # type: ignore[call-arg]
-                    MAIN_TEST_EXPOSURE_S + 30)
+                async with session.leased(name, "check") as dev:
+                    frame = await dev.expose(MAIN_TEST_EXPOSURE_S, path=Path(tmp) / "check.dng", kind="light")
             s = frame_stats(frame.data)
             detail = (f"{st.model}, {frame.width}x{frame.height} px, {dev.pixel_um:g} µm, "  # type: ignore[attr-defined]
                       f"{frame.bayer or 'mono'}, black {frame.black_level:g}, white {frame.white_level:g} "
@@ -96,17 +117,19 @@ async def _device_check(session: "Session", name: str) -> Check:
                       f"from raw: median {s['median']:g}, max {s['max']}")
             return Check(name, True, detail)
         if name == "mount":
-            ms = await session.clock.wait_for(dev.state(), 10)  # type: ignore[attr-defined]
+            ms = await dev.state()
             return Check(name, True, f"{st.model}: RA {astro.format_hms(ms.ra_deg)} Dec {ms.dec_deg:+.3f}°, "
                                      f"tracking {'on' if ms.tracking else 'OFF'}, pier {ms.pier_side}",
                          "" if ms.tracking else "switch tracking on")
         if name == "focuser":
-            pos = await session.clock.wait_for(dev.position(), 10)  # type: ignore[attr-defined]
+            pos = await dev.position()
             return Check(name, True, f"{st.model}: position {pos} of {dev.max_position}")  # type: ignore[attr-defined]
         if name == "guide_port":
             return Check(name, True, f"{st.model}, guide rate {session.cfg.mount.guide_rate:g}x sidereal")
-    except TimeoutError:
+    except (TimeoutError, DeviceTimeout):
         return Check(name, False, f"{label} stopped answering", FIXES_TIMEOUT)
+    except DeviceBusy as exc:  # taken between the look and the lease
+        return Check(name, True, str(exc))
     except DeviceError as exc:
         return Check(name, False, f"{label}: {exc}", session.slots[name].status.fix or "reconnect it")
     except Exception as exc:  # noqa: BLE001 - a driver bug is a failed check, not a crash

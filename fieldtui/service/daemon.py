@@ -25,7 +25,9 @@ from ..clock import make_clock
 from ..config import Config
 from ..events import Command
 from . import protocol
-from .client import RigClient, ServiceUnavailable
+from .client import CommandFailed, RigClient, ServiceUnavailable
+from .recorder import default_path as record_path
+from .recorder import state_dir
 from .session import Session
 
 log = logging.getLogger("fieldtui.service")
@@ -55,10 +57,7 @@ def _acquire_lock() -> Any:
 
 
 def log_path() -> Path:
-    from platformdirs import user_state_dir
-    d = Path(os.environ.get("FIELDTUI_STATE_DIR") or user_state_dir("fieldtui"))
-    d.mkdir(parents=True, exist_ok=True)
-    return d / "service.log"
+    return state_dir() / "service.log"
 
 
 class Server:
@@ -76,7 +75,8 @@ class Server:
                 "config": list(self.session.cfg.sources),
                 "clients": len(self.clients),
                 "devices": {n: s.status.state for n, s in self.session.slots.items()},
-                "activities": {n: a.state for n, a in self.session.activities.items()}}
+                "activities": {n: a.state for n, a in self.session.activities.items()},
+                "interrupted": self.session.interrupted}
 
     async def _cmd_stop(self) -> dict[str, Any]:
         running = self.session.running_activities()
@@ -141,7 +141,7 @@ async def serve(cfg: Config, fast: bool = False, ready: asyncio.Event | None = N
     path = protocol.socket_path()
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
-    session = Session(cfg, make_clock(fast))
+    session = Session(cfg, make_clock(fast), record_path=record_path())
     server_state = Server(session)
     old_umask = os.umask(0o177)
     try:
@@ -252,6 +252,17 @@ def main(action: str, cfg: Config, config_path: str | None = None, fast: bool = 
             print("no rig service is running")
             return 3
         print(json.dumps(st, indent=1))
+        return 0
+    if action == "resume":
+        try:
+            state = asyncio.run(_ask("guide.resume"))
+        except ServiceUnavailable:
+            print("no rig service is running")
+            return 3
+        except CommandFailed as exc:
+            print(f"fieldtui: {exc}", file=sys.stderr)
+            return 1
+        print(f"guiding resumed ({state})")
         return 0
     if action == "stop":
         try:

@@ -33,8 +33,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..devices.base import DeviceDisconnected, DeviceError
+from ..devices.proxy import DeviceBusy
 from ..events import FocusFrame, FocusSettings, FocusTest
 from ..frame import Frame
+from .activity import Activity
 
 if TYPE_CHECKING:
     from ..imaging.advice import RigLimits
@@ -250,9 +252,16 @@ def assess_test_frame(frame: Frame, limits: "RigLimits | None" = None) -> dict[s
 # --------------------------------------------------------------------------
 # the worker
 
-class FocusAid:
+class FocusAid(Activity):
+    """The focus aid as an activity: it leases the camera it loops on (and the
+    main camera for a test exposure); its own two uses of the main camera take
+    turns on its own lock."""
+
+    name = "focus"
+    attribute = "focus"
+
     def __init__(self, session: "Session") -> None:
-        self.s = session
+        super().__init__(session)
         cfg = session.cfg
         self.camera = "main_camera"
         self.settings: dict[str, dict[str, Any]] = {
@@ -270,10 +279,24 @@ class FocusAid:
         self.task: asyncio.Task[Any] | None = None
         self.moves = 0  # focuser moves so far: a frame exposed across one is not a trend point
         self.focuser_pos: int | None = None
-        self.locks: dict[str, asyncio.Lock] = {}
+        self._turns: dict[str, asyncio.Lock] = {}  # the loop and a test exposure on one camera
+        self._testing = False
 
-    def lock(self, camera: str) -> asyncio.Lock:
-        return self.locks.setdefault(camera, asyncio.Lock())
+    def commands(self) -> dict[str, Any]:
+        return {
+            "focus.start": self.cmd_start,
+            "focus.stop": self.cmd_stop,
+            "focus.select": self.cmd_select,
+            "focus.exposure": self.cmd_exposure,
+            "focus.gain": self.cmd_gain,
+            "focus.clear": self.cmd_clear,
+            "focus.state": self.cmd_state,
+            "focus.test_exposure": self.cmd_test_exposure,
+            "focuser.move": self.cmd_focuser_move,
+        }
+
+    def _turn(self, camera: str) -> asyncio.Lock:
+        return self._turns.setdefault(camera, asyncio.Lock())
 
     # ----- state ----------------------------------------------------------
     @property
@@ -284,13 +307,29 @@ class FocusAid:
     def running(self) -> bool:
         return self.task is not None and not self.task.done()
 
-    def publish_settings(self) -> None:
+    def _settings_event(self) -> FocusSettings:
         st = self.settings[self.camera]
-        self.s.publish(FocusSettings(camera=self.camera, exposure=st["exposure"], gain=st["gain"],
-                                     running=self.running, focuser=self.focuser_pos,
-                                     has_focuser=self.has_focuser, selection=self.select["mode"]))
+        return FocusSettings(camera=self.camera, exposure=st["exposure"], gain=st["gain"],
+                             running=self.running, focuser=self.focuser_pos,
+                             has_focuser=self.has_focuser, selection=self.select["mode"])
 
-    def state(self) -> dict[str, Any]:
+    def publish_settings(self) -> None:
+        self.s.publish(self._settings_event())
+
+    def snapshot(self) -> dict[str, Any]:
+        """The focus loop's settings (the trend comes with ``focus.state``)."""
+        ev = self._settings_event().to_dict()
+        ev.pop("t", None)
+        return ev
+
+    def record(self) -> dict[str, Any] | None:
+        if not self.running:
+            return None
+        st = self.settings[self.camera]
+        return {"state": self.state, "since": self.since, "camera": self.camera,
+                "exposure": st["exposure"], "gain": st["gain"], "focuser": self.focuser_pos}
+
+    def state_dict(self) -> dict[str, Any]:
         st = self.settings[self.camera]
         return {"camera": self.camera, "exposure": st["exposure"], "gain": st["gain"], "running": self.running,
                 "focuser": self.focuser_pos, "has_focuser": self.has_focuser, "selection": self.select["mode"],
@@ -317,6 +356,11 @@ class FocusAid:
             raise ValueError(f"no {camera.replace('_', ' ')} is configured")
         if camera != self.camera and self.running:
             await self.cmd_stop()
+        if not self.running:
+            try:
+                self.lease(camera)
+            except DeviceBusy as exc:
+                raise ValueError(f"{exc}: stop it first, or focus on the other camera") from None
         if camera != self.camera:
             self.camera = camera
             self.select = {"mode": "auto", "x": None, "y": None, "step": 0}
@@ -326,20 +370,31 @@ class FocusAid:
         if gain is not None or iso is not None:
             st["gain"] = int(gain if gain is not None else iso)  # type: ignore[arg-type]
         if not self.running:
-            self.task = self.s.spawn(self._loop(), name="focus")
+            self.set_status("running", detail=f"{camera.replace('_', ' ')}")
+            self.task = self.spawn(self._loop(), name="focus")
         await self._read_focuser()
         self.publish_settings()
-        return self.state() | {"trend": None}
+        return self.state_dict() | {"trend": None}
 
-    async def cmd_stop(self) -> str:
+    async def _stop_loop(self) -> None:
         if self.task is not None:
             self.task.cancel()
             with contextlib.suppress(BaseException):
                 await self.task
         self.task = None
-        self.s.set_activity("focus", "stopped", progress=float(self.n))
+        if not (self.camera == "main_camera" and self._testing):  # a test exposure keeps it
+            self.release(self.camera)
+
+    async def cmd_stop(self) -> str:
+        await self._stop_loop()
+        self.set_status("stopped", progress=float(self.n))
         self.publish_settings()
         return "stopped"
+
+    async def shutdown(self) -> None:
+        await self._stop_loop()
+        if self.state not in ("idle", "stopped", "failed"):
+            self.set_status("stopped", progress=float(self.n))
 
     async def cmd_select(self, star: str = "auto") -> str:
         if star == "auto":
@@ -382,8 +437,8 @@ class FocusAid:
         if not self.has_focuser:
             return None
         try:
-            self.focuser_pos = int(await self.s.clock.wait_for(self.s.device("focuser").position(), 10.0))  # type: ignore[attr-defined]
-        except (DeviceError, TimeoutError):
+            self.focuser_pos = int(await self.s.device("focuser").position())
+        except DeviceError:
             self.focuser_pos = None
         return self.focuser_pos
 
@@ -391,19 +446,18 @@ class FocusAid:
         if not self.has_focuser:
             raise ValueError(NO_FOCUSER)
         try:
-            dev = self.s.device("focuser")
+            dev = self.s.device("focuser", owner=self.name)
         except DeviceDisconnected as exc:
             raise ValueError(f"focuser is not connected: {exc}") from None
         try:
-            pos = int(await self.s.clock.wait_for(dev.position(), 10.0))  # type: ignore[attr-defined]
+            pos = int(await dev.position())
             target = int(to) if to is not None else pos + int(steps or 0)
             self.moves += 1
-            new = int(await self.s.clock.wait_for(dev.move_to(target), 120.0))  # type: ignore[attr-defined]
+            new = int(await dev.move_to(target))
         except DeviceDisconnected as exc:
-            self.s.device_lost("focuser", exc)
             raise ValueError(f"focuser lost: {exc}") from None
-        except TimeoutError:
-            raise ValueError("focuser did not answer within its timeout") from None
+        except DeviceError as exc:
+            raise ValueError(str(exc)) from None
         self.moves += 1
         self.focuser_pos = new
         self.publish_settings()
@@ -416,58 +470,73 @@ class FocusAid:
         return "cleared"
 
     async def cmd_state(self) -> dict[str, Any]:
-        return self.state()
+        return self.state_dict()
 
     async def cmd_test_exposure(self, exposure: float | None = None, iso: int | None = None,
                                 wait: bool = True) -> dict[str, Any]:
         """One light through the exposure assistant. ``wait=False`` answers at once;
-        the result comes as a :class:`FocusTest` event (a light may take minutes)."""
+        the result comes as a :class:`FocusTest` event (a light may take minutes).
+
+        The exposure is timed out through the device proxy (its length plus a
+        margin): a camera that hangs ends the test as ``failed``, never
+        "running" for ever."""
         exposure = float(exposure if exposure is not None else self.s.cfg.plan.light_exposure_s)
         iso = int(iso if iso is not None else self.s.cfg.main_camera.iso)
         if not 0 < exposure <= 3600:
             raise ValueError(f"test exposure must be between 0 and 3600 s, not {exposure:g}")
         if self.s.activities.get("focus.test") and self.s.activities["focus.test"].state == "running":
             raise ValueError("a test exposure is already running")
+        held = self.s.holder("main_camera")
+        if held is not None and held.owner != self.name:
+            raise ValueError(f"{self.s.busy_message(held)}: no test exposure now")
+        self.set_status("running", name="focus.test", detail=f"test exposure {exposure:g} s ISO {iso}")
         if not wait:
-            self.s.set_activity("focus.test", "running", detail=f"test exposure {exposure:g} s ISO {iso}")
-            self.s.spawn(self._test(exposure, iso), name="focus.test")
+            self.spawn(self._test(exposure, iso, background=True), name="focus.test")
             return {"started": True, "exposure": exposure, "iso": iso}
         return await self._test(exposure, iso)
 
-    async def _test(self, exposure: float, iso: int) -> dict[str, Any]:
-        self.s.set_activity("focus.test", "running", detail=f"test exposure {exposure:g} s ISO {iso}")
+    async def _test(self, exposure: float, iso: int, background: bool = False) -> dict[str, Any]:
         try:
-            async with self.lock("main_camera"):
-                try:
-                    dev = self.s.device("main_camera")
-                    frame = await dev.expose(exposure, iso, kind="light")  # type: ignore[attr-defined]
-                except DeviceDisconnected as exc:
-                    self.s.device_lost("main_camera", exc)
-                    raise ValueError(f"main camera lost: {exc}") from None
+            dev = self.lease("main_camera")
+            self._testing = True
+            try:
+                async with self._turn("main_camera"):
+                    self.s.device("main_camera")  # connected?
+                    frame = await dev.expose(exposure, iso, kind="light")
+            finally:
+                self._testing = False
+                if not (self.running and self.camera == "main_camera"):
+                    self.release("main_camera")
             from ..imaging.advice import RigLimits
             res = await self.s.clock.run_blocking(assess_test_frame, frame, RigLimits.from_config(self.s.cfg))
+        except (DeviceError, ValueError) as exc:
+            self.set_status("failed", name="focus.test", detail=f"test exposure failed: {exc}", reason=str(exc))
+            self.s.alert("error", "focus.test", f"Test exposure failed: {exc}")
+            if background:
+                return {"ok": False, "error": str(exc)}
+            raise ValueError(f"test exposure failed: {exc}") from None
         except BaseException:
-            self.s.set_activity("focus.test", "stopped", detail="test exposure failed")
+            self.set_status("stopped", name="focus.test", detail="test exposure stopped")
             raise
         ev = FocusTest(camera="main_camera", exposure=exposure, iso=iso, black=float(frame.black_level),
                        white=float(frame.white_level), lo=res["lo"], hi=res["hi"], hist=res["hist"],
                        advice=res["advice"], metrics=res["metrics"])
         self.last_test = ev
         self.s.publish(ev)
-        self.s.set_activity("focus.test", "done", progress=1.0, detail="; ".join(res["advice"])[:120])
+        self.set_status("done", name="focus.test", progress=1.0, detail="; ".join(res["advice"])[:120])
         return ev.to_dict()
 
     # ----- the loop -------------------------------------------------------
     async def _expose(self, camera: str, exposure: float, gain: int) -> Frame:
-        dev = self.s.device(camera)
-        async with self.lock(camera):
+        self.s.device(camera)  # connected? (DeviceDisconnected when not)
+        dev = self.lease(camera)
+        async with self._turn(camera):
             if camera == "main_camera":
-                return await dev.live_view(exposure, gain)  # type: ignore[attr-defined]
-            return await dev.expose(exposure, gain)  # type: ignore[attr-defined]
+                return await dev.live_view(exposure, gain)
+            return await dev.expose(exposure, gain)
 
     async def _loop(self) -> None:
         s = self.s
-        s.set_activity("focus", "running", detail=f"{self.camera.replace('_', ' ')}")
         last_preview = -math.inf
         try:
             while True:
@@ -481,7 +550,7 @@ class FocusAid:
                     frame = await self._expose(camera, exposure, gain)
                 except DeviceDisconnected as exc:
                     s.device_lost(camera, exc)
-                    s.set_activity("focus", "waiting", detail=f"{camera.replace('_', ' ')} lost; waiting for it")
+                    self.set_status("waiting", detail=f"{camera.replace('_', ' ')} lost; waiting for it")
                     await s.clock.sleep(max(exposure, 1.0))
                     continue
                 except DeviceError as exc:
@@ -523,33 +592,16 @@ class FocusAid:
                                 best=self.best, fit=self.fit, fit_hfr=self.fit_hfr, note=note)
                 self.last = ev
                 s.publish(ev)
-                s.set_activity("focus", "running", progress=float(self.n),
-                               detail=f"{camera.replace('_', ' ')} {exposure:g} s, frame {self.n}")
+                self.set_status("running", progress=float(self.n),
+                                detail=f"{camera.replace('_', ' ')} {exposure:g} s, frame {self.n}")
                 rest = MIN_CYCLE_S - (s.clock.now() - t0)
                 if rest > 0:
                     await s.clock.sleep(rest)
         finally:
-            if s.activities.get("focus") and s.activities["focus"].state in ("running", "waiting"):
-                s.set_activity("focus", "stopped", progress=float(self.n))
+            if self.state in ("running", "waiting"):
+                self.set_status("stopped", progress=float(self.n))
 
 
 def _preview(frame: Frame):  # noqa: ANN202 - FramePreview
     from .session import preview_of
     return preview_of(frame)
-
-
-def install(session: "Session") -> None:
-    """Register the focus commands on a Session."""
-    aid = FocusAid(session)
-    session.focus = aid  # type: ignore[attr-defined]
-    session.commands.update({
-        "focus.start": aid.cmd_start,
-        "focus.stop": aid.cmd_stop,
-        "focus.select": aid.cmd_select,
-        "focus.exposure": aid.cmd_exposure,
-        "focus.gain": aid.cmd_gain,
-        "focus.clear": aid.cmd_clear,
-        "focus.state": aid.cmd_state,
-        "focus.test_exposure": aid.cmd_test_exposure,
-        "focuser.move": aid.cmd_focuser_move,
-    })

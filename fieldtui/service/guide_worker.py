@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Coroutine
 
 from ..clock import Clock
 from ..devices.base import DeviceDisconnected, DeviceError, GuideCamera, GuidePort, Mount
@@ -37,7 +37,8 @@ class GuideWorker:
                  log_dir: str | Path | None = None, calibration_path: str | Path | None = None,
                  on_event: EventCallback | None = None, seed: int = 0,
                  expose_timeout_s: float = 15.0, pulse_timeout_s: float = 5.0,
-                 retry_s: float = 2.0, max_retry_s: float = 30.0, focal_mm: float | None = None) -> None:
+                 retry_s: float = 2.0, max_retry_s: float = 30.0, focal_mm: float | None = None,
+                 spawn: Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"] | None = None) -> None:
         self.camera = camera
         self.port = port
         self.clock = clock
@@ -58,6 +59,9 @@ class GuideWorker:
         self.retry_s = retry_s
         self.max_retry_s = max_retry_s
         self._task: asyncio.Task[None] | None = None
+        # Who runs the loop's task: the Session (through the guiding activity, which
+        # fails on its exception), or a plain task for the stand-alone `fieldtui guide`.
+        self._spawn = spawn or (lambda coro, name: asyncio.get_running_loop().create_task(coro, name=name))
         self._running = False
         self._wake = asyncio.Event()
         self.last_frame = None  # the latest Frame, for previews
@@ -131,7 +135,7 @@ class GuideWorker:
             if log_error is not None:
                 self._dispatch([Alert(self.clock.now(), "warning", "guide-log",
                                       f"No guide log: {log_error}")])
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="guide-worker")
+            self._task = self._spawn(self._run(), "guide-worker")
         return self._task
 
     async def stop(self) -> None:

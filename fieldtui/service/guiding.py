@@ -26,6 +26,7 @@ between frames.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import math
@@ -34,11 +35,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..devices.base import DeviceDisconnected
+from ..devices.base import DeviceError
+from ..devices.proxy import DeviceBusy
 from ..events import GuidePoint, GuideStar, GuideStatus
 from ..guiding import events as ge
 from ..guiding.events import GuideState
 from ..guiding.settings import GuideSettings
+from .activity import Activity
 
 if TYPE_CHECKING:
     from .guide_worker import GuideWorker
@@ -46,6 +49,8 @@ if TYPE_CHECKING:
 
 HISTORY = 3600          # guide points kept (an hour at 1 s exposures)
 STAR_EVERY_S = 1.0      # at most one star cut-out a second
+STATUS_EVERY = 5        # guide frames between status updates (the RMS the status bar shows)
+ACTIVE = ("looping", "calibrating", "guiding", "settling", "star lost")  # GuideState values while the loop runs
 CUT = 24                # cut-out side in sensor pixels (the guide box is 25)
 LEVELS = {"critical": "error", "warning": "warning", "info": "info"}
 
@@ -70,42 +75,18 @@ def cutout(data: np.ndarray, x: float, y: float, side: int = CUT) -> tuple[int, 
     return x0, y0, out
 
 
-class _SharedCamera:
-    """The guide camera, taking turns with the focus loop (one exposure at a time)."""
+class Guider(Activity):
+    """The guider as an activity: it leases the guide camera and the guide port
+    while its loop runs (from ``guide.loop``, ``guide.calibrate`` or
+    ``guide.start`` until ``guide.stop``) and owns the loop's task; an
+    exception in it ends guiding as ``failed`` with an alert."""
 
-    def __init__(self, session: "Session", camera: Any) -> None:
-        self._session = session
-        self._camera = camera
+    name = "guiding"
+    attribute = "guider"
+    resumable = True
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._camera, name)
-
-    async def expose(self, seconds: float, gain: int | None = None, **kw: Any) -> Any:
-        focus = getattr(self._session, "focus", None)
-        lock = focus.lock("guide_camera") if focus is not None and hasattr(focus, "lock") else None
-        try:
-            if lock is None:
-                return await self._camera.expose(seconds, gain, **kw)
-            async with lock:
-                return await self._camera.expose(seconds, gain, **kw)
-        except DeviceDisconnected as exc:
-            # The Session reports it (Equipment screen, alert) and is the one that reconnects.
-            self._session.device_lost("guide_camera", exc)
-            raise
-
-    async def connect(self) -> None:
-        """Wait until the Session has the camera back (the worker retries with a timeout)."""
-        slot = self._session.slots["guide_camera"]
-        while slot.status.state != "connected":
-            await self._session.clock.sleep(0.5)
-
-    async def disconnect(self) -> None:
-        return None
-
-
-class Guider:
     def __init__(self, session: "Session") -> None:
-        self.s = session
+        super().__init__(session)
         self.settings = GuideSettings.from_config(session.cfg)
         self.pixel_scale: float | None = session.cfg.guide_scale or None
         self.worker: GuideWorker | None = None
@@ -113,6 +94,21 @@ class Guider:
         self.detail = ""
         self._n = 0
         self._star_task: Any = None
+        self._failed = ""            # why the loop ended on an error ("" while it did not)
+        self.guiding_since: float | None = None  # clock time guiding (last) began
+
+    def commands(self) -> dict[str, Any]:
+        return {
+            "guide.loop": self.cmd_loop,
+            "guide.select": self.cmd_select,
+            "guide.calibrate": self.cmd_calibrate,
+            "guide.start": self.cmd_start,
+            "guide.dither": self.cmd_dither,
+            "guide.stop": self.cmd_stop,
+            "guide.clear_calibration": self.cmd_clear_calibration,
+            "guide.state": self.cmd_state,
+            "guide.resume": self.cmd_resume,
+        }
 
     # ----- the worker -----------------------------------------------------
     @property
@@ -120,11 +116,25 @@ class Guider:
         return self.s.night_dir / "guide_calibration.json"
 
     def _ensure_worker(self) -> "GuideWorker":
-        from ..devices.base import DeviceError
+        """The worker, with the guide camera and guide port leased to guiding.
+
+        Raises ValueError (saying who holds it) when another activity has one
+        of them, DeviceDisconnected when one is not connected."""
         from .guide_worker import GuideWorker
-        camera = self.s.device("guide_camera")
-        port = self.s.device("guide_port")
-        if self.worker is not None and self.worker.camera._camera is camera and self.worker.port is port:
+        self.s.device("guide_camera")  # connected? (DeviceDisconnected when not)
+        self.s.device("guide_port")
+        try:
+            camera = self.lease("guide_camera")
+            port = self.lease("guide_port")
+        except DeviceBusy as exc:
+            self.release()
+            raise ValueError(f"{exc}: stop it first") from None
+        self._failed = ""
+        if self.worker is not None:
+            if not self.worker.running and self.worker.log_dir != self.s.night_dir:
+                # A new night began since the worker was built: its log and calibration go there.
+                self.worker.log_dir = self.s.night_dir
+                self.worker.calibration_path = self.calibration_path
             return self.worker
         mount = None
         with contextlib.suppress(DeviceError):
@@ -135,10 +145,11 @@ class Guider:
         except OSError as exc:
             self.s.alert("warning", "guiding", f"no guide log: cannot create {self.s.night_dir}: {exc}")
         self.worker = GuideWorker(
-            _SharedCamera(self.s, camera), port, self.s.clock, self.settings,  # type: ignore[arg-type]
+            camera, port, self.s.clock, self.settings,  # type: ignore[arg-type]
             mount=mount, pixel_scale=self.pixel_scale, log_dir=self.s.night_dir,
             calibration_path=self.calibration_path, on_event=self._on_event,
-            focal_mm=cfg.guide_scope.focal_length_mm, seed=getattr(cfg.sim, "seed", 0) or 0)
+            focal_mm=cfg.guide_scope.focal_length_mm, seed=getattr(cfg.sim, "seed", 0) or 0,
+            spawn=lambda coro, name: self.spawn(coro, name))
         return self.worker
 
     def _running(self) -> bool:
@@ -147,11 +158,39 @@ class Guider:
 
     def _start_star_feed(self) -> None:
         if self._star_task is None or self._star_task.done():
-            self._star_task = self.s.spawn(self._star_feed(), name="guide-star")
+            self._star_task = self.spawn(self._star_feed(), name="guide-star")
 
     @property
     def state(self) -> str:
+        if self._failed:
+            return "failed"
         return self.worker.state.value if self.worker is not None else GuideState.STOPPED.value
+
+    def on_failure(self, reason: str) -> None:
+        self._failed = reason
+        self.detail = f"failed: {reason}"
+        if self.worker is not None:  # close the guide log, stop the engine
+            self.s.spawn(self._stop_worker(), name="guiding-cleanup")
+
+    async def _stop_worker(self) -> None:
+        if self.worker is not None:
+            await self.worker.stop()
+        self.guiding_since = None
+
+    def record(self) -> dict[str, Any] | None:
+        """What the flight recorder keeps while the guide loop runs: state, since
+        when, the star and lock position, the calibration."""
+        w = self.worker
+        if w is None or not self._running() or self.state not in ACTIVE:
+            return None
+        e = w.engine
+        cal = e.calibration
+        return {"state": self.state, "since": self.since, "guiding_since": self.guiding_since,
+                "lock": [_r(e.lock[0], 2), _r(e.lock[1], 2)] if e.lock else None,
+                "calibration": None if cal is None else {
+                    "angle_deg": _r(cal.ra_angle_deg, 1), "ra_rate_px_s": _r(cal.ra_rate),
+                    "dec_rate_px_s": _r(cal.dec_rate), "pier_side": cal.pier_side},
+                "calibration_file": str(self.calibration_path), "exposure_s": self.settings.exposure_s}
 
     # ----- state ----------------------------------------------------------
     def summary(self) -> dict[str, Any]:
@@ -198,15 +237,17 @@ class Guider:
         return {**self.summary(), "history": [p for p in self.history if p[0] >= since]}
 
     def _status(self, detail: str | None = None) -> None:
+        """The generic status (with the summary every client folds in), then the guider's own."""
         if detail is not None:
             self.detail = detail
+        self._activity()
         self.s.publish(GuideStatus(state=self.state, detail=self.detail, summary=self.summary()))
 
     def _activity(self) -> None:
         st = self.state
         rms = self.summary().get("rms_total_arcsec")
         detail = self.detail if rms is None else f"{rms:.2f}″ RMS · {self.detail}".rstrip(" ·")
-        self.s.set_activity("guiding", st, progress=float(self._n), detail=detail)
+        self.set_status(st, progress=float(self._n), detail=detail, reason=self._failed)
 
     # ----- worker events --------------------------------------------------
     def _to_arcsec(self, px: float) -> float:
@@ -240,6 +281,7 @@ class Guider:
             detail = f"calibration failed: {ev.reason}"
         elif isinstance(ev, ge.GuidingStarted):
             detail = "guiding"
+            self.guiding_since = ev.t
         elif isinstance(ev, ge.DitherStarted):
             detail = f"dither {math.hypot(ev.ra_px, ev.dec_px):.1f} px, settling"
         elif isinstance(ev, ge.SettleDone):
@@ -254,9 +296,8 @@ class Guider:
                          f"{'guiding resumes' if self.state in ('guiding', 'settling') else self.state}")
         elif isinstance(ev, ge.GuidingStopped):
             detail = ev.reason
+            self.guiding_since = None
         self._status(detail)
-        if isinstance(ev, (ge.StateChanged, ge.CalibrationDone, ge.SettleDone, ge.StarFound)):
-            self._activity()
 
     def _point(self, ev: ge.GuideStep) -> None:
         self._n = ev.frame
@@ -272,25 +313,19 @@ class Guider:
                                   ra_px=round(ev.ra_px, 3), dec_px=round(ev.dec_px, 3), ra_ms=ra_ms,
                                   dec_ms=dec_ms, snr=round(ev.snr, 1), hfd=round(ev.hfd, 2),
                                   rms=rms, rms_px=rms_px))  # type: ignore[arg-type]
-        if ev.frame % 30 == 0:
+        if ev.frame % STATUS_EVERY == 0:
             self._activity()
 
     async def _star_feed(self) -> None:
-        """The guide box, at most once a second, while the loop runs. This task also
-        ties the worker to the Session: stopping the Session stops the guide loop."""
+        """The guide box, at most once a second, while the loop runs."""
         last = None
-        try:
-            while True:
-                w = self.worker
-                frame = w.last_frame if w is not None and self._running() else None
-                if w is not None and frame is not None and frame is not last:
-                    last = frame
-                    await self._publish_star(w, frame)
-                await self.s.clock.sleep(STAR_EVERY_S)
-        finally:
-            if self.worker is not None:
-                with contextlib.suppress(Exception):
-                    await self.worker.stop()
+        while True:
+            w = self.worker
+            frame = w.last_frame if w is not None and self._running() else None
+            if w is not None and frame is not None and frame is not last:
+                last = frame
+                await self._publish_star(w, frame)
+            await self.s.clock.sleep(STAR_EVERY_S)
 
     async def _publish_star(self, w: "GuideWorker", frame: Any) -> None:
         e = w.engine
@@ -311,7 +346,6 @@ class Guider:
         w.start()
         self._start_star_feed()
         self._status()
-        self._activity()
         return self.state
 
     async def cmd_select(self, x: float | None = None, y: float | None = None) -> str:
@@ -350,7 +384,13 @@ class Guider:
             return {"ok": ok, "reason": "dithering" if ok else "dither refused", "distance_px": None,
                     "settle_time_s": 0.0}
         t0 = self.s.clock.now()
-        done = await w.dither_and_settle(amount_px, ra_only)
+        try:
+            done = await w.dither_and_settle(amount_px, ra_only)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this command was cancelled
+            done = None  # guiding stopped (or failed) while settling: answer, do not vanish
         if done is None:
             return {"ok": False, "reason": "no settle result (guiding stopped or timed out)",
                     "distance_px": None, "settle_time_s": self.s.clock.now() - t0}
@@ -358,17 +398,67 @@ class Guider:
                 "settle_time_s": round(done.settle_time_s, 2)}
 
     async def cmd_stop(self, keep_looping: bool = False) -> str:
-        """Stop guiding (``keep_looping``: the exposures go on) or stop everything."""
+        """Stop guiding (``keep_looping``: the exposures go on) or stop everything
+        (the guide camera and port are given back)."""
         w = self.worker
         if w is None:
             return self.state
         if keep_looping and self._running():
             w.stop_guiding()
         else:
-            await w.stop()
+            await self.shutdown()
+            self._failed = ""  # stopping acknowledges a failure: the guider is stopped
         self._status()
-        self._activity()
         return self.state
+
+    async def shutdown(self) -> None:
+        if self._star_task is not None:
+            self._star_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._star_task
+        if self.worker is not None:
+            await self.worker.stop()
+        self.guiding_since = None
+        self.release()
+
+    async def resume(self, record: dict[str, Any]) -> str:
+        """Take up a recorded run: loop, pick the recorded star again (the one
+        nearest its position), then guide with the stored calibration (or
+        calibrate) when the record was guiding."""
+        w = self._ensure_worker()
+        w.start()
+        self._start_star_feed()
+        star = record.get("lock")
+        if star:
+            w.select_star(float(star[0]), float(star[1]))
+        else:
+            w.select_star()
+        if record.get("state") in ("guiding", "settling", "star lost", "calibrating"):
+            self.spawn(self._guide_when_star(), name="guide-resume")
+        self._status("resuming the interrupted guiding")
+        return self.state
+
+    async def _guide_when_star(self) -> None:
+        w = self.worker
+        assert w is not None
+        end = self.s.clock.now() + max(30.0, 10 * self.settings.exposure_s)
+        while w.engine.star is None and self.s.clock.now() < end and self._running():
+            await self.s.clock.sleep(min(1.0, self.settings.exposure_s))
+        if self._running():
+            await w.start_guiding()
+            self._status()
+
+    async def cmd_resume(self) -> str:
+        """Take up the guiding an interrupted service was doing (see the interruption alert)."""
+        prev = self.s.interrupted or {}
+        rec = (prev.get("activities") or {}).get("guiding")
+        if not rec:
+            raise ValueError("no interrupted guiding to resume")
+        if "guiding" in prev.get("resumed", []):
+            raise ValueError("the interrupted guiding was resumed already")
+        state = await self.resume(rec)
+        prev.setdefault("resumed", []).append("guiding")
+        return state
 
     async def cmd_clear_calibration(self) -> str:
         if self.worker is not None:
@@ -380,19 +470,3 @@ class Guider:
 
     async def cmd_state(self, minutes: float = 60.0) -> dict[str, Any]:
         return self.state_full(minutes)
-
-
-def install(session: "Session") -> None:
-    """Register the guiding commands and state on a Session."""
-    g = Guider(session)
-    session.guider = g  # type: ignore[attr-defined]
-    session.commands.update({
-        "guide.loop": g.cmd_loop,
-        "guide.select": g.cmd_select,
-        "guide.calibrate": g.cmd_calibrate,
-        "guide.start": g.cmd_start,
-        "guide.dither": g.cmd_dither,
-        "guide.stop": g.cmd_stop,
-        "guide.clear_calibration": g.cmd_clear_calibration,
-        "guide.state": g.cmd_state,
-    })

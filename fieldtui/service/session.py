@@ -1,11 +1,15 @@
-"""The running night: devices, workers, state, events and commands.
+"""The running night: devices, activities, state, events and commands.
 
 The Session owns every device built from the config. It connects them
 concurrently with a timeout each; a device that hangs or fails is reported
 (with what to do) and retried in the background, and never blocks the
-others. Workers run as asyncio tasks. Subscribers get plain event
-dataclasses; :meth:`snapshot` gives the whole state for a client that has
-just connected.
+others. Activities (:mod:`fieldtui.service.activity`; the registry is
+:data:`ACTIVITIES`) run as tasks the Session owns; an activity takes a device
+with :meth:`Session.lease`, and every device call goes through a
+:class:`~fieldtui.devices.proxy.DeviceProxy` (a timeout on each call, errors
+mapped). Subscribers get plain event dataclasses; :meth:`snapshot` gives the
+whole state for a client that has just connected. The night (its folder and
+checklist) follows the session clock: a new one begins at local noon.
 """
 
 from __future__ import annotations
@@ -28,11 +32,21 @@ from ..clock import Clock
 from ..config import Config
 from ..devices.base import Device, DeviceDisconnected, DeviceError, DeviceTimeout, VendorLibraryMissing
 from ..devices.factory import Rig, build_rig
+from ..devices.proxy import DeviceBusy, DeviceProxy, DeviceUse
 from ..events import (ActivityStatus, Alert, ChecklistChanged, Command, DeviceStatus, Event,
-                      FramePreview, Heartbeat)
+                      FramePreview, Heartbeat, NightChanged)
 from ..frame import Frame
+from .activity import Activity, ActivityRegistry, IDLE_STATES
 
 log = logging.getLogger(__name__)
+
+#: The activities a Session runs, in start order (they stop in reverse order).
+#: Adding one: a module with an Activity subclass, and its line here.
+ACTIVITIES: tuple[str, ...] = (
+    "fieldtui.service.looping:Looper",
+    "fieldtui.service.focus:FocusAid",
+    "fieldtui.service.guiding:Guider",
+)
 
 CHECKLIST = (
     ("t_ring", "T-ring and adapter fitted"),
@@ -53,12 +67,31 @@ FIXES = {
 
 
 @dataclass
+class Lease:
+    """``owner`` (an activity's name) holds device ``name`` since clock time ``since``;
+    ``device`` is the proxy it calls the device through."""
+
+    name: str
+    owner: str
+    since: float
+    device: DeviceProxy
+
+
+@dataclass
 class Slot:
     name: str
     device: Device
     status: DeviceStatus
     task: asyncio.Task[None] | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    lease: Lease | None = None
+    use: DeviceUse = field(default_factory=DeviceUse)
+
+
+def _import(path: str) -> type[Activity]:
+    import importlib
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def preview_of(frame: Frame, max_w: int = 160, max_h: int = 120) -> FramePreview:
@@ -80,8 +113,15 @@ def preview_of(frame: Frame, max_w: int = 160, max_h: int = 120) -> FramePreview
 
 
 class Session:
+    """The night: devices (leased through proxies), activities, alerts, the checklist.
+
+    ``record_path``: the flight recorder's file (see
+    :mod:`fieldtui.service.recorder`); the rig service passes one, an
+    in-process session (``fieldtui check``) does not."""
+
     def __init__(self, cfg: Config, clock: Clock, rig: Rig | None = None,
-                 connect_timeout: float | None = None) -> None:
+                 connect_timeout: float | None = None, record_path: Path | None = None,
+                 activities: tuple[str, ...] | None = None) -> None:
         self.cfg = cfg
         self.clock = clock
         self.rig = rig or build_rig(cfg, clock)
@@ -101,29 +141,52 @@ class Session:
             "checklist.toggle": self._cmd_checklist_toggle,
             "device.reconnect": self._cmd_reconnect,
             "fault": self._cmd_fault,
-            "loop.start": self._cmd_loop_start,
-            "loop.stop": self._cmd_loop_stop,
             "check": self._cmd_check,
         }
         self.started = False
-        from . import focus
-        focus.install(self)
-        from . import guiding as guiding_service
-        guiding_service.install(self)
+        self.recorder = None  # type: ignore[assignment] - set below, once the activities exist
+        self.registry = ActivityRegistry(self.commands)
+        for path in (ACTIVITIES if activities is None else activities):
+            self.add_activity(_import(path)(self))
         self._night = astro.night_of(clock.now(), cfg.site.timezone)
         self._load_checklist()
+        from .recorder import Recorder
+        self.recorder: Recorder | None = Recorder(self, record_path) if record_path is not None else None
+        self.interrupted: dict[str, Any] | None = None
+        if self.recorder is not None:
+            self.interrupted = self.recorder.previous_run()
+
+    def add_activity(self, activity: Activity) -> Activity:
+        """Register an activity and its commands (a duplicate command is refused)."""
+        self.registry.add(activity)
+        if activity.attribute:
+            setattr(self, activity.attribute, activity)
+        return activity
 
     # ----- lifecycle ------------------------------------------------------
+    @property
+    def night(self) -> str:
+        """The date naming the current night (nights run noon to noon, local time)."""
+        return self._night
+
     @property
     def night_dir(self) -> Path:
         return self.cfg.storage.root / self._night
 
     async def start(self, wait: bool = True) -> None:
-        """Connect every device (concurrently) and start the background workers."""
+        """Connect every device (concurrently) and start the background workers.
+
+        After an interrupted run (see :mod:`~fieldtui.service.recorder`) an
+        alert says what was running and when; guiding resumes by itself when
+        ``[service] resume_guiding`` says so, else ``guide.resume`` offers it."""
         self.started = True
         for slot in self.slots.values():
             slot.task = self.spawn(self._keep_connected(slot), name=f"connect-{slot.name}")
         self.spawn(self._heartbeat(), name="heartbeat")
+        if self.recorder is not None:
+            self.recorder.start()
+            if self.interrupted is not None:
+                self.spawn(self.recorder.report_interruption(self.interrupted), name="interrupted")
         if wait:
             await self.wait_connected()
 
@@ -131,32 +194,53 @@ class Session:
         """Return once every device has been tried once (connected or failed)."""
         await asyncio.gather(*(s.ready.wait() for s in self.slots.values()))
 
-    def spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
+    def spawn(self, coro: Awaitable[Any], name: str, owner: Activity | None = None) -> asyncio.Task[Any]:
+        """Run ``coro`` as a task of this Session (``owner``: the activity it belongs to).
+
+        Nothing stops silently: an exception ends the owner with ``failed``
+        (:meth:`Activity.fail`); a Session task's exception is logged and
+        raises a critical alert."""
         task = asyncio.ensure_future(coro)
         task.set_name(name)
         self._tasks.add(task)
-        task.add_done_callback(self._task_done)
+        task.add_done_callback(lambda t: self._task_done(t, owner))
         return task
 
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
+    def _task_done(self, task: asyncio.Task[Any], owner: Activity | None = None) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
-            log.error("worker %s failed: %s", task.get_name(), exc, exc_info=exc)
-            self.alert("error", task.get_name(), f"{task.get_name()} stopped: {exc}")
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        assert exc is not None
+        if owner is not None:
+            owner.task_failed(task, exc)
+            return
+        log.error("worker %s failed: %s", task.get_name(), exc, exc_info=exc)
+        self.alert("critical", task.get_name(), f"{task.get_name()} stopped on an error: "
+                   f"{type(exc).__name__}: {exc}")
 
     def running_activities(self) -> list[str]:
         """What is going on now: loops, focusing, guiding (in any of its states), a test exposure."""
-        return [a.name for a in self.activities.values() if a.state not in ("idle", "stopped", "done")]
+        return [a.name for a in self.activities.values() if a.state not in IDLE_STATES]
 
     async def stop(self) -> list[str]:
-        """Abort what runs; returns what was running (for the user's message)."""
+        """Abort what runs; returns what was running (for the user's message).
+
+        Activities stop first, the last registered first (each gracefully:
+        files closed, devices given back), then the Session's own tasks; the
+        flight recorder notes a clean stop; devices are disconnected last."""
         running = self.running_activities()
+        await self.registry.stop_all()
+        recorder_task = self.recorder.task if self.recorder is not None else None
         for task in list(self._tasks):
-            task.cancel()
+            if task is not recorder_task:
+                task.cancel()
         for task in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await task
+            if task is not recorder_task:
+                with contextlib.suppress(BaseException):
+                    await task
+        if self.recorder is not None:
+            await self.recorder.close()
         for slot in self.slots.values():
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(slot.device.disconnect(), 2.0)
@@ -189,10 +273,13 @@ class Session:
         self.publish(a)
         return a
 
-    def set_activity(self, name: str, state: str, progress: float = 0.0, detail: str = "") -> None:
-        a = ActivityStatus(t=self.clock.now(), name=name, state=state, progress=progress, detail=detail)
-        self.activities[name] = a
-        self.publish(a)
+    def publish_activity(self, status: ActivityStatus) -> None:
+        """Keep an activity's status (snapshot, recorder) and send it to every client."""
+        status.t = status.t or self.clock.now()
+        self.activities[status.name] = status
+        self.publish(status)
+        if self.recorder is not None:
+            self.recorder.touch()
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -210,18 +297,86 @@ class Session:
             "heartbeat": self.heartbeat.to_dict(),
             "check": self.check_results,
             "previews": {n: p.to_dict() for n, p in self.last_preview.items()},
-            "guiding": self.guider.snapshot(),  # type: ignore[attr-defined]
+            "interrupted": self.interrupted,
+            **{a.name: a.snapshot() for a in self.registry},
         }
 
     # ----- devices --------------------------------------------------------
-    def device(self, name: str) -> Device:
+    def _slot(self, name: str) -> Slot:
         slot = self.slots.get(name)
         if slot is None:
             raise DeviceError(f"no {name.replace('_', ' ')} is configured")
+        return slot
+
+    def _proxy(self, slot: Slot, owner: str | None) -> DeviceProxy:
+        async def wait_connected() -> None:
+            while slot.status.state != "connected":
+                await self.clock.sleep(0.5)
+
+        return DeviceProxy(slot.device, slot.name, self.clock, owner=owner, gate=self._gate,
+                           on_lost=self.device_lost, wait_connected=wait_connected, use=slot.use)
+
+    def device(self, name: str, owner: str | None = None) -> DeviceProxy:
+        """The connected device ``name`` behind a proxy (timeouts, mapped errors).
+
+        Without a lease, calls that act on the device are refused while
+        another owner holds it; reads always pass. Raises DeviceError when it
+        is not configured, DeviceDisconnected when it is not connected."""
+        slot = self._slot(name)
         if slot.status.state != "connected":
             raise DeviceDisconnected(f"{name.replace('_', ' ')} is {slot.status.state}"
                                      + (f": {slot.status.error}" if slot.status.error else ""))
-        return slot.device
+        return self._proxy(slot, owner)
+
+    def holder(self, name: str) -> Lease | None:
+        """Who holds device ``name`` now (None: nobody)."""
+        slot = self.slots.get(name)
+        return slot.lease if slot is not None else None
+
+    def busy_message(self, lease: Lease) -> str:
+        from datetime import datetime
+        from zoneinfo import ZoneInfo
+        since = datetime.fromtimestamp(lease.since, ZoneInfo(self.cfg.site.timezone)).strftime("%H:%M")
+        return f"{lease.name.replace('_', ' ')} is in use by {lease.owner} (since {since})"
+
+    def _gate(self, name: str, owner: str | None) -> None:
+        lease = self.holder(name)
+        if lease is not None and lease.owner != owner:
+            raise DeviceBusy(self.busy_message(lease))
+
+    def lease(self, name: str, owner: str) -> Lease:
+        """Give device ``name`` to ``owner`` (an activity's name) until :meth:`release`.
+
+        The same owner asking again gets its lease back. Raises DeviceBusy
+        (saying who holds it) when another owner has it, DeviceError when the
+        device is not configured. The device need not be connected: calls
+        through the lease's proxy say so when it is not."""
+        slot = self._slot(name)
+        if slot.lease is not None:
+            if slot.lease.owner == owner:
+                return slot.lease
+            raise DeviceBusy(self.busy_message(slot.lease))
+        slot.lease = Lease(name, owner, self.clock.now(), self._proxy(slot, owner))
+        self._set_status(slot, holder=owner)
+        log.info("%s leased to %s", name, owner)
+        return slot.lease
+
+    def release(self, lease: Lease) -> None:
+        """Give a device back (nothing happens when the lease is no longer current)."""
+        slot = self.slots.get(lease.name)
+        if slot is not None and slot.lease is lease:
+            slot.lease = None
+            self._set_status(slot, holder="")
+            log.info("%s released by %s", lease.name, lease.owner)
+
+    @contextlib.asynccontextmanager
+    async def leased(self, name: str, owner: str):  # noqa: ANN201 - AsyncIterator[DeviceProxy]
+        """``async with session.leased("main_camera", "check") as cam:`` — leased for the block."""
+        lease = self.lease(name, owner)
+        try:
+            yield lease.device
+        finally:
+            self.release(lease)
 
     def _set_status(self, slot: Slot, **kw: Any) -> None:
         for k, v in kw.items():
@@ -279,6 +434,7 @@ class Session:
     async def _heartbeat(self) -> None:
         from .check import cpu_temperature
         while True:
+            self.roll_night()
             now = self.clock.now()
             self.heartbeat = Heartbeat(t=now, clock=now,
                                        lst_deg=astro.local_sidereal_deg(now, self.cfg.site.longitude),
@@ -286,6 +442,27 @@ class Session:
                                        load=os.getloadavg()[0], cpu_temp_c=cpu_temperature())
             self.publish(self.heartbeat)
             await self.clock.sleep(5.0)
+
+    # ----- the night ------------------------------------------------------
+    def roll_night(self) -> bool:
+        """Start a new night when local noon has passed (on the session clock).
+
+        The night folder and the checklist follow: the new night's checklist
+        is the one saved in its folder, or all unticked. True when it rolled."""
+        night = astro.night_of(self.clock.now(), self.cfg.site.timezone)
+        if night == self._night:
+            return False
+        old, self._night = self._night, night
+        self.checklist = {k: False for k, _ in CHECKLIST}
+        self._load_checklist()
+        log.info("night of %s over; night of %s begins (folder %s)", old, night, self.night_dir)
+        self.publish(NightChanged(night=night, checklist=dict(self.checklist)))
+        self.publish(ChecklistChanged(items=dict(self.checklist)))
+        self.alert("info", "night", f"Night of {night} begins: new night folder {self.night_dir}, "
+                   "checklist cleared")
+        if self.recorder is not None:
+            self.recorder.touch()
+        return True
 
     # ----- checklist ------------------------------------------------------
     @property
@@ -348,49 +525,3 @@ class Session:
         self.publish(CheckResults(ok=self.check_results["ok"], checks=self.check_results["checks"]))
         return self.check_results
 
-    async def _cmd_loop_start(self, camera: str = "guide_camera", exposure: float | None = None) -> str:
-        name = f"loop:{camera}"
-        if self.activities.get(name, ActivityStatus()).state == "running":
-            return "already looping"
-        exposure = exposure or self.cfg.guiding.exposure_s
-        self.spawn(self._loop(camera, exposure), name=name)
-        return "looping"
-
-    async def _cmd_loop_stop(self, camera: str = "guide_camera") -> str:
-        name = f"loop:{camera}"
-        for task in list(self._tasks):
-            if task.get_name() == name:
-                task.cancel()
-        self.set_activity(name, "stopped")
-        return "stopped"
-
-    async def _loop(self, camera: str, exposure: float) -> None:
-        """Expose in a loop and publish previews: framing, focusing, watching the sky."""
-        name = f"loop:{camera}"
-        n = 0
-        self.set_activity(name, "running", detail=f"{exposure:g} s exposures")
-        try:
-            while True:
-                try:
-                    dev = self.device(camera)
-                    if camera == "main_camera":
-                        frame = await dev.live_view(exposure)  # type: ignore[attr-defined]
-                    else:
-                        frame = await dev.expose(exposure)  # type: ignore[attr-defined]
-                except DeviceDisconnected as exc:
-                    self.device_lost(camera, exc)
-                    await self.clock.sleep(max(exposure, 1.0))
-                    continue
-                except DeviceError as exc:
-                    self.alert("warning", camera, str(exc))
-                    await self.clock.sleep(0.5)
-                    continue
-                n += 1
-                prev = await self.clock.run_blocking(preview_of, frame)
-                prev.camera = camera
-                self.last_preview[camera] = prev
-                self.publish(prev)
-                self.set_activity(name, "running", progress=float(n), detail=f"{n} frames, {exposure:g} s")
-        finally:
-            if self.activities.get(name) and self.activities[name].state == "running":
-                self.set_activity(name, "stopped", progress=float(n))

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..events import (ActivityStatus, Alert, ChecklistChanged, CheckResults, DeviceStatus, Event,
-                      FramePreview, Heartbeat)
+                      FramePreview, Heartbeat, NightChanged)
 
 
 @dataclass
@@ -63,16 +63,24 @@ class RigState:
             self.clock_at, self.clock_seen = ev.clock, time.monotonic()
             return "heartbeat"
         if isinstance(ev, ActivityStatus):
+            # One event for every activity: its state, and its part of the snapshot as it is now.
             self.activities[ev.name] = ev.to_dict()
+            if ev.summary:
+                self.extra[ev.name] = dict(ev.summary)
             return "activities"
+        if isinstance(ev, NightChanged):
+            self.extra["night"] = ev.night
+            self.checklist = dict(ev.checklist)
+            return "checklist"
         if isinstance(ev, FramePreview):
             self.previews[ev.camera] = ev.to_dict()
             return "preview"
-        fold = getattr(ev, "fold_into", None)
-        if fold is not None:  # e.g. guiding events keep extra["guiding"] current
-            fold(self.extra)
         self.extra.setdefault("events", {})[ev.kind] = ev.to_dict()
         return ev.kind
+
+    def failed(self) -> list[dict[str, Any]]:
+        """Activities an error ended (state ``failed``), each with its ``reason``."""
+        return [a for a in self.activities.values() if a.get("state") == "failed"]
 
     def now(self) -> float:
         """The service's clock, running on between heartbeats."""

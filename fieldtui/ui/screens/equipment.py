@@ -57,6 +57,8 @@ class EquipmentScreen(StageScreen):
             state = d.get("state", "?")
             ok = state == "connected" and (c is None or c["ok"])
             detail = d.get("error") if state != "connected" else (c["detail"] if c else d.get("model", ""))
+            if state == "connected" and d.get("holder") and f"in use by {d['holder']}" not in (detail or ""):
+                detail = f"in use by {d['holder']} · {detail}"
             fix = d.get("fix") or (c["fix"] if c and not c["ok"] else "")
             out.append((name, "ok" if ok else "FAIL" if state in ("failed", "disconnected") else "…", state, detail or "", fix or ""))
         for name in SYSTEM_ORDER:

@@ -32,8 +32,12 @@ def status_text(state: RigState, width: int = 80) -> str:
     disk = state.heartbeat.get("disk_free_gb")
     ds = f"disk {disk:.0f}G" if isinstance(disk, (int, float)) else "disk ?"
     bad = [n for n, d in state.devices.items() if d.get("state") not in ("connected", "disabled")]
+    failed = state.failed()
     last = state.alerts[-1]["text"] if state.alerts else ""
-    alert = f"! {len(bad)} device(s) down" if bad else (last if last else "")
+    if failed:
+        alert = f"! {failed[-1]['name']} failed: {failed[-1].get('reason', '')}"
+    else:
+        alert = f"! {len(bad)} device(s) down" if bad else (last if last else "")
     text = f" {now} UT │ {gs} │ {cs} │ {ds} │ {alert}"
     return text[: max(10, width - 1)]
 
