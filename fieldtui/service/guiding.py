@@ -357,9 +357,10 @@ class Guider(Activity):
         self._status("selecting a star" if x is None else f"selecting the star at {x:.0f},{y:.0f}")
         return self.state
 
-    async def cmd_calibrate(self) -> str:
+    async def cmd_calibrate(self, then_guide: bool = False) -> str:
+        """Calibrate; ``then_guide``: guide again once calibrated (a recalibration while guiding)."""
         w = self._ensure_worker()
-        await w.calibrate(then_guide=False)
+        await w.calibrate(then_guide=then_guide)
         self._start_star_feed()
         self._activity()
         return self.state

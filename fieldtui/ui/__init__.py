@@ -18,5 +18,5 @@ def run_client(cfg: Config, config_path: str | None = None, fast: bool = False) 
         print(f"fieldtui: {exc}", file=sys.stderr)
         return 1
     from .app import FieldApp
-    FieldApp(theme=cfg.ui.theme).run()
+    FieldApp(theme=cfg.ui.theme, config_path=config_path, fast=fast).run()
     return 0

@@ -7,15 +7,19 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from textual.app import App
 from textual.binding import Binding
+from textual.worker import Worker, WorkerState
 
 from ..service.client import CommandFailed, RigClient, ServiceUnavailable
 from .screens.equipment import EquipmentScreen
 from .screens.focus import FocusScreen
+from .screens.base import hhmm
+from .screens.dialogs import ConfirmScreen, HelpScreen
 from .screens.guiding import GuidingScreen
 from .screens.stages import CalibrationScreen, CaptureScreen, StackingScreen
 from .state import RigState
@@ -44,18 +48,28 @@ class FieldApp(App):
         "stacking": StackingScreen,
     }
     BINDINGS = [
-        *[Binding(key, f"stage('{mode}')", label) for key, mode, label in STAGES],
-        Binding("t", "toggle_theme", "Day/Night"),
-        Binding("q", "quit", "Quit"),
+        *[Binding(key, f"stage('{mode}')", label, tooltip=f"the {mode} screen") for key, mode, label in STAGES],
+        Binding("t", "toggle_theme", "Day/Night", tooltip="switch between the night (red) and day themes; "
+                "leaving night asks first"),
+        Binding("R", "restart_service", "Restart", tooltip="start the rig service again (shown only "
+                "while none answers)"),
+        Binding("question_mark", "help", "Help", key_display="?", tooltip="every key of this screen"),
+        Binding("q", "quit", "Quit", tooltip="quit the client; the rig service and the night go on"),
     ]
 
-    def __init__(self, socket_path: Path | None = None, theme: str = "night") -> None:
+    def __init__(self, socket_path: Path | None = None, theme: str = "night", config_path: str | None = None,
+                 fast: bool = False) -> None:
         super().__init__()
         self.socket_path = socket_path
+        self.config_path = config_path
+        self.fast = fast
         self.rig = RigState()
         self.client: RigClient | None = None
         self.animation_level = "none"
         self._start_theme = theme
+        #: the message line's text: (text, severity, wall time, monotonic time)
+        self.message: tuple[str, str, float, float] | None = None
+        self._starting = False
         for name in ("night", "day"):
             self.register_theme(load_theme(name))
 
@@ -83,20 +97,66 @@ class FieldApp(App):
                 hello = await client.connect(timeout=3.0)
             except (ServiceUnavailable, OSError, Exception):
                 if self.rig.connected:
-                    self.rig.connected = False
-                    self._changed("connection")
+                    self._lost()
                 await asyncio.sleep(1.0)
                 continue
             self.client = client
+            lost_at = self.rig.lost_at
             self.rig.load(hello.get("snapshot", {}))
+            if lost_at:
+                self._back(lost_at)
             self._changed("connection")
             async for ev in client.events():
-                self._changed(self.rig.apply(ev))
+                part = self.rig.apply(ev)
+                if part == "alerts":
+                    self._alert(self.rig.alerts[-1])
+                self._changed(part)
             self.client = None
-            self.rig.connected = False
-            self._changed("connection")
+            self._lost()
             await client.close()
             await asyncio.sleep(0.5)
+
+    def _lost(self) -> None:
+        self.rig.connected = False
+        self.rig.lost_at = self.rig.lost_at or time.time()
+        self.notify(f"the rig service stopped answering at {hhmm(self.rig.lost_at)} UT: R starts it again",
+                    severity="error")
+        self._changed("connection")
+
+    def _back(self, lost_at: float) -> None:
+        """Connected again after a loss: say so, with what the service reported meanwhile."""
+        self.rig.lost_at = 0.0
+        news = [a for a in self.rig.alerts if a.get("level") in ("warning", "error")
+                and float(a.get("t", 0)) >= lost_at - 5]
+        if news:
+            self.notify(" · ".join(a.get("text", "") for a in news[-3:]), severity="warning")
+        else:
+            self.notify("rig service answering again")
+
+    def _alert(self, alert: dict[str, Any]) -> None:
+        level = alert.get("level", "info")
+        if level in ("warning", "error"):
+            self.notify(f"{alert.get('source', '')}: {alert.get('text', '')}".lstrip(": "), severity=level)
+
+    def notify(self, message: str, *, title: str = "", severity: str = "information",  # type: ignore[override]
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Every message goes to the one message line (never a pop-up over the keys)."""
+        stamp = time.strftime("%H:%M:%S", time.gmtime(self.rig.now() if self.rig.connected else time.time()))
+        self.message = (f"{stamp} {message}", severity, time.time(), time.monotonic())
+        with contextlib.suppress(Exception):
+            for line in self.screen.query("MessageLine"):
+                line.refresh_message()  # type: ignore[attr-defined]
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place a failed command becomes a message (nothing is lost, no traceback)."""
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            err = event.worker.error
+            self.notify(f"{event.worker.name or 'command'} failed: {err or type(err).__name__}", severity="error")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "restart_service":
+            return not self.rig.connected and not self._starting
+        return True
 
     def _changed(self, part: str) -> None:
         screen = self.screen
@@ -105,8 +165,9 @@ class FieldApp(App):
             handler(part)
 
     async def send(self, name: str, /, **args: Any) -> Any:
+        """Send a command; a failure becomes a message and None (call it from a worker)."""
         if self.client is None:
-            self.notify("not connected to the rig service", severity="error")
+            self.notify("no rig service answers: R starts it", severity="error")
             return None
         try:
             return await self.client.command(name, **args)
@@ -119,7 +180,38 @@ class FieldApp(App):
         self.call_after_refresh(self._changed, "connection")
 
     def action_toggle_theme(self) -> None:
-        night = self.theme == "fieldtui-night"
-        self.theme = "fieldtui-day" if night else "fieldtui-night"
+        if self.theme == "fieldtui-night":
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self._set_theme(False)
+            self.push_screen(ConfirmScreen("Switch to the day theme? White light ends your dark adaptation."),
+                             answered)
+        else:
+            self._set_theme(True)
+
+    def _set_theme(self, night: bool) -> None:
+        self.theme = "fieldtui-night" if night else "fieldtui-day"
         for view in self.screen.query("FrameView"):
-            view.set_night(not night)  # type: ignore[attr-defined]
+            view.set_night(night)  # type: ignore[attr-defined]
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+    def action_restart_service(self) -> None:
+        if self.rig.connected or self._starting:
+            return
+        self._starting = True
+        self.notify("starting the rig service…")
+        self.run_worker(self._restart_service(), name="start service", group="commands", exit_on_error=False)
+
+    async def _restart_service(self) -> None:
+        from ..service.daemon import ensure_running
+        try:
+            await ensure_running(self.config_path, self.fast, wait=True, timeout=30.0)
+            self.notify("rig service started; connecting…")
+        except ServiceUnavailable as exc:
+            self.notify(str(exc), severity="error")
+        finally:
+            self._starting = False
+            self._changed("connection")

@@ -13,6 +13,7 @@ from ..events import (ActivityStatus, Alert, ChecklistChanged, CheckResults, Dev
 @dataclass
 class RigState:
     connected: bool = False
+    lost_at: float = 0.0         # wall time the service stopped answering (0: it answers)
     snapshot: dict[str, Any] = field(default_factory=dict)
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)
     checklist: dict[str, bool] = field(default_factory=dict)

@@ -1,8 +1,12 @@
-"""What every stage screen shares: a title line, the status bar and the footer."""
+"""What every stage screen shares: a title line, the message line, the status bar and the key bar;
+commands in workers, one-key confirmations, and panels marked stale when the service is gone."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import functools
+from datetime import datetime, timezone
+from typing import Any, Awaitable, Callable
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -10,11 +14,43 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from ..widgets.keybar import KeyBar
+from ..widgets.message import MessageLine
 from ..widgets.status import StatusBar
+from .dialogs import ConfirmScreen
+
+
+async def in_lane(app: Any, lane: str, coro: Awaitable[Any]) -> Any:
+    """Await ``coro`` after the commands sent before it in the same lane (keys act in the
+    order pressed: two focuser steps move two steps, never race)."""
+    lanes = app.__dict__.setdefault("_command_lanes", {})
+    lock = lanes.setdefault(lane, asyncio.Lock())
+    async with lock:  # asyncio.Lock wakes its waiters first come, first served
+        return await coro
+
+
+def in_worker(fn: Callable[..., Awaitable[Any]] | None = None, *, lane: str = "commands") -> Any:
+    """Run an async action in a worker: the key returns at once, the next key is handled
+    (``q`` quits) while the service answers. Commands of one lane run in the order of their
+    keys; a long one (the check) has a lane of its own. Failures reach the message line
+    (``App.send`` and the app's worker-error handler)."""
+    def wrap(f: Callable[..., Awaitable[Any]]) -> Callable[..., None]:
+        @functools.wraps(f)
+        def action(self: Any, *args: Any) -> None:
+            self.run_worker(in_lane(self.app, lane, f(self, *args)), group="commands", name=f.__name__.removeprefix("action_"),
+                            exit_on_error=False)
+        return action
+    return wrap(fn) if fn is not None else wrap
+
+
+def hhmm(unix: float) -> str:
+    return datetime.fromtimestamp(unix, timezone.utc).strftime("%H:%M")
 
 
 class StageScreen(Screen):
     TITLE_TEXT = ""
+    DEFAULT_CSS = """
+    StageScreen.-stale .live { opacity: 45%; }
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -24,15 +60,34 @@ class StageScreen(Screen):
     def night(self) -> bool:
         return self.app.theme != "fieldtui-day"
 
+    @property
+    def connected(self) -> bool:
+        return bool(self.app.rig.connected)  # type: ignore[attr-defined]
+
+    def stale_note(self) -> str:
+        """'' while the service answers; else what the title says instead of live state."""
+        rig = self.app.rig  # type: ignore[attr-defined]
+        if rig.connected:
+            return ""
+        if rig.lost_at:
+            return f"STALE: service not running since {hhmm(rig.lost_at)} UT · R starts it"
+        return "no rig service answers · R starts it"
+
     def set_text(self, selector: str, text: str) -> None:
         """Update a Static only when its text changed (nothing else is sent to the terminal)."""
         if self._shown_texts.get(selector) != text:
             self._shown_texts[selector] = text
             self.query_one(selector, Static).update(text)
 
+    def set_title(self, text: str) -> None:
+        """The title line; while the service is gone it says so first."""
+        note = self.stale_note()
+        self.set_text(".title", f"{text.split(' · ')[0]} · {note}" if note else text)
+
     def compose(self) -> ComposeResult:
         yield Static(self.TITLE_TEXT, classes="title", markup=False)
         with Vertical(id="bottom"):
+            yield MessageLine()
             yield StatusBar()
             yield KeyBar()
         yield from self.body()
@@ -40,11 +95,46 @@ class StageScreen(Screen):
     def body(self) -> ComposeResult:
         return iter(())
 
+    def on_screen_resume(self) -> None:
+        self._mark_stale()
+
+    def _mark_stale(self) -> None:
+        rig = self.app.rig  # type: ignore[attr-defined]
+        self.set_class(not rig.connected and bool(rig.snapshot), "-stale")
+        self.show_title()
+
+    def show_title(self) -> None:
+        self.set_title(self.TITLE_TEXT)
+
     def rig_changed(self, part: str) -> None:
         """The rig's state changed (``part`` says where); redraw what shows it."""
         if part in ("connection", "devices", "alerts", "activities", "heartbeat"):
             for bar in self.query(StatusBar):
                 bar.refresh_state()
+        if part == "connection":
+            self._mark_stale()
+        self.refresh_keys()
+
+    def refresh_keys(self) -> None:
+        """Show only the keys that apply now (the bar redraws only when that changes)."""
+        for bar in self.query(KeyBar):
+            bar.refresh_keys()
+
+    def message(self, text: str, severity: str = "information") -> None:
+        self.app.notify(text, severity=severity)  # type: ignore[arg-type]
+
+    def run_command(self, coro: Awaitable[Any], lane: str = "commands") -> None:
+        """Send a command from a key without waiting for it (in order within its lane)."""
+        self.run_worker(in_lane(self.app, lane, coro), group="commands", exit_on_error=False)
+
+    def ask(self, question: str, then: Callable[[], Awaitable[Any]]) -> None:
+        """Ask once; ``y`` runs ``then`` in a worker, any other key drops it."""
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_command(then())
+            else:
+                self.message("cancelled")
+        self.app.push_screen(ConfirmScreen(question), answered)
 
 
 class ComingScreen(StageScreen):

@@ -6,32 +6,73 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from .base import StageScreen
+from .base import StageScreen, in_worker
 
 DEVICE_ORDER = ("guide_camera", "main_camera", "mount", "guide_port", "focuser")
 SYSTEM_ORDER = ("disk", "clock", "site", "cpu")
 
 
+def in_use_by(rig: object, device: str) -> str:
+    """What uses ``device`` now ('' when nothing): the service's lease when it reports one,
+    else what the guider's and the focus loop's states imply."""
+    leases = getattr(rig, "extra", {}).get("leases") or {}
+    if isinstance(leases, dict) and leases.get(device):
+        holder = leases[device]
+        return str(holder.get("holder", holder) if isinstance(holder, dict) else holder)
+    g = (getattr(rig, "extra", {}).get("guiding") or {}).get("state", "stopped")
+    if g in ("guiding", "settling", "star lost", "calibrating") and device in ("guide_camera", "guide_port", "mount"):
+        return "guiding"
+    if g == "looping" and device == "guide_camera":
+        return "the guide loop"
+    acts = getattr(rig, "activities", {})
+    if acts.get("focus", {}).get("state") in ("running", "waiting"):
+        cam = (getattr(rig, "extra", {}).get("events", {}).get("FocusSettings") or {}).get("camera", "main_camera")
+        if device in (cam, "focuser"):
+            return "the focus loop"
+    if acts.get("focus.test", {}).get("state") == "running" and device == "main_camera":
+        return "a test exposure"
+    for name, a in acts.items():
+        if a.get("state") == "running" and name.endswith(f":{device}"):
+            return name.split(":")[0]
+    return ""
+
+
 class EquipmentScreen(StageScreen):
-    TITLE_TEXT = "EQUIPMENT  r check all · x reconnect · 1-6 tick the checklist"
+    TITLE_TEXT = "EQUIPMENT"
     BINDINGS = [
-        Binding("r", "run_check", "Check"),
-        Binding("x", "reconnect", "Reconn"),
-        *[Binding(str(i), f"tick({i})", f"Tick {i}", show=False) for i in range(1, 7)],
+        Binding("r", "run_check", "Check", tooltip="check every device (a test frame from each camera), "
+                "the disk, the clock, the site and the CPU"),
+        Binding("x", "reconnect", "Reconn", tooltip="reconnect the highlighted device (asks first when "
+                "it is in use)"),
+        *[Binding(str(i), f"tick({i})", f"Tick {i}", show=False, tooltip=f"tick or untick checklist item {i}")
+          for i in range(1, 7)],
     ]
 
     def body(self) -> ComposeResult:
-        table = DataTable(id="devices", cursor_type="row", zebra_stripes=False)
+        table = DataTable(id="devices", cursor_type="row", zebra_stripes=False, classes="live")
         table.add_column("", key="mark", width=4)
         table.add_column("device", key="name", width=12)
         table.add_column("state", key="state", width=12)
         table.add_column("what it answered", key="detail")
         yield table
-        yield Static("", id="fix", markup=False)
-        yield Static("", id="checklist", markup=False)
+        yield Static("", id="fix", markup=False, classes="live")
+        yield Static("", id="checklist", markup=False, classes="live")
 
     def on_mount(self) -> None:
         self.refresh_all()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("run_check", "reconnect", "tick") and not self.app.rig.connected:  # type: ignore[attr-defined]
+            return False
+        if action == "reconnect":
+            return self._highlighted() in DEVICE_ORDER
+        return True
+
+    def _highlighted(self) -> str:
+        table = self.query_one("#devices", DataTable)
+        if not table.row_count:
+            return ""
+        return str(table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value)
 
     def rig_changed(self, part: str) -> None:
         super().rig_changed(part)
@@ -96,6 +137,7 @@ class EquipmentScreen(StageScreen):
 
     def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
         self.show_fix()
+        self.refresh_keys()
 
     def refresh_checklist(self) -> None:
         rig = self.app.rig  # type: ignore[attr-defined]
@@ -112,18 +154,28 @@ class EquipmentScreen(StageScreen):
             lines += items
         self.query_one("#checklist", Static).update("\n".join(lines))
 
+    @in_worker(lane="check")
     async def action_run_check(self) -> None:
-        self.notify("checking every device…", timeout=3)
-        await self.app.send("check")  # type: ignore[attr-defined]
+        self.message("checking every device (a test frame from each camera)…")
+        res = await self.app.send("check", timeout=120.0)  # type: ignore[attr-defined]
+        if isinstance(res, dict):
+            bad = [c["name"] for c in res.get("checks", []) if not c.get("ok")]
+            self.message("check: all ok" if not bad else f"check: {', '.join(bad)} failed (fix below the table)",
+                         "information" if not bad else "warning")
 
-    async def action_reconnect(self) -> None:
-        table = self.query_one("#devices", DataTable)
-        if not table.row_count:
+    def action_reconnect(self) -> None:
+        key = self._highlighted()
+        if key not in DEVICE_ORDER:
             return
-        key = str(table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value)
-        if key in DEVICE_ORDER:
-            await self.app.send("device.reconnect", name=key)  # type: ignore[attr-defined]
+        send = lambda: self.app.send("device.reconnect", name=key)  # type: ignore[attr-defined]  # noqa: E731
+        user = in_use_by(self.app.rig, key)  # type: ignore[attr-defined]
+        if user:
+            self.ask(f"Reconnect the {key.replace('_', ' ')}? It is in use by {user}, which "
+                     "loses it for a while.", send)
+        else:
+            self.run_command(send())
 
+    @in_worker
     async def action_tick(self, n: int) -> None:
         keys = list(self.app.rig.checklist_labels)  # type: ignore[attr-defined]
         if 1 <= n <= len(keys):

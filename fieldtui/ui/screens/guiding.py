@@ -8,9 +8,9 @@ Plots redraw at most twice a second and only when new points came in.
 
 from __future__ import annotations
 
-import time
-
+import asyncio
 import base64
+import time
 from collections import deque
 from typing import Any
 
@@ -21,8 +21,8 @@ from textual.containers import Horizontal
 from textual.widgets import Static
 
 from ..widgets.frameview import FrameView
-from ..widgets.guideplot import MINUTES, SCALES, Bullseye, DeviationPlot, PulsePlot
-from .base import StageScreen
+from ..widgets.guideplot import MINUTES, SCALES, Bullseye, DeviationPlot, PulsePlot, auto_scale, window
+from .base import StageScreen, in_worker
 
 HISTORY = 3600
 TEXT_HZ = 2.0
@@ -32,11 +32,25 @@ SPAN = Binding.Group("Min", compact=True)
 
 STATE_HINT = {
     "stopped": "l: loop",
-    "looping": "a: star, r: calibrate, u: guide",
+    "looping": "a star · r cal · u guide",
     "calibrating": "calibrating…",
-    "guiding": "d: dither, x: stop",
+    "guiding": "d dither · x stop",
     "settling": "settling after a dither",
     "star lost": "star lost: waiting for it",
+}
+#: states in which the guide camera loops (guiding or not)
+ACTIVE = ("looping", "calibrating", "guiding", "settling", "star lost")
+#: states in which guide corrections go to the mount: stopping or recalibrating loses them
+GUIDING = ("guiding", "settling", "star lost")
+#: which actions apply in which guider states (None: any state)
+APPLIES: dict[str, tuple[str, ...] | None] = {
+    "loop": ("stopped",),
+    "select": ("stopped", "looping"),
+    "calibrate": ("stopped", "looping", *GUIDING),
+    "guide": ("stopped", "looping"),
+    "dither": ("guiding",),
+    "stop": ACTIVE,
+    "uncalibrate": ("stopped", "looping"),
 }
 
 
@@ -58,20 +72,26 @@ class GuidingScreen(StageScreen):
     GuidingScreen #g-pulses { width: 1fr; border: round $border-blurred; }
     GuidingScreen #g-star { width: 16; height: 8; border: round $border-blurred; }
     GuidingScreen #g-stats { width: 24; height: 8; padding: 0 0 0 1; color: $text; }
-    GuidingScreen Footer.-compact FooterLabel { margin: 0 1 0 0; }
     """
     BINDINGS = [
-        Binding("l", "loop", "Loop"),
-        Binding("a", "select", "Star"),
-        Binding("r", "calibrate", "Cal"),
-        Binding("u", "guide", "Guide"),
-        Binding("d", "dither", "Dith"),
-        Binding("x", "stop", "Stop"),
-        Binding("z", "uncalibrate", "Uncal"),
-        Binding("minus", "scale(-1)", "Zoom out", group=SCALE, key_display="-"),
-        Binding("plus,equals_sign", "scale(1)", "Zoom in", group=SCALE, key_display="+"),
-        Binding("less_than_sign", "span(-1)", "Shorter", group=SPAN, key_display="<"),
-        Binding("greater_than_sign", "span(1)", "Longer", group=SPAN, key_display=">"),
+        Binding("l", "loop", "Loop", tooltip="loop the guide camera (frames, no corrections)"),
+        Binding("a", "select", "Star", tooltip="pick the guide star (the brightest unsaturated one)"),
+        Binding("r", "calibrate", "Cal", tooltip="calibrate (about 2 min); while guiding it asks first "
+                "and guiding resumes after"),
+        Binding("u", "guide", "Guide", tooltip="guide; calibrates first when there is no calibration "
+                "for this camera and pier side"),
+        Binding("d", "dither", "Dith", tooltip="dither, then settle (while guiding)"),
+        Binding("x", "stop", "Stop", tooltip="stop guiding back to looping (asks first while guiding); "
+                "again: stop the loop"),
+        Binding("z", "uncalibrate", "Uncal", tooltip="forget the calibration: the next guide calibrates"),
+        Binding("minus", "scale(-1)", "Zoom out", group=SCALE, key_display="-",
+                tooltip="wider error scale (the widest step: automatic)"),
+        Binding("plus,equals_sign", "scale(1)", "Zoom in", group=SCALE, key_display="+",
+                tooltip="narrower error scale"),
+        Binding("less_than_sign", "span(-1)", "Shorter", group=SPAN, key_display="<",
+                tooltip="show fewer minutes"),
+        Binding("greater_than_sign", "span(1)", "Longer", group=SPAN, key_display=">",
+                tooltip="show more minutes"),
     ]
 
     def __init__(self, *a: Any, **kw: Any) -> None:
@@ -90,12 +110,12 @@ class GuidingScreen(StageScreen):
     def body(self) -> ComposeResult:
         night = self.night
         with Horizontal(id="g-top"):
-            yield DeviationPlot(night=night, id="g-dev")
-            yield Bullseye(night=night, id="g-bull")
+            yield DeviationPlot(night=night, id="g-dev", classes="live")
+            yield Bullseye(night=night, id="g-bull", classes="live")
         with Horizontal(id="g-bottom"):
-            yield PulsePlot(night=night, id="g-pulses")
-            yield FrameView(night=night, id="g-star")
-            yield Static("", id="g-stats", markup=False)
+            yield PulsePlot(night=night, id="g-pulses", classes="live")
+            yield FrameView(night=night, id="g-star", classes="live")
+            yield Static("", id="g-stats", markup=False, classes="live")
 
     def on_mount(self) -> None:
         self.watch(self.app, "theme", self._theme_changed, init=False)
@@ -119,6 +139,16 @@ class GuidingScreen(StageScreen):
     def state(self) -> str:
         return self.guiding.get("state", "stopped")
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action not in APPLIES:
+            return True
+        if not self.app.rig.connected:  # type: ignore[attr-defined]
+            return False
+        states = APPLIES[action]
+        if action == "uncalibrate" and not self.guiding.get("calibration"):
+            return False
+        return states is None or self.state in states
+
     def _resync(self) -> None:
         self.run_worker(self._fetch_state(), group="guide-sync", exclusive=True, exit_on_error=False)
 
@@ -138,6 +168,7 @@ class GuidingScreen(StageScreen):
         if part == "connection":
             if rig.connected:
                 self._resync()
+            self._dirty_text = True
         elif part == "GuidePoint":
             ev = rig.extra["events"]["GuidePoint"]
             n = int(ev.get("n", 0))
@@ -233,7 +264,9 @@ class GuidingScreen(StageScreen):
             parts.append(detail)
         if not detail or st in ("stopped", "looping"):
             parts.append(STATE_HINT.get(st, ""))
-        self.set_text(".title", " · ".join(p for p in parts if p)[:200])
+        self.set_title(" · ".join(p for p in parts if p)[:200])
+        for w in (self.query_one(DeviationPlot), self.query_one(PulsePlot)):
+            w.stale = "" if self.connected else "stale"
         unit = "″" if g.get("pixel_scale") else ""
         recent = [p for p in self.points if p[1] is not None and p[0] >= self._now() - g.get("window_s", 120)]
         pk_ra = max((abs(p[1]) for p in recent), default=None)
@@ -256,39 +289,65 @@ class GuidingScreen(StageScreen):
     async def _send(self, name: str, **args: Any) -> Any:
         return await self.app.send(name, **args)  # type: ignore[attr-defined]
 
+    @in_worker
     async def action_loop(self) -> None:
         await self._send("guide.loop")
 
+    @in_worker
     async def action_select(self) -> None:
         await self._send("guide.select")
 
-    async def action_calibrate(self) -> None:
-        await self._send("guide.calibrate")
+    def action_calibrate(self) -> None:
+        if self.state in GUIDING:
+            self.ask("Recalibrate now? Guiding stops for the calibration (about 2 min) and "
+                     "resumes after it.", self._recalibrate)
+        else:
+            self.run_command(self._send("guide.calibrate"))
 
+    async def _recalibrate(self) -> None:
+        """Calibrate while guiding; the service guides again after it (client or not)."""
+        if await self._send("guide.calibrate", then_guide=True) is not None:
+            self.app.notify("recalibrating: guiding resumes after the calibration")
+
+    @in_worker
     async def action_guide(self) -> None:
         await self._send("guide.start")
 
+    @in_worker
     async def action_dither(self) -> None:
         res = await self._send("guide.dither", wait=False)
         if res is not None and not res.get("ok"):
             self.app.notify(f"no dither: {res.get('reason')}", severity="warning")
 
-    async def action_stop(self) -> None:
+    def action_stop(self) -> None:
         # Guiding (or calibrating) stops back to looping; looping stops altogether.
-        await self._send("guide.stop", keep_looping=self.state not in ("looping", "stopped"))
+        keep = self.state not in ("looping", "stopped")
+        if self.state in GUIDING:
+            self.ask("Stop guiding? Frames go on, corrections stop (back to looping).",
+                     lambda: self._send("guide.stop", keep_looping=keep))
+        else:
+            self.run_command(self._send("guide.stop", keep_looping=keep))
 
+    @in_worker
     async def action_uncalibrate(self) -> None:
         if await self._send("guide.clear_calibration") is not None:
             self.app.notify("calibration cleared: the next guide start calibrates")
 
     def action_scale(self, step: int) -> None:
         # "+" zooms in (a smaller range), "-" out; automatic sits beyond the widest.
-        order = list(SCALES[1:]) + [0.0]
-        j = order.index(self.scale) if self.scale in order else len(order) - 1
-        j = max(0, min(len(order) - 1, j - step))
-        self.scale = order[j]
+        if not self.scale:
+            if step < 0:
+                return  # automatic is already the widest
+            pts = window(self.points, self._now(), self.minutes)
+            shown = auto_scale([v for p in pts for v in (p[1], p[2])])
+            narrower = [x for x in SCALES[1:] if x < shown]
+            self.scale = narrower[-1] if narrower else SCALES[1]  # one step in from what is shown
+        else:
+            order = list(SCALES[1:]) + [0.0]
+            j = order.index(self.scale) if self.scale in order else len(order) - 1
+            self.scale = order[max(0, min(len(order) - 1, j - step))]
         self.show_plots()
-        self.app.notify(f"scale {'auto' if not self.scale else f'±{self.scale:g}'}", timeout=1.5)
+        self.app.notify(f"error scale {'automatic' if not self.scale else f'±{self.scale:g}'}")
 
     def action_span(self, step: int) -> None:
         i = MINUTES.index(self.minutes) if self.minutes in MINUTES else MINUTES.index(10)

@@ -23,7 +23,19 @@ class ThrottledPlot(PlotextPlot):
         self._dirty = False
         self._last_draw = 0.0
         self._timer: Any = None
+        self._stale = ""
         self.draws = 0
+
+    @property
+    def stale(self) -> str:
+        """'' for live data; else a note ("stale") the title starts with."""
+        return self._stale
+
+    @stale.setter
+    def stale(self, note: str) -> None:
+        if note != self._stale:
+            self._stale = note
+            self.changed()
 
     def set_night(self, night: bool) -> None:
         self.night = night
@@ -54,6 +66,8 @@ class ThrottledPlot(PlotextPlot):
         plt.clear_data()
         plt.clear_figure()
         self.build_plot()
+        if self._stale:
+            self.border_title = f"{self._stale} · {self.border_title or ''}"
         self.refresh()
 
     def build_plot(self) -> None:  # pragma: no cover - subclasses draw

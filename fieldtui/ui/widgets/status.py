@@ -12,10 +12,11 @@ from ..state import RigState
 
 def status_text(state: RigState, width: int = 80) -> str:
     if not state.connected:
-        if state.snapshot:
-            return " no rig service — reconnecting…"
+        if state.snapshot and state.lost_at:
+            since = datetime.fromtimestamp(state.lost_at, timezone.utc).strftime("%H:%M")
+            return f" service not running since {since} UT — R starts it (retrying)"[: max(10, width - 1)]
         if time.monotonic() - state.started > 10:
-            return " no rig service answers — try `fieldtui service start` in another shell"
+            return " no rig service answers — R starts it (or `fieldtui service start`)"[: max(10, width - 1)]
         return " connecting to the rig service…"
     now = datetime.fromtimestamp(state.now(), timezone.utc).strftime("%H:%M:%S")
     acts = state.activities

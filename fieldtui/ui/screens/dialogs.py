@@ -1,0 +1,94 @@
+"""Small pop-ups over a stage screen: a one-key confirmation, and the help for every key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import events
+from textual.actions import parse
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Static
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """``y`` confirms; any other key cancels. The question says what will be lost."""
+
+    DEFAULT_CSS = """
+    ConfirmScreen { align: center middle; background: $background 0%; }
+    ConfirmScreen > Static { width: 64; max-width: 100%; height: auto; padding: 0 1;
+                             border: heavy $border; background: $background; color: $text-primary; }
+    """
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"{self.question}\n\ny: yes · any other key: no", markup=False)
+
+    def on_key(self, event: events.Key) -> None:
+        event.stop()
+        event.prevent_default()
+        self.dismiss(event.key == "y")
+
+
+def key_name(b: Binding) -> str:
+    return b.key_display or b.key.split(",")[0]
+
+
+def help_lines(screen: Screen, app: Any) -> list[str]:
+    """One line per key of ``screen`` and of the app: key, what it does, and whether it applies now."""
+    lines: list[str] = []
+
+    def add(owner: Any, bindings: list[Any], heading: str) -> None:
+        lines.append(heading)
+        for b in bindings:
+            if isinstance(b, tuple):
+                continue
+            _, name, params = parse(b.action)
+            ok = owner.check_action(name, params)
+            text = b.tooltip or b.description
+            now = "" if ok is not False else "  (not now)"
+            lines.append(f" {key_name(b):>3}  {text}{now}")
+
+    add(screen, [b for b in getattr(screen, "BINDINGS", [])], f"{getattr(screen, 'TITLE_TEXT', '').split()[0]} keys")
+    add(app, list(app.BINDINGS), "everywhere")
+    return lines
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every key of the screen below and of the app, with what it does (``?``, Esc or q closes)."""
+
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; background: $background; }
+    HelpScreen VerticalScroll { width: 100%; max-width: 100; height: 100%; border: round $border;
+                                background: $background; }
+    HelpScreen Static { color: $text; padding: 0 1; }
+    """
+    BINDINGS = [
+        Binding("escape,question_mark,q", "close", "Close"),
+        Binding("down,j", "scroll(1)", "Down", show=False),
+        Binding("up,k", "scroll(-1)", "Up", show=False),
+        Binding("pagedown,space", "scroll(10)", "Page down", show=False),
+        Binding("pageup", "scroll(-10)", "Page up", show=False),
+    ]
+
+    def __init__(self, under: Screen) -> None:
+        super().__init__()
+        self.under = under
+
+    def compose(self) -> ComposeResult:
+        lines = help_lines(self.under, self.app)
+        with VerticalScroll() as box:
+            box.border_title = "keys · ↑↓ scroll · ? Esc q close"
+            yield Static("\n".join(lines), id="help-text", markup=False)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def action_scroll(self, lines: int) -> None:
+        box = self.query_one(VerticalScroll)
+        box.scroll_to(y=box.scroll_y + lines, animate=False)
