@@ -274,6 +274,7 @@ class FocusAid(Activity):
         self.best: dict[str, Any] | None = None
         self.fit: dict[str, Any] | None = None
         self.fit_hfr: dict[str, Any] | None = None
+        self.curves: dict[str, tuple[Any, ...]] = {}  # the other camera's (trend, best, fit, fit_hfr)
         self.last: FocusFrame | None = None
         self.last_test: FocusTest | None = None
         self.task: asyncio.Task[Any] | None = None
@@ -337,6 +338,20 @@ class FocusAid(Activity):
                 "last": self.last.to_dict() if self.last else None,
                 "test": self.last_test.to_dict() if self.last_test else None}
 
+    def _swap_curves(self, camera: str) -> None:
+        """Each camera keeps its own trend, best and V-curve (stars of one never mix with the other's)."""
+        self.curves[self.camera] = (self.trend, self.best, self.fit, self.fit_hfr)
+        self.trend, self.best, self.fit, self.fit_hfr = self.curves.pop(
+            camera, (deque(maxlen=TREND_MAX), None, None, None))
+
+    def curves_of(self, camera: str) -> dict[str, Any]:
+        """The trend, best and fits of ``camera`` (the one in use, or the other one's kept curves)."""
+        if camera == self.camera:
+            trend, best, fit, fit_hfr = self.trend, self.best, self.fit, self.fit_hfr
+        else:
+            trend, best, fit, fit_hfr = self.curves.get(camera, ([], None, None, None))
+        return {"trend": list(trend), "best": best, "fit": fit, "fit_hfr": fit_hfr}
+
     def _refit(self) -> None:
         pts = [p for p in self.trend if p[2] is not None]
         if not pts:
@@ -362,6 +377,7 @@ class FocusAid(Activity):
             except DeviceBusy as exc:
                 raise ValueError(f"{exc}: stop it first, or focus on the other camera") from None
         if camera != self.camera:
+            self._swap_curves(camera)
             self.camera = camera
             self.select = {"mode": "auto", "x": None, "y": None, "step": 0}
         st = self.settings[camera]
@@ -469,8 +485,13 @@ class FocusAid(Activity):
         self.publish_settings()
         return "cleared"
 
-    async def cmd_state(self) -> dict[str, Any]:
-        return self.state_dict()
+    async def cmd_state(self, camera: str | None = None) -> dict[str, Any]:
+        """The focus state; with ``camera``, that camera's trend, best and fits."""
+        st = self.state_dict()
+        if camera is not None and camera != self.camera:
+            self._settings_of(camera)
+            st.update(self.curves_of(camera), trend_camera=camera)
+        return st
 
     async def cmd_test_exposure(self, exposure: float | None = None, iso: int | None = None,
                                 wait: bool = True) -> dict[str, Any]:

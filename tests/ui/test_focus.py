@@ -100,7 +100,7 @@ async def test_focus_screen_is_night_safe_with_trend_and_histogram(cfg, fast_ser
         assert not bad_svg_colours(svg), bad_svg_colours(svg)
         # the plots really drew their series (red RGB) into the screenshot
         assert "#ff0000" in svg and "#d70000" in svg
-        await press(pilot, "t")  # day theme: plots and frames follow
+        await press(pilot, "t", "y")  # day theme (confirmed): plots and frames follow
         await pilot.pause(0.6)
         assert not screen.query_one(TrendPlot).night and not screen.query_one("#frame").levels[1].startswith("#5f")
         assert bad_svg_colours(app.export_screenshot())

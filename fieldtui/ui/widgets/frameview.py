@@ -42,11 +42,36 @@ def fit_image(img: np.ndarray, cols: int, rows: int) -> np.ndarray:
     return img[np.ix_(ys, xs)]
 
 
+def stretch_levels(img: np.ndarray, n: int, k_sigma: float = 3.0) -> np.ndarray:
+    """Levels 0..n-1 of ``img`` (2-D, any dtype) with the sky at level 0 and stars above it.
+
+    The black point is the sky's median plus ``k_sigma`` times its noise (the
+    median absolute deviation × 1.4826, a robust standard deviation), the white
+    point the brightest pixel; between them a square-root stretch, so faint
+    stars get a level of their own while the noise of the sky stays black.
+    A linear quantisation of a max-downsampled frame shows mostly speckle:
+    the maximum of many noise pixels is well above the sky.
+    """
+    if img.size == 0:
+        return np.zeros(img.shape, np.uint8)
+    f = img.astype(np.float32)
+    med = float(np.median(f))
+    noise = 1.4826 * float(np.median(np.abs(f - med)))
+    black = med + k_sigma * max(noise, 0.5)
+    white = float(f.max())
+    if white <= black:
+        return np.zeros(img.shape, np.uint8)
+    x = np.clip((f - black) / (white - black), 0.0, 1.0)
+    q = np.where(x > 0, 1 + np.minimum(np.sqrt(x) * (n - 1), n - 2), 0)
+    return q.astype(np.uint8)
+
+
 class FrameView(Widget):
     DEFAULT_CSS = "FrameView { height: 1fr; width: 1fr; }"
 
-    def __init__(self, night: bool = True, **kw) -> None:
+    def __init__(self, night: bool = True, stretch: bool = False, **kw) -> None:
         super().__init__(**kw)
+        self.stretch = stretch  # sky to black, stars above it (live view); else linear levels
         self.levels = NIGHT_LEVELS if night else DAY_LEVELS
         self._styles = self._make_styles()
         self._img: np.ndarray | None = None
@@ -83,7 +108,10 @@ class FrameView(Widget):
             return
         fitted = fit_image(self._img, cols, rows)
         n = len(self.levels)
-        q = np.minimum((fitted.astype(np.uint16) * n) // 256, n - 1).astype(np.uint8)
+        if self.stretch:
+            q = stretch_levels(fitted, n)
+        else:
+            q = np.minimum((fitted.astype(np.uint16) * n) // 256, n - 1).astype(np.uint8)
         if q.shape[0] % 2:
             q = np.vstack([q, np.zeros((1, q.shape[1]), np.uint8)])
         h, w = self._img.shape

@@ -15,6 +15,7 @@ class HistogramPlot(ThrottledPlot):
     def __init__(self, night: bool = True, **kw: Any) -> None:
         super().__init__(night, **kw)
         self.test: dict[str, Any] | None = None
+        self.log_scale = True  # counts on a log scale (faint tails show); False: linear
 
     def set_test(self, test: dict[str, Any] | None) -> None:
         self.test = test
@@ -31,7 +32,7 @@ class HistogramPlot(ThrottledPlot):
         for name, counts in t["hist"].items():
             n = len(counts)
             xs = [lo + (hi - lo) * (i + 0.5) / n for i in range(n)]
-            ys = [math.log10(c + 1) for c in counts]
+            ys = [math.log10(c + 1) for c in counts] if self.log_scale else [float(c) for c in counts]
             plt.plot(xs, ys, color=colours.get(name, colours["L"]), marker="braille")
         plt.vline(float(t["black"]), color=(255, 0, 0) if self.night else (255, 255, 255))
         plt.yticks([])
@@ -39,5 +40,8 @@ class HistogramPlot(ThrottledPlot):
         m = t.get("metrics") or {}
         clip = m.get("clipped_black_pct")
         sat = m.get("saturated_pct")
-        self.border_title = (f"{t['exposure']:g}s ISO{t.get('iso')}  clip {clip:.1f}%  sat {sat:.2f}%"
-                  if clip is not None and sat is not None else f"{t['exposure']:g}s")
+        names = "R G1 G2 B bright→dim" if self.night else "R G1 G2 B"
+        scale = "log" if self.log_scale else "lin"
+        self.border_title = (f"{t['exposure']:g}s ISO{t.get('iso')} clip {clip:.1f}% sat {sat:.2f}% · {scale}"
+                             if clip is not None and sat is not None else f"{t['exposure']:g}s · {scale}")
+        self.border_subtitle = names
