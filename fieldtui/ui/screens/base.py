@@ -19,13 +19,18 @@ from ..widgets.status import StatusBar
 from .dialogs import ConfirmScreen
 
 
-async def in_lane(app: Any, lane: str, coro: Awaitable[Any]) -> Any:
+async def in_lane(app: Any, lane: str, coro: Awaitable[Any], name: str = "command") -> Any:
     """Await ``coro`` after the commands sent before it in the same lane (keys act in the
-    order pressed: two focuser steps move two steps, never race)."""
+    order pressed: two focuser steps move two steps, never race). The one place an
+    unexpected failure of a key's work becomes a message (and nothing else is lost)."""
     lanes = app.__dict__.setdefault("_command_lanes", {})
     lock = lanes.setdefault(lane, asyncio.Lock())
     async with lock:  # asyncio.Lock wakes its waiters first come, first served
-        return await coro
+        try:
+            return await coro
+        except Exception as exc:  # noqa: BLE001 - reported, never a traceback over the screen
+            app.notify(f"{name} failed: {type(exc).__name__}: {exc}", severity="error")
+            return None
 
 
 def in_worker(fn: Callable[..., Awaitable[Any]] | None = None, *, lane: str = "commands") -> Any:
@@ -36,7 +41,8 @@ def in_worker(fn: Callable[..., Awaitable[Any]] | None = None, *, lane: str = "c
     def wrap(f: Callable[..., Awaitable[Any]]) -> Callable[..., None]:
         @functools.wraps(f)
         def action(self: Any, *args: Any) -> None:
-            self.run_worker(in_lane(self.app, lane, f(self, *args)), group="commands", name=f.__name__.removeprefix("action_"),
+            name = f.__name__.removeprefix("action_").replace("_", " ")
+            self.run_worker(in_lane(self.app, lane, f(self, *args), name), group="commands", name=name,
                             exit_on_error=False)
         return action
     return wrap(fn) if fn is not None else wrap

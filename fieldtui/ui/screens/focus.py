@@ -38,7 +38,7 @@ def _cam_label(camera: str) -> str:
 
 def bar(done: float, width: int = 10) -> str:
     """A progress bar of ``width`` cells for ``done`` in [0, 1]."""
-    n = int(round(max(0.0, min(1.0, done)) * width))
+    n = int(max(0.0, min(1.0, done)) * width + 0.5)
     return "▮" * n + "▯" * (width - n)
 
 
@@ -162,14 +162,14 @@ class FocusScreen(StageScreen):
         if action == "focuser":
             return self.settings.get("has_focuser") is not False
         if action == "star":
-            return self._running()
+            return self._loop_on()
         if action == "test":
             return rig.activities.get("focus.test", {}).get("state") != "running"
         if action == "clear":
             return bool(self.points)
         return True
 
-    def _running(self) -> bool:
+    def _loop_on(self) -> bool:
         return self.app.rig.activities.get("focus", {}).get("state") in ("running", "waiting")  # type: ignore[attr-defined]
 
     def _theme_changed(self, _theme: str) -> None:
@@ -219,7 +219,7 @@ class FocusScreen(StageScreen):
             self.on_focus_frame(events["FocusFrame"])
         elif part == "FocusSettings":
             ev = events["FocusSettings"]
-            if ev.get("camera") == self.camera or self._running():
+            if ev.get("camera") == self.camera or self._loop_on():
                 self.settings = dict(ev)
                 self.camera = self.settings.get("camera") or self.camera
             self.show_title()
@@ -426,7 +426,7 @@ class FocusScreen(StageScreen):
         self.show_star()
         self.show_trend()
         self.show_title()
-        if self._running():
+        if self._loop_on():
             await self._send("focus.start", camera=self.camera)
         # this camera's own trend and V curve, kept by the service
         await self._fetch_state(self.camera)
