@@ -149,6 +149,7 @@ class ServiceCfg:
 @dataclass
 class UiCfg:
     theme: Literal["night", "day"] = "night"
+    colours: Literal["auto", "8", "16", "256", "truecolor"] = "auto"
 
 
 @dataclass

@@ -17,6 +17,9 @@ def run_client(cfg: Config, config_path: str | None = None, fast: bool = False) 
     except ServiceUnavailable as exc:
         print(f"fieldtui: {exc}", file=sys.stderr)
         return 1
+    import os
+    if cfg.ui.colours in ("8", "16"):  # forced: Textual sends the 16 ANSI colours only
+        os.environ["TEXTUAL_COLOR_SYSTEM"] = "standard"
     from .app import FieldApp
-    FieldApp(theme=cfg.ui.theme, config_path=config_path, fast=fast).run()
+    FieldApp(theme=cfg.ui.theme, config_path=config_path, fast=fast, colours=cfg.ui.colours).run()
     return 0

@@ -22,6 +22,7 @@ from .screens.base import hhmm
 from .screens.dialogs import ConfirmScreen, HelpScreen
 from .screens.guiding import GuidingScreen
 from .screens.stages import CalibrationScreen, CaptureScreen, StackingScreen
+from .lowcolour import NightLowColour, colour_depth
 from .state import RigState
 from .theme import load_theme
 
@@ -58,8 +59,12 @@ class FieldApp(App):
     ]
 
     def __init__(self, socket_path: Path | None = None, theme: str = "night", config_path: str | None = None,
-                 fast: bool = False) -> None:
+                 fast: bool = False, colours: str = "auto") -> None:
         super().__init__()
+        #: colours the terminal shows (8, 16, 256 or 2**24): with 16 or fewer, night is drawn
+        #: with reverse, underline and faint instead of five reds (see lowcolour.py)
+        self.colour_depth = colour_depth(colours, self.console.color_system)
+        self._filters.append(NightLowColour(lambda: self.night_low))
         self.socket_path = socket_path
         self.config_path = config_path
         self.fast = fast
@@ -115,6 +120,11 @@ class FieldApp(App):
             self._lost()
             await client.close()
             await asyncio.sleep(0.5)
+
+    @property
+    def night_low(self) -> bool:
+        """Night theme on a terminal of 16 colours or fewer."""
+        return self.colour_depth <= 16 and self.theme == "fieldtui-night"
 
     def _lost(self) -> None:
         self.rig.connected = False

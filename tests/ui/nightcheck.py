@@ -110,3 +110,79 @@ def default_coloured_text(text: str) -> list[str]:
                 i += 1
             pos = m.end()
     return out
+
+
+def cells(text: str) -> list[list[tuple[str, object, object, frozenset]]]:
+    """Each visible cell of ``capture-pane -p -e`` output: (char, fg, bg, attributes).
+
+    fg and bg are an ANSI index (0-255), an (r, g, b) tuple, or None for the
+    terminal's default; ``reverse`` is already applied (fg and bg swapped).
+    Attributes (bold, dim, underline) carry over from line to line, as tmux
+    sends only changes."""
+    fg: object = None
+    bg: object = None
+    attrs: set[str] = set()
+    out = []
+    for line in text.splitlines():
+        row = []
+        pos = 0
+        for m in SGR.finditer(line + "\x1b[1000m"):
+            for ch in line[pos:m.start()]:
+                f, b = fg, bg
+                if "reverse" in attrs:  # a reversed default is the terminal's default, the other way round
+                    f, b = (bg if bg is not None else "default-bg"), (fg if fg is not None else "default-fg")
+                row.append((ch, f, b, frozenset(attrs - {"reverse"})))
+            params = m.group(1)
+            p = [int(x) if x else 0 for x in params.split(";")] if params else [0]
+            i = 0
+            while i < len(p):
+                c = p[i]
+                if c == 0:
+                    fg = bg = None
+                    attrs.clear()
+                elif c in (1, 2, 4, 7):
+                    attrs.add({1: "bold", 2: "dim", 4: "underline", 7: "reverse"}[c])
+                elif c == 22:
+                    attrs.discard("bold")
+                    attrs.discard("dim")
+                elif c == 24:
+                    attrs.discard("underline")
+                elif c == 27:
+                    attrs.discard("reverse")
+                elif c in (38, 48) and i + 1 < len(p):
+                    if p[i + 1] == 5:
+                        val: object = p[i + 2]
+                        i += 2
+                    else:
+                        val = tuple(p[i + 2:i + 5])
+                        i += 4
+                    if c == 38:
+                        fg = val
+                    else:
+                        bg = val
+                elif 30 <= c <= 37:
+                    fg = c - 30
+                elif 90 <= c <= 97:
+                    fg = c - 90 + 8
+                elif c == 39:
+                    fg = None
+                elif 40 <= c <= 47:
+                    bg = c - 40
+                elif 100 <= c <= 107:
+                    bg = c - 100 + 8
+                elif c == 49:
+                    bg = None
+                i += 1
+            pos = m.end()
+        out.append(row)
+    return out
+
+
+def same_colour_cells(text: str) -> list[tuple[int, int, str]]:
+    """Visible characters drawn in the colour of their own background (red on red)."""
+    bad = []
+    for y, row in enumerate(cells(text)):
+        for x, (ch, f, b, _) in enumerate(row):
+            if ch.strip() and f == b and f is not None:
+                bad.append((y, x, ch))
+    return bad

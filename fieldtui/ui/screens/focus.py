@@ -72,10 +72,10 @@ class FocusScreen(StageScreen):
     FocusScreen #star-row { height: 10; }
     FocusScreen #zoom { width: 17; height: 10; border: round $border-blurred; }
     FocusScreen #star-info { width: 1fr; height: 10; padding: 0 0 0 1; color: $text; }
-    FocusScreen #trend { height: 1fr; min-height: 6; border: round $border-blurred; }
-    FocusScreen #assist { height: 2fr; min-height: 11; display: none; }
+    FocusScreen #trend { height: 1fr; min-height: 8; border: round $border-blurred; }
+    FocusScreen #assist { height: 2fr; min-height: 10; display: none; }
     FocusScreen #assist.-shown { display: block; }
-    FocusScreen #hist { height: 1fr; min-height: 8; border: round $border-blurred; }
+    FocusScreen #hist { height: 1fr; min-height: 7; border: round $border-blurred; }
     FocusScreen #advice { height: auto; max-height: 6; padding: 0 1; color: $text; }
     """
     BINDINGS = [

@@ -17,6 +17,8 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 NIGHT_LEVELS = ["#000000", "#5f0000", "#870000", "#af0000", "#d70000", "#ff0000"]
+#: at night on a 16- or 8-colour terminal (one red): a level per glyph, by night level 0-5
+LOW_GLYPHS = " ░░▒▓█"
 DAY_LEVELS = ["#000000", "#262626", "#4e4e4e", "#767676", "#9e9e9e", "#c6c6c6", "#eeeeee", "#ffffff"]
 
 
@@ -97,9 +99,21 @@ class FrameView(Widget):
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return container.height
 
+    @property
+    def low_colour(self) -> bool:
+        return self.levels is NIGHT_LEVELS and bool(getattr(self.app, "night_low", False))
+
+    def _build_low(self, q: np.ndarray, marks: dict[tuple[int, int], str]) -> None:
+        """One red: each cell a glyph for the brighter of its two pixels (no red on red)."""
+        style = Style(color=self.levels[4], bgcolor=self.levels[0])
+        for r in range(q.shape[0] // 2):
+            cells = np.maximum(q[2 * r], q[2 * r + 1])
+            text = "".join(marks.get((r, c), LOW_GLYPHS[int(v)]) for c, v in enumerate(cells))
+            self._lines.append(Strip([Segment(text, style)]))
+
     def _build(self) -> None:
         cols, rows = self.size.width, self.size.height
-        key = (cols, rows, id(self._img), tuple(self.marks))
+        key = (cols, rows, id(self._img), tuple(self.marks), self.low_colour)
         if key == self._key:
             return
         self._key = key
@@ -117,6 +131,9 @@ class FrameView(Widget):
         h, w = self._img.shape
         sx, sy = q.shape[1] / w, q.shape[0] / h
         marks = {(int(my * sy) // 2, int(mx * sx)): ch for mx, my, ch in self.marks}
+        if self.low_colour:
+            self._build_low(q, marks)
+            return
         for r in range(q.shape[0] // 2):
             top, bot = q[2 * r], q[2 * r + 1]
             segs: list[Segment] = []

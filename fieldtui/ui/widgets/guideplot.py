@@ -32,6 +32,15 @@ class GuidePlot(ThrottledPlot):
     def colours(self) -> dict[str, tuple[int, int, int]]:
         return NIGHT if self.night else DAY
 
+    @property
+    def low_colour(self) -> bool:
+        """Night on a 16-colour terminal: one red, so Dec is drawn with dots instead of a dimmer red."""
+        return self.night and bool(getattr(self.app, "night_low", False))
+
+    @property
+    def dec_marker(self) -> str:
+        return "·" if self.low_colour else "braille"
+
 
 def window(points: Iterable[Sequence[Any]], now: float, minutes: float) -> list[Sequence[Any]]:
     since = now - minutes * 60.0
@@ -70,7 +79,7 @@ class DeviationPlot(_TimePlot):
         plt, c = self.plt, self.colours
         pts = window(self.points, self.now, self.minutes)
         scale = self.scale or auto_scale([v for p in pts for v in (p[1], p[2])])
-        names = "RA bright, Dec dim" if self.night else "RA blue, Dec red"
+        names = ("RA line, Dec ·" if self.low_colour else "RA bright, Dec dim") if self.night else "RA blue, Dec red"
         self.border_title = f"{names} · ±{scale:g}{self.unit} · {self.minutes:g} min"
         plt.xlim(-self.minutes, 0)
         plt.ylim(-scale, scale)
@@ -81,7 +90,7 @@ class DeviationPlot(_TimePlot):
             return
         xs = [(p[0] - self.now) / 60.0 for p in pts]
         clip = lambda v: max(-scale, min(scale, v))  # noqa: E731
-        plt.plot(xs, [clip(p[2]) for p in pts], color=c["dec"], marker="braille")
+        plt.plot(xs, [clip(p[2]) for p in pts], color=c["dec"], marker=self.dec_marker)
         plt.plot(xs, [clip(p[1]) for p in pts], color=c["ra"], marker="braille")
 
 
@@ -112,7 +121,7 @@ class PulsePlot(_TimePlot):
         if not n:
             return
         xs = [-self.minutes + (i + 0.5) * self.minutes / cols for i in range(cols)]
-        plt.plot(xs, dec, color=c["dec"], marker="braille", fillx=True)
+        plt.plot(xs, dec, color=c["dec"], marker=self.dec_marker, fillx=True)
         plt.plot(xs, ra, color=c["ra"], marker="braille", fillx=True)
 
 
