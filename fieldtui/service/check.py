@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import glob
-import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass
@@ -168,14 +167,48 @@ def _clock_check(session: "Session") -> Check:
     return Check("clock", True, detail)
 
 
-def _site_check(session: "Session") -> Check:
+def site_detail(now: float, site: Any, plan: Any, tonight: dict[str, Any]) -> Check:
+    """The site check from :func:`astro.target_tonight`'s answer: ok when the target stands above
+    ``astro.MIN_ALT_DEG`` during tonight's astronomical darkness (times in the site's local time)."""
+    tz = ZoneInfo(site.timezone)
+
+    def hm(t: float | None) -> str:
+        return "–" if t is None else datetime.fromtimestamp(t, tz).strftime("%H:%M")
+
+    lst = astro.local_sidereal_deg(now, site.longitude)
+    alt = tonight["alt_now"]
+    where = f"{plan.target} at altitude {alt:.0f}° now" + (" (below the horizon)" if alt < 0 else "")
+    if tonight["rise"] is None and tonight["set"] is None:
+        path = ("never sets (circumpolar)" if tonight["transit_alt"] > 0 else "never rises here") + \
+            f", highest {tonight['transit_alt']:.0f}° at {hm(tonight['transit'])}"
+    else:
+        path = (f"rises {hm(tonight['rise'])}, transits {hm(tonight['transit'])} at "
+                f"{tonight['transit_alt']:.0f}°, sets {hm(tonight['set'])}")
+    dark = tonight["dark"]
+    dark_s = (f"astronomical darkness {hm(dark[0])}–{hm(dark[1])}" if dark
+              else "no astronomical darkness tonight (the Sun stays above −18°)")
+    up = tonight["up_in_dark"]
+    up_s = (f"above {astro.MIN_ALT_DEG:.0f}° in darkness {hm(up[0])}–{hm(up[1])}" if up
+            else f"never above {astro.MIN_ALT_DEG:.0f}° in darkness")
+    detail = (f"lat {site.latitude:+.4f}°, lon {site.longitude:+.4f}°, {site.elevation_m:g} m; local sidereal "
+              f"time {astro.format_hms(lst)}; {where}; {path} ({site.timezone}); {dark_s}; {up_s}")
+    if not up:
+        return Check("site", False, detail,
+                     f"{plan.target} is not up in darkness tonight: pick a target that is "
+                     "(plan.target, plan.ra_deg, plan.dec_deg) or check site latitude/longitude")
+    return Check("site", True, detail)
+
+
+async def _site_check(session: "Session") -> Check:
     s, p = session.cfg.site, session.cfg.plan
-    lst = astro.local_sidereal_deg(session.clock.now(), s.longitude)
-    ha = math.radians((lst - p.ra_deg + 540.0) % 360.0 - 180.0)
-    lat, dec = math.radians(s.latitude), math.radians(p.dec_deg)
-    alt = math.degrees(math.asin(math.sin(lat) * math.sin(dec) + math.cos(lat) * math.cos(dec) * math.cos(ha)))
-    return Check("site", True, f"lat {s.latitude:+.4f}°, lon {s.longitude:+.4f}°, {s.elevation_m:g} m; "
-                               f"local sidereal time {astro.format_hms(lst)}; {p.target} at altitude {alt:.0f}°")
+    now = session.clock.now()
+    try:
+        tonight = await session.clock.run_blocking(astro.target_tonight, now, s.latitude, s.longitude,
+                                                   s.elevation_m, p.ra_deg, p.dec_deg, s.timezone)
+    except Exception as exc:  # noqa: BLE001 - the check reports, it does not crash
+        return Check("site", False, f"could not compute where {p.target} is: {exc}",
+                     "check site and plan in the config")
+    return site_detail(now, s, p, tonight)
 
 
 def _cpu_check() -> Check:
@@ -197,7 +230,7 @@ async def run_checks(session: "Session") -> dict[str, Any]:
         await session.wait_connected()
     names = ["guide_camera", "main_camera", "mount", "guide_port", "focuser"]
     device_checks = await asyncio.gather(*(_device_check(session, n) for n in names))
-    checks = [*device_checks, _disk_check(session), _clock_check(session), _site_check(session), _cpu_check()]
+    checks = [*device_checks, _disk_check(session), _clock_check(session), await _site_check(session), _cpu_check()]
     return {"ok": all(c.ok for c in checks), "checks": [asdict(c) for c in checks],
             "attached": await _attached(session)}
 

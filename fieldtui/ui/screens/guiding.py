@@ -8,7 +8,6 @@ Plots redraw at most twice a second and only when new points came in.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import time
 from collections import deque
