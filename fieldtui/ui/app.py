@@ -61,9 +61,8 @@ class FieldApp(App):
     def __init__(self, socket_path: Path | None = None, theme: str = "night", config_path: str | None = None,
                  fast: bool = False, colours: str = "auto") -> None:
         super().__init__()
-        #: colours the terminal shows (8, 16, 256 or 2**24): with 16 or fewer, night is drawn
-        #: with reverse, underline and faint instead of five reds (see lowcolour.py)
-        self.colour_depth = colour_depth(colours, self.console.color_system)
+        self._colours = colours
+        self._depth: int | None = None
         self._filters.append(NightLowColour(lambda: self.night_low))
         self.socket_path = socket_path
         self.config_path = config_path
@@ -120,6 +119,16 @@ class FieldApp(App):
             self._lost()
             await client.close()
             await asyncio.sleep(0.5)
+
+    @property
+    def colour_depth(self) -> int:
+        """Colours the terminal shows (8, 16, 256 or 2**24): with 16 or fewer, night is drawn
+        with reverse, underline and faint instead of five reds (see lowcolour.py). Headless
+        (tests, screenshots) it is what the config says, else full colour."""
+        if self._depth is None:
+            system = None if self.is_headless else self.console.color_system
+            self._depth = colour_depth(self._colours, system, term="" if self.is_headless else None)
+        return self._depth
 
     @property
     def night_low(self) -> bool:

@@ -104,6 +104,8 @@ class GuidingScreen(StageScreen):
         self._dirty_plots = False
         self._plots_at = 0.0
         self._last_n = 0
+        self._state_seen = ""
+        self._state_since = 0.0
 
     # ----- layout ---------------------------------------------------------
     def body(self) -> ComposeResult:
@@ -258,7 +260,15 @@ class GuidingScreen(StageScreen):
         g = self.guiding
         st = self.state
         detail = g.get("detail") or ""
+        now = time.monotonic()
+        if st != self._state_seen:
+            self._state_seen, self._state_since = st, now
         parts = [f"GUIDING · {st}"]
+        if st in ("calibrating", "settling", "star lost"):
+            # long states say how long they have run (the title redraws at most once a second)
+            secs = int(now - self._state_since)
+            parts[0] += f" {secs // 60}:{secs % 60:02d}"
+            self._dirty_text = True
         if detail and detail != st:
             parts.append(detail)
         if not detail or st in ("stopped", "looping"):
