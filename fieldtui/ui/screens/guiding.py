@@ -64,13 +64,13 @@ def enlarge(img: np.ndarray, k: int) -> np.ndarray:
 class GuidingScreen(StageScreen):
     TITLE_TEXT = "GUIDING"
     DEFAULT_CSS = """
-    GuidingScreen #g-top { height: 1fr; min-height: 8; }
-    GuidingScreen #g-bottom { height: 8; }
+    GuidingScreen #g-top { height: 2fr; min-height: 8; }
+    GuidingScreen #g-bottom { height: 1fr; min-height: 8; max-height: 16; }
     GuidingScreen #g-dev { width: 1fr; border: round $border-blurred; }
-    GuidingScreen #g-bull { width: 26; border: round $border-blurred; }
+    GuidingScreen #g-bull { width: 33%; min-width: 26; border: round $border-blurred; }
     GuidingScreen #g-pulses { width: 1fr; border: round $border-blurred; }
-    GuidingScreen #g-star { width: 16; height: 8; border: round $border-blurred; }
-    GuidingScreen #g-stats { width: 24; height: 8; padding: 0 0 0 1; color: $text; }
+    GuidingScreen #g-star { width: 16; height: 1fr; border: round $border-blurred; }
+    GuidingScreen #g-stats { width: 24; height: 1fr; padding: 0 0 0 1; color: $text; }
     """
     BINDINGS = [
         Binding("l", "loop", "Loop", tooltip="loop the guide camera (frames, no corrections)"),

@@ -60,6 +60,17 @@ class TrendPlot(ThrottledPlot):
             self.border_title = f"{head}: no data yet"
             return
         xs, ys = [d[0] for d in data], [d[1] for d in data]
+        fit_note = ""
+        if axis == "focuser" and self.fit:
+            # the fitted V first, so the measured points are drawn over it and stay visible
+            f = self.fit
+            lo, hi = min(xs + [f["c"]]), max(xs + [f["c"]])
+            n = 60
+            fx = [lo + (hi - lo) * i / (n - 1) for i in range(n)]
+            fy = [math.sqrt(f["a"] ** 2 + (f["b"] * (x - f["c"])) ** 2) for x in fx]
+            plt.plot(fx, fy, color=fit_c, marker="braille")
+            plt.vline(f["c"], color=fit_c)
+            fit_note = f" fit {f['best']}"
         if axis == "time":
             plt.plot(xs, ys, color=line, marker="braille")
         plt.scatter(xs, ys, color=pts, marker="•" if len(xs) < 60 else "dot")
@@ -70,13 +81,4 @@ class TrendPlot(ThrottledPlot):
             if bx is not None:
                 plt.scatter([bx], [self.best[bkey]], color=best_c, marker="◆")
             title += f" best {self.best[bkey]:.2f}"
-        if axis == "focuser" and self.fit:
-            f = self.fit
-            lo, hi = min(xs + [f["c"]]), max(xs + [f["c"]])
-            n = 60
-            fx = [lo + (hi - lo) * i / (n - 1) for i in range(n)]
-            fy = [math.sqrt(f["a"] ** 2 + (f["b"] * (x - f["c"])) ** 2) for x in fx]
-            plt.plot(fx, fy, color=fit_c, marker="braille")
-            plt.vline(f["c"], color=fit_c)
-            title += f" fit {f['best']}"
-        self.border_title = title
+        self.border_title = title + fit_note
