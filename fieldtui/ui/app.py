@@ -109,6 +109,8 @@ class FieldApp(App):
             self.rig.load(hello.get("snapshot", {}))
             if lost_at:
                 self._back(lost_at)
+            else:
+                self._first_contact()
             self._changed("connection")
             async for ev in client.events():
                 part = self.rig.apply(ev)
@@ -145,16 +147,24 @@ class FieldApp(App):
     def _back(self, lost_at: float) -> None:
         """Connected again after a loss: say so, with what the service reported meanwhile."""
         self.rig.lost_at = 0.0
-        news = [a for a in self.rig.alerts if a.get("level") in ("warning", "error")
+        news = [a for a in self.rig.alerts if a.get("level") in ("warning", "error", "critical")
                 and float(a.get("t", 0)) >= lost_at - 5]
         if news:
-            self.notify(" · ".join(a.get("text", "") for a in news[-3:]), severity="warning")
+            level = "critical" if any(a.get("level") == "critical" for a in news) else "warning"
+            self.notify(" · ".join(a.get("text", "") for a in news[-3:]), severity=level)
         else:
             self.notify("rig service answering again")
 
+    def _first_contact(self) -> None:
+        """The service reports work a crash interrupted: say so at once (it stays a while)."""
+        if self.rig.extra.get("interrupted"):
+            crit = [a for a in self.rig.alerts if a.get("level") == "critical"]
+            text = crit[-1].get("text", "") if crit else "the rig service was interrupted before it started again"
+            self.notify(text, severity="critical")
+
     def _alert(self, alert: dict[str, Any]) -> None:
         level = alert.get("level", "info")
-        if level in ("warning", "error"):
+        if level in ("warning", "error", "critical"):
             self.notify(f"{alert.get('source', '')}: {alert.get('text', '')}".lstrip(": "), severity=level)
 
     def notify(self, message: str, *, title: str = "", severity: str = "information",  # type: ignore[override]

@@ -15,10 +15,9 @@ SYSTEM_ORDER = ("disk", "clock", "site", "cpu")
 def in_use_by(rig: object, device: str) -> str:
     """What uses ``device`` now ('' when nothing): the service's lease when it reports one,
     else what the guider's and the focus loop's states imply."""
-    leases = getattr(rig, "extra", {}).get("leases") or {}
-    if isinstance(leases, dict) and leases.get(device):
-        holder = leases[device]
-        return str(holder.get("holder", holder) if isinstance(holder, dict) else holder)
+    holder = (getattr(rig, "devices", {}).get(device) or {}).get("holder")
+    if holder:  # the service's lease on the device (DeviceStatus.holder)
+        return str(holder)
     g = (getattr(rig, "extra", {}).get("guiding") or {}).get("state", "stopped")
     if g in ("guiding", "settling", "star lost", "calibrating") and device in ("guide_camera", "guide_port", "mount"):
         return "guiding"

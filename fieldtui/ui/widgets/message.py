@@ -12,13 +12,14 @@ import time
 from textual.widgets import Static
 
 #: seconds a message stays, by severity
-KEEP_S = {"information": 8.0, "warning": 20.0, "error": 30.0}
+KEEP_S = {"information": 8.0, "warning": 20.0, "error": 30.0, "critical": 120.0}
 
 
 class MessageLine(Static):
     DEFAULT_CSS = """
     MessageLine { height: 1; background: $background; color: $text; text-wrap: nowrap; text-overflow: ellipsis; }
-    MessageLine.-warning, MessageLine.-error { color: $text-error; text-style: bold; }
+    MessageLine.-warning, MessageLine.-error, MessageLine.-critical { color: $text-error; }
+    MessageLine.-critical { text-style: reverse; }
     """
 
     def __init__(self) -> None:
@@ -40,6 +41,6 @@ class MessageLine(Static):
             state = (msg[0], msg[1])
         if state != self._shown:
             self._shown = state
-            for level in ("warning", "error"):
+            for level in ("warning", "error", "critical"):
                 self.set_class(state[1] == level, f"-{level}")
             self.update(state[0])

@@ -1,0 +1,37 @@
+"""What the status bar and the reconnect message say, from a RigState built by hand."""
+
+import time
+
+from fieldtui.ui.screens.equipment import in_use_by
+from fieldtui.ui.state import RigState
+from fieldtui.ui.widgets.status import status_text
+
+
+def _state(**kw):
+    st = RigState()
+    st.load({"clock": time.time(), "devices": {"guide_camera": {"state": "connected"}}})
+    for k, v in kw.items():
+        setattr(st, k, v)
+    return st
+
+
+def test_a_failed_activity_comes_first_with_its_reason():
+    st = _state(activities={"guiding": {"name": "guiding", "state": "failed", "reason": "camera lost"}},
+                alerts=[{"text": "older news", "level": "info"}])
+    assert status_text(st, 200).endswith("! guiding failed: camera lost")
+
+
+def test_service_gone_says_since_when_and_the_key():
+    st = _state()
+    st.connected = False
+    st.lost_at = 1_800_000_000.0  # 2027-01-15 08:00 UTC
+    assert status_text(st, 200) == " service not running since 08:00 UT — R starts it (retrying)"
+
+
+def test_in_use_by_reads_the_lease_then_the_guider():
+    st = _state()
+    st.devices["guide_camera"]["holder"] = "loop:guide_camera"
+    assert in_use_by(st, "guide_camera") == "loop:guide_camera"
+    st.devices["guide_camera"]["holder"] = ""
+    st.extra["guiding"] = {"state": "guiding"}
+    assert in_use_by(st, "guide_port") == "guiding" and in_use_by(st, "focuser") == ""
