@@ -45,7 +45,7 @@ async def test_keys_are_handled_while_a_command_waits_for_the_service(service):
         assert await wait_until(pilot, lambda: app.message and "focuser" in app.message[0], timeout=20)
         assert app.message[1] == "error"
         line = str(app.screen.query_one("MessageLine").render())
-        assert "did not answer" in line
+        assert "focuser" in line and "answer" in line  # its timeout, said in one line
         assert "Quit" in str(app.screen.query_one("KeyBar").render())
         await app.send("fault", device="focuser", fault="clear")
 
@@ -200,3 +200,33 @@ async def test_help_lists_every_key_of_the_screen(service):
 def test_exposure_progress_text():
     assert exposure_progress(120, 30) == "30 s of 120 s, 90 s left ▮▮▮▯▯▯▯▯▯▯"
     assert exposure_progress(120, 130).startswith("120 s exposed")
+
+
+async def test_after_a_crash_R_restarts_and_the_interruption_is_reported(service_process, config_file):
+    """kill -9 of the service process while its guide loop runs: panels go stale, R starts a
+    new service, and what it reports as interrupted reaches the message line."""
+    import os
+    import signal
+    from fieldtui.service import protocol
+    app = FieldApp(config_path=str(config_file))
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert await wait_until(pilot, lambda: app.rig.connected and len(app.rig.devices) == 5)
+        await pilot.press("g")
+        await app.send("guide.loop")
+        assert await wait_until(pilot, lambda: _guiding(app).get("state") == "looping")
+        await pilot.pause(1.5)  # the flight recorder writes on the status change
+        pid = int((protocol.socket_path().parent / "rig.lock").read_text().split()[0])
+        os.kill(pid, signal.SIGKILL)
+        assert await wait_until(pilot, lambda: not app.rig.connected)
+        assert await wait_until(pilot, lambda: app.screen.has_class("-stale"))
+        await pilot.press("R")
+        assert await wait_until(pilot, lambda: app.rig.connected, timeout=60)
+        assert await wait_until(pilot, lambda: app.message and app.message[1] == "critical", timeout=20), app.message
+        line = str(app.screen.query_one("MessageLine").render())
+        assert "stopped unexpectedly" in line and "was running guiding" in line, line
+        # U (shown only now) takes the interrupted guiding up again
+        screen_keys = [k for k, _, _ in app.screen.query_one("KeyBar").keys()[1]]
+        assert "U" in screen_keys, screen_keys
+        await pilot.press("U")
+        assert await wait_until(pilot, lambda: _guiding(app).get("state") in ("looping", "guiding", "calibrating"))
+        assert await wait_until(pilot, lambda: "U" not in [k for k, _, _ in app.screen.query_one("KeyBar").keys()[1]])

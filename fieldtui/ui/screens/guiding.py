@@ -50,6 +50,7 @@ APPLIES: dict[str, tuple[str, ...] | None] = {
     "dither": ("guiding",),
     "stop": ACTIVE,
     "uncalibrate": ("stopped", "looping"),
+    "resume": ("stopped", "looping"),
 }
 
 
@@ -83,6 +84,8 @@ class GuidingScreen(StageScreen):
         Binding("x", "stop", "Stop", tooltip="stop guiding back to looping (asks first while guiding); "
                 "again: stop the loop"),
         Binding("z", "uncalibrate", "Uncal", tooltip="forget the calibration: the next guide calibrates"),
+        Binding("U", "resume", "Resume", tooltip="take up the guiding a crashed service was doing "
+                "(shown only after the service reported it interrupted)"),
         Binding("minus", "scale(-1)", "Zoom out", group=SCALE, key_display="-",
                 tooltip="wider error scale (the widest step: automatic)"),
         Binding("plus,equals_sign", "scale(1)", "Zoom in", group=SCALE, key_display="+",
@@ -148,6 +151,9 @@ class GuidingScreen(StageScreen):
         states = APPLIES[action]
         if action == "uncalibrate" and not self.guiding.get("calibration"):
             return False
+        if action == "resume":
+            prev = self.app.rig.extra.get("interrupted") or {}  # type: ignore[attr-defined]
+            return bool((prev.get("activities") or {}).get("guiding")) and "guiding" not in prev.get("resumed", [])
         return states is None or self.state in states
 
     def _resync(self) -> None:
@@ -336,6 +342,14 @@ class GuidingScreen(StageScreen):
                      lambda: self._send("guide.stop", keep_looping=keep))
         else:
             self.run_command(self._send("guide.stop", keep_looping=keep))
+
+    @in_worker
+    async def action_resume(self) -> None:
+        if await self._send("guide.resume") is not None:
+            prev = self.app.rig.extra.get("interrupted") or {}  # type: ignore[attr-defined]
+            prev.setdefault("resumed", []).append("guiding")
+            self.app.notify("taking up the interrupted guiding")
+            self.refresh_keys()
 
     @in_worker
     async def action_uncalibrate(self) -> None:
