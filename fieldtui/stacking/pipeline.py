@@ -29,7 +29,7 @@ from . import calibrate as cal
 from . import quality as qual
 from .combine import Rejection, combine, rows_per_chunk
 from .debayer import debayer
-from .register import RegistrationError, common_box, match_stars, source_box, warp
+from .register import RegistrationError, common_box, match_stars, match_translation, source_box, warp
 
 Progress = Callable[[str, int, int], None]
 
@@ -346,11 +346,16 @@ def _stack(lights, darks, flats, biases, dark_flats, opts, progress, rejected, w
             continue
         try:
             reg = match_stars(ref_xy, qualities[k].xy, model=opts.model)
+            how = "triangles"
         except RegistrationError as exc:
-            rejected.append({"file": k, "reason": f"cannot be registered: {exc}"})
-            continue
+            try:
+                reg = match_translation(ref_xy, qualities[k].xy, max_shift=0.1 * math.hypot(h, w))
+                how = "shift"
+            except RegistrationError:
+                rejected.append({"file": k, "reason": f"cannot be registered: {exc}"})
+                continue
         mats[k] = reg.matrix
-        items[k]["registration"] = {"matched": reg.matched, "rms": round(reg.rms, 3),
+        items[k]["registration"] = {"method": how, "matched": reg.matched, "rms": round(reg.rms, 3),
                                     "rotation_deg": round(reg.rotation_deg, 3),
                                     "shift": [round(v, 2) for v in reg.shift]}
     used = [k for k in cands if k in mats]
@@ -454,7 +459,7 @@ def _header(frame: Frame, used: list[str], items: dict, opts: StackOptions, box,
     h["CALSTAT"] = ("".join(c for c, m in (("B", masters.bias), ("D", masters.dark), ("F", masters.flat))
                             if m is not None), "Calibration applied: Bias, Dark, Flat")
     if bayer:
-        h["CFA-PAT"] = (bayer, "Bayer pattern of the raw frames (now debayered)")
+        h["CFA-PAT"] = (bayer, "Bayer pattern of the raw frames")
         h["DEBAYER"] = (opts.debayer, "Debayer method")
     h["STACKMTH"] = (opts.method, "Combination")
     h["REJECT"] = (opts.rejection.kind, "Pixel rejection")
@@ -464,8 +469,8 @@ def _header(frame: Frame, used: list[str], items: dict, opts: StackOptions, box,
     h["WEIGHTS"] = (opts.weighting, "Frame weighting")
     h["REGMODEL"] = (opts.model, "Registration transform")
     h["INTERP"] = (opts.kernel, "Resampling kernel")
-    h["CROPX0"] = (int(box[0]), "[px] Left edge of the crop in the reference frame")
-    h["CROPY0"] = (int(box[1]), "[px] Top edge of the crop in the reference frame")
+    h["CROPX0"] = (int(box[0]), "[px] crop left edge in the reference")
+    h["CROPY0"] = (int(box[1]), "[px] crop top edge in the reference")
     h["PROGRAM"] = ("fieldtui", "Software that stacked")
     return h
 

@@ -207,6 +207,37 @@ def match_stars(
     return Registration(matrix=m, matched=len(src), rms=float(np.sqrt(np.mean(res ** 2))))
 
 
+def match_translation(ref_xy: np.ndarray, xy: np.ndarray, *, tolerance: float = 2.0, brightest: int = 40,
+                      min_matches: int = 6, max_shift: float | None = None) -> Registration:
+    """A pure shift carrying ``ref_xy`` onto ``xy``, by voting on the offsets of all
+    pairs of the ``brightest`` stars (:func:`fieldtui.imaging.align.match_offset`).
+
+    The fallback for frames whose stars are too few or too faint for
+    triangles (short exposures of a crowded field, e.g. a globular cluster
+    whose core breaks into blobs): frames of one night on a tracking mount
+    differ by a drift. Raises :class:`RegistrationError` with fewer than
+    ``min_matches`` agreeing pairs.
+    """
+    from ..imaging.align import match_offset
+
+    found = match_offset(np.asarray(ref_xy, float), np.asarray(xy, float), tolerance=tolerance,
+                         max_shift=max_shift, brightest=brightest)
+    if found is None or found[2] < min_matches:
+        n = 0 if found is None else found[2]
+        raise RegistrationError(f"only {n} stars agree on a shift (need {min_matches})")
+    dx, dy, n = found
+    m = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]])
+    ref = np.asarray(ref_xy, float)[:brightest]
+    d, k = cKDTree(np.asarray(xy, float)).query(_apply(m, ref), distance_upper_bound=tolerance)
+    ok = np.isfinite(d)
+    if ok.sum() >= 3:
+        off = np.median(np.asarray(xy, float)[k[ok]] - ref[ok], axis=0)
+        m[:, 2] = off
+        res = np.linalg.norm(_apply(m, ref[ok]) - np.asarray(xy, float)[k[ok]], axis=1)
+        return Registration(matrix=m, matched=int(ok.sum()), rms=float(np.sqrt(np.mean(res ** 2))))
+    return Registration(matrix=m, matched=n, rms=float("nan"))
+
+
 def warp(src: np.ndarray, matrix: np.ndarray, shape: tuple[int, int], *, origin: tuple[int, int] = (0, 0),
          src_origin: tuple[int, int] = (0, 0), kernel: str = "lanczos") -> np.ndarray:
     """Resample ``src`` (``(h, w)`` or ``(h, w, c)``, float32) onto the reference grid.

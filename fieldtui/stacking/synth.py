@@ -24,7 +24,9 @@ RESPONSE = {"R": 0.75, "G": 1.0, "B": 0.6}
 @dataclass
 class Camera:
     """A sensor: size, Bayer pattern ('' for mono), gain (e⁻/ADU), read noise (e⁻),
-    bias level (ADU), white level (ADU), dark current (e⁻/s) and its hot pixels."""
+    bias level (ADU), white level (ADU), dark current (e⁻/s) and its hot pixels,
+    vignetting (fraction lost in the corners), bias pattern (column stripes of
+    ``bias_stripes`` ADU rms plus a ramp)."""
 
     width: int = 640
     height: int = 480
@@ -37,6 +39,7 @@ class Camera:
     hot_pixels: int = 60
     hot_rate: float = 40.0
     vignetting: float = 0.3
+    bias_stripes: float = 3.0
     seed: int = 1
     bias_pattern: np.ndarray = field(init=False)
     hot: np.ndarray = field(init=False)
@@ -46,9 +49,9 @@ class Camera:
     def __post_init__(self) -> None:
         rng = np.random.default_rng([self.seed, 99])
         h, w = self.height, self.width
-        cols = rng.normal(0, 3.0, w).astype(np.float32)
+        cols = rng.normal(0, self.bias_stripes, w).astype(np.float32)
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-        self.bias_pattern = cols[None, :] + 6.0 * xx / w + 4.0 * yy / h
+        self.bias_pattern = cols[None, :] + (2.0 * xx / w + 1.3 * yy / h) * np.float32(self.bias_stripes)
         n = self.hot_pixels
         self.hot = np.column_stack([rng.integers(0, w, n), rng.integers(0, h, n),
                                     self.hot_rate * rng.lognormal(0, 0.8, n)])
@@ -104,7 +107,7 @@ class Field:
         xy = np.column_stack([self.x, self.y])
         if matrix is not None:
             xy = xy @ np.asarray(matrix)[:, :2].T + np.asarray(matrix)[:, 2]
-        m = 4 * self.fwhm
+        m = 2 * self.fwhm  # imaging.synth.gaussian_star mis-slices stars further out
         for (x, y), f in zip(xy, self.flux):
             if -m < x < w + m and -m < y < h + m:
                 gaussian_star(img, x, y, f, self.fwhm)
