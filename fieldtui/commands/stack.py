@@ -44,6 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fwhm-sigma", type=float, metavar="K", help="leave out frames whose FWHM is K σ above the median")
     p.add_argument("--min-roundness", type=float, metavar="R", help="leave out frames with rounder-than-R stars only (0–1)")
     p.add_argument("--keep-best", type=float, metavar="PCT", help="stack only the best PCT %% of the frames by FWHM")
+    p.add_argument("--reference", metavar="FILE", help="the light whose grid the stack is on (default: the best)")
     p.add_argument("--affine", action="store_true", help="affine registration instead of similarity")
     p.add_argument("--no-crop", action="store_true", help="keep the partly covered borders")
     p.add_argument("--debayer", choices=["malvar", "bilinear"], default="malvar", help="debayer method")
@@ -58,7 +59,7 @@ def options_from(args: argparse.Namespace):
         method=args.method, normalise=not args.no_normalise, weighting=args.weights,
         master_method=args.master_method, dark_scaling=args.dark_scaling, cosmetic=not args.no_cosmetic,
         debayer=args.debayer, model="affine" if args.affine else "similarity", max_fwhm=args.max_fwhm,
-        fwhm_sigma=args.fwhm_sigma, min_roundness=args.min_roundness,
+        fwhm_sigma=args.fwhm_sigma, min_roundness=args.min_roundness, reference=args.reference,
         keep_best=None if args.keep_best is None else args.keep_best / 100.0, crop=not args.no_crop)
 
 

@@ -65,8 +65,9 @@ _KIND = {"none": 0, "sigma": 1, "winsorized": 2, "linear": 3}
 
 
 @numba.njit(cache=True, nogil=True)
-def _pixel(v, w, m, kind, k_lo, k_hi, iters, use_median):
-    """Combine the ``m`` finite values ``v[:m]`` (weights ``w[:m]``), sorting both in place.
+def _pixel(v, w, c1, c2, m, kind, k_lo, k_hi, iters, use_median):
+    """Combine the ``m`` finite values ``v[:m]`` (weights ``w[:m]``), sorting both in place;
+    ``c1``, ``c2`` (length ≥ m + 1) are scratch for prefix sums of v and v².
     Returns (value, number rejected)."""
     # insertion sort of (v, w) by v: N is tens, this beats a general sort
     for i in range(1, m):
@@ -88,6 +89,14 @@ def _pixel(v, w, m, kind, k_lo, k_hi, iters, use_median):
     lo = 0
     hi = m
     if kind != 0:
+        # prefix sums relative to the median (no cancellation in float64)
+        ref = v[(m - 1) // 2]
+        c1[0] = 0.0
+        c2[0] = 0.0
+        for i in range(m):
+            d = v[i] - ref
+            c1[i + 1] = c1[i] + d
+            c2[i + 1] = c2[i] + d * d
         for _ in range(iters):
             n = hi - lo
             if n < 3:
@@ -114,26 +123,27 @@ def _pixel(v, w, m, kind, k_lo, k_hi, iters, use_median):
                 while new_hi > new_lo and v[new_hi - 1] > icpt + slope * (new_hi - 1 - lo) + k_hi * dev:
                     new_hi -= 1
             else:
-                mean = 0.0
-                for i in range(lo, hi):
-                    mean += v[i]
-                mean /= n
-                var = 0.0
-                for i in range(lo, hi):
-                    var += (v[i] - mean) ** 2
-                sd = np.sqrt(var / (n - 1))
+                s1 = c1[hi] - c1[lo]
+                s2 = c2[hi] - c2[lo]
+                mean = s1 / n
+                sd = np.sqrt(max(s2 - n * mean * mean, 0.0) / (n - 1))
                 if kind == 2:
+                    mr = med - ref
                     for _w in range(10):
-                        a = med - 1.5 * sd
-                        b = med + 1.5 * sd
-                        wm = 0.0
-                        for i in range(lo, hi):
-                            wm += min(max(v[i], a), b)
-                        wm /= n
-                        wv = 0.0
-                        for i in range(lo, hi):
-                            wv += (min(max(v[i], a), b) - wm) ** 2
-                        nsd = 1.134 * np.sqrt(wv / (n - 1))
+                        a = mr - 1.5 * sd
+                        b = mr + 1.5 * sd
+                        ia = lo
+                        while ia < hi and v[ia] - ref < a:
+                            ia += 1
+                        ib = hi
+                        while ib > ia and v[ib - 1] - ref > b:
+                            ib -= 1
+                        na = ia - lo
+                        nb = hi - ib
+                        ws = na * a + (c1[ib] - c1[ia]) + nb * b
+                        ws2 = na * a * a + (c2[ib] - c2[ia]) + nb * b * b
+                        wm = ws / n
+                        nsd = 1.134 * np.sqrt(max(ws2 - n * wm * wm, 0.0) / (n - 1))
                         if abs(nsd - sd) <= 5e-4 * sd:
                             sd = nsd
                             break
@@ -168,6 +178,8 @@ def _combine_rows(flat, weights, kind, k_lo, k_hi, iters, use_median, out, nrej)
     for b in numba.prange(nblocks):
         v = np.empty(n, np.float64)
         w = np.empty(n, np.float64)
+        c1 = np.empty(n + 1, np.float64)
+        c2 = np.empty(n + 1, np.float64)
         for q in range(b * block, min(p, (b + 1) * block)):
             m = 0
             for i in range(n):
@@ -176,7 +188,7 @@ def _combine_rows(flat, weights, kind, k_lo, k_hi, iters, use_median, out, nrej)
                     v[m] = x
                     w[m] = weights[i]
                     m += 1
-            r, k = _pixel(v, w, m, kind, k_lo, k_hi, iters, use_median)
+            r, k = _pixel(v, w, c1, c2, m, kind, k_lo, k_hi, iters, use_median)
             out[q] = r
             nrej[q] = k
 

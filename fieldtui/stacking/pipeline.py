@@ -44,8 +44,9 @@ class StackOptions:
     ``master_rejection`` for the masters; ``dark_scaling`` ``none``,
     ``exposure`` or ``optimise``; selection thresholds as in
     :func:`.quality.select`; ``model`` ``similarity`` or ``affine``;
-    ``crop`` the partly covered borders; ``memory_mb`` the budget of one
-    block of rows.
+    ``crop`` the partly covered borders; ``reference`` the light whose grid
+    the stack is on (a path; default the frame with the most and sharpest
+    stars); ``memory_mb`` the budget of one block of rows.
     """
 
     rejection: Rejection = field(default_factory=Rejection)
@@ -65,6 +66,7 @@ class StackOptions:
     min_star_fraction: float | None = 0.3
     keep_best: float | None = None
     crop: bool = True
+    reference: str | None = None
     memory_mb: int = 160
     threads: int = 2
     scratch: str | None = None
@@ -336,6 +338,11 @@ def _stack(lights, darks, flats, biases, dark_flats, opts, progress, rejected, w
         raise StackError("every light frame was rejected")
     # reference: many stars, small FWHM
     ref = max(cands, key=lambda k: qualities[k].stars / max(qualities[k].fwhm, 0.5) ** 2)
+    if opts.reference is not None:
+        want = [k for k in cands if Path(k).resolve() == Path(opts.reference).resolve()]
+        if not want:
+            raise StackError(f"the reference frame {opts.reference} is not among the frames to stack")
+        ref = want[0]
     ref_xy = qualities[ref].xy
     mats: dict[str, np.ndarray] = {}
     for i, k in enumerate(cands):
