@@ -131,20 +131,24 @@ def find_cosmetic_outliers(data: np.ndarray, bayer: str | None, *, sigma: float 
     same-colour neighbours *and* more than 3× the excess of every one of their
     eight immediate neighbours (a star, even undersampled, spreads its light over
     its neighbours; a hot pixel does not). Boolean map ``(H, W)``."""
-    a = np.nan_to_num(np.asarray(data, np.float32))
-    exc = np.empty_like(a)
-    noise = np.empty_like(a)
+    a = np.asarray(data, np.float32)
+    exc = np.empty(a.shape, np.float32)
+    strong = np.empty(a.shape, bool)
     for rs, cs in cfa_slices(bayer):
-        sub = np.ascontiguousarray(a[rs, cs])
+        sub = np.nan_to_num(a[rs, cs])
         e = sub - cv2.medianBlur(sub, 3)
         s = e[::5, ::5].ravel()
         nz = float(1.4826 * np.median(np.abs(s - np.median(s)))) or float(np.std(s)) or 1.0
         exc[rs, cs] = e
-        noise[rs, cs] = nz
+        strong[rs, cs] = e > sigma * nz
+        del e, sub
     ring = np.ones((3, 3), np.uint8)
     ring[1, 1] = 0
     around = cv2.dilate(exc, ring, borderType=cv2.BORDER_REPLICATE)
-    return (exc > sigma * noise) & (exc > 3.0 * np.maximum(around, 0))
+    np.maximum(around, 0, out=around)
+    around *= 3.0
+    strong &= exc > around
+    return strong
 
 
 @dataclass

@@ -114,8 +114,10 @@ class _Scratch:
         return p
 
     @staticmethod
-    def rows(path: Path, width: int, y0: int, y1: int) -> np.ndarray:
-        out = np.empty((y1 - y0, width), np.float32)
+    def rows(path: Path, width: int, y0: int, y1: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``y0`` … ``y1`` of a scratch frame ``width`` wide (into ``out`` when given)."""
+        if out is None:
+            out = np.empty((y1 - y0, width), np.float32)
         with open(path, "rb", buffering=0) as fh:
             fh.seek(y0 * width * 4)
             fh.readinto(memoryview(out).cast("B"))
@@ -212,10 +214,16 @@ def _master(files: list[Path], kind: str, opts: StackOptions, scratch: _Scratch,
         weights_scale = [1.0] * len(paths)
     out = np.empty((h, w), np.float32)
     step = rows_per_chunk(len(paths), w, opts.memory_mb * 2**20)
+    block = np.empty((len(paths), min(step, h), w), np.float32)
     for y in range(0, h, step):
         y1 = min(h, y + step)
-        block = np.stack([scratch.rows(p, w, y, y1) * np.float32(k) for p, k in zip(paths, weights_scale)])
-        out[y:y1] = combine(block, method=opts.master_method, rejection=opts.master_rejection)
+        b = block[:, :y1 - y]
+        for i, (p, k) in enumerate(zip(paths, weights_scale)):
+            scratch.rows(p, w, y, y1, out=b[i])
+            if k != 1.0:
+                b[i] *= np.float32(k)
+        out[y:y1] = combine(b, method=opts.master_method, rejection=opts.master_rejection)
+    del block
     for p in paths:
         p.unlink(missing_ok=True)
     return out, first
@@ -394,9 +402,11 @@ def _stack(lights, darks, flats, biases, dark_flats, opts, progress, rejected, w
     image = np.empty((oh, ow, nch), np.float32)
     step = rows_per_chunk(len(used), ow * nch, opts.memory_mb * 2**20)
     n_chunks = math.ceil(oh / step)
+    block_all = np.empty((len(used), min(step, oh), ow, nch), np.float32)
     for ci, yy in enumerate(range(0, oh, step)):
         rows = min(step, oh - yy)
-        block = np.full((len(used), rows, ow, nch), np.nan, np.float32)
+        block = block_all[:, :rows]
+        block.fill(np.nan)
         for i, k in enumerate(used):
             sb = source_box(mats[k], (x0, y0 + yy), (rows, ow), shape, margin=7, even=bool(bayer))
             if sb is None:
@@ -408,10 +418,11 @@ def _stack(lights, darks, flats, biases, dark_flats, opts, progress, rejected, w
             wp = warp(region, mats[k], (rows, ow), origin=(x0, y0 + yy), src_origin=(fx0, fy0), kernel=opts.kernel)
             wp = wp.reshape(rows, ow, nch)
             sc, off = norm[i]
-            wp *= sc
-            wp += off
-            block[i] = wp
-        image[yy:yy + rows] = combine(block, method=opts.method, rejection=opts.rejection, weights=wts)
+            np.multiply(wp, sc, out=block[i])
+            block[i] += off
+            del wp, region
+        image[yy:yy + rows] = combine(np.ascontiguousarray(block) if rows < step else block, method=opts.method,
+                                      rejection=opts.rejection, weights=wts)
         if progress:
             progress("stack", ci + 1, n_chunks)
     image = image[..., 0] if nch == 1 else image
