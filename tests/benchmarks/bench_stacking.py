@@ -186,7 +186,13 @@ def test_against_siril(name, colour, tmp_path_factory):
            "cpus": os.cpu_count()}
     if SIRIL and name != "large":
         sfig, simg = _siril(root, colour)
-        sfig.update(_score(simg, truth, box))
+        score = _score(simg, truth, box)
+        if colour:
+            # Siril 1.0 writes images converted from raw files bottom-up: its rows come flipped
+            flipped = _score(simg[::-1], truth, box)
+            if flipped["noise"] < score["noise"]:
+                score = dict(flipped, rows_flipped=True)
+        sfig.update(score)
         fig["siril"] = sfig
     print(json.dumps(fig, indent=1))
     RESULTS.mkdir(exist_ok=True)
