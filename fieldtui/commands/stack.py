@@ -23,6 +23,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        ("flats", "flats"), ("biases", "biases (shortest exposure)"),
                        ("dark-flats", "dark flats (the flats' exposure, covered)")):
         p.add_argument(f"--{name}", nargs="+", default=[], metavar="PATH", help=f"{what}: folders or files")
+    for name, what in (("bias", "a master bias"), ("dark", "a master dark (with its bias, the lights' exposure)"),
+                       ("flat", "a master flat (bias removed)")):
+        p.add_argument(f"--master-{name}", metavar="FILE", help=f"{what} made before, instead of --{name}s")
+    p.add_argument("--save-masters", metavar="DIR", help="write the masters of this run to DIR for reuse")
     p.add_argument("--out", metavar="FILE.fits", help="the stacked image (default: stack.fits in the current folder)")
     p.add_argument("--no-preview", action="store_true", help="do not write the PNG preview beside --out")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
@@ -60,6 +64,8 @@ def options_from(args: argparse.Namespace):
         master_method=args.master_method, dark_scaling=args.dark_scaling, cosmetic=not args.no_cosmetic,
         debayer=args.debayer, model="affine" if args.affine else "similarity", max_fwhm=args.max_fwhm,
         fwhm_sigma=args.fwhm_sigma, min_roundness=args.min_roundness, reference=args.reference,
+        master_bias=args.master_bias, master_dark=args.master_dark, master_flat=args.master_flat,
+        save_masters=args.save_masters,
         keep_best=None if args.keep_best is None else args.keep_best / 100.0, crop=not args.no_crop)
 
 
@@ -86,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
         for k, v in found.items():
             if not sets[k]:
                 sets[k] = [str(x) for x in v]
+    for x in (args.master_bias, args.master_dark, args.master_flat):
+        if x and not Path(x).is_file():
+            print(f"fieldtui stack: {x}: no such file", file=sys.stderr)
+            return 2
     if not sets["lights"]:
         print("fieldtui stack: no light frames (give --lights or a night's folder with a Light folder)", file=sys.stderr)
         return 2

@@ -46,7 +46,11 @@ class StackOptions:
     :func:`.quality.select`; ``model`` ``similarity`` or ``affine``;
     ``crop`` the partly covered borders; ``reference`` the light whose grid
     the stack is on (a path; default the frame with the most and sharpest
-    stars); ``memory_mb`` the budget of one block of rows.
+    stars); ``master_bias``/``master_dark``/``master_flat`` master files
+    made before (by ``save_masters``, a folder the masters of this run are
+    written to, or by another program: a master flat with the bias already
+    removed) used instead of combining frames; ``memory_mb`` the budget of
+    one block of rows.
     """
 
     rejection: Rejection = field(default_factory=Rejection)
@@ -67,6 +71,10 @@ class StackOptions:
     keep_best: float | None = None
     crop: bool = True
     reference: str | None = None
+    master_bias: str | None = None
+    master_dark: str | None = None
+    master_flat: str | None = None
+    save_masters: str | None = None
     memory_mb: int = 160
     threads: int = 2
     scratch: str | None = None
@@ -262,14 +270,24 @@ def _stack(lights, darks, flats, biases, dark_flats, opts, progress, rejected, w
         raise StackError("no light frames to stack")
     # ----- masters
     masters = cal.Masters()
-    masters.bias, _ = _master(frame_files(biases), "bias", opts, scratch, rejected, progress=progress)
-    masters.dark, dframe = _master(frame_files(darks), "dark", opts, scratch, rejected, progress=progress)
+    if opts.master_bias:
+        masters.bias, _ = _load_master(opts.master_bias, "bias")
+    else:
+        masters.bias, _ = _master(frame_files(biases), "bias", opts, scratch, rejected, progress=progress)
+    if opts.master_dark:
+        masters.dark, dframe = _load_master(opts.master_dark, "dark")
+    else:
+        masters.dark, dframe = _master(frame_files(darks), "dark", opts, scratch, rejected, progress=progress)
     if dframe is not None:
         masters.dark_exposure = dframe.exposure or None
-    dflat, _ = _master(frame_files(dark_flats), "dark flat", opts, scratch, rejected, progress=progress)
-    flat_offset = dflat if dflat is not None else masters.bias
-    flat, fframe = _master(frame_files(flats), "flat", opts, scratch, rejected, subtract=flat_offset,
-                           normalise=True, progress=progress)
+    if opts.master_flat:
+        flat, fframe = _load_master(opts.master_flat, "flat")
+        dflat = None
+    else:
+        dflat, _ = _master(frame_files(dark_flats), "dark flat", opts, scratch, rejected, progress=progress)
+        flat_offset = dflat if dflat is not None else masters.bias
+        flat, fframe = _master(frame_files(flats), "flat", opts, scratch, rejected, subtract=flat_offset,
+                               normalise=True, progress=progress)
     # ----- lights: read, calibrate, measure (two at a time)
     first = None
     for p in light_files:
@@ -297,6 +315,8 @@ def _stack(lights, darks, flats, biases, dark_flats, opts, progress, rejected, w
                 warnings.append("the flats and lights do not have the same Bayer pattern")
             masters.flat = cal.normalise_flat(flat, bayer)
     del flat, dflat
+    if opts.save_masters:
+        _save_masters(Path(opts.save_masters), masters, first, dframe)
     if opts.cosmetic:
         masters.bad_pixels = cal.find_bad_pixels(masters)
     if masters.dark is not None and dframe is not None and first.exposure and dframe.exposure \
@@ -435,6 +455,38 @@ def _stack(lights, darks, flats, biases, dark_flats, opts, progress, rejected, w
         quality[k] = d
     return StackResult(image=image, header=hdr, used=used, rejected=rejected, quality=quality, warnings=warnings,
                        crop=box, reference=ref, seconds=time.perf_counter() - t0)
+
+
+def _load_master(path: str, kind: str) -> tuple[np.ndarray, Frame]:
+    """A master made before: float32 ``(H, W)``. Raises StackError when it cannot be read."""
+    try:
+        f = read_frame(path)
+    except FrameReadError as exc:
+        raise StackError(f"master {kind}: {exc}") from None
+    if f.data.ndim != 2:
+        raise StackError(f"master {kind} {path}: not a raw-layout (H×W) image")
+    return np.asarray(f.data, np.float32), f
+
+
+def _save_masters(folder: Path, masters: cal.Masters, light: Frame, dframe: Frame | None) -> None:
+    """Write the masters as 32-bit float FITS in ``folder`` (the flat normalised, bias removed)."""
+    from astropy.io import fits
+
+    from ..atomic import write_with
+    from ..imaging.io import fits_header
+
+    for name, data, exposure in (("bias", masters.bias, 0.0), ("dark", masters.dark, masters.dark_exposure),
+                                 ("flat", masters.flat, 0.0)):
+        if data is None:
+            continue
+        h = fits_header(Frame(data=data, exposure=exposure or 0.0, kind=name, bayer=light.bayer,
+                              iso=light.iso, gain=light.gain,
+                              temperature=dframe.temperature if (name == "dark" and dframe) else None))
+        h["IMAGETYP"] = (f"Master {name.title()}", "Master calibration frame")
+        if name == "flat":
+            h["CALSTAT"] = ("B", "bias removed, normalised to 1 per CFA colour")
+        write_with(folder / f"master_{name}.fits",
+                   fits.PrimaryHDU(data=np.asarray(data, np.float32), header=h).writeto)
 
 
 def _channel_stats(data: np.ndarray, bayer: str | None) -> np.ndarray:

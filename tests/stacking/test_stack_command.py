@@ -90,3 +90,24 @@ def test_engine_imports_no_command_line_service_or_ui():
     from pathlib import Path
     for src in Path(fieldtui.stacking.__file__).parent.glob("*.py"):
         assert "argparse" not in src.read_text(), src
+
+
+def test_masters_saved_and_reused_give_the_same_stack(mono_set, tmp_path, capsys):
+    kw = ["--lights", str(mono_set / "light"), "--json", "--no-preview", "--reference",
+          str(sorted((mono_set / "light").iterdir())[0])]
+    assert stack_cmd.main([*kw, "--darks", str(mono_set / "dark"), "--flats", str(mono_set / "flat"),
+                           "--biases", str(mono_set / "bias"), "--save-masters", str(tmp_path / "m"),
+                           "--out", str(tmp_path / "a.fits")]) == 0
+    capsys.readouterr()
+    names = sorted(p.name for p in (tmp_path / "m").iterdir())
+    assert names == ["master_bias.fits", "master_dark.fits", "master_flat.fits"]
+    with fits.open(tmp_path / "m" / "master_flat.fits") as h:
+        assert h[0].header["IMAGETYP"] == "Master Flat"
+        assert np.nanmedian(h[0].data) == pytest.approx(1.0, abs=0.01)
+    assert stack_cmd.main([*kw, "--master-bias", str(tmp_path / "m" / "master_bias.fits"),
+                           "--master-dark", str(tmp_path / "m" / "master_dark.fits"),
+                           "--master-flat", str(tmp_path / "m" / "master_flat.fits"),
+                           "--out", str(tmp_path / "b.fits")]) == 0
+    a = fits.getdata(tmp_path / "a.fits")
+    b = fits.getdata(tmp_path / "b.fits")
+    assert a.shape == b.shape and np.allclose(a, b, rtol=1e-4, atol=0.05)
