@@ -117,6 +117,7 @@ def _score(img: np.ndarray, truth: np.ndarray, box: tuple[int, int, int, int]) -
     t = truth[y0:y1, x0:x1]
     lum = img.sum(axis=2) if img.ndim == 3 else img
     tl = t.sum(axis=2) if t.ndim == 3 else t
+    lum = lum / np.nanmedian(lum) * np.median(tl)  # Siril's output is normalised to [0, 1]
     use = np.isfinite(lum) & (tl < 20 * np.median(tl))
     s, b = np.polyfit(tl[use][::11], lum[use][::11], 1)
     d = (lum - (s * tl + b)) / s
@@ -148,6 +149,7 @@ def _siril(root: Path, colour: bool) -> dict:
             (work / k / f.name).symlink_to(f)
     script = SCRIPTS / ("OSC_Preprocessing.ssf" if colour else "Mono_Preprocessing.ssf")
     secs, peak, log = _run([SIRIL, "-d", str(work), "-s", str(script)], work)
+    (root / "siril.log").write_text(log)
     res = work / "result.fit"
     if not res.exists():
         cands = sorted(work.glob("result*.fit*"))
@@ -167,7 +169,8 @@ def _ours(root: Path, colour: bool) -> tuple[dict, np.ndarray, tuple]:
                             str(root / "biases"), "--reference", str(first), "--out", str(out), "--json",
                             "--no-preview"], root)
     rep = json.loads(log[log.index("{"):])
-    return {"seconds": round(secs, 2), "peak_gb": round(peak, 3), "frames_used": rep["frames_used"]}, \
+    return {"seconds": round(secs, 2), "peak_gb": round(peak, 3), "frames_used": rep["frames_used"],
+            "crop": rep["crop"]}, \
         _read_result(out), tuple(rep["crop"])
 
 
