@@ -191,6 +191,7 @@ def calibrate(
     dark_scaling: str = "none",
     cosmetic: bool = True,
     negative_warn_fraction: float = 0.5,
+    white_level: float | None = None,
 ) -> CalibrationResult:
     """(Light − Dark) / Flat, on the raw mosaic.
 
@@ -201,7 +202,9 @@ def calibrate(
     that minimises the hot pixels' residual, Siril's ``-opt``). The flat
     is already normalised. Hot and cold pixels of the masters and isolated
     outliers of the frame are replaced by their same-colour neighbours'
-    median when ``cosmetic``. When more than ``negative_warn_fraction`` of
+    median when ``cosmetic`` (never pixels at or next to ``white_level``, the
+    raw saturation level: the flat tops of saturated stars are not hot
+    pixels). When more than ``negative_warn_fraction`` of
     the pixels go below zero after dark subtraction a warning says the
     darks probably do not match the lights (exposure, ISO/gain or
     temperature), as Siril does. The default, one half, means the dark is
@@ -211,6 +214,14 @@ def calibrate(
 
     Raises ValueError when a master's shape differs from the light's.
     """
+    sat = None
+    if cosmetic and white_level is not None and np.isfinite(white_level):
+        raw = np.asarray(light)
+        sat = raw >= 0.98 * white_level
+        if sat.any():
+            sat = cv2.dilate(sat.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+        else:
+            sat = None
     data = np.asarray(light, dtype=np.float32).copy()
     for name in ("bias", "dark", "flat"):
         m = getattr(masters, name)
@@ -242,5 +253,7 @@ def calibrate(
         bad = np.zeros(data.shape, bool) if masters.bad_pixels is None else masters.bad_pixels.copy()
         bad |= ~np.isfinite(data)
         bad |= find_cosmetic_outliers(data, masters.bayer)
+        if sat is not None:
+            bad &= ~sat
         corrected = correct_pixels(data, bad, masters.bayer)
     return CalibrationResult(data=data, negative_fraction=neg, dark_scale=k, corrected=corrected, warnings=warnings)

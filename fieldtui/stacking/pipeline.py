@@ -332,7 +332,7 @@ def _stack(lights, darks, flats, biases, dark_flats, opts, progress, rejected, w
         if f is None:
             return p, None
         r = cal.calibrate(f.data, masters, light_exposure=f.exposure, dark_scaling=opts.dark_scaling,
-                          cosmetic=opts.cosmetic)
+                          cosmetic=opts.cosmetic, white_level=f.white_level)
         q = qual.measure(r.data, bayer)
         stats = _channel_stats(r.data, bayer)
         path = scratch.put(r.data)

@@ -115,10 +115,12 @@ def _score(img: np.ndarray, truth: np.ndarray, box: tuple[int, int, int, int]) -
     x0, y0, x1, y1 = box
     img = img[y0:y1, x0:x1]
     t = truth[y0:y1, x0:x1]
-    lum = img.sum(axis=2) if img.ndim == 3 else img
-    tl = t.sum(axis=2) if t.ndim == 3 else t
+    lum = (img.sum(axis=2) if img.ndim == 3 else img).astype(np.float64)
+    tl = (t.sum(axis=2) if t.ndim == 3 else t).astype(np.float64)
     lum = lum / np.nanmedian(lum) * np.median(tl)  # Siril's output is normalised to [0, 1]
-    use = np.isfinite(lum) & (tl < 20 * np.median(tl))
+    # the fit on the sky and faint stars only (bright ones saturate, and their cores depend on
+    # how each program treats saturation, not on noise)
+    use = np.isfinite(lum) & (tl < 3 * np.median(tl))
     s, b = np.polyfit(tl[use][::11], lum[use][::11], 1)
     d = (lum - (s * tl + b)) / s
     sky = (maximum_filter(tl, 15) < 1.03 * np.median(tl)) & np.isfinite(d)

@@ -104,3 +104,17 @@ def test_cosmetic_correction_keeps_undersampled_stars():
     bad = find_cosmetic_outliers(img.astype(np.float32), "RGGB")
     assert bad[50, 50] and bad[10, 90]
     assert bad.sum() == 2
+
+
+def test_cosmetic_correction_leaves_saturated_star_cores_alone():
+    from fieldtui.imaging.synth import gaussian_star
+    rng = np.random.default_rng(10)
+    img = rng.normal(100, 5, (80, 80))
+    gaussian_star(img, 40.2, 40.7, 3e6, 2.0)
+    img[12, 60] += 3000  # a hot pixel
+    raw = np.clip(img, 0, 15000).astype(np.uint16)
+    res = calibrate(raw, Masters(), white_level=15000)
+    core = raw >= 15000
+    assert core.sum() > 4
+    assert np.array_equal(res.data[core], raw[core].astype(np.float32))
+    assert res.data[12, 60] < 200 and res.corrected >= 1
