@@ -51,7 +51,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference", metavar="FILE", help="the light whose grid the stack is on (default: the best)")
     p.add_argument("--affine", action="store_true", help="affine registration instead of similarity")
     p.add_argument("--no-crop", action="store_true", help="keep the partly covered borders")
-    p.add_argument("--debayer", choices=["malvar", "bilinear"], default="malvar", help="debayer method")
+    p.add_argument("--debayer", choices=["malvar", "bilinear"], default="malvar",
+                   help="debayer method (malvar: sharper; bilinear: smoother, less noise per pixel)")
+    p.add_argument("--interpolation", choices=["lanczos", "cubic", "linear"], default="lanczos",
+                   help="resampling kernel (lanczos keeps stars sharpest; cubic, linear smooth the noise)")
 
 
 def options_from(args: argparse.Namespace):
@@ -62,7 +65,7 @@ def options_from(args: argparse.Namespace):
         rejection=Rejection(args.rejection, args.sigma_low or k, args.sigma_high or k),
         method=args.method, normalise=not args.no_normalise, weighting=args.weights,
         master_method=args.master_method, dark_scaling=args.dark_scaling, cosmetic=not args.no_cosmetic,
-        debayer=args.debayer, model="affine" if args.affine else "similarity", max_fwhm=args.max_fwhm,
+        debayer=args.debayer, kernel=args.interpolation, model="affine" if args.affine else "similarity", max_fwhm=args.max_fwhm,
         fwhm_sigma=args.fwhm_sigma, min_roundness=args.min_roundness, reference=args.reference,
         master_bias=args.master_bias, master_dark=args.master_dark, master_flat=args.master_flat,
         save_masters=args.save_masters,

@@ -117,11 +117,22 @@ def _score(img: np.ndarray, truth: np.ndarray, box: tuple[int, int, int, int]) -
     t = truth[y0:y1, x0:x1]
     lum = (img.sum(axis=2) if img.ndim == 3 else img).astype(np.float64)
     tl = (t.sum(axis=2) if t.ndim == 3 else t).astype(np.float64)
-    lum = lum / np.nanmedian(lum) * np.median(tl)  # Siril's output is normalised to [0, 1]
-    # the fit on the sky and faint stars only (bright ones saturate, and their cores depend on
-    # how each program treats saturation, not on noise)
-    use = np.isfinite(lum) & (tl < 3 * np.median(tl))
-    s, b = np.polyfit(tl[use][::11], lum[use][::11], 1)
+    # the scale of each result against the truth from aperture photometry of unsaturated,
+    # isolated stars (offset-free, and independent of how wide each program leaves the stars);
+    # Siril's output is normalised to [0, 1]
+    import sep
+    sky_t = float(np.median(tl))
+    sky_l = float(np.nanmedian(lum))
+    tt = np.ascontiguousarray(tl - sky_t)
+    ll = np.ascontiguousarray(np.nan_to_num(lum - sky_l))
+    pk = maximum_filter(tt, 5)
+    ys, xs = np.nonzero((tt == pk) & (tt > 0.5 * sky_t) & (tt < 5 * sky_t))
+    edge = (xs > 12) & (ys > 12) & (xs < tt.shape[1] - 12) & (ys < tt.shape[0] - 12)
+    xs, ys = xs[edge].astype(float), ys[edge].astype(float)
+    ft, _, _ = sep.sum_circle(tt, xs, ys, 8.0)
+    fl, _, _ = sep.sum_circle(ll, xs, ys, 8.0)
+    s = float(np.median(fl / ft))
+    b = sky_l - s * sky_t
     d = (lum - (s * tl + b)) / s
     sky = (maximum_filter(tl, 15) < 1.03 * np.median(tl)) & np.isfinite(d)
     noise = float(1.4826 * np.median(np.abs(d[sky] - np.median(d[sky]))))
