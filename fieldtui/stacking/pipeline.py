@@ -372,6 +372,9 @@ def _stack(lights, darks, flats, biases, dark_flats, opts, progress, rejected, w
             raise StackError(f"the reference frame {opts.reference} is not among the frames to stack")
         ref = want[0]
     ref_xy = qualities[ref].xy
+    # matching tolerance: centroids of wide or faint stars scatter more
+    fw = qualities[ref].fwhm
+    tol = float(np.clip(0.25 * fw, 2.0, 5.0)) if math.isfinite(fw) else 2.0
     mats: dict[str, np.ndarray] = {}
     for i, k in enumerate(cands):
         if progress:
@@ -379,16 +382,10 @@ def _stack(lights, darks, flats, biases, dark_flats, opts, progress, rejected, w
         if k == ref:
             mats[k] = np.array([[1.0, 0, 0], [0, 1.0, 0]])
             continue
-        try:
-            reg = match_stars(ref_xy, qualities[k].xy, model=opts.model)
-            how = "triangles"
-        except RegistrationError as exc:
-            try:
-                reg = match_translation(ref_xy, qualities[k].xy, max_shift=0.1 * math.hypot(h, w))
-                how = "shift"
-            except RegistrationError:
-                rejected.append({"file": k, "reason": f"cannot be registered: {exc}"})
-                continue
+        reg, how = _register(ref_xy, qualities[k].xy, opts.model, tol, 0.1 * math.hypot(h, w))
+        if reg is None:
+            rejected.append({"file": k, "reason": f"cannot be registered: {how}"})
+            continue
         mats[k] = reg.matrix
         items[k]["registration"] = {"method": how, "matched": reg.matched, "rms": round(reg.rms, 3),
                                     "rotation_deg": round(reg.rotation_deg, 3),
@@ -455,6 +452,29 @@ def _stack(lights, darks, flats, biases, dark_flats, opts, progress, rejected, w
         quality[k] = d
     return StackResult(image=image, header=hdr, used=used, rejected=rejected, quality=quality, warnings=warnings,
                        crop=box, reference=ref, seconds=time.perf_counter() - t0)
+
+
+def _register(ref_xy: np.ndarray, xy: np.ndarray, model: str, tol: float, max_shift: float):
+    """(registration, method) or (None, reason): star triangles; where they are unsure (under
+    15 stars or over 1 px rms) or fail, a pure shift by pair voting when it fits as well or
+    better (short frames of one night on a tracking mount: a few faint, scattered stars)."""
+    tri = shift = None
+    reason = ""
+    try:
+        tri = match_stars(ref_xy, xy, model=model, tolerance=tol)
+    except RegistrationError as exc:
+        reason = str(exc)
+    if tri is not None and tri.matched >= 15 and tri.rms <= 1.0:
+        return tri, "triangles"
+    try:
+        shift = match_translation(ref_xy, xy, tolerance=tol, max_shift=max_shift)
+    except RegistrationError as exc:
+        reason = reason or str(exc)
+    if shift is not None and (tri is None or not (shift.rms > tri.rms)):
+        return shift, "shift"
+    if tri is not None:
+        return tri, "triangles"
+    return None, reason
 
 
 def _load_master(path: str, kind: str) -> tuple[np.ndarray, Frame]:

