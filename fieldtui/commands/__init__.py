@@ -24,6 +24,7 @@ from ..config import ConfigError
 COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("check", "check every device, the disk, the clock and the site"),
     "analyze": ("analyze", "star metrics and exposure advice for FITS and raw files"),
+    "stack": ("stack", "calibrate, register and stack lights into a FITS and a preview"),
     "guide": ("guide", "headless autoguiding (simulated rig with --fast)"),
     "guidelog": ("guidelog", "summarise PHD2-format guide logs: RMS, calibrations, events per run"),
     "service": ("service", "the rig service that owns the night: start, stop, status, run"),

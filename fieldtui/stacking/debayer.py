@@ -1,0 +1,105 @@
+"""Debayering a calibrated Bayer mosaic into RGB.
+
+Default: Malvar, He and Cutler, "High-quality linear interpolation for
+demosaicing of Bayer-patterned color images" (ICASSP 2004): bilinear
+interpolation corrected by the gradient of the channel measured at the
+pixel (four fixed 5×5 filters), applied with OpenCV's ``filter2D`` on
+float32 so calibrated data keep their precision and sign.
+
+Measured on a 1600×1200 RGGB mosaic of 400 coloured Gaussian stars
+(FWHM 2.8 px) against the true RGB image, RMS error on star pixels and
+time on this 2-core machine:
+
+==================================  ========  ==========
+method                              error     time
+==================================  ========  ==========
+bilinear (colour-demosaicing)       280       144 ms
+bilinear (OpenCV, uint16 only)      280        28 ms
+edge-aware (OpenCV EA, uint16)      288        11 ms
+VNG (OpenCV, uint8 only)            218        28 ms
+Malvar 2004 (colour-demosaicing)    129       641 ms
+Menon 2007 (colour-demosaicing)     157      2520 ms
+Malvar 2004, this module (float32)  129       ~60 ms
+==================================  ========  ==========
+
+Malvar halves the colour fringes of bilinear on stars; OpenCV's better
+methods need integer input (VNG loses everything below 1/256 of full
+scale); colour-demosaicing's Malvar gives the same numbers (the test
+suite compares them) but ten times slower, in float64.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .calibrate import BAYER_PATTERNS
+
+_G_AT_RB = np.array([[0, 0, -1, 0, 0], [0, 0, 2, 0, 0], [-1, 2, 4, 2, -1], [0, 0, 2, 0, 0], [0, 0, -1, 0, 0]],
+                    np.float32) / 8
+# R at a green pixel of an R row (B at a green pixel of a B row)
+_RB_AT_G_ROW = np.array([[0, 0, 0.5, 0, 0], [0, -1, 0, -1, 0], [-1, 4, 5, 4, -1], [0, -1, 0, -1, 0],
+                         [0, 0, 0.5, 0, 0]], np.float32) / 8
+_RB_AT_G_COL = _RB_AT_G_ROW.T.copy()
+_RB_AT_BR = np.array([[0, 0, -1.5, 0, 0], [0, 2, 0, 2, 0], [-1.5, 0, 6, 0, -1.5], [0, 2, 0, 2, 0],
+                      [0, 0, -1.5, 0, 0]], np.float32) / 8
+
+METHODS = ("malvar", "bilinear")
+
+
+def _f(a: np.ndarray, k: np.ndarray) -> np.ndarray:
+    return cv2.filter2D(a, cv2.CV_32F, k, borderType=cv2.BORDER_REFLECT_101)
+
+
+def debayer(mosaic: np.ndarray, pattern: str, method: str = "malvar") -> np.ndarray:
+    """RGB image ``(H, W, 3)`` float32 from a Bayer mosaic ``(H, W)``.
+
+    ``pattern`` is the 2×2 top-left pattern (RGGB, BGGR, GRBG, GBRG);
+    ``method`` ``"malvar"`` (default) or ``"bilinear"``. NaN pixels must be
+    filled before (cosmetic correction does it).
+
+    Raises ValueError for an unknown pattern or method.
+    """
+    pattern = (pattern or "").upper()
+    if pattern not in BAYER_PATTERNS:
+        raise ValueError(f"unknown Bayer pattern {pattern!r}; one of {', '.join(BAYER_PATTERNS)}")
+    if method not in METHODS:
+        raise ValueError(f"unknown debayer method {method!r}; one of {', '.join(METHODS)}")
+    cfa = np.ascontiguousarray(mosaic, dtype=np.float32)
+    h, w = cfa.shape
+    out = np.empty((h, w, 3), np.float32)
+    sites = {(r, c): pattern[2 * r + c] for r in (0, 1) for c in (0, 1)}
+    r_row = next(r for (r, c), col in sites.items() if col == "R")
+    r_col = next(c for (r, c), col in sites.items() if col == "R")
+    if method == "bilinear":
+        k_g = np.array([[0, 1, 0], [1, 4, 1], [0, 1, 0]], np.float32) / 4
+        k_rb = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], np.float32) / 4
+        for ch, col in enumerate("RGB"):
+            m = np.zeros((h, w), np.float32)
+            for (r, c), cc in sites.items():
+                if cc == col:
+                    m[r::2, c::2] = cfa[r::2, c::2]
+            out[..., ch] = _f(m, k_g if col == "G" else k_rb)
+        return out
+    g_rb = _f(cfa, _G_AT_RB)
+    at_g_row = _f(cfa, _RB_AT_G_ROW)
+    at_g_col = _f(cfa, _RB_AT_G_COL)
+    at_br = _f(cfa, _RB_AT_BR)
+    for (r, c), col in sites.items():
+        s = (slice(r, None, 2), slice(c, None, 2))
+        if col == "G":
+            out[s + (1,)] = cfa[s]
+            in_r_row = r == r_row
+            # R: from this row if it is an R row, else from the column
+            out[s + (0,)] = (at_g_row if in_r_row else at_g_col)[s]
+            out[s + (2,)] = (at_g_col if in_r_row else at_g_row)[s]
+        elif col == "R":
+            out[s + (0,)] = cfa[s]
+            out[s + (1,)] = g_rb[s]
+            out[s + (2,)] = at_br[s]
+        else:
+            out[s + (2,)] = cfa[s]
+            out[s + (1,)] = g_rb[s]
+            out[s + (0,)] = at_br[s]
+    del r_col
+    return out

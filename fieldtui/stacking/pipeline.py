@@ -1,0 +1,587 @@
+"""The whole stacking run on files: masters, calibration, quality, registration, stack.
+
+This is the one module of the package that touches files: it reads frames
+with :func:`fieldtui.imaging.io.read_frame`, keeps calibrated frames in
+raw float32 scratch files (read back by rows with ``pread``, so nothing is
+memory-mapped and the resident memory stays bounded: one block of rows of
+every frame at a time, whatever the number of frames), and hands arrays
+to the pure engines (:mod:`.calibrate`, :mod:`.debayer`, :mod:`.register`,
+:mod:`.combine`, :mod:`.quality`, :mod:`.preview`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from ..frame import Frame
+from ..imaging.io import FITS_SUFFIXES, RAW_SUFFIXES, FrameReadError, read_frame
+from . import calibrate as cal
+from . import quality as qual
+from .combine import Rejection, combine, rows_per_chunk
+from .debayer import debayer
+from .register import RegistrationError, common_box, match_stars, match_translation, source_box, warp
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class StackOptions:
+    """Everything a user can choose about a stacking run.
+
+    ``rejection`` for the lights; ``method`` ``"mean"`` (with rejection) or
+    ``"median"``; ``normalise`` additive with scaling; ``weighting``
+    ``"noise"`` (inverse variance) or ``"none"``; ``master_method`` and
+    ``master_rejection`` for the masters; ``dark_scaling`` ``none``,
+    ``exposure`` or ``optimise``; selection thresholds as in
+    :func:`.quality.select`; ``model`` ``similarity`` or ``affine``;
+    ``crop`` the partly covered borders; ``reference`` the light whose grid
+    the stack is on (a path; default the frame with the most and sharpest
+    stars); ``master_bias``/``master_dark``/``master_flat`` master files
+    made before (by ``save_masters``, a folder the masters of this run are
+    written to, or by another program: a master flat with the bias already
+    removed) used instead of combining frames; ``memory_mb`` the budget of
+    one block of rows.
+    """
+
+    rejection: Rejection = field(default_factory=Rejection)
+    method: str = "mean"
+    normalise: bool = True
+    weighting: str = "noise"
+    master_method: str = "mean"
+    master_rejection: Rejection = field(default_factory=lambda: Rejection("winsorized", 3.0, 3.0))
+    dark_scaling: str = "none"
+    cosmetic: bool = True
+    debayer: str = "malvar"
+    kernel: str = "lanczos"
+    model: str = "similarity"
+    max_fwhm: float | None = None
+    fwhm_sigma: float | None = None
+    min_roundness: float | None = None
+    min_star_fraction: float | None = 0.3
+    keep_best: float | None = None
+    crop: bool = True
+    reference: str | None = None
+    master_bias: str | None = None
+    master_dark: str | None = None
+    master_flat: str | None = None
+    save_masters: str | None = None
+    memory_mb: int = 160
+    threads: int = 2
+    scratch: str | None = None
+
+
+@dataclass
+class StackResult:
+    """The stacked image and the story of the run.
+
+    ``image`` float32 ``(H, W)`` or ``(H, W, 3)`` RGB; ``header`` FITS
+    keywords; ``used`` the light files stacked; ``rejected`` ``[{file,
+    reason}]``; ``quality`` per light file; ``warnings`` for the user.
+    """
+
+    image: np.ndarray
+    header: dict
+    used: list[str]
+    rejected: list[dict]
+    quality: dict[str, dict]
+    warnings: list[str]
+    crop: tuple[int, int, int, int]
+    reference: str
+    seconds: float = 0.0
+
+
+class StackError(Exception):
+    """A run that cannot produce a stack (no usable light, no common area)."""
+
+
+# --------------------------------------------------------------------------
+# scratch frames
+
+
+class _Scratch:
+    """Float32 frames in raw files of a private folder, read back by rows."""
+
+    def __init__(self, parent: str | None):
+        self.dir = Path(tempfile.mkdtemp(prefix="fieldtui-stack-", dir=parent))
+        self.n = 0
+
+    def put(self, a: np.ndarray) -> Path:
+        p = self.dir / f"{self.n:05d}.f32"
+        self.n += 1
+        np.ascontiguousarray(a, dtype=np.float32).tofile(p)
+        return p
+
+    @staticmethod
+    def rows(path: Path, width: int, y0: int, y1: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``y0`` … ``y1`` of a scratch frame ``width`` wide (into ``out`` when given)."""
+        if out is None:
+            out = np.empty((y1 - y0, width), np.float32)
+        with open(path, "rb", buffering=0) as fh:
+            fh.seek(y0 * width * 4)
+            fh.readinto(memoryview(out).cast("B"))
+        return out
+
+    def close(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def frame_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Frame files named or inside the named folders (FITS and camera raw), sorted."""
+    out: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            out.extend(sorted(q for q in p.iterdir() if q.is_file() and not q.name.startswith(".")
+                              and (q.suffix.lower() in RAW_SUFFIXES or any(q.name.lower().endswith(s) for s in FITS_SUFFIXES))))
+        else:
+            out.append(p)
+    return out
+
+
+_FOLDER_KINDS = {"light": "lights", "lights": "lights", "dark": "darks", "darks": "darks", "flat": "flats",
+                 "flats": "flats", "bias": "biases", "biases": "biases", "offset": "biases", "offsets": "biases",
+                 "darkflat": "dark_flats", "darkflats": "dark_flats", "dark_flat": "dark_flats",
+                 "dark_flats": "dark_flats", "flatdark": "dark_flats", "flatdarks": "dark_flats"}
+
+
+def night_folder(root: str | os.PathLike) -> dict[str, list[Path]]:
+    """The frames of a night's folder by kind (``lights``, ``darks``, ``flats``,
+    ``biases``, ``dark_flats``), from the type folders fieldtui writes
+    (``NIGHT/TARGET/Light/…``) or any folder named like them."""
+    sets: dict[str, list[Path]] = {k: [] for k in ("lights", "darks", "flats", "biases", "dark_flats")}
+    for dirpath, dirnames, _ in os.walk(root):
+        dirnames.sort()
+        kind = _FOLDER_KINDS.get(Path(dirpath).name.lower().replace("-", "_").replace(" ", "_"))
+        if kind:
+            sets[kind].extend(frame_files([dirpath]))
+    return sets
+
+
+# --------------------------------------------------------------------------
+
+
+def _read(path: Path, rejected: list[dict], shape: tuple[int, int] | None = None) -> Frame | None:
+    try:
+        f = read_frame(path)
+    except FrameReadError as exc:
+        rejected.append({"file": str(path), "reason": exc.detail})
+        return None
+    except Exception as exc:  # a reader bug must not end the stack
+        rejected.append({"file": str(path), "reason": f"cannot read ({type(exc).__name__}: {exc})"})
+        return None
+    if f.data.ndim != 2:
+        rejected.append({"file": str(path), "reason": "already debayered or a cube: stack raw frames"})
+        return None
+    if shape is not None and f.data.shape != shape:
+        rejected.append({"file": str(path), "reason": f"{f.data.shape[1]}×{f.data.shape[0]} pixels, "
+                                                      f"the set is {shape[1]}×{shape[0]}"})
+        return None
+    return f
+
+
+def _master(files: list[Path], kind: str, opts: StackOptions, scratch: _Scratch, rejected: list[dict],
+            subtract: np.ndarray | None = None, normalise: bool = False,
+            progress: Progress | None = None) -> tuple[np.ndarray | None, Frame | None]:
+    """Combine calibration frames into a master (in row blocks)."""
+    paths, scales, first = [], [], None
+    shape = None
+    for i, p in enumerate(files):
+        f = _read(p, rejected, shape)
+        if progress:
+            progress(f"master {kind}", i + 1, len(files))
+        if f is None:
+            continue
+        shape = f.data.shape
+        first = first or f
+        a = f.data.astype(np.float32)
+        if subtract is not None:
+            if subtract.shape != a.shape:
+                rejected.append({"file": str(p), "reason": "not the size of the master it is calibrated by"})
+                continue
+            a -= subtract
+        if normalise:
+            scales.append(cal.flat_scale(a))
+        paths.append(scratch.put(a))
+    if not paths:
+        return None, None
+    h, w = shape
+    if normalise:
+        ref = float(np.mean(scales))
+        weights_scale = [ref / s if s > 0 else 1.0 for s in scales]
+    else:
+        weights_scale = [1.0] * len(paths)
+    out = np.empty((h, w), np.float32)
+    step = rows_per_chunk(len(paths), w, opts.memory_mb * 2**20)
+    block = np.empty((len(paths), min(step, h), w), np.float32)
+    for y in range(0, h, step):
+        y1 = min(h, y + step)
+        b = block[:, :y1 - y]
+        for i, (p, k) in enumerate(zip(paths, weights_scale)):
+            scratch.rows(p, w, y, y1, out=b[i])
+            if k != 1.0:
+                b[i] *= np.float32(k)
+        out[y:y1] = combine(b, method=opts.master_method, rejection=opts.master_rejection)
+    del block
+    for p in paths:
+        p.unlink(missing_ok=True)
+    return out, first
+
+
+def stack(
+    lights: list[str | os.PathLike],
+    *,
+    darks: list[str | os.PathLike] = (),
+    flats: list[str | os.PathLike] = (),
+    biases: list[str | os.PathLike] = (),
+    dark_flats: list[str | os.PathLike] = (),
+    options: StackOptions | None = None,
+    progress: Progress | None = None,
+) -> StackResult:
+    """Calibrate, measure, select, register and stack ``lights`` (files).
+
+    Corrupt or mismatched frames are left out with their reason; frames
+    that cannot be registered too. Raises :class:`StackError` when no light
+    is left to stack.
+    """
+    t0 = time.perf_counter()
+    opts = options or StackOptions()
+    rejected: list[dict] = []
+    warnings: list[str] = []
+    scratch = _Scratch(opts.scratch)
+    try:
+        return _stack(lights, darks, flats, biases, dark_flats, opts, progress, rejected, warnings, scratch, t0)
+    finally:
+        scratch.close()
+
+
+def _stack(lights, darks, flats, biases, dark_flats, opts, progress, rejected, warnings, scratch, t0):
+    light_files = frame_files(lights)
+    if not light_files:
+        raise StackError("no light frames to stack")
+    # ----- masters
+    masters = cal.Masters()
+    if opts.master_bias:
+        masters.bias, _ = _load_master(opts.master_bias, "bias")
+    else:
+        masters.bias, _ = _master(frame_files(biases), "bias", opts, scratch, rejected, progress=progress)
+    if opts.master_dark:
+        masters.dark, dframe = _load_master(opts.master_dark, "dark")
+    else:
+        masters.dark, dframe = _master(frame_files(darks), "dark", opts, scratch, rejected, progress=progress)
+    if dframe is not None:
+        masters.dark_exposure = dframe.exposure or None
+    if opts.master_flat:
+        flat, fframe = _load_master(opts.master_flat, "flat")
+        dflat = None
+    else:
+        dflat, _ = _master(frame_files(dark_flats), "dark flat", opts, scratch, rejected, progress=progress)
+        flat_offset = dflat if dflat is not None else masters.bias
+        flat, fframe = _master(frame_files(flats), "flat", opts, scratch, rejected, subtract=flat_offset,
+                               normalise=True, progress=progress)
+    # ----- lights: read, calibrate, measure (two at a time)
+    first = None
+    for p in light_files:
+        first = _read(p, [], None)
+        if first is not None:
+            break
+    if first is None:
+        for p in light_files:
+            _read(p, rejected)
+        raise StackError("no light frame could be read")
+    bayer = first.bayer
+    masters.bayer = bayer
+    shape = first.data.shape
+    h, w = shape
+    for name in ("bias", "dark"):
+        m = getattr(masters, name)
+        if m is not None and m.shape != shape:
+            warnings.append(f"master {name} is {m.shape[1]}×{m.shape[0]}, the lights {w}×{h}: not used")
+            setattr(masters, name, None)
+    if flat is not None:
+        if flat.shape != shape:
+            warnings.append(f"master flat is {flat.shape[1]}×{flat.shape[0]}, the lights {w}×{h}: not used")
+        else:
+            if fframe is not None and fframe.bayer != bayer:
+                warnings.append("the flats and lights do not have the same Bayer pattern")
+            masters.flat = cal.normalise_flat(flat, bayer)
+    del flat, dflat
+    if opts.save_masters:
+        _save_masters(Path(opts.save_masters), masters, first, dframe)
+    if opts.cosmetic:
+        masters.bad_pixels = cal.find_bad_pixels(masters)
+    if masters.dark is not None and dframe is not None and first.exposure and dframe.exposure \
+            and abs(dframe.exposure - first.exposure) > 0.05 * first.exposure and opts.dark_scaling == "none":
+        warnings.append(f"darks of {dframe.exposure:g} s for lights of {first.exposure:g} s "
+                        "(take darks at the lights' exposure, or use --dark-scaling)")
+
+    items: dict[str, dict] = {}
+    neg_warned = False
+
+    def one(p: Path):
+        f = _read(p, rejected, shape)
+        if f is None:
+            return p, None
+        r = cal.calibrate(f.data, masters, light_exposure=f.exposure, dark_scaling=opts.dark_scaling,
+                          cosmetic=opts.cosmetic, white_level=f.white_level)
+        q = qual.measure(r.data, bayer)
+        stats = _channel_stats(r.data, bayer)
+        path = scratch.put(r.data)
+        return p, {"frame": f, "path": path, "q": q, "stats": stats, "cal": r}
+
+    done = 0
+    with ThreadPoolExecutor(max(1, opts.threads)) as pool:
+        for p, it in pool.map(one, light_files):
+            done += 1
+            if progress:
+                progress("calibrate", done, len(light_files))
+            if it is None:
+                continue
+            r = it.pop("cal")
+            if r.warnings and not neg_warned:
+                warnings.extend(r.warnings)
+                neg_warned = True
+            it["frame"].data = None  # drop the raw pixels
+            items[str(p)] = it
+    if not items:
+        raise StackError("no light frame could be read")
+    # ----- selection
+    qualities = {k: v["q"] for k, v in items.items()}
+    out = qual.select(qualities, max_fwhm=opts.max_fwhm, fwhm_sigma=opts.fwhm_sigma,
+                      min_roundness=opts.min_roundness, min_star_fraction=opts.min_star_fraction,
+                      keep_best=opts.keep_best)
+    for k, reason in out.items():
+        rejected.append({"file": k, "reason": reason})
+    cands = [k for k in items if k not in out]
+    if not cands:
+        raise StackError("every light frame was rejected")
+    # reference: many stars, small FWHM
+    ref = max(cands, key=lambda k: qualities[k].stars / max(qualities[k].fwhm, 0.5) ** 2)
+    if opts.reference is not None:
+        want = [k for k in cands if Path(k).resolve() == Path(opts.reference).resolve()]
+        if not want:
+            raise StackError(f"the reference frame {opts.reference} is not among the frames to stack")
+        ref = want[0]
+    ref_xy = qualities[ref].xy
+    # matching tolerance: centroids of wide or faint stars scatter more
+    fw = qualities[ref].fwhm
+    tol = float(np.clip(0.25 * fw, 2.0, 5.0)) if math.isfinite(fw) else 2.0
+    mats: dict[str, np.ndarray] = {}
+    for i, k in enumerate(cands):
+        if progress:
+            progress("register", i + 1, len(cands))
+        if k == ref:
+            mats[k] = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+            continue
+        reg, how = _register(ref_xy, qualities[k].xy, opts.model, tol, 0.1 * math.hypot(h, w))
+        if reg is None:
+            rejected.append({"file": k, "reason": f"cannot be registered: {how}"})
+            continue
+        mats[k] = reg.matrix
+        items[k]["registration"] = {"method": how, "matched": reg.matched, "rms": round(reg.rms, 3),
+                                    "rotation_deg": round(reg.rotation_deg, 3),
+                                    "shift": [round(v, 2) for v in reg.shift]}
+    used = [k for k in cands if k in mats]
+    # ----- stack
+    if opts.crop:
+        try:
+            box = common_box([mats[k] for k in used], shape)
+        except ValueError as exc:
+            raise StackError(str(exc)) from None
+    else:
+        box = (0, 0, w, h)
+    x0, y0, x1, y1 = box
+    ow, oh = x1 - x0, y1 - y0
+    nch = 3 if bayer else 1
+    ref_stats = items[ref]["stats"]
+    norm = []
+    wts = []
+    for k in used:
+        st = items[k]["stats"]
+        if opts.normalise:
+            sc = np.where(st[:, 1] > 0, ref_stats[:, 1] / np.maximum(st[:, 1], 1e-12), 1.0)
+            off = ref_stats[:, 0] - st[:, 0] * sc
+        else:
+            sc, off = np.ones(nch), np.zeros(nch)
+        norm.append((sc.astype(np.float32), off.astype(np.float32)))
+        wts.append(qual.weight(qualities[k], float(np.mean(sc))) if opts.weighting == "noise" else 1.0)
+    wts = np.asarray(wts, float)
+    wts = wts / wts.max() if wts.max() > 0 else np.ones(len(used))
+    image = np.empty((oh, ow, nch), np.float32)
+    step = rows_per_chunk(len(used), ow * nch, opts.memory_mb * 2**20)
+    n_chunks = math.ceil(oh / step)
+    block_all = np.empty((len(used), min(step, oh), ow, nch), np.float32)
+    for ci, yy in enumerate(range(0, oh, step)):
+        rows = min(step, oh - yy)
+        block = block_all[:, :rows]
+        block.fill(np.nan)
+        for i, k in enumerate(used):
+            sb = source_box(mats[k], (x0, y0 + yy), (rows, ow), shape, margin=7, even=bool(bayer))
+            if sb is None:
+                continue
+            fx0, fy0, fx1, fy1 = sb
+            region = scratch.rows(items[k]["path"], w, fy0, fy1)[:, fx0:fx1]
+            if bayer:
+                region = debayer(region, bayer, opts.debayer)
+            wp = warp(region, mats[k], (rows, ow), origin=(x0, y0 + yy), src_origin=(fx0, fy0), kernel=opts.kernel)
+            wp = wp.reshape(rows, ow, nch)
+            sc, off = norm[i]
+            np.multiply(wp, sc, out=block[i])
+            block[i] += off
+            del wp, region
+        image[yy:yy + rows] = combine(np.ascontiguousarray(block) if rows < step else block, method=opts.method,
+                                      rejection=opts.rejection, weights=wts)
+        if progress:
+            progress("stack", ci + 1, n_chunks)
+    image = image[..., 0] if nch == 1 else image
+    hdr = _header(items[ref]["frame"], used, items, opts, box, masters, bayer)
+    quality = {}
+    for k, it in items.items():
+        d = it["q"].as_dict()
+        if "registration" in it:
+            d["registration"] = it["registration"]
+        quality[k] = d
+    return StackResult(image=image, header=hdr, used=used, rejected=rejected, quality=quality, warnings=warnings,
+                       crop=box, reference=ref, seconds=time.perf_counter() - t0)
+
+
+def _register(ref_xy: np.ndarray, xy: np.ndarray, model: str, tol: float, max_shift: float):
+    """(registration, method) or (None, reason): star triangles; where they are unsure (under
+    15 stars or over 1 px rms) or fail, a pure shift by pair voting when it fits as well or
+    better (short frames of one night on a tracking mount: a few faint, scattered stars)."""
+    tri = shift = None
+    reason = ""
+    try:
+        tri = match_stars(ref_xy, xy, model=model, tolerance=tol)
+    except RegistrationError as exc:
+        reason = str(exc)
+    if tri is not None and tri.matched >= 15 and tri.rms <= 1.0:
+        return tri, "triangles"
+    try:
+        shift = match_translation(ref_xy, xy, tolerance=tol, max_shift=max_shift)
+    except RegistrationError as exc:
+        reason = reason or str(exc)
+    if shift is not None and (tri is None or not (shift.rms > tri.rms)):
+        return shift, "shift"
+    if tri is not None:
+        return tri, "triangles"
+    return None, reason
+
+
+def _load_master(path: str, kind: str) -> tuple[np.ndarray, Frame]:
+    """A master made before: float32 ``(H, W)``. Raises StackError when it cannot be read."""
+    try:
+        f = read_frame(path)
+    except FrameReadError as exc:
+        raise StackError(f"master {kind}: {exc}") from None
+    if f.data.ndim != 2:
+        raise StackError(f"master {kind} {path}: not a raw-layout (H×W) image")
+    return np.asarray(f.data, np.float32), f
+
+
+def _save_masters(folder: Path, masters: cal.Masters, light: Frame, dframe: Frame | None) -> None:
+    """Write the masters as 32-bit float FITS in ``folder`` (the flat normalised, bias removed)."""
+    from astropy.io import fits
+
+    from ..atomic import write_with
+    from ..imaging.io import fits_header
+
+    for name, data, exposure in (("bias", masters.bias, 0.0), ("dark", masters.dark, masters.dark_exposure),
+                                 ("flat", masters.flat, 0.0)):
+        if data is None:
+            continue
+        h = fits_header(Frame(data=data, exposure=exposure or 0.0, kind=name, bayer=light.bayer,
+                              iso=light.iso, gain=light.gain,
+                              temperature=dframe.temperature if (name == "dark" and dframe) else None))
+        h["IMAGETYP"] = (f"Master {name.title()}", "Master calibration frame")
+        if name == "flat":
+            h["CALSTAT"] = ("B", "bias removed, normalised to 1 per CFA colour")
+        write_with(folder / f"master_{name}.fits",
+                   fits.PrimaryHDU(data=np.asarray(data, np.float32), header=h).writeto)
+
+
+def _channel_stats(data: np.ndarray, bayer: str | None) -> np.ndarray:
+    """Location (median) and scale (MAD) per output channel ``(C, 2)``, from the
+    calibrated mosaic's sites of each colour (the same as the debayered planes')."""
+    if not bayer:
+        s = data[::3, ::3].ravel()
+        groups = [s]
+    else:
+        groups = []
+        for colour in "RGB":
+            parts = [data[r::2, c::2][::3, ::3].ravel() for r in (0, 1) for c in (0, 1) if bayer[2 * r + c] == colour]
+            groups.append(np.concatenate(parts))
+    out = []
+    for g in groups:
+        g = g[np.isfinite(g)]
+        m = float(np.median(g))
+        out.append((m, float(1.4826 * np.median(np.abs(g - m)))))
+    return np.array(out)
+
+
+def _header(frame: Frame, used: list[str], items: dict, opts: StackOptions, box, masters: cal.Masters,
+            bayer: str | None) -> dict:
+    from ..imaging.io import fits_header
+    h = fits_header(frame)
+    for k in ("BAYERPAT", "XBAYROFF", "YBAYROFF", "BLKLEVEL"):
+        h.remove(k, ignore_missing=True)
+    h["IMAGETYP"] = ("Light Frame", "Stacked light")
+    exps = [items[k]["frame"].exposure for k in used]
+    h["STACKCNT"] = (len(used), "Number of frames stacked")
+    h["NCOMBINE"] = (len(used), "Number of frames stacked")
+    h["LIVETIME"] = (float(sum(exps)), "[s] Total exposure of the stacked frames")
+    ts = [items[k]["frame"].timestamp for k in used if items[k]["frame"].timestamp]
+    if ts:
+        import datetime as dt
+        h["DATE-OBS"] = (dt.datetime.fromtimestamp(min(ts), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
+                         "UTC start of the first frame")
+        h["DATE-END"] = (dt.datetime.fromtimestamp(max(ts), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
+                         "UTC start of the last frame")
+    h["CALSTAT"] = ("".join(c for c, m in (("B", masters.bias), ("D", masters.dark), ("F", masters.flat))
+                            if m is not None), "Calibration applied: Bias, Dark, Flat")
+    if bayer:
+        h["CFA-PAT"] = (bayer, "Bayer pattern of the raw frames")
+        h["DEBAYER"] = (opts.debayer, "Debayer method")
+    h["STACKMTH"] = (opts.method, "Combination")
+    h["REJECT"] = (opts.rejection.kind, "Pixel rejection")
+    h["REJLOW"] = (opts.rejection.low, "Rejection threshold below (sigma)")
+    h["REJHIGH"] = (opts.rejection.high, "Rejection threshold above (sigma)")
+    h["NORMALIZ"] = ("additive+scale" if opts.normalise else "none", "Normalisation")
+    h["WEIGHTS"] = (opts.weighting, "Frame weighting")
+    h["REGMODEL"] = (opts.model, "Registration transform")
+    h["INTERP"] = (opts.kernel, "Resampling kernel")
+    h["CROPX0"] = (int(box[0]), "[px] crop left edge in the reference")
+    h["CROPY0"] = (int(box[1]), "[px] crop top edge in the reference")
+    h["PROGRAM"] = ("fieldtui", "Software that stacked")
+    return h
+
+
+def write_stack(result: StackResult, path: str | os.PathLike) -> Path:
+    """Write the stack as a 32-bit float FITS (colour as a 3×H×W cube) atomically."""
+    from astropy.io import fits
+
+    from ..atomic import write_with
+
+    data = result.image
+    if data.ndim == 3:
+        data = np.moveaxis(data, 2, 0)
+    hdu = fits.PrimaryHDU(data=np.ascontiguousarray(data, dtype=np.float32), header=result.header)
+    if data.ndim == 3:
+        hdu.header["CTYPE3"] = ("RGB", "Colour planes: red, green, blue")
+    return write_with(path, hdu.writeto)
+
+
+def write_preview(result: StackResult, path: str | os.PathLike) -> Path:
+    """Write the stretched, balanced preview as PNG atomically."""
+    from ..atomic import write_bytes
+    from .preview import png_bytes, preview
+    return write_bytes(path, png_bytes(preview(result.image)))

@@ -1,0 +1,107 @@
+"""Per-frame quality (the field guide's Plot panel) and the selection of frames to stack."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..imaging.stars import background, bin_bayer, detect_stars
+
+
+@dataclass
+class FrameQuality:
+    """Quality of one calibrated frame, in sensor pixels and ADU.
+
+    ``fwhm`` median FWHM of the profile-fitted stars (px), ``roundness``
+    median minor/major axis ratio (1 = round), ``stars`` number detected,
+    ``background`` sky level and ``noise`` its robust rms (ADU). ``xy`` the
+    star positions ``(n, 2)``, brightest first (sensor pixels).
+    """
+
+    fwhm: float
+    roundness: float
+    stars: int
+    background: float
+    noise: float
+    xy: np.ndarray
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("xy")
+        return {k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else v) for k, v in d.items()}
+
+
+def luminance(data: np.ndarray, bayer: str | None) -> tuple[np.ndarray, float, float]:
+    """The plane stars are measured on, and the factor and offset taking its
+    coordinates to sensor pixels: a Bayer mosaic's 2×2 super-pixels (×2, +0.5)."""
+    if bayer:
+        return bin_bayer(np.nan_to_num(data)), 2.0, 0.5
+    return np.nan_to_num(np.asarray(data, np.float32)), 1.0, 0.0
+
+
+def measure(data: np.ndarray, bayer: str | None, *, max_stars: int = 300, max_fit: int = 60) -> FrameQuality:
+    """Measure a calibrated frame ``(H, W)`` (raw layout)."""
+    lum, k, off = luminance(data, bayer)
+    level, rms = background(lum)
+    stars = detect_stars(lum, max_stars=max_stars, max_fit=max_fit, saturation=None,
+                         background_map_box=64 if lum.size > 2_000_000 else None)
+    fitted = [s for s in stars if s.fitted and not s.saturated]
+    use = fitted or stars
+    fwhm = float(np.median([s.fwhm for s in use])) * k if use else math.nan
+    rnd = float(np.median([1.0 / max(s.elongation, 1.0) for s in use])) if use else math.nan
+    xy = np.array([(s.x * k + off, s.y * k + off) for s in stars], float).reshape(-1, 2)
+    # a super-pixel sums 4 pixels: noise and level per sensor pixel
+    div = 4.0 if bayer else 1.0
+    return FrameQuality(fwhm=fwhm, roundness=rnd, stars=len(stars), background=level / div,
+                        noise=rms / (2.0 if bayer else 1.0), xy=xy)
+
+
+def select(qualities: dict[str, FrameQuality], *, max_fwhm: float | None = None, fwhm_sigma: float | None = None,
+           min_roundness: float | None = None, min_star_fraction: float | None = 0.3,
+           keep_best: float | None = None) -> dict[str, str]:
+    """Frames to leave out, with the reason (``{name: reason}``).
+
+    ``max_fwhm`` an absolute FWHM limit (px); ``fwhm_sigma`` rejects FWHM
+    more than that many robust σ above the median; ``min_roundness`` a
+    minor/major axis ratio; ``min_star_fraction`` rejects frames with fewer
+    stars than that fraction of the median count (clouds); ``keep_best``
+    (0–1) keeps only that fraction of the frames, best FWHM first.
+    """
+    out: dict[str, str] = {}
+    names = list(qualities)
+    if not names:
+        return out
+    fw = np.array([qualities[n].fwhm for n in names], float)
+    st = np.array([qualities[n].stars for n in names], float)
+    med_st = float(np.median(st))
+    good = np.isfinite(fw)
+    med = float(np.median(fw[good])) if good.any() else math.nan
+    sig = float(1.4826 * np.median(np.abs(fw[good] - med))) if good.any() else math.nan
+    for i, n in enumerate(names):
+        q = qualities[n]
+        if min_star_fraction is not None and q.stars < min_star_fraction * med_st:
+            out[n] = f"only {q.stars} stars (median {med_st:.0f}): clouds or a trail?"
+        elif not math.isfinite(q.fwhm):
+            out[n] = "no star could be measured"
+        elif max_fwhm is not None and q.fwhm > max_fwhm:
+            out[n] = f"FWHM {q.fwhm:.2f} px above the limit {max_fwhm:g}"
+        elif fwhm_sigma is not None and sig > 0 and q.fwhm > med + fwhm_sigma * sig:
+            out[n] = f"FWHM {q.fwhm:.2f} px, {(q.fwhm - med) / sig:.1f} σ above the median {med:.2f}"
+        elif min_roundness is not None and q.roundness < min_roundness:
+            out[n] = f"roundness {q.roundness:.2f} below {min_roundness:g} (trailed stars)"
+    if keep_best is not None and 0 < keep_best < 1:
+        left = [n for n in names if n not in out]
+        left.sort(key=lambda n: qualities[n].fwhm)
+        keep = max(1, int(math.ceil(keep_best * len(left))))
+        for n in left[keep:]:
+            out[n] = f"FWHM {qualities[n].fwhm:.2f} px: not among the best {keep_best:.0%}"
+    return out
+
+
+def weight(q: FrameQuality, scale: float) -> float:
+    """Stacking weight of a frame: inverse variance of its normalised noise
+    (``scale`` is the normalisation factor applied to it)."""
+    n = q.noise * scale
+    return 1.0 / (n * n) if n > 0 else 0.0

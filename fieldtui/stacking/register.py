@@ -1,0 +1,326 @@
+"""Registration: star lists matched by similar triangles, a robust transform, resampling.
+
+Matching (Valdes et al. 1995, "FOCAS automatic catalog matching
+algorithms", the method astroalign and Siril's global star alignment use):
+each star and pairs of its nearest neighbours form triangles; a triangle's
+shape (the ratios of its sides) does not change under shift, rotation and
+scale, so triangles of the two lists with the same shape propose star
+correspondences. Every proposal gives a similarity transform; the one most
+stars agree with (RANSAC) wins, and a least-squares fit on all its matched
+stars refines it (similarity by default, affine on request).
+
+Own code rather than astroalign: with the same star lists both find the
+same transform (the benchmark compares them), but astroalign detects stars
+again with its own sep call and cannot take our fitted centroids, and it
+fits in its own coordinate convention; this module works on the
+:class:`~fieldtui.imaging.stars.Star` positions the rest of the
+program measures.
+
+Transforms are 2×3 matrices ``M`` taking reference pixel coordinates
+``(x, y, 1)`` to the frame's: resampling a frame onto the reference grid
+reads the frame at ``M @ (x, y, 1)`` (OpenCV's inverse map). Pixel
+``(0, 0)``'s centre is the origin, as everywhere in fieldtui.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy.spatial import cKDTree
+
+
+@dataclass(frozen=True)
+class Registration:
+    """The transform carrying reference coordinates onto a frame.
+
+    ``matrix`` is 2×3 (reference → frame), ``matched`` the number of star
+    pairs used, ``rms`` their residual in pixels, ``rotation_deg`` and
+    ``scale`` the similarity part, ``shift`` the image of the origin.
+    """
+
+    matrix: np.ndarray
+    matched: int
+    rms: float
+
+    @property
+    def rotation_deg(self) -> float:
+        return math.degrees(math.atan2(self.matrix[1, 0], self.matrix[0, 0]))
+
+    @property
+    def scale(self) -> float:
+        return float(math.sqrt(abs(np.linalg.det(self.matrix[:, :2]))))
+
+    @property
+    def shift(self) -> tuple[float, float]:
+        return float(self.matrix[0, 2]), float(self.matrix[1, 2])
+
+    def apply(self, xy: np.ndarray) -> np.ndarray:
+        """Reference coordinates ``(n, 2)`` → frame coordinates ``(n, 2)``."""
+        xy = np.asarray(xy, float).reshape(-1, 2)
+        return xy @ self.matrix[:, :2].T + self.matrix[:, 2]
+
+
+class RegistrationError(Exception):
+    """A frame whose stars could not be matched to the reference's."""
+
+
+def _triangles(xy: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Triangles of each star with pairs of its ``k`` nearest neighbours.
+
+    Returns invariants ``(T, 2)`` (middle/longest and shortest/longest
+    side) and vertex indices ``(T, 3)`` ordered by the side opposite them
+    (longest first), so matching triangles list corresponding stars in
+    the same order.
+    """
+    n = len(xy)
+    if n < 3:
+        return np.zeros((0, 2)), np.zeros((0, 3), int)
+    tree = cKDTree(xy)
+    _, nb = tree.query(xy, k=min(k + 1, n))
+    tri = set()
+    for i in range(n):
+        for a, b in itertools.combinations(nb[i][1:], 2):
+            tri.add(tuple(sorted((i, int(a), int(b)))))
+    t = np.array(sorted(tri), int)
+    p = xy[t]  # (T, 3, 2)
+    # side opposite vertex j
+    opp = np.stack([np.linalg.norm(p[:, 1] - p[:, 2], axis=1), np.linalg.norm(p[:, 0] - p[:, 2], axis=1),
+                    np.linalg.norm(p[:, 0] - p[:, 1], axis=1)], axis=1)
+    order = np.argsort(-opp, axis=1)
+    sides = np.take_along_axis(opp, order, axis=1)
+    ok = sides[:, 2] > 1.0
+    verts = np.take_along_axis(t, order, axis=1)
+    inv = np.stack([sides[:, 1] / np.maximum(sides[:, 0], 1e-9), sides[:, 2] / np.maximum(sides[:, 0], 1e-9)], axis=1)
+    return inv[ok], verts[ok]
+
+
+def fit_transform(src: np.ndarray, dst: np.ndarray, model: str = "similarity",
+                  weights: np.ndarray | None = None) -> np.ndarray:
+    """Least-squares 2×3 transform taking ``src`` points ``(n, 2)`` onto ``dst``.
+
+    ``model`` ``"similarity"`` (shift, rotation, one scale; n ≥ 2) or
+    ``"affine"`` (n ≥ 3). Raises ValueError with too few points.
+    """
+    src = np.asarray(src, float)
+    dst = np.asarray(dst, float)
+    n = len(src)
+    w = np.ones(n) if weights is None else np.asarray(weights, float)
+    sw = np.sqrt(w)
+    if model == "affine":
+        if n < 3:
+            raise ValueError("an affine fit needs 3 points")
+        a = np.column_stack([src, np.ones(n)]) * sw[:, None]
+        sol, *_ = np.linalg.lstsq(a, dst * sw[:, None], rcond=None)
+        return sol.T
+    if n < 2:
+        raise ValueError("a similarity fit needs 2 points")
+    # x' = a x - b y + tx ; y' = b x + a y + ty
+    a = np.zeros((2 * n, 4))
+    a[0::2] = np.column_stack([src[:, 0], -src[:, 1], np.ones(n), np.zeros(n)])
+    a[1::2] = np.column_stack([src[:, 1], src[:, 0], np.zeros(n), np.ones(n)])
+    b = dst.reshape(-1)
+    ww = np.repeat(sw, 2)
+    sol, *_ = np.linalg.lstsq(a * ww[:, None], b * ww, rcond=None)
+    ca, sb, tx, ty = sol
+    return np.array([[ca, -sb, tx], [sb, ca, ty]])
+
+
+def _apply(m: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    return xy @ m[:, :2].T + m[:, 2]
+
+
+def match_stars(
+    ref_xy: np.ndarray,
+    xy: np.ndarray,
+    *,
+    model: str = "similarity",
+    tolerance: float = 2.0,
+    brightest: int = 40,
+    min_matches: int = 6,
+    scale_range: tuple[float, float] = (0.8, 1.25),
+) -> Registration:
+    """Transform carrying reference star positions ``ref_xy`` ``(n, 2)`` onto a
+    frame's ``xy`` ``(m, 2)`` (both brightest first).
+
+    Triangles of the ``brightest`` stars propose matches; the transform
+    most stars confirm (within ``tolerance`` pixels) is refitted on every
+    confirmed pair (all stars, not only the brightest), twice, with pairs
+    beyond 3× the residual rms dropped. ``scale_range`` bounds the scale
+    (the same optics). Raises :class:`RegistrationError` with fewer than
+    ``min_matches`` confirmed pairs (clouds, trails, another field).
+    """
+    ref_xy = np.asarray(ref_xy, float).reshape(-1, 2)
+    xy = np.asarray(xy, float).reshape(-1, 2)
+    if len(ref_xy) < 3 or len(xy) < 3:
+        raise RegistrationError(f"too few stars to match ({len(xy)} in the frame, {len(ref_xy)} in the reference)")
+    ra, rv = _triangles(ref_xy[:brightest])
+    fa, fv = _triangles(xy[:brightest])
+    if len(ra) == 0 or len(fa) == 0:
+        raise RegistrationError("too few stars to form triangles")
+    tree = cKDTree(fa)
+    pairs = tree.query_ball_point(ra, r=0.01)
+    cands = [(i, j) for i, js in enumerate(pairs) for j in js]
+    if not cands:
+        raise RegistrationError("no triangle of the frame matches the reference's")
+    # votes per star correspondence, to try the best-supported proposals first
+    votes: dict[tuple[int, int], int] = {}
+    for i, j in cands:
+        for a, b in zip(rv[i], fv[j]):
+            votes[(a, b)] = votes.get((a, b), 0) + 1
+    cands.sort(key=lambda ij: -sum(votes[(a, b)] for a, b in zip(rv[ij[0]], fv[ij[1]])))
+    ftree = cKDTree(xy)
+    best, best_n = None, 0
+    for i, j in cands[:400]:
+        m = fit_transform(ref_xy[rv[i]], xy[fv[j]], "similarity")
+        s = math.sqrt(abs(np.linalg.det(m[:, :2])))
+        if not scale_range[0] <= s <= scale_range[1]:
+            continue
+        d, _ = ftree.query(_apply(m, ref_xy[:brightest * 2]), distance_upper_bound=tolerance)
+        n_in = int(np.isfinite(d).sum())
+        if n_in > best_n:
+            best, best_n = m, n_in
+            if n_in >= 0.8 * min(len(ref_xy), brightest * 2, len(xy)):
+                break
+    if best is None or best_n < min(min_matches, len(ref_xy), len(xy)):
+        raise RegistrationError(f"only {best_n} stars agree on a transform (need {min_matches})")
+    m = best
+    src = dst = np.zeros((0, 2))
+    tol = tolerance
+    for _ in range(3):
+        d, k = ftree.query(_apply(m, ref_xy), distance_upper_bound=tol)
+        ok = np.isfinite(d)
+        # one frame star for one reference star
+        _, first = np.unique(k[ok], return_index=True)
+        idx = np.nonzero(ok)[0][first]
+        if len(idx) < min_matches:
+            raise RegistrationError(f"only {len(idx)} stars agree on a transform (need {min_matches})")
+        src, dst = ref_xy[idx], xy[k[idx]]
+        m = fit_transform(src, dst, model)
+        res = np.linalg.norm(_apply(m, src) - dst, axis=1)
+        rms = float(np.sqrt(np.mean(res ** 2)))
+        tol = max(3.0 * rms, 0.3)
+    res = np.linalg.norm(_apply(m, src) - dst, axis=1)
+    return Registration(matrix=m, matched=len(src), rms=float(np.sqrt(np.mean(res ** 2))))
+
+
+def match_translation(ref_xy: np.ndarray, xy: np.ndarray, *, tolerance: float = 2.0, brightest: int = 40,
+                      min_matches: int = 6, max_shift: float | None = None) -> Registration:
+    """A pure shift carrying ``ref_xy`` onto ``xy``, by voting on the offsets of all
+    pairs of the ``brightest`` stars (:func:`fieldtui.imaging.align.match_offset`).
+
+    The fallback for frames whose stars are too few or too faint for
+    triangles (short exposures of a crowded field, e.g. a globular cluster
+    whose core breaks into blobs): frames of one night on a tracking mount
+    differ by a drift. Raises :class:`RegistrationError` with fewer than
+    ``min_matches`` agreeing pairs.
+    """
+    from ..imaging.align import match_offset
+
+    found = match_offset(np.asarray(ref_xy, float), np.asarray(xy, float), tolerance=tolerance,
+                         max_shift=max_shift, brightest=brightest)
+    if found is None or found[2] < min_matches:
+        n = 0 if found is None else found[2]
+        raise RegistrationError(f"only {n} stars agree on a shift (need {min_matches})")
+    dx, dy, n = found
+    m = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]])
+    ref = np.asarray(ref_xy, float)[:brightest]
+    d, k = cKDTree(np.asarray(xy, float)).query(_apply(m, ref), distance_upper_bound=tolerance)
+    ok = np.isfinite(d)
+    if ok.sum() >= 3:
+        off = np.median(np.asarray(xy, float)[k[ok]] - ref[ok], axis=0)
+        m[:, 2] = off
+        res = np.linalg.norm(_apply(m, ref[ok]) - np.asarray(xy, float)[k[ok]], axis=1)
+        return Registration(matrix=m, matched=int(ok.sum()), rms=float(np.sqrt(np.mean(res ** 2))))
+    return Registration(matrix=m, matched=n, rms=float("nan"))
+
+
+def warp(src: np.ndarray, matrix: np.ndarray, shape: tuple[int, int], *, origin: tuple[int, int] = (0, 0),
+         src_origin: tuple[int, int] = (0, 0), kernel: str = "lanczos") -> np.ndarray:
+    """Resample ``src`` (``(h, w)`` or ``(h, w, c)``, float32) onto the reference grid.
+
+    The output covers reference pixels ``origin`` (x0, y0) … + ``shape``
+    (rows, columns); ``src`` is the part of the frame starting at frame
+    pixel ``src_origin`` (x, y). ``kernel`` ``"lanczos"`` (Lanczos-4, 8×8:
+    keeps stars sharp), ``"cubic"`` or ``"linear"``. Output pixels whose
+    kernel reaches outside ``src`` are NaN (not covered).
+    """
+    m = np.array(matrix, float)
+    x0, y0 = origin
+    sx, sy = src_origin
+    # output (u, v) is reference (u + x0, v + y0); frame = M·ref; src index = frame − src_origin
+    t = m[:, :2] @ np.array([x0, y0], float) + m[:, 2] - np.array([sx, sy], float)
+    mm = np.column_stack([m[:, :2], t])
+    flags = {"lanczos": cv2.INTER_LANCZOS4, "cubic": cv2.INTER_CUBIC, "linear": cv2.INTER_LINEAR}[kernel]
+    src = np.ascontiguousarray(src, dtype=np.float32)
+    rows, cols = shape
+    out = cv2.warpAffine(src, mm, (cols, rows), flags=flags | cv2.WARP_INVERSE_MAP,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=(float("nan"),) * 4)
+    return out
+
+
+def source_box(matrix: np.ndarray, origin: tuple[int, int], shape: tuple[int, int], frame_hw: tuple[int, int],
+               margin: int = 5, even: bool = False) -> tuple[int, int, int, int] | None:
+    """The frame rectangle ``(x0, y0, x1, y1)`` (exclusive ends, clipped to the
+    frame) that resampling reference pixels ``origin`` … + ``shape`` reads,
+    with ``margin`` pixels for the kernel; ``even`` aligns the start on even
+    pixels (a Bayer mosaic keeps its pattern). None when it misses the frame."""
+    x0, y0 = origin
+    rows, cols = shape
+    corners = np.array([[x0, y0], [x0 + cols - 1, y0], [x0, y0 + rows - 1], [x0 + cols - 1, y0 + rows - 1]], float)
+    p = _apply(np.asarray(matrix, float), corners)
+    h, w = frame_hw
+    fx0 = max(0, int(math.floor(p[:, 0].min())) - margin)
+    fy0 = max(0, int(math.floor(p[:, 1].min())) - margin)
+    fx1 = min(w, int(math.ceil(p[:, 0].max())) + margin + 1)
+    fy1 = min(h, int(math.ceil(p[:, 1].max())) + margin + 1)
+    if even:
+        fx0 -= fx0 % 2
+        fy0 -= fy0 % 2
+    if fx1 <= fx0 or fy1 <= fy0:
+        return None
+    return fx0, fy0, fx1, fy1
+
+
+def common_box(matrices: list[np.ndarray], frame_hw: tuple[int, int], border: int = 4,
+               step: int = 8) -> tuple[int, int, int, int]:
+    """The largest axis-aligned rectangle of the reference grid ``(x0, y0, x1, y1)``
+    that every frame covers (the partly covered borders cropped), found on a
+    grid of ``step`` pixels; ``border`` pixels are kept clear of each frame's
+    edge (the resampling kernel). Raises ValueError when the frames share no area."""
+    h, w = frame_hw
+    ys = np.arange(0, h, step, dtype=float)
+    xs = np.arange(0, w, step, dtype=float)
+    gx, gy = np.meshgrid(xs, ys)
+    pts = np.column_stack([gx.ravel(), gy.ravel()])
+    full = np.ones(len(pts), bool)
+    for m in matrices:
+        q = _apply(np.asarray(m, float), pts)
+        full &= (q[:, 0] >= border) & (q[:, 0] <= w - 1 - border) & (q[:, 1] >= border) & (q[:, 1] <= h - 1 - border)
+    full = full.reshape(gy.shape)
+    if not full.any():
+        raise ValueError("the registered frames have no area in common")
+    r = np.nonzero(full.any(axis=1))[0]
+    c = np.nonzero(full.any(axis=0))[0]
+    r0, r1, c0, c1 = r[0], r[-1], c[0], c[-1]
+    while True:
+        sub = full[r0:r1 + 1, c0:c1 + 1]
+        if sub.all():
+            break
+        bad = {"top": (~sub[0]).sum(), "bottom": (~sub[-1]).sum(), "left": (~sub[:, 0]).sum(), "right": (~sub[:, -1]).sum()}
+        side = max(bad, key=bad.get)
+        if side == "top":
+            r0 += 1
+        elif side == "bottom":
+            r1 -= 1
+        elif side == "left":
+            c0 += 1
+        else:
+            c1 -= 1
+        if r1 < r0 or c1 < c0:
+            raise ValueError("the registered frames have no area in common")
+    # grid points are inside; the rectangle reaches to the next grid point only where it is sure
+    return int(xs[c0]), int(ys[r0]), int(min(w, xs[c1] + 1)), int(min(h, ys[r1] + 1))
