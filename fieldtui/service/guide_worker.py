@@ -86,6 +86,7 @@ class GuideWorker:
         self.frames = 0
         self.bad_frames = 0
         self._refits: set[asyncio.Task[None]] = set()
+        self._saves: set[asyncio.Task[None]] = set()
         self.engine.defer_refits = True
         self.camera_errors = 0
         self.disconnects = 0
@@ -121,11 +122,7 @@ class GuideWorker:
                 cal = self.engine.calibration
                 if cal is not None:
                     cal.timestamp = ev.t  # the engine stamped it on the monotonic clock
-                    try:
-                        save_calibration(self.calibration_path, cal)
-                    except OSError as exc:
-                        self._dispatch([Alert(self.clock.monotonic(), "warning", "calibration",
-                                              f"Could not store the calibration: {exc}")])
+                    self._save_calibration(cal)
             if isinstance(ev, SettleDone):
                 waiters, self._settle_waiters = self._settle_waiters, []
                 for w in waiters:
@@ -133,6 +130,22 @@ class GuideWorker:
                         w.set_result(ev)
             for cb in list(self._callbacks):
                 cb(ev)
+
+    def _save_calibration(self, cal: Calibration) -> None:
+        """Store the calibration (an atomic, fsynced write) in a worker thread."""
+        path = self.calibration_path
+        assert path is not None
+
+        async def save() -> None:
+            try:
+                await self.clock.run_blocking(save_calibration, path, cal)
+            except OSError as exc:
+                self._dispatch([Alert(self.clock.monotonic(), "warning", "calibration",
+                                      f"Could not store the calibration: {exc}")])
+
+        task = asyncio.get_running_loop().create_task(save(), name="guide-calibration-save")
+        self._saves.add(task)  # kept referenced until done (never cancelled: the write is atomic)
+        task.add_done_callback(self._saves.discard)
 
     def _flush_engine_events(self) -> None:
         self._dispatch(self.engine.pop_events())
