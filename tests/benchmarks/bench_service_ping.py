@@ -162,5 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if ok else 1
 
 
+def test_service_ping_while_guiding() -> None:
+    """``pytest tests/benchmarks/bench_service_ping.py -s`` (4 minutes)."""
+    assert main([]) == 0
+
+
 if __name__ == "__main__":
     sys.exit(main())
