@@ -296,7 +296,6 @@ class GuideWorker:
                     continue
                 errors_in_row = 0
                 self.frames += 1
-                self.last_frame = frame
                 t0 = time.perf_counter()
                 t = self._mono_of(frame, self.clock.monotonic(), s.exposure_s)
                 calibrating = self.engine.state == GuideState.CALIBRATING
@@ -325,6 +324,7 @@ class GuideWorker:
                     continue
                 bad_in_row = 0
                 self.latencies_ms.append((time.perf_counter() - t0) * 1000.0)
+                self.last_frame = frame  # previews show frames that were measured
                 self._start_refits()
                 self._dispatch(decision.events)
                 if decision.pulses and (self.corrections or calibrating

@@ -83,6 +83,7 @@ async def test_a_bad_frame_is_logged_counted_and_skipped(caplog):
     assert not w.running
     assert w.bad_frames == 1 + MAX_BAD_IN_ROW
     assert isinstance(w._task.exception(), IndexError)
+    assert w.last_frame.data.ndim == 2  # previews (the star cut-out) never get a bad frame
     await w.stop()
     clock.close()
 
