@@ -175,7 +175,7 @@ class GuideWorker:
             self.engine.start_looping()
             self._flush_engine_events()
             if log_error is not None:
-                self._dispatch([Alert(self.clock.now(), "warning", "guide-log",
+                self._dispatch([Alert(self.clock.monotonic(), "warning", "guide-log",
                                       f"No guide log: {log_error}")])
             self._task = self._spawn(self._run(), "guide-worker")
         return self._task
