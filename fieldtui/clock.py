@@ -5,6 +5,18 @@ CPU allows: whenever every task on the event loop is waiting on the clock,
 time jumps to the earliest wake-up.  Work done synchronously inside a
 coroutine therefore costs no virtual time, and an hour of a simulated night
 runs in seconds.
+
+Two time bases: :meth:`Clock.now` is the wall clock (timestamps, file names,
+the night's date) and may step when NTP corrects it; :meth:`Clock.monotonic`
+never steps and is what intervals are measured on (settling, timeouts, the
+guide engine's frame times, the simulator's physics).  On the virtual clock
+both are the same number.
+
+Blocking work (frame rendering, star detection, model fits, file writes)
+goes through :meth:`Clock.run_blocking`, which runs it in a worker thread.
+On the virtual clock, time stands still while any such work is in flight,
+so moving work off the event loop never lets simulated time run ahead of
+it: the results are the same as if the work had been instantaneous.
 """
 
 from __future__ import annotations
@@ -24,6 +36,10 @@ class Clock:
     virtual = False
 
     def now(self) -> float:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def monotonic(self) -> float:  # pragma: no cover - interface
+        """Seconds on a time base that never steps (intervals, timers)."""
         raise NotImplementedError
 
     async def sleep(self, seconds: float) -> None:  # pragma: no cover - interface
@@ -62,6 +78,9 @@ class RealClock(Clock):
     def now(self) -> float:
         return time.time()
 
+    def monotonic(self) -> float:
+        return time.monotonic()
+
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
 
@@ -86,6 +105,14 @@ class VirtualClock(Clock):
     def now(self) -> float:
         return self._now
 
+    def monotonic(self) -> float:
+        return self._now
+
+    @property
+    def in_flight(self) -> int:
+        """Blocking calls running in threads now (time holds while > 0)."""
+        return self._busy
+
     async def sleep(self, seconds: float) -> None:
         loop = asyncio.get_running_loop()
         self._ensure_driver(loop)
@@ -101,6 +128,8 @@ class VirtualClock(Clock):
             return await asyncio.to_thread(fn, *args, **kw)
         finally:
             self._busy -= 1
+            if not self._busy and self._wake is not None:
+                self._wake.set()  # the driver may move time again
 
     def close(self) -> None:
         """Stop driving time (another virtual clock may then run in this loop)."""
@@ -146,9 +175,12 @@ class VirtualClock(Clock):
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            # Work running in a thread holds time still until it is done.
+            # Work running in a thread holds time still until it is done
+            # (run_blocking wakes the driver when the last one finishes).
             if self._busy:
-                await asyncio.sleep(0.001)
+                assert self._wake is not None
+                self._wake.clear()
+                await self._wake.wait()
                 continue
             wake_at = self._heap[0][0]
             if wake_at > self._now:

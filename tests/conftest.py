@@ -3,6 +3,8 @@ from pathlib import Path
 
 import pytest
 
+import fieldtui  # noqa: F401 - first, so numpy gets one BLAS thread as in the app
+
 # Tests never read the developer's own config file.
 os.environ["FIELDTUI_USER_CONFIG"] = str(Path(__file__).parent / "no-user-config.toml")
 

@@ -63,14 +63,19 @@ async def run_guide(cfg: Any, *, minutes: float, fast: bool, corrections: bool =
         # Measuring the bare mount: the drift-away watchdog would recalibrate.
         settings = replace(settings, drift_time_s=math.inf)
     alerts: list[Alert] = []
-    truth: list[tuple[float, float]] = []
-    frame_times: list[float] = []
+    # True pointing error at each guided frame's mid-exposure, as running sums
+    # (n, Σx, Σy, Σx², Σy²): the sky keeps only the last hour of pulses, and a
+    # long run must not keep a list per frame.
+    truth = [0, 0.0, 0.0, 0.0, 0.0]
 
     def collect(ev: GuideEvent) -> None:
         if isinstance(ev, Alert):
             alerts.append(ev)
         if isinstance(ev, GuideStep) and worker.engine.state == GuideState.GUIDING:
-            frame_times.append(ev.t)
+            t_mono = ev.t - (clock.now() - clock.monotonic())  # the sky runs on monotonic time
+            ex, ey = rig.sky.mount_error(t_mono - settings.exposure_s / 2)
+            for i, v in enumerate((1.0, float(ex), float(ey), float(ex) ** 2, float(ey) ** 2)):
+                truth[i] += v
         if on_event is not None:
             on_event(ev)
 
@@ -112,9 +117,6 @@ async def run_guide(cfg: Any, *, minutes: float, fast: bool, corrections: bool =
         driver.cancel()
 
     st = worker.engine.stats.total()
-    for t in frame_times:
-        ex, ey = rig.sky.mount_error(t - settings.exposure_s / 2)
-        truth.append((float(ex), float(ey)))
     cal = worker.engine.calibration
     result.update({
         "frames": st.frames,
@@ -129,21 +131,24 @@ async def run_guide(cfg: Any, *, minutes: float, fast: bool, corrections: bool =
         "alerts": [a.message for a in alerts if a.level in ("warning", "critical")],
         "dithers": dithers, "settled": settled,
     })
-    if truth:
+    if truth[0]:
         # True pointing error (the mount alone, without seeing), RMS about its mean.
-        n = len(truth)
-        mx = sum(p[0] for p in truth) / n
-        my = sum(p[1] for p in truth) / n
+        n, sx, sy, sxx, syy = truth
         result["true_rms_total_arcsec"] = math.sqrt(
-            sum((p[0] - mx) ** 2 + (p[1] - my) ** 2 for p in truth) / n)
+            max(sxx / n - (sx / n) ** 2, 0.0) + max(syy / n - (sy / n) ** 2, 0.0))
     if cal is not None:
         result["calibration"] = {
             "camera_angle_deg": cal.ra_angle_deg, "ra_rate_px_s": cal.ra_rate,
             "dec_rate_px_s": cal.dec_rate, "flipped": cal.flipped,
             "orthogonality_error_deg": cal.orthogonality_error_deg, "warnings": cal.warnings}
     if worker.latencies_ms:
+        # Wall time from a frame in hand to its pulses decided (star detection
+        # in its thread included), over the last frames the worker keeps.
         lat = sorted(worker.latencies_ms)
         result["frame_to_pulse_ms_median"] = lat[len(lat) // 2]
+        result["frame_to_pulse_ms_p99"] = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
+        result["frame_to_pulse_ms_max"] = lat[-1]
+        result["frame_to_pulse_frames"] = len(lat)
     if log_dir:
         result["log_dir"] = str(Path(log_dir))
         result["guide_log"] = str(log_path) if log_path else None
@@ -196,6 +201,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"Peak  RA {_fmt(res['peak_ra_arcsec'])}″  Dec {_fmt(res['peak_dec_arcsec'])}″")
         print(f"Seeing floor {res['seeing_floor_arcsec']:.2f}″ total; star lost "
               f"{res['star_lost_events']}×; dropped frames {res['dropped_frames']}")
+        if "frame_to_pulse_ms_median" in res:
+            print(f"Frame to pulse {res['frame_to_pulse_ms_median']:.1f} ms median, "
+                  f"{res['frame_to_pulse_ms_p99']:.1f} ms p99, {res['frame_to_pulse_ms_max']:.1f} ms max "
+                  "(wall time)")
         for a in res["alerts"]:
             print(f"! {a}")
         if res.get("guide_log"):

@@ -99,10 +99,10 @@ class _Lx200(_Protocol):
         axis = "ns" if direction in "NS" else "ew"
         self.stop_moves(axis)
         rate = self.emu.sky.guide_rate if self.move_rate == "RG" else self.MOVE_RATES[self.move_rate]
-        self.moves[axis] = (direction, rate, self.mount.clock.now())
+        self.moves[axis] = (direction, rate, self.mount.clock.monotonic())
 
     def stop_moves(self, *axes: str) -> None:
-        now = self.mount.clock.now()
+        now = self.mount.clock.monotonic()
         for axis in axes or tuple(self.moves):
             if axis in self.moves:
                 direction, rate, t0 = self.moves.pop(axis)
@@ -342,7 +342,7 @@ class _NexStar(_Protocol):
         n, dest, cmd = arg[0], arg[1], arg[2]
         data, answer_len = arg[3:3 + max(0, n - 1)], arg[6]
         emu = self.emu
-        now = emu.mount.clock.now()
+        now = emu.mount.clock.monotonic()
         if dest not in (DEST_RA, DEST_DEC):
             return b"\0" * answer_len + b"#"
         if cmd == MC_GUIDE and len(data) >= 2:
@@ -542,7 +542,7 @@ class MountEmulator:
 
     def pulse(self, direction: str, ms: float, *, rate: float | None = None, at: float | None = None) -> None:
         """Move the simulated pointing as a guide pulse (at ``rate`` x sidereal when given)."""
-        t = self.mount.clock.now() if at is None else at
+        t = self.mount.clock.monotonic() if at is None else at
         if rate is None:
             self.sky.apply_pulse(direction, ms, t)
             return

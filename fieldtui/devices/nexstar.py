@@ -151,10 +151,10 @@ class NexStarMount(SerialMount):
         await self._wait_slew()
 
     async def _wait_slew(self, limit_s: float = 600.0) -> None:
-        t0 = self.clock.now()
+        t0 = self.clock.monotonic()
         try:
             while await self._run(self._x, b"L", _flag):
-                if self.clock.now() - t0 > limit_s:
+                if self.clock.monotonic() - t0 > limit_s:
                     await self.abort()
                     raise DeviceError(f"slew did not finish within {limit_s:g} s; aborted")
                 await self.clock.sleep(0.25)

@@ -2,6 +2,13 @@
 
 Faults are switched on through :class:`SimFaults` (``rig.faults``): dropped
 frames, lost star (clouds), disconnects, hangs, slow and garbage answers.
+
+The sky's physics runs on the clock's monotonic time (a wall-clock step does
+not move the mount), frames carry the wall time they started at, and every
+render and file write runs off the event loop through
+:meth:`~fieldtui.clock.Clock.run_blocking` (on the virtual clock, time holds
+until it is done).  Each camera draws its noise from its own random stream,
+so frames rendered at the same time in two threads stay reproducible.
 """
 
 from __future__ import annotations
@@ -123,7 +130,7 @@ class SimGuideCamera(_SimDevice, GuideCamera):
                      roi: tuple[int, int, int, int] | None = None) -> Frame:
         await self._gate()
         gain = self.gain if gain is None else gain
-        t0 = self.clock.now()
+        t0, m0 = self.clock.now(), self.clock.monotonic()
         await self.clock.sleep(seconds)
         await self._gate()
         if self.rig.faults.drop_frames.get(self.name, 0) > 0:
@@ -133,8 +140,10 @@ class SimGuideCamera(_SimDevice, GuideCamera):
             x, y, w, h = roi
             if not (0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= self.width and y + h <= self.height):
                 raise DeviceError(f"region {roi} is outside the {self.width}x{self.height} sensor")
-        data, truth = self.rig.sky.render(self.rig.sky.guide, t0, seconds, gain_e_adu=self.e_per_adu(gain),
-                                          roi=roi, bit_depth=self.bit_depth)
+        sky = self.rig.sky
+        data, truth = await self.clock.run_blocking(
+            sky.render, sky.guide, m0, seconds, gain_e_adu=self.e_per_adu(gain), roi=roi,
+            bit_depth=self.bit_depth, rng=sky.rng)
         if self.name in self.rig.faults.garbage:
             raise DeviceGarbage("guide camera sent a frame of the wrong size")
         self.last_truth = truth
@@ -159,6 +168,9 @@ class SimMainCamera(_SimDevice, MainCamera):
         self.iso = m.iso
         self.model = m.model or "Simulated DSLR"
         self.last_truth: dict = {}
+        # Its own noise stream: a DSLR frame rendered in a thread while a guide
+        # frame renders in another must not make either depend on the timing.
+        self.rng = np.random.default_rng([int(rig.cfg.sim.seed), 1])
 
     async def connect(self) -> DeviceInfo:
         await self._gate(connecting=True)
@@ -173,28 +185,32 @@ class SimMainCamera(_SimDevice, MainCamera):
     def e_per_adu(iso: int) -> float:
         return 320.0 / max(iso, 50)
 
-    def _render(self, t0: float, seconds: float, iso: int, kind: str,
-                roi: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, dict]:
+    async def _render(self, t0: float, seconds: float, iso: int, kind: str,
+                      roi: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, dict]:
+        """Render in a worker thread (about a second for a full DSLR frame).
+
+        ``t0`` is the exposure start on the clock's monotonic time."""
         sky = self.rig.sky
         flat_e = None
         if kind == "flat":
             # A flat panel set to about half of full scale at this ISO.
             flat_e = 0.45 * (sky.main.white_adu - sky.main.bias_adu) * self.e_per_adu(iso)
         light = kind in ("light", "flat")
-        return sky.render(sky.main, t0, seconds, gain_e_adu=self.e_per_adu(iso), light=light,
-                          flat_level_e=flat_e, roi=roi, bit_depth=self.bit_depth)
+        return await self.clock.run_blocking(
+            sky.render, sky.main, t0, seconds, gain_e_adu=self.e_per_adu(iso), light=light,
+            flat_level_e=flat_e, roi=roi, bit_depth=self.bit_depth, rng=self.rng)
 
     async def expose(self, seconds: float, iso: int | None = None, path: Path | None = None,
                      kind: str = "light") -> Frame:
         await self._gate()
         iso = self.iso if iso is None else iso
-        t0 = self.clock.now()
+        t0, m0 = self.clock.now(), self.clock.monotonic()
         await self.clock.sleep(seconds if kind != "bias" else 1 / 4000)
         await self._gate()
         if self.rig.faults.drop_frames.get(self.name, 0) > 0:
             self.rig.faults.drop_frames[self.name] -= 1
             raise DeviceError("camera did not deliver the frame (USB transfer failed)")
-        data, truth = self._render(t0, seconds, iso, kind)
+        data, truth = await self._render(m0, seconds, iso, kind)
         self.last_truth = truth
         m = self.rig.cfg.main_camera
         frame = Frame(data=data, exposure=seconds, timestamp=t0, iso=iso, bayer=self.bayer,
@@ -218,12 +234,12 @@ class SimMainCamera(_SimDevice, MainCamera):
         """A central crop at full resolution, like a DSLR's zoomed live view."""
         await self._gate()
         iso = self.iso if iso is None else iso
-        t0 = self.clock.now()
+        t0, m0 = self.clock.now(), self.clock.monotonic()
         await self.clock.sleep(seconds)
         await self._gate()
         w, h = self.LIVE_VIEW
         roi = ((self.width - w) // 2 // 2 * 2, (self.height - h) // 2 // 2 * 2, w, h)
-        data, truth = self._render(t0, seconds, iso, "light", roi=roi)
+        data, truth = await self._render(m0, seconds, iso, "light", roi=roi)
         m = self.rig.cfg.main_camera
         return Frame(data=data, exposure=seconds, timestamp=t0, iso=iso, bayer=self.bayer,
                      black_level=float(m.black_level), white_level=float(m.white_level),
@@ -252,7 +268,7 @@ class SimMount(_SimDevice, Mount):
         await self._gate()
         if self.name in self.rig.faults.garbage:
             raise DeviceGarbage("mount answered '#?#' to a position request")
-        ex, ey = self.rig.sky.mount_error(self.clock.now())
+        ex, ey = self.rig.sky.mount_error(self.clock.monotonic())
         cosd = max(math.cos(math.radians(self.dec)), 1e-6)
         ra = (self.ra + float(ex) / 3600.0 / cosd) % 360.0
         dec = self.dec + float(ey) / 3600.0
@@ -289,7 +305,7 @@ class SimMount(_SimDevice, Mount):
 
     async def pulse(self, direction: Direction, ms: int) -> None:
         await self._gate()
-        self.rig.sky.apply_pulse(direction, ms, self.clock.now())
+        self.rig.sky.apply_pulse(direction, ms, self.clock.monotonic())
         await self.clock.sleep(ms / 1000.0)
 
 
@@ -316,7 +332,7 @@ class SimGuidePort(_SimDevice, GuidePort):
             raise DeviceDisconnected(f"guide pulses go through the {backing.replace('_', ' ')}, which is not connected")
         if ms < 0:
             raise ValueError("pulse duration must not be negative")
-        self.rig.sky.apply_pulse(direction, ms, self.clock.now())
+        self.rig.sky.apply_pulse(direction, ms, self.clock.monotonic())
         await self.clock.sleep(ms / 1000.0)
 
 
@@ -353,7 +369,7 @@ class SimRig:
         self.cfg = cfg
         self.clock = clock
         self.faults = SimFaults()
-        self.sky = Sky(cfg, clock.now())
+        self.sky = Sky(cfg, clock.monotonic())
         self.guide_camera = SimGuideCamera(self)
         self.main_camera = SimMainCamera(self)
         self.mount = SimMount(self)
@@ -373,4 +389,4 @@ class SimRig:
 
     def clouds(self, seconds: float) -> None:
         """Lose every star for ``seconds`` (a cloud passing)."""
-        self.sky.clouds_until = self.clock.now() + seconds
+        self.sky.clouds_until = self.clock.monotonic() + seconds

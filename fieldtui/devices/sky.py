@@ -5,11 +5,20 @@ catalogue centre: ``x`` toward east, ``y`` toward north.  The mount's pointing
 error (periodic error, polar drift, tracking drift, guide pulses with Dec
 backlash, wind gusts) is a function of time, so any camera can integrate it
 over its own exposure, and the truth is always there for tests to compare.
+
+Frames render in worker threads while guide pulses arrive on the event loop:
+the pulse history is guarded by a lock, and it keeps only the last
+:attr:`Sky.PULSE_HISTORY_S` seconds (older breakpoints fold into the first
+one), so a night of pulses does not grow it without bound.  The pointing
+error is exact for any time inside that window, which is longer than any
+exposure.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -56,6 +65,9 @@ class Optics:
 
 
 class Sky:
+    PULSE_HISTORY_S = 3600.0   # pulse breakpoints kept (longer than any exposure)
+    PRUNE_AT = 4096            # prune a pulse history once it has this many breakpoints
+
     def __init__(self, cfg: Config, t0: float) -> None:
         self.cfg = cfg
         s = cfg.sim
@@ -78,6 +90,8 @@ class Sky:
         self._ra_v = [0.0]
         self._dec_t = [t0]
         self._dec_v = [0.0]
+        self._pulse_lock = threading.Lock()
+        self._pulse_arrays: tuple[np.ndarray, ...] | None = None  # cached for np.interp
         self._dec_last_dir = 0
         self._dec_play = 0.0
         self.slew_offset = np.zeros(2)  # goto error, arcsec (x east, y north)
@@ -176,9 +190,10 @@ class Sky:
         """The true pointing error on the sky at time ``t``: (east, north) arcsec."""
         t = np.asarray(t, dtype=float)
         dt = t - self.t0
-        ra_axis = self.periodic_error(t) + self.ra_drift_per_s * dt + np.interp(t, self._ra_t, self._ra_v)
+        rt, rv, dt_, dv = self._pulses()
+        ra_axis = self.periodic_error(t) + self.ra_drift_per_s * dt + np.interp(t, rt, rv)
         x = ra_axis * self.cosdec + self.slew_offset[0]
-        y = self.dec_drift_per_s * dt + np.interp(t, self._dec_t, self._dec_v) + self.slew_offset[1]
+        y = self.dec_drift_per_s * dt + np.interp(t, dt_, dv) + self.slew_offset[1]
         if len(self._gusts):
             g = self._gusts
             age = t[..., None] - g[:, 0]
@@ -195,29 +210,51 @@ class Sky:
         """
         move = self.guide_rate * SIDEREAL * ms / 1000.0
         dur = ms / 1000.0
-        if direction in ("E", "W"):
-            sign = 1.0 if direction == "E" else -1.0
-            self._append(self._ra_t, self._ra_v, t, dur, sign * move)
-        elif direction in ("N", "S"):
-            sign = 1 if direction == "N" else -1
-            if sign != self._dec_last_dir:
-                self._dec_play = self.cfg.sim.backlash_arcsec if self._dec_last_dir else 0.0
-                self._dec_last_dir = sign
-            take = min(move, self._dec_play)
-            self._dec_play -= take
-            self._append(self._dec_t, self._dec_v, t + dur * take / move if move else t,
-                         dur * (1 - take / move) if move else 0.0, sign * (move - take))
-        else:
+        if direction not in ("E", "W", "N", "S"):
             raise ValueError(f"unknown guide direction {direction!r}")
+        with self._pulse_lock:
+            if direction in ("E", "W"):
+                sign = 1.0 if direction == "E" else -1.0
+                self._append(self._ra_t, self._ra_v, t, dur, sign * move)
+            else:
+                sign = 1 if direction == "N" else -1
+                if sign != self._dec_last_dir:
+                    self._dec_play = self.cfg.sim.backlash_arcsec if self._dec_last_dir else 0.0
+                    self._dec_last_dir = sign
+                take = min(move, self._dec_play)
+                self._dec_play -= take
+                self._append(self._dec_t, self._dec_v, t + dur * take / move if move else t,
+                             dur * (1 - take / move) if move else 0.0, sign * (move - take))
+            self._pulse_arrays = None
 
-    @staticmethod
-    def _append(ts: list[float], vs: list[float], t: float, dur: float, dv: float) -> None:
+    def _pulses(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The pulse histories as arrays (RA t, RA offset, Dec t, Dec offset), consistent
+        even while pulses arrive from another thread."""
+        with self._pulse_lock:
+            if self._pulse_arrays is None:
+                self._pulse_arrays = tuple(np.asarray(a, dtype=float) for a in
+                                           (self._ra_t, self._ra_v, self._dec_t, self._dec_v))
+            return self._pulse_arrays  # type: ignore[return-value]
+
+    @property
+    def pulse_breakpoints(self) -> int:
+        """Breakpoints held in the pulse histories (RA + Dec); bounded over a night."""
+        return len(self._ra_t) + len(self._dec_t)
+
+    def _append(self, ts: list[float], vs: list[float], t: float, dur: float, dv: float) -> None:
         t = max(t, ts[-1])
         if t > ts[-1]:
             ts.append(t)
             vs.append(vs[-1])
         ts.append(t + max(dur, 1e-6))
         vs.append(vs[-1] + dv)
+        if len(ts) >= self.PRUNE_AT:
+            # Fold what is older than the window into one breakpoint: before it,
+            # np.interp holds its value, which is the offset at that time.
+            i = bisect.bisect_right(ts, t - self.PULSE_HISTORY_S) - 1
+            if i > 0:
+                del ts[:i]
+                del vs[:i]
 
     # ----- atmosphere -----------------------------------------------------
     def seeing_jitter_sigma(self, exposure: float) -> float:

@@ -10,6 +10,20 @@ States: stopped → looping → (calibrating →) guiding ⇄ settling, and star
 lost from any of the tracking states, back to where it was when the star
 comes back.  Nothing fails silently: every state change, step and problem
 is an event, and problems that need the user are :class:`Alert` events.
+
+Times are seconds on a clock that never steps (the worker passes monotonic
+time), so a wall-clock correction cannot break settling or the predictive
+model.
+
+Two costly steps can run elsewhere so a caller on an event loop never waits
+for them: the full-frame star detection (when a star is picked, or searched
+for after it was lost: :meth:`GuideEngine.needs_detection` says when,
+:func:`detect_guide_star` is the pure function, its result goes to
+:meth:`GuideEngine.on_frame` as ``detection``) and the predictive model's
+periodic refits (``defer_refits``; :meth:`GuideEngine.take_refit_jobs` hands
+them out, :meth:`GuideEngine.accept_refit` installs the finished model; the
+last finished model keeps predicting meanwhile).  Without a caller doing
+so, both run inline as before.
 """
 
 from __future__ import annotations
@@ -21,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .algorithms import GuideAlgorithm, make_algorithm
+from .predictive import GearModel, PeriodicFit, RefitJob
 from .calibration import Calibration, CalibrationSettings, Calibrator
 from .centroid import StarMeasurement, measure_star
 from .events import (
@@ -28,7 +43,7 @@ from .events import (
     FrameDropped, GuideEvent, GuideState, GuideStep, GuidingStarted, GuidingStopped,
     LockPositionSet, SettleDone, StarFound, StarLost, StarSelected, StateChanged,
 )
-from .select import NoGuideStar, select_guide_star
+from .select import NoGuideStar, Selection, select_guide_star
 from .settings import GuideSettings
 from .stats import GuideStats
 
@@ -60,6 +75,21 @@ class _Star:
 
 
 TRACKING = (GuideState.GUIDING, GuideState.SETTLING)
+_NOT_GIVEN = object()
+
+
+def detect_guide_star(data: np.ndarray, settings: GuideSettings, box_half: int,
+                      saturation: float | None) -> Selection | NoGuideStar:
+    """The full-frame guide-star detection the engine needs when it picks a
+    star: :func:`~fieldtui.guiding.select.select_guide_star` with the
+    engine's settings.  Pure (safe in a worker thread); returns the
+    :class:`NoGuideStar` error instead of raising it.  ``data``: (h, w)."""
+    try:
+        return select_guide_star(data, min_snr=settings.min_snr, min_stars=settings.min_stars,
+                                 box_half=box_half, saturation=saturation,
+                                 min_hfd=settings.min_hfd_px, extra_stars=settings.multi_star)
+    except NoGuideStar as exc:
+        return exc
 
 
 class GuideEngine:
@@ -104,6 +134,8 @@ class GuideEngine:
         self._last_corr_t: float | None = None
         self._shape: tuple[int, int] | None = None
         self._last_data: np.ndarray | None = None
+        self._detection: object = _NOT_GIVEN
+        self._defer_refits = False
 
     # ------------------------------------------------------------------ setup
     def _make_algorithms(self) -> tuple[GuideAlgorithm, GuideAlgorithm]:
@@ -119,6 +151,51 @@ class GuideEngine:
                              min_move=s.dec_min_move, hysteresis=s.ra_hysteresis,
                              drift_s=s.dec_drift_s, drift_gain=s.dec_drift_gain)
         return ra, dec
+
+    # ------------------------------------------------------- off-loop work
+    @property
+    def defer_refits(self) -> bool:
+        """When True, predictive refits wait for :meth:`take_refit_jobs`."""
+        return self._defer_refits
+
+    @defer_refits.setter
+    def defer_refits(self, on: bool) -> None:
+        self._defer_refits = bool(on)
+        for m in self._gear_models():
+            m.defer = self._defer_refits
+
+    def _gear_models(self) -> list[GearModel]:
+        return [m for m in (getattr(a, "model", None) for a in (self.ra_algo, self.dec_algo))
+                if isinstance(m, GearModel)]
+
+    def take_refit_jobs(self) -> list[RefitJob]:
+        """Refits due since the last call (run each ``job.run()`` anywhere, then
+        give the result to :meth:`accept_refit`).  At most one per axis at a time."""
+        return [j for j in (m.refit_job() for m in self._gear_models()) if j is not None]
+
+    def accept_refit(self, job: RefitJob, fit: PeriodicFit | None) -> bool:
+        """Install a finished refit (None: it failed, the last model stays)."""
+        return job.model.accept(job, fit)
+
+    def needs_detection(self, t: float) -> bool:
+        """The frame at time ``t`` will need the full-frame star detection."""
+        if self.state == GuideState.STOPPED:
+            return False
+        if self._select_at is None and (self._pending == "select" or (
+                self.star is None and self._pending in ("calibrate", "guide"))):
+            return True
+        return self.state == GuideState.STAR_LOST and t >= self._new_star_try_at
+
+    def detect(self, data: np.ndarray) -> Selection | NoGuideStar:
+        """:func:`detect_guide_star` with this engine's settings."""
+        return detect_guide_star(data, self.settings, self.box_half, self.saturation)
+
+    def _detected(self, data: np.ndarray) -> Selection:
+        """The detection given with this frame, else computed here; raises NoGuideStar."""
+        d = self._detection if self._detection is not _NOT_GIVEN else self.detect(data)
+        if isinstance(d, NoGuideStar):
+            raise d
+        return d  # type: ignore[return-value]
 
     @property
     def box_half(self) -> int:
@@ -262,7 +339,17 @@ class GuideEngine:
     def _elapsed(self, t: float) -> float:
         return t - self.guide_start_t if self.guide_start_t is not None else 0.0
 
-    def on_frame(self, data: np.ndarray, t: float) -> Decision:
+    def on_frame(self, data: np.ndarray, t: float, detection: object = _NOT_GIVEN) -> Decision:
+        """One guide frame: ``data`` (h, w) ADU, ``t`` the end of its exposure (s,
+        monotonic).  ``detection``: the result of :meth:`detect` on this frame,
+        when the caller ran it elsewhere (see :meth:`needs_detection`)."""
+        self._detection = detection
+        try:
+            return self._on_frame(data, t)
+        finally:
+            self._detection = _NOT_GIVEN
+
+    def _on_frame(self, data: np.ndarray, t: float) -> Decision:
         self.frame_no += 1
         self.last_t = t
         self._shape = (int(data.shape[0]), int(data.shape[1]))
@@ -336,10 +423,7 @@ class GuideEngine:
             self._emit(StarSelected(t, m.x, m.y, m.snr, m.hfd, 0, 0, auto=False))
             return True
         try:
-            sel = select_guide_star(data, min_snr=s.min_snr, min_stars=s.min_stars,
-                                    box_half=self.box_half, saturation=self.saturation,
-                                    min_hfd=s.min_hfd_px,
-                                    extra_stars=s.multi_star)
+            sel = self._detected(data)
         except NoGuideStar as exc:
             self._fail_start(f"Cannot pick a guide star: {exc}")
             return False
@@ -402,9 +486,7 @@ class GuideEngine:
         if t >= self._new_star_try_at:
             self._new_star_try_at = t + 10.0
             try:
-                sel = select_guide_star(data, min_snr=s.min_snr, min_stars=s.min_stars,
-                                        box_half=self.box_half, saturation=self.saturation,
-                                        min_hfd=s.min_hfd_px)
+                sel = self._detected(data)  # only its primary star is used here
             except NoGuideStar:
                 sel = None
             if sel is not None:

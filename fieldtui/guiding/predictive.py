@@ -25,12 +25,21 @@ The model is, in order of trust:
   it explains the gear error at least as well as the local line does.
 
 Units are pixels along the axis and seconds; times come from the engine.
+
+The periodic fit (:func:`fit_periodic`, a scan over candidate periods) is
+the one costly step: tens of milliseconds with an hour of history, seconds
+on a busy machine.  It is a pure function of the history, so a caller that
+must not wait for it (the guide worker) sets ``GearModel.defer`` and runs
+the :class:`RefitJob` from :meth:`GearModel.refit_job` in a worker thread;
+until the new model is accepted the last finished one keeps predicting.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -52,12 +61,128 @@ def _harmonic_design(t: np.ndarray, period: float, harmonics: int) -> np.ndarray
     return np.column_stack(cols)
 
 
+@dataclass(frozen=True)
+class PeriodicFit:
+    """A finished periodic fit: the model :meth:`GearModel.value` evaluates.
+
+    ``coef`` (intercept, slope, then sin/cos per harmonic; px, px/s) is in the
+    history's time base (seconds since the model's ``t0``); ``ok`` says the
+    model explains and predicts the gear error at least as well as a local
+    line (otherwise the trend is used)."""
+
+    period: float | None
+    coef: np.ndarray | None
+    ok: bool
+    residual_periodic: float = math.nan
+    residual_trend: float = math.nan
+
+
+@dataclass(frozen=True)
+class RefitJob:
+    """A periodic refit to run anywhere (a worker thread): :meth:`run` is pure.
+
+    ``t``, ``g``: copies of the history (s since the model's t0, px), shape (n,)."""
+
+    model: "GearModel"
+    generation: int
+    t: np.ndarray
+    g: np.ndarray
+    params: dict[str, Any]
+
+    def run(self) -> PeriodicFit:
+        return fit_periodic(self.t, self.g, **self.params)
+
+
+def fit_periodic(t: np.ndarray, g: np.ndarray, *, harmonics: int = 3, period_min_s: float = 60.0,
+                 period_max_s: float = 1500.0, period_cycles: float = 1.5,
+                 fixed_period: float | None = None) -> PeriodicFit:
+    """Fit a linear trend plus ``harmonics`` harmonics of the worm period to
+    the gear error ``g`` (px) at times ``t`` (s, increasing), shape (n,).
+
+    The period is ``fixed_period`` or found in the data (a least-squares scan
+    over candidate periods between ``period_min_s`` and the span divided by
+    ``period_cycles``).  Pure: arrays in, a :class:`PeriodicFit` out."""
+    span = float(t[-1] - t[0]) if len(t) > 1 else 0.0
+    lo = period_min_s
+    hi = min(period_max_s, span / period_cycles)
+    if fixed_period is None and hi < lo * 1.05:
+        return PeriodicFit(None, None, False)
+    if fixed_period is not None:
+        if span < period_cycles * fixed_period:
+            return PeriodicFit(fixed_period, None, False)
+        period = fixed_period
+    else:
+        period = _find_period(t, g, lo, hi, harmonics, span)
+    coef, res = _lstsq(_harmonic_design(t, period, harmonics), g)
+    # Compare with what the local line leaves (seeing, gusts): the
+    # harmonic model must explain the gear error about as well, and it
+    # must also predict: fitted without the newest fifth of the data, it
+    # has to follow that fifth too (a short stretch of smooth error is
+    # fitted by almost any period; only a real one extrapolates).
+    res_trend = _local_residual(t, g)
+    cut = t[-1] - max(60.0, 0.2 * span)
+    old = t < cut
+    ok = res <= 1.5 * res_trend + 1e-9 and old.sum() > 20 and (~old).sum() > 10
+    if ok:
+        c_old, _ = _lstsq(_harmonic_design(t[old], period, harmonics), g[old])
+        r_new = g[~old] - _harmonic_design(t[~old], period, harmonics) @ c_old
+        ok = float(np.sqrt(np.mean(r_new * r_new))) <= 2.0 * res_trend
+    return PeriodicFit(period, coef, bool(ok), res, res_trend)
+
+
+def _find_period(t: np.ndarray, g: np.ndarray, lo: float, hi: float, harmonics: int,
+                 span: float) -> float:
+    # Decimate to ~1 sample per 2 s for the scan; periods on a log grid.
+    step = max(1, int(len(t) // max(1.0, span / 2.0)))
+    ts, gs = t[::step], g[::step]
+    grid = np.exp(np.linspace(math.log(lo), math.log(hi), 160))
+    res = np.array([_lstsq(_harmonic_design(ts, p, harmonics), gs)[1] for p in grid])
+    # A multiple of the worm period fits as well (its harmonics include
+    # the worm's): take the shortest period that fits about as well as
+    # the best one, then the best candidate next to it.
+    good = np.nonzero(res <= 1.02 * res.min() + 1e-12)[0]
+    i = int(good[0])
+    while i + 1 < len(grid) and res[i + 1] < res[i]:
+        i += 1
+    # Refine around the best candidate on the full data.
+    a = float(grid[max(i - 1, 0)])
+    b = float(grid[min(i + 1, len(grid) - 1)])
+    fine = np.linspace(a, b, 21)
+    fres = np.array([_lstsq(_harmonic_design(t, p, harmonics), g)[1] for p in fine])
+    return float(fine[int(np.argmin(fres))])
+
+
+def _local_residual(t: np.ndarray, g: np.ndarray, window: float = 20.0) -> float:
+    """RMS scatter about straight lines through consecutive windows."""
+    if len(t) < 8:
+        return math.inf
+    edges = np.arange(t[0], t[-1] + window, window)
+    idx = np.searchsorted(t, edges)
+    sq, n = 0.0, 0
+    for a, b in zip(idx[:-1], idx[1:]):
+        if b - a < 5:
+            continue
+        tt = t[a:b] - t[a]
+        _, r = _lstsq(np.column_stack([np.ones_like(tt), tt]), g[a:b])
+        # Unbias for the two fitted parameters.
+        sq += r * r * (b - a) * (b - a) / max(b - a - 2, 1)
+        n += b - a
+    return math.sqrt(sq / n) if n else math.inf
+
+
 class GearModel:
-    """The gear-error history of one axis and the models fitted to it."""
+    """The gear-error history of one axis and the models fitted to it.
+
+    The history keeps ``history_s`` seconds and at most ``max_samples``
+    samples (the oldest go first), so it is bounded however long the night
+    and however short the exposures.  With ``defer`` set, a due refit is not
+    run inside :meth:`add`: :meth:`refit_job` hands it out and
+    :meth:`accept` installs its result (the last model predicts until then)."""
 
     def __init__(self, *, trend_s: float = 20.0, harmonics: int = 3, period_min_s: float = 60.0,
                  period_max_s: float = 1500.0, period_cycles: float = 1.5, refit_s: float = 30.0,
-                 history_s: float = 3600.0, period_s: float | None = None) -> None:
+                 history_s: float = 3600.0, period_s: float | None = None,
+                 max_samples: int = 7200) -> None:
         self.trend_s = trend_s
         self.harmonics = harmonics
         self.period_min_s = period_min_s
@@ -66,8 +191,9 @@ class GearModel:
         self.refit_s = refit_s
         self.history_s = history_s
         self.fixed_period = period_s
-        self.t: deque[float] = deque()
-        self.g: deque[float] = deque()
+        self.max_samples = max_samples
+        self.t: deque[float] = deque(maxlen=max_samples)
+        self.g: deque[float] = deque(maxlen=max_samples)
         self.t0: float | None = None
         self.period: float | None = period_s
         self.coef: np.ndarray | None = None  # harmonic model, or None
@@ -75,6 +201,10 @@ class GearModel:
         self._fit_at = -math.inf
         self.residual_periodic = math.nan
         self.residual_trend = math.nan
+        self.defer = False
+        self._due = False
+        self._in_flight = False
+        self._generation = 0
 
     def clear(self) -> None:
         self.t.clear()
@@ -84,6 +214,9 @@ class GearModel:
         self.coef = None
         self.periodic_ok = False
         self._fit_at = -math.inf
+        self._due = False
+        self._in_flight = False
+        self._generation += 1  # a refit running on the old history is dropped
 
     def add(self, t: float, g: float) -> None:
         if self.t0 is None:
@@ -95,7 +228,44 @@ class GearModel:
             self.g.popleft()
         if self.t[-1] - self._fit_at >= self.refit_s:
             self._fit_at = self.t[-1]
-            self._fit_periodic()
+            if self.defer:
+                self._due = True
+            else:
+                self._fit_periodic()
+
+    def _params(self) -> dict[str, Any]:
+        return {"harmonics": self.harmonics, "period_min_s": self.period_min_s,
+                "period_max_s": self.period_max_s, "period_cycles": self.period_cycles,
+                "fixed_period": self.fixed_period}
+
+    def refit_job(self) -> RefitJob | None:
+        """The due refit (deferred mode), or None (not due, or one still running)."""
+        if not self._due or self._in_flight or len(self.t) < 2:
+            return None
+        self._due = False
+        self._in_flight = True
+        return RefitJob(self, self._generation, np.asarray(self.t, dtype=float),
+                        np.asarray(self.g, dtype=float), self._params())
+
+    def accept(self, job: RefitJob, fit: PeriodicFit | None) -> bool:
+        """Install a finished refit (None: it failed; the last model stays).
+        False when the history was cleared since the job was made."""
+        if job.generation != self._generation:
+            return False
+        self._in_flight = False
+        if fit is not None:
+            self._apply(fit)
+        return fit is not None
+
+    def _apply(self, fit: PeriodicFit) -> None:
+        if fit.coef is None:
+            self.periodic_ok = False
+            return
+        self.period = fit.period
+        self.coef = fit.coef
+        self.residual_periodic = fit.residual_periodic
+        self.residual_trend = fit.residual_trend
+        self.periodic_ok = fit.ok
 
     @property
     def span(self) -> float:
@@ -121,78 +291,10 @@ class GearModel:
         return float(coef[1]), float(coef[0])
 
     def _fit_periodic(self) -> None:
-        lo = self.period_min_s
-        hi = min(self.period_max_s, self.span / self.period_cycles)
-        if self.fixed_period is None and hi < lo * 1.05:
+        if len(self.t) < 2:
             self.periodic_ok = False
             return
-        t = np.asarray(self.t)
-        g = np.asarray(self.g)
-        if self.fixed_period is not None:
-            if self.span < self.period_cycles * self.fixed_period:
-                self.periodic_ok = False
-                return
-            period = self.fixed_period
-        else:
-            period = self._find_period(t, g, lo, hi)
-        coef, res = _lstsq(_harmonic_design(t, period, self.harmonics), g)
-        self.period = period
-        self.coef = coef
-        self.residual_periodic = res
-        # Compare with what the local line leaves (seeing, gusts): the
-        # harmonic model must explain the gear error about as well, and it
-        # must also predict: fitted without the newest fifth of the data, it
-        # has to follow that fifth too (a short stretch of smooth error is
-        # fitted by almost any period; only a real one extrapolates).
-        self.residual_trend = self._local_residual(t, g)
-        cut = t[-1] - max(60.0, 0.2 * self.span)
-        old = t < cut
-        ok = res <= 1.5 * self.residual_trend + 1e-9 and old.sum() > 20 and (~old).sum() > 10
-        if ok:
-            c_old, _ = _lstsq(_harmonic_design(t[old], period, self.harmonics), g[old])
-            r_new = g[~old] - _harmonic_design(t[~old], period, self.harmonics) @ c_old
-            ok = float(np.sqrt(np.mean(r_new * r_new))) <= 2.0 * self.residual_trend
-        self.periodic_ok = bool(ok)
-
-    def _find_period(self, t: np.ndarray, g: np.ndarray, lo: float, hi: float) -> float:
-        # Decimate to ~1 sample per 2 s for the scan; periods on a log grid.
-        step = max(1, int(len(t) // max(1.0, self.span / 2.0)))
-        ts, gs = t[::step], g[::step]
-        grid = np.exp(np.linspace(math.log(lo), math.log(hi), 160))
-        res = np.array([_lstsq(_harmonic_design(ts, p, self.harmonics), gs)[1] for p in grid])
-        # A multiple of the worm period fits as well (its harmonics include
-        # the worm's): take the shortest period that fits about as well as
-        # the best one, then the best candidate next to it.
-        good = np.nonzero(res <= 1.02 * res.min() + 1e-12)[0]
-        i = int(good[0])
-        while i + 1 < len(grid) and res[i + 1] < res[i]:
-            i += 1
-        best = float(grid[i])
-        # Refine around the best candidate on the full data.
-        a = float(grid[max(i - 1, 0)])
-        b = float(grid[min(i + 1, len(grid) - 1)])
-        fine = np.linspace(a, b, 21)
-        fres = np.array([_lstsq(_harmonic_design(t, p, self.harmonics), g)[1] for p in fine])
-        best = float(fine[int(np.argmin(fres))])
-        return best
-
-    @staticmethod
-    def _local_residual(t: np.ndarray, g: np.ndarray, window: float = 20.0) -> float:
-        """RMS scatter about straight lines through consecutive windows."""
-        if len(t) < 8:
-            return math.inf
-        edges = np.arange(t[0], t[-1] + window, window)
-        idx = np.searchsorted(t, edges)
-        sq, n = 0.0, 0
-        for a, b in zip(idx[:-1], idx[1:]):
-            if b - a < 5:
-                continue
-            tt = t[a:b] - t[a]
-            _, r = _lstsq(np.column_stack([np.ones_like(tt), tt]), g[a:b])
-            # Unbias for the two fitted parameters.
-            sq += r * r * (b - a) * (b - a) / max(b - a - 2, 1)
-            n += b - a
-        return math.sqrt(sq / n) if n else math.inf
+        self._apply(fit_periodic(np.asarray(self.t), np.asarray(self.g), **self._params()))
 
     def value(self, t_abs: float) -> float | None:
         if not self.periodic_ok or self.coef is None or self.t0 is None or self.period is None:

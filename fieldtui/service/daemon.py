@@ -66,12 +66,12 @@ class Server:
         self.clients: set[asyncio.StreamWriter] = set()
         self.stopping = asyncio.Event()
         self.stop_report: list[str] = []
-        self.started_at = time.time()
+        self.started_at = time.monotonic()  # uptime is an interval: immune to clock steps
         session.commands["service.status"] = self._cmd_status
         session.commands["service.stop"] = self._cmd_stop
 
     async def _cmd_status(self) -> dict[str, Any]:
-        return {"pid": os.getpid(), "uptime_s": round(time.time() - self.started_at, 1),
+        return {"pid": os.getpid(), "uptime_s": round(time.monotonic() - self.started_at, 1),
                 "config": list(self.session.cfg.sources),
                 "clients": len(self.clients),
                 "devices": {n: s.status.state for n, s in self.session.slots.items()},

@@ -564,7 +564,7 @@ class FocusAid(Activity):
                 camera = self.camera
                 st = self.settings[camera]
                 exposure, gain = st["exposure"], st["gain"]
-                t0 = s.clock.now()
+                t0 = s.clock.monotonic()
                 moves0 = self.moves
                 pos0 = await self._read_focuser()
                 try:
@@ -601,7 +601,7 @@ class FocusAid(Activity):
                                      "fwhm": star["fwhm"]}
                     if pos1 is not None:
                         await s.clock.run_blocking(self._refit)
-                now = s.clock.now()
+                now = s.clock.monotonic()
                 if now - last_preview >= MIN_CYCLE_S:
                     prev = await s.clock.run_blocking(_preview, frame)
                     prev.camera = camera
@@ -615,7 +615,7 @@ class FocusAid(Activity):
                 s.publish(ev)
                 self.set_status("running", progress=float(self.n),
                                 detail=f"{camera.replace('_', ' ')} {exposure:g} s, frame {self.n}")
-                rest = MIN_CYCLE_S - (s.clock.now() - t0)
+                rest = MIN_CYCLE_S - (s.clock.monotonic() - t0)
                 if rest > 0:
                     await s.clock.sleep(rest)
         finally:

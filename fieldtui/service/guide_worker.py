@@ -7,13 +7,25 @@ that clock, so the loop never blocks other tasks, and a camera that goes
 away is retried (with alerts) until it is back; guiding then resumes where
 it was.  Events go to every ``on_event`` callback (the Session forwards
 them) and to the night's guide log.
+
+The event loop never waits on computation: the full-frame star detection
+and the predictive model's refits run in worker threads through
+:meth:`Clock.run_blocking` (a refit in progress never delays a pulse: the
+engine predicts with the last finished model).  The engine runs on the
+clock's monotonic time, so a wall-clock step cannot break settling; event
+times are turned back into wall-clock time for the log and the clients.
+A frame that makes the engine raise is logged, counted (``bad_frames``)
+and skipped; :data:`MAX_BAD_IN_ROW` of them in a row end the loop with the
+error (the Session then reports guiding as failed).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Coroutine
 
@@ -28,6 +40,10 @@ from ..guiding.log import GuideLogWriter
 from ..guiding.settings import GuideSettings
 
 EventCallback = Callable[[GuideEvent], Any]
+log = logging.getLogger(__name__)
+
+MAX_BAD_IN_ROW = 5      # frames in a row the engine may fail on before the loop gives up
+LATENCY_KEEP = 10000    # frame-to-pulse times kept (wall ms)
 
 
 class GuideWorker:
@@ -65,8 +81,13 @@ class GuideWorker:
         self._running = False
         self._wake = asyncio.Event()
         self.last_frame = None  # the latest Frame, for previews
-        self.latencies_ms: list[float] = []  # frame in → pulses decided, per frame
+        # Frame in → pulses decided, wall ms per frame (detection in its thread included).
+        self.latencies_ms: deque[float] = deque(maxlen=LATENCY_KEEP)
         self.frames = 0
+        self.bad_frames = 0
+        self._refits: set[asyncio.Task[None]] = set()
+        self._saves: set[asyncio.Task[None]] = set()
+        self.engine.defer_refits = True
         self.camera_errors = 0
         self.disconnects = 0
         self._settle_waiters: list[asyncio.Future[SettleDone]] = []
@@ -80,23 +101,28 @@ class GuideWorker:
     def subscribe(self, cb: EventCallback) -> None:
         self._callbacks.append(cb)
 
+    def _wall(self, t_mono: float) -> float:
+        """A time on the clock's monotonic base as wall-clock time (now's offset)."""
+        return t_mono + (self.clock.now() - self.clock.monotonic())
+
     def _dispatch(self, events: list[GuideEvent]) -> None:
+        """Forward events whose times are on the monotonic clock (the engine's,
+        and the worker's own alerts) with wall-clock times."""
+        for ev in events:
+            ev.t = self._wall(ev.t)
         for ev in events:
             if self.log is not None:
                 try:
                     self.log.handle(ev)
                 except OSError as exc:  # a full disk must not stop guiding
                     self.log = None
-                    self._dispatch([Alert(ev.t, "warning", "guide-log",
+                    self._dispatch([Alert(self.clock.monotonic(), "warning", "guide-log",
                                           f"Guide log stopped: {exc}")])
             if isinstance(ev, CalibrationDone) and not ev.reused and self.calibration_path is not None:
                 cal = self.engine.calibration
                 if cal is not None:
-                    try:
-                        save_calibration(self.calibration_path, cal)
-                    except OSError as exc:
-                        self._dispatch([Alert(ev.t, "warning", "calibration",
-                                              f"Could not store the calibration: {exc}")])
+                    cal.timestamp = ev.t  # the engine stamped it on the monotonic clock
+                    self._save_calibration(cal)
             if isinstance(ev, SettleDone):
                 waiters, self._settle_waiters = self._settle_waiters, []
                 for w in waiters:
@@ -104,6 +130,22 @@ class GuideWorker:
                         w.set_result(ev)
             for cb in list(self._callbacks):
                 cb(ev)
+
+    def _save_calibration(self, cal: Calibration) -> None:
+        """Store the calibration (an atomic, fsynced write) in a worker thread."""
+        path = self.calibration_path
+        assert path is not None
+
+        async def save() -> None:
+            try:
+                await self.clock.run_blocking(save_calibration, path, cal)
+            except OSError as exc:
+                self._dispatch([Alert(self.clock.monotonic(), "warning", "calibration",
+                                      f"Could not store the calibration: {exc}")])
+
+        task = asyncio.get_running_loop().create_task(save(), name="guide-calibration-save")
+        self._saves.add(task)  # kept referenced until done (never cancelled: the write is atomic)
+        task.add_done_callback(self._saves.discard)
 
     def _flush_engine_events(self) -> None:
         self._dispatch(self.engine.pop_events())
@@ -133,7 +175,7 @@ class GuideWorker:
             self.engine.start_looping()
             self._flush_engine_events()
             if log_error is not None:
-                self._dispatch([Alert(self.clock.now(), "warning", "guide-log",
+                self._dispatch([Alert(self.clock.monotonic(), "warning", "guide-log",
                                       f"No guide log: {log_error}")])
             self._task = self._spawn(self._run(), "guide-worker")
         return self._task
@@ -203,45 +245,98 @@ class GuideWorker:
             return None
 
     # -------------------------------------------------------------------- loop
+    def _mono_of(self, frame: Any, arrival: float, exposure_s: float) -> float:
+        """The end of the frame's exposure on the monotonic clock: from its wall
+        timestamp when that is plausible (a wall-clock step during the exposure
+        is not), else its arrival time."""
+        if not frame.timestamp:
+            return arrival
+        t = frame.timestamp + exposure_s - (self.clock.now() - self.clock.monotonic())
+        return t if arrival - exposure_s - 5.0 <= t <= arrival + 1e-6 else arrival
+
+    def _start_refits(self) -> None:
+        for job in self.engine.take_refit_jobs():
+            task = asyncio.get_running_loop().create_task(self._refit(job), name="guide-refit")
+            self._refits.add(task)
+            task.add_done_callback(self._refits.discard)
+
+    async def _refit(self, job: Any) -> None:
+        try:
+            fit = await self.clock.run_blocking(job.run)
+        except asyncio.CancelledError:
+            self.engine.accept_refit(job, None)
+            raise
+        except Exception:  # noqa: BLE001 - a failed refit keeps the last model
+            log.exception("predictive refit failed; guiding goes on with the last model")
+            fit = None
+        self.engine.accept_refit(job, fit)
+
     async def _run(self) -> None:
         s = self.settings
         errors_in_row = 0
-        while self._running:
-            try:
-                frame = await self.clock.wait_for(self.camera.expose(s.exposure_s, s.gain),
-                                                  s.exposure_s + self.expose_timeout_s)
-            except asyncio.CancelledError:
-                raise
-            except DeviceDisconnected as exc:
-                await self._reconnect(exc)
-                continue
-            except (DeviceError, TimeoutError) as exc:
-                errors_in_row += 1
-                self.camera_errors += 1
-                self._dispatch(self.engine.on_frame_missing(self.clock.now(), str(exc)).events)
-                if errors_in_row == 3:
-                    self._dispatch([Alert(self.clock.now(), "warning", "camera",
-                                          f"Guide camera failed {errors_in_row} frames in a row: {exc}")])
-                await self.clock.sleep(min(1.0, s.exposure_s))
-                continue
-            errors_in_row = 0
-            self.frames += 1
-            self.last_frame = frame
-            t = (frame.timestamp or self.clock.now() - s.exposure_s) + s.exposure_s
-            calibrating = self.engine.state == GuideState.CALIBRATING
-            t0 = time.perf_counter()
-            decision = self.engine.on_frame(frame.data, t)
-            self.latencies_ms.append((time.perf_counter() - t0) * 1000.0)
-            if len(self.latencies_ms) > 10000:
-                del self.latencies_ms[:5000]
-            self._dispatch(decision.events)
-            if decision.pulses and (self.corrections or calibrating
-                                    or self.engine.state == GuideState.CALIBRATING):
-                await self._pulse(decision.pulses)
-            if s.cycle_time_s > 0:
-                await self.clock.sleep(s.cycle_time_s)
-            else:
-                await asyncio.sleep(0)
+        bad_in_row = 0
+        try:
+            while self._running:
+                try:
+                    frame = await self.clock.wait_for(self.camera.expose(s.exposure_s, s.gain),
+                                                      s.exposure_s + self.expose_timeout_s)
+                except asyncio.CancelledError:
+                    raise
+                except DeviceDisconnected as exc:
+                    await self._reconnect(exc)
+                    continue
+                except (DeviceError, TimeoutError) as exc:
+                    errors_in_row += 1
+                    self.camera_errors += 1
+                    self._dispatch(self.engine.on_frame_missing(self.clock.monotonic(), str(exc)).events)
+                    if errors_in_row == 3:
+                        self._dispatch([Alert(self.clock.monotonic(), "warning", "camera",
+                                              f"Guide camera failed {errors_in_row} frames in a row: {exc}")])
+                    await self.clock.sleep(min(1.0, s.exposure_s))
+                    continue
+                errors_in_row = 0
+                self.frames += 1
+                t0 = time.perf_counter()
+                t = self._mono_of(frame, self.clock.monotonic(), s.exposure_s)
+                calibrating = self.engine.state == GuideState.CALIBRATING
+                try:
+                    detection: Any = None
+                    if self.engine.needs_detection(t):
+                        detection = await self.clock.run_blocking(self.engine.detect, frame.data)
+                    decision = (self.engine.on_frame(frame.data, t, detection=detection)
+                                if detection is not None else self.engine.on_frame(frame.data, t))
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - one bad frame must not end guiding
+                    bad_in_row += 1
+                    self.bad_frames += 1
+                    log.exception("guide frame %d could not be measured (%d in a row)",
+                                  self.frames, bad_in_row)
+                    if bad_in_row >= MAX_BAD_IN_ROW:
+                        raise
+                    self._dispatch(self.engine.on_frame_missing(
+                        t, f"bad frame: {type(exc).__name__}: {exc}").events)
+                    if bad_in_row == 1:
+                        self._dispatch([Alert(t, "warning", "bad-frame",
+                                              f"A guide frame could not be measured ({type(exc).__name__}: "
+                                              f"{exc}); skipped it, guiding goes on")])
+                    await asyncio.sleep(0)
+                    continue
+                bad_in_row = 0
+                self.latencies_ms.append((time.perf_counter() - t0) * 1000.0)
+                self.last_frame = frame  # previews show frames that were measured
+                self._start_refits()
+                self._dispatch(decision.events)
+                if decision.pulses and (self.corrections or calibrating
+                                        or self.engine.state == GuideState.CALIBRATING):
+                    await self._pulse(decision.pulses)
+                if s.cycle_time_s > 0:
+                    await self.clock.sleep(s.cycle_time_s)
+                else:
+                    await asyncio.sleep(0)
+        finally:
+            for task in list(self._refits):
+                task.cancel()
 
     async def _pulse(self, pulses: list[Pulse]) -> None:
         """RA and Dec pulses at the same time (ST4 drives both lines)."""
@@ -254,13 +349,13 @@ class GuideWorker:
             if isinstance(r, asyncio.CancelledError):
                 raise r
             if isinstance(r, BaseException):
-                self._dispatch([Alert(self.clock.now(), "critical", "guide-port",
+                self._dispatch([Alert(self.clock.monotonic(), "critical", "guide-port",
                                       f"Guide pulse {p.direction} {p.ms} ms failed: {r}. "
                                       "Check the ST4 cable / mount connection")])
 
     async def _reconnect(self, exc: Exception) -> None:
         self.disconnects += 1
-        t_lost = self.clock.now()
+        t_lost = self.clock.monotonic()
         self._dispatch(self.engine.on_frame_missing(t_lost, f"camera disconnected: {exc}").events)
         self._dispatch([Alert(t_lost, "critical", "camera-disconnected",
                               f"Guide camera disconnected ({exc}); retrying every few seconds. "
@@ -278,13 +373,13 @@ class GuideWorker:
                 raise
             except (DeviceError, TimeoutError, OSError) as e:
                 if attempts % 10 == 0:
-                    self._dispatch([Alert(self.clock.now(), "critical", "camera-disconnected",
+                    self._dispatch([Alert(self.clock.monotonic(), "critical", "camera-disconnected",
                                           f"Guide camera still disconnected after "
-                                          f"{self.clock.now() - t_lost:.0f} s: {e}")])
+                                          f"{self.clock.monotonic() - t_lost:.0f} s: {e}")])
                 delay = min(delay * 1.5, self.max_retry_s)
                 continue
-            self._dispatch([Alert(self.clock.now(), "info", "camera-reconnected",
-                                  f"Guide camera back after {self.clock.now() - t_lost:.0f} s; "
+            self._dispatch([Alert(self.clock.monotonic(), "info", "camera-reconnected",
+                                  f"Guide camera back after {self.clock.monotonic() - t_lost:.0f} s; "
                                   f"{'guiding resumes' if self.state != GuideState.LOOPING else 'looping'}")])
             return
 

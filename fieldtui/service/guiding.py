@@ -384,7 +384,7 @@ class Guider(Activity):
             ok = w.dither(amount_px, ra_only)
             return {"ok": ok, "reason": "dithering" if ok else "dither refused", "distance_px": None,
                     "settle_time_s": 0.0}
-        t0 = self.s.clock.now()
+        t0 = self.s.clock.monotonic()
         try:
             done = await w.dither_and_settle(amount_px, ra_only)
         except asyncio.CancelledError:
@@ -394,7 +394,7 @@ class Guider(Activity):
             done = None  # guiding stopped (or failed) while settling: answer, do not vanish
         if done is None:
             return {"ok": False, "reason": "no settle result (guiding stopped or timed out)",
-                    "distance_px": None, "settle_time_s": self.s.clock.now() - t0}
+                    "distance_px": None, "settle_time_s": self.s.clock.monotonic() - t0}
         return {"ok": done.ok, "reason": done.reason, "distance_px": round(done.distance_px, 3),
                 "settle_time_s": round(done.settle_time_s, 2)}
 
@@ -442,8 +442,8 @@ class Guider(Activity):
     async def _guide_when_star(self) -> None:
         w = self.worker
         assert w is not None
-        end = self.s.clock.now() + max(30.0, 10 * self.settings.exposure_s)
-        while w.engine.star is None and self.s.clock.now() < end and self._running():
+        end = self.s.clock.monotonic() + max(30.0, 10 * self.settings.exposure_s)
+        while w.engine.star is None and self.s.clock.monotonic() < end and self._running():
             await self.s.clock.sleep(min(1.0, self.settings.exposure_s))
         if self._running():
             await w.start_guiding()

@@ -164,3 +164,72 @@ def test_long_history_finds_the_worm_period_not_a_multiple():
     m._fit_periodic()
     assert m.periodic_ok
     assert m.period == pytest.approx(PERIOD, rel=0.02)
+
+
+def test_deferred_refit_gives_the_inline_model_and_the_last_one_predicts_meanwhile():
+    from fieldtui.guiding.predictive import GearModel
+    rng = np.random.default_rng(4)
+    samples = [(t, float(gear(t)) + rng.normal(0, NOISE)) for t in np.arange(0.0, 1800.0)]
+    inline, deferred = GearModel(), GearModel()
+    deferred.defer = True
+    jobs = []
+    for t, g in samples:
+        inline.add(t, g)
+        before = (deferred.period, deferred.periodic_ok)
+        deferred.add(t, g)
+        assert (deferred.period, deferred.periodic_ok) == before  # add() never fits
+        job = deferred.refit_job()
+        if job is not None:
+            assert deferred.refit_job() is None  # one refit at a time
+            jobs.append(job)
+            deferred.accept(job, job.run())  # as a worker does, one frame later at most
+    assert len(jobs) == 60  # one every refit_s = 30 s
+    # The same history gives the same model, inline or in a job.
+    assert inline.periodic_ok and deferred.periodic_ok
+    assert deferred.period == inline.period == pytest.approx(PERIOD, rel=0.02)
+    np.testing.assert_allclose(deferred.coef, inline.coef, rtol=1e-9, atol=1e-12)
+    # A refit of a history cleared meanwhile is dropped.
+    deferred.add(1800.0 + 30.0, 0.0)
+    job = deferred.refit_job()
+    deferred.clear()
+    assert deferred.accept(job, job.run()) is False and deferred.coef is None
+
+
+def test_engine_hands_out_refits_and_takes_a_detection_made_elsewhere():
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parent))
+    from synth import SynthSky
+
+    from fieldtui.guiding.calibration import Calibration
+    from fieldtui.guiding.events import GuideState
+
+    sky = SynthSky(n_stars=8)
+    eng = GuideEngine(GuideSettings(ra_algorithm="predictive"), pixel_scale=sky.scale)
+    eng.defer_refits = True
+    a = sky.angle  # a West pulse moves the star along a, a North pulse along a - 90°
+    eng.set_calibration(Calibration(sky.ra_rate_px_s * math.cos(a), sky.ra_rate_px_s * math.sin(a),
+                                    sky.dec_rate_px_s * math.sin(a), -sky.dec_rate_px_s * math.cos(a)))
+    eng.start_guiding()
+    from fieldtui.guiding.select import NoGuideStar
+
+    img = sky.render()
+    assert eng.needs_detection(0.0)
+    # The detection handed in is the one used: "no star" although the frame has eight.
+    d = eng.on_frame(img, 0.0, detection=NoGuideStar("none here"))
+    assert eng.star is None and any("none here" in getattr(e, "message", "") for e in d.events)
+    eng.start_guiding()
+    det = eng.detect(img)
+    eng.on_frame(img, 0.0, detection=det)
+    assert eng.star is not None
+    assert math.hypot(eng.star.x - det.primary.x, eng.star.y - det.primary.y) < 0.1
+    assert eng.state == GuideState.GUIDING and not eng.needs_detection(1.0)
+    jobs, t = [], 0.0
+    for _ in range(95):
+        t += 1.0
+        eng.on_frame(sky.render(), t)
+        for job in eng.take_refit_jobs():
+            jobs.append(job)
+            assert eng.accept_refit(job, job.run())
+    # At the start, then every 30 s (RA only: Dec has no periodic model).
+    assert len(jobs) == 4 and all(j.model is eng.ra_algo.model for j in jobs)
