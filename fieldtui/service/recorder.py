@@ -23,6 +23,7 @@ import asyncio
 import json
 import logging
 import os
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,6 +63,9 @@ class Recorder:
         self._dirty = asyncio.Event()
         self._last: dict[str, Any] | None = None
         self.writes = 0
+        self._gen = 0  # records handed to a writer thread
+        self._written_gen = 0  # the newest record on disk
+        self._file_lock = threading.Lock()
 
     # ----- the previous run ----------------------------------------------
     def previous_run(self) -> dict[str, Any] | None:
@@ -140,10 +144,21 @@ class Recorder:
             self._dirty.set()
             self.task = self.s.spawn(self._run(), name="recorder")
 
+    def _write_in_order(self, gen: int, data: dict[str, Any]) -> None:
+        """In a worker thread: write unless a later record is already on disk. A write
+        whose task was cancelled goes on in its thread; without this a stale record could
+        land after the clean stop's."""
+        with self._file_lock:
+            if gen <= self._written_gen:
+                return
+            write_json(self.path, data)
+            self._written_gen = gen
+
     async def _write(self, data: dict[str, Any]) -> None:
         data = dict(data, alive_at=self.s.clock.now())
+        self._gen += 1
         try:
-            await self.s.clock.run_blocking(write_json, self.path, data)
+            await self.s.clock.run_blocking(self._write_in_order, self._gen, data)
             self.writes += 1
         except OSError as exc:
             log.warning("flight record not written to %s: %s", self.path, exc)

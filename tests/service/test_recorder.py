@@ -306,3 +306,18 @@ def test_kill_9_of_a_guiding_service_is_reported_at_the_next_start(config_file, 
         proc.wait(30)
     with open(record) as fh:
         assert json.load(fh)["running"] is False
+
+
+def test_a_late_write_never_replaces_a_newer_record(tmp_path):
+    """A write whose task was cancelled finishes in its thread after the clean stop's
+    write: the older record must not land on top of the newer one."""
+    from types import SimpleNamespace
+
+    from fieldtui.service.recorder import Recorder
+    fake = SimpleNamespace(clock=SimpleNamespace(now=lambda: 0.0))
+    rec = Recorder(fake, tmp_path / "service-state.json")
+    rec._write_in_order(2, {"running": False})
+    rec._write_in_order(1, {"running": True})
+    assert json.loads((tmp_path / "service-state.json").read_text()) == {"running": False}
+    rec._write_in_order(3, {"running": True})
+    assert json.loads((tmp_path / "service-state.json").read_text()) == {"running": True}
