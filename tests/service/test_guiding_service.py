@@ -146,3 +146,24 @@ async def test_guided_rms_is_well_below_the_unguided_drift_and_events_are_small(
     finally:
         drainer.cancel()
         await session.stop()
+
+
+async def test_stop_while_settling_sticks_and_the_dither_is_answered(cfg):
+    """Stopping guiding during a dither's settle goes back to looping and stays there; the
+    dither that waited for its settle is answered, not left hanging."""
+    session = await _session(cfg)
+    g = session.guider
+    try:
+        await _cmd(session, "guide.start")
+        await _until(session, lambda: g.state == "guiding", clock_s=600)
+        await session.clock.sleep(30)
+        dither = asyncio.ensure_future(_cmd(session, "guide.dither"))
+        await _until(session, lambda: g.state == "settling", clock_s=30, step=0.2)
+        await _cmd(session, "guide.stop", keep_looping=True)
+        assert g.state == "looping", g.state
+        await session.clock.sleep(60)
+        assert g.state == "looping", (g.state, g.detail)
+        res = await dither
+        assert res["ok"] is False, res
+    finally:
+        await session.stop()
