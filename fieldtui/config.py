@@ -52,7 +52,8 @@ class Optics:
 
 @dataclass
 class GuideCameraCfg:
-    driver: Literal["sim", "zwo"] = "sim"
+    driver: Literal["sim", "zwo", "indi"] = "sim"
+    indi_device: str = ""
     model: str = ""
     width: int = 1280
     height: int = 960
@@ -71,7 +72,8 @@ class GuideCameraCfg:
 
 @dataclass
 class MainCameraCfg:
-    driver: Literal["sim", "gphoto2"] = "sim"
+    driver: Literal["sim", "gphoto2", "indi"] = "sim"
+    indi_device: str = ""
     model: str = ""
     width: int = 5184
     height: int = 3456
@@ -90,7 +92,8 @@ BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 46080
 
 @dataclass
 class MountCfg:
-    driver: Literal["sim", "lx200", "nexstar", "synscan"] = "sim"
+    driver: Literal["sim", "lx200", "nexstar", "synscan", "indi"] = "sim"
+    indi_device: str = ""
     port: str = ""
     baud: int = 9600
     timeout_s: float = 1.0
@@ -106,9 +109,18 @@ class GuidePortCfg:
 
 @dataclass
 class FocuserCfg:
-    driver: Literal["sim", "none"] = "sim"
+    driver: Literal["sim", "none", "indi"] = "sim"
+    indi_device: str = ""
     max_position: int = 10000
     step_um: float = 5.0
+
+
+@dataclass
+class IndiCfg:
+    """Where the INDI server of the ``driver = "indi"`` devices listens."""
+    host: str = "127.0.0.1"
+    port: int = 7624
+    timeout_s: float = 10.0
 
 
 @dataclass
@@ -186,6 +198,7 @@ class Config:
     mount: MountCfg = field(default_factory=MountCfg)
     guide_port: GuidePortCfg = field(default_factory=GuidePortCfg)
     focuser: FocuserCfg = field(default_factory=FocuserCfg)
+    indi: IndiCfg = field(default_factory=IndiCfg)
     storage: StorageCfg = field(default_factory=StorageCfg)
     plan: PlanCfg = field(default_factory=PlanCfg)
     exposure: ExposureCfg = field(default_factory=ExposureCfg)
@@ -346,6 +359,17 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(src, "exposure.longest_unguided_s",
                           f"at most exposure.longest_sub_s ({cfg.exposure.longest_sub_s:g} s): guiding "
                           "never shortens the longest sub", _describe(cfg.exposure.longest_unguided_s))
+    for role in ("guide_camera", "main_camera", "mount", "focuser"):
+        rc = getattr(cfg, role)
+        if rc.driver == "indi" and not rc.indi_device.strip():
+            raise ConfigError(src, f"{role}.indi_device", "the INDI device name of this role "
+                              "(`fieldtui check` lists the server's devices)", "an empty string")
+    if not cfg.indi.host.strip():
+        raise ConfigError(src, "indi.host", "a host name or address, such as '127.0.0.1'", "an empty string")
+    if not 1 <= cfg.indi.port <= 65535:
+        raise ConfigError(src, "indi.port", "a TCP port between 1 and 65535", _describe(cfg.indi.port))
+    if cfg.indi.timeout_s <= 0:
+        raise ConfigError(src, "indi.timeout_s", "a positive number", _describe(cfg.indi.timeout_s))
     try:
         from zoneinfo import ZoneInfo
         ZoneInfo(cfg.site.timezone)

@@ -114,13 +114,14 @@ def _num(header, *keys):
 # FITS
 
 
-def _read_fits(path: Path) -> Frame:
+def _read_fits(path: Path, source=None) -> Frame:
+    """``source``: a file object to read instead of ``path`` (``path`` then only names it)."""
     from astropy.io import fits
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with fits.open(path, memmap=False) as hdul:
+            with fits.open(path if source is None else source, memmap=False) as hdul:
                 hdu = header = None
                 for h in hdul:
                     # the header as written: reading the data drops BSCALE/BZERO and rewrites BITPIX
@@ -424,6 +425,19 @@ def read_frame(path: str | os.PathLike) -> Frame:
         raise FrameReadError(
             p, "unsupported", f"unsupported format '{suffix or p.name}': not FITS or a camera raw file"
         ) from None
+
+
+def read_fits_bytes(blob: bytes, name: str = "(memory)") -> Frame:
+    """A FITS file held in memory (an INDI BLOB) read like :func:`read_frame` reads a
+    file; ``name`` stands for the path in messages and ``Frame.path`` stays None.
+
+    Raises :class:`FrameReadError` as :func:`read_frame` does."""
+    import io as _io
+    if not blob:
+        raise FrameReadError(name, "corrupt", "empty image (0 bytes)")
+    frame = _read_fits(Path(name), _io.BytesIO(blob))
+    frame.path = None
+    return frame
 
 
 def fits_header(frame: Frame):

@@ -9,11 +9,8 @@ loopback."""
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import socket
 import subprocess
-import sys
 
 import pytest
 
@@ -22,36 +19,18 @@ from fieldtui.devices.emulator import MountEmulator
 from fieldtui.devices.sim import SimRig
 
 from .conftest import QUIET_SKY
+from .netns import INSIDE_ONLY, OUTSIDE_ONLY, require_indi, run_inside
 
-HAVE_INDI = shutil.which("indiserver") is not None and shutil.which("indi_lx200generic") is not None
-if not HAVE_INDI and os.environ.get("CI"):
-    raise RuntimeError("INDI (indi-bin) is not installed, and CI must run the INDI tests")
-pytestmark = pytest.mark.skipif(not HAVE_INDI, reason="needs INDI (indiserver, indi_lx200generic)")
-IN_PRIVATE_NET = os.environ.get("FIELDTUI_PRIVATE_NETNS") == "1"
+pytestmark = require_indi("indi_lx200generic")
 
 
-def _private_net_works() -> bool:
-    try:
-        r = subprocess.run(["unshare", "--net", "--map-root-user", "ip", "link", "set", "lo", "up"],
-                           capture_output=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return r.returncode == 0
-
-
-@pytest.mark.skipif(IN_PRIVATE_NET, reason="already inside the private network namespace")
+@OUTSIDE_ONLY
 def test_indi_runs_in_a_private_network_namespace():
-    if not _private_net_works():
-        pytest.skip("no private network namespace here (unshare --net): indiserver would listen "
-                    "beyond loopback, so the INDI test is not run")
-    test = f"{__file__}::test_indi_lx200generic_drives_the_emulator"
-    r = subprocess.run(["unshare", "--net", "--map-root-user", "sh", "-c",
-                        'ip link set lo up && exec "$0" -m pytest -o addopts= -q -p no:cacheprovider "$1"',
-                        sys.executable, test],
-                       env={**os.environ, "FIELDTUI_PRIVATE_NETNS": "1"}, capture_output=True, text=True,
-                       timeout=240)
+    r = run_inside(f"{__file__}::test_indi_lx200generic_drives_the_emulator", timeout=240)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     assert "1 passed" in r.stdout
+
+
 DEV = "Standard LX200"
 
 
@@ -81,8 +60,7 @@ async def wait_for(cond, seconds: float) -> None:
     pytest.fail("INDI did not get there in time")
 
 
-@pytest.mark.skipif(not IN_PRIVATE_NET, reason="runs inside its private network namespace "
-                    "(test_indi_runs_in_a_private_network_namespace)")
+@INSIDE_ONLY
 async def test_indi_lx200generic_drives_the_emulator(cfg):
     for k, v in QUIET_SKY.items():
         setattr(cfg.sim, k, v)

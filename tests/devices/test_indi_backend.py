@@ -1,0 +1,201 @@
+"""The INDI backend against INDI's own simulators (``indi_simulator_telescope``,
+``indi_simulator_ccd``, ``indi_simulator_focus`` from Debian's indi-bin): an
+independent rig none of fieldtui's code draws.
+
+The CCD simulator draws stars from the ``gsc`` catalogue program; Debian has none,
+so ``tests/devices/indi_bin/gsc`` stands in (a fixed made-up star field in gsc's line
+format). Every server runs on 127.0.0.1 in a private network namespace
+(:mod:`tests.devices.netns`) and is stopped by the test."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fieldtui.clock import RealClock
+from fieldtui.config import load_config
+from fieldtui.devices.factory import build_rig
+from fieldtui.imaging.stars import detect_stars
+
+from .netns import INSIDE_ONLY, OUTSIDE_ONLY, require_indi, run_inside
+
+SIMULATORS = ("indi_simulator_telescope", "indi_simulator_ccd", "indi_simulator_focus")
+pytestmark = require_indi(*SIMULATORS)
+GSC_DIR = Path(__file__).parent / "indi_bin"
+TARGET = (350.0, 30.5)           # RA, Dec in degrees: a field of the stand-in catalogue
+# The CCD simulator: 1280x1024 pixels of 5.2 µm behind the telescope simulator's 900 mm.
+SCALE = 206.265 * 5.2 / 900.0    # arcsec per pixel
+
+
+@OUTSIDE_ONLY
+def test_indi_backend_runs_in_a_private_network_namespace():
+    r = run_inside(__file__, timeout=900)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    assert " passed" in r.stdout and "failed" not in r.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class IndiRig:
+    def __init__(self, port: int, server: subprocess.Popen, cfg, rig) -> None:
+        self.port, self.server, self.cfg, self.rig = port, server, cfg, rig
+        self.d = rig.devices if rig is not None else {}
+
+    def start_server(self) -> subprocess.Popen:
+        env = {**os.environ, "PATH": f"{GSC_DIR}{os.pathsep}{os.environ.get('PATH', '')}"}
+        self.server = subprocess.Popen(["indiserver", "-p", str(self.port), *SIMULATORS], env=env,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return self.server
+
+    def stop_server(self) -> None:
+        self.server.terminate()
+        try:
+            self.server.wait(10)
+        except subprocess.TimeoutExpired:
+            self.server.kill()
+            self.server.wait(5)
+
+    async def getprop(self, prop: str) -> str:
+        p = await asyncio.create_subprocess_exec("indi_getprop", "-p", str(self.port), "-t", "3", "-1", prop,
+                                                 stdout=asyncio.subprocess.PIPE)
+        out, _ = await p.communicate()
+        return out.decode().strip()
+
+
+def indi_config(port: int, data_root: Path, **extra):
+    overrides = {
+        "storage": {"data_root": str(data_root)},
+        "indi": {"port": port},
+        "guide_camera": {"driver": "indi", "indi_device": "CCD Simulator", "width": 1280, "height": 1024,
+                         "pixel_um": 5.2, "bit_depth": 16},
+        "main_camera": {"driver": "indi", "indi_device": "CCD Simulator", "bayer": ""},
+        "mount": {"driver": "indi", "indi_device": "Telescope Simulator"},
+        "focuser": {"driver": "indi", "indi_device": "Focuser Simulator", "max_position": 100000},
+        "guide_scope": {"focal_length_mm": 900.0},
+    }
+    for k, v in extra.items():
+        overrides.setdefault(k, {}).update(v)
+    return load_config(user=False, overrides=overrides)
+
+
+@pytest.fixture
+async def indi(data_root):
+    port = free_port()
+    r = IndiRig(port, None, None, None)  # type: ignore[arg-type]
+    r.start_server()
+    await asyncio.sleep(1.5)
+    r.cfg = indi_config(port, data_root)
+    r.rig = build_rig(r.cfg, RealClock())
+    r.d = r.rig.devices
+    try:
+        yield r
+    finally:
+        await r.d["mount"].server.close()
+        r.stop_server()
+
+
+def star_shift(ref, img) -> np.ndarray:
+    """(dx, dy) in pixels that carries the stars of ``ref`` onto those of ``img``
+    (:func:`fieldtui.imaging.align.match_offset`, at least 8 stars matched)."""
+    from fieldtui.imaging.align import match_offset
+    found = match_offset(detect_stars(ref.data), detect_stars(img.data), tolerance=1.5)
+    assert found is not None and found[2] >= 8, f"stars not matched: {found}"
+    return np.array(found[:2])
+
+
+@INSIDE_ONLY
+async def test_connects_and_reads_every_device(indi):
+    d = indi.d
+    for role in ("mount", "guide_camera", "main_camera", "focuser", "guide_port"):
+        info = await d[role].connect()
+        assert info.driver == "indi"
+    server = d["mount"].server
+    assert server.devices() == {"Telescope Simulator": True, "CCD Simulator": True, "Focuser Simulator": True}
+    cam = d["guide_camera"]
+    assert (cam.width, cam.height, cam.pixel_um, cam.bit_depth) == (1280, 1024, pytest.approx(5.2), 16)
+    assert d["focuser"].max_position == 100000          # FOCUS_MAX of the simulator, not the config
+    assert d["guide_port"].guide_rate == pytest.approx(0.5)
+    # the server's own view of the CONNECTION switches, read by INDI's own client
+    assert await indi.getprop("CCD Simulator.CONNECTION.CONNECT") == "On"
+    assert await indi.getprop("Telescope Simulator.CONNECTION.CONNECT") == "On"
+
+
+@INSIDE_ONLY
+async def test_mount_slews_and_the_stars_follow(indi):
+    mount, cam = indi.d["mount"], indi.d["guide_camera"]
+    await mount.connect()
+    await cam.connect()
+    await mount.slew_to(*TARGET)
+    st = await mount.state()
+    assert st.ra_deg == pytest.approx(TARGET[0], abs=0.2)   # tracking: RA of date moves on
+    assert st.dec_deg == pytest.approx(TARGET[1], abs=2 / 3600)
+    assert st.tracking and not st.slewing
+    ra_h = float(await indi.getprop("Telescope Simulator.EQUATORIAL_EOD_COORD.RA"))
+    assert ra_h * 15 == pytest.approx(st.ra_deg, abs=0.01)
+    ref = await cam.expose(1.0)
+    assert ref.data.shape == (1024, 1280) and ref.data.dtype == np.uint16
+    assert ref.path is None and ref.camera == "CCD Simulator"
+    assert len(detect_stars(ref.data)) >= 20
+    # 0.01° north. The simulator's FITS header records where it pointed (J2000): Dec moved
+    # by what was asked, and the stars by that pointing change at the simulator's scale
+    # (its J2000 RA also moves a little when only Dec is changed)
+    await mount.slew_to(TARGET[0], TARGET[1] + 0.01)
+    img = await cam.expose(1.0)
+    assert img.meta["DEC"] - ref.meta["DEC"] == pytest.approx(0.01, abs=0.0005)
+    d_ra = (img.meta["RA"] - ref.meta["RA"]) * math.cos(math.radians(img.meta["DEC"]))
+    pointing_px = math.hypot(d_ra, img.meta["DEC"] - ref.meta["DEC"]) * 3600 / SCALE
+    moved = star_shift(ref, img)
+    assert math.hypot(*moved) == pytest.approx(pointing_px, rel=0.05)
+
+
+@INSIDE_ONLY
+async def test_focuser_moves(indi):
+    foc = indi.d["focuser"]
+    await foc.connect()
+    assert await foc.move_to(40000) == 40000
+    assert float(await indi.getprop("Focuser Simulator.ABS_FOCUS_POSITION.FOCUS_ABSOLUTE_POSITION")) == 40000
+    assert await foc.move_by(-1234) == 40000 - 1234
+    with pytest.raises(ValueError):
+        await foc.move_to(100001)
+
+
+@INSIDE_ONLY
+@pytest.mark.parametrize("via", ["camera", "mount"])
+async def test_guide_pulses_move_the_stars(indi, via, data_root):
+    cfg = indi_config(indi.port, data_root, guide_port={"via": via})
+    await indi.d["mount"].server.close()
+    rig = build_rig(cfg, RealClock())
+    mount, cam, port = rig.devices["mount"], rig.devices["guide_camera"], rig.devices["guide_port"]
+    try:
+        await mount.connect()
+        await cam.connect()
+        info = await port.connect()
+        assert info.model.endswith("CCD Simulator" if via == "camera" else "Telescope Simulator")
+        await mount.slew_to(*TARGET)
+        expected = 0.5 * 15.041 * 2.0 / SCALE        # 2 s at half sidereal: 12.6 px
+        shifts = {}
+        for direction in "NSEW":
+            before = await cam.expose(1.0)
+            await port.pulse(direction, 2000)
+            shifts[direction] = star_shift(before, await cam.expose(1.0))
+        n, s, e, w = (shifts[k] for k in "NSEW")
+        assert math.hypot(*n) == pytest.approx(expected, rel=0.25)
+        # RA moves on the sky by cos(Dec) of the rate; a driver may or may not apply it
+        assert expected * 0.6 < math.hypot(*e) < expected * 1.25
+        # the sign depends on pier side and camera orientation: only opposite pulses undo each other
+        assert math.hypot(*(n + s)) < 0.15 * expected and math.hypot(*(e + w)) < 0.15 * expected
+        cos = float(np.dot(n, e) / (np.linalg.norm(n) * np.linalg.norm(e)))
+        assert abs(cos) < math.sin(math.radians(15))   # the axes are perpendicular
+    finally:
+        await mount.server.close()
