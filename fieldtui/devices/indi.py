@@ -106,6 +106,7 @@ class IndiServer:
             self._client.set_vector_timeouts(timeout_enable=False)
             self._client.enable_reports = False
             self._task = asyncio.create_task(self._client.asyncrun(), name=f"indi {self.where}")
+            self._watchdog = asyncio.create_task(self._watch_eof(), name=f"indi eof {self.where}")
         try:
             await self._wait(lambda: self.connected, min(self.timeout_s, 6.0))
         except DeviceTimeout:
@@ -113,7 +114,21 @@ class IndiServer:
                 f"no INDI server answers at {self.where}: start indiserver with the drivers "
                 f"(e.g. `indiserver indi_simulator_ccd`) or fix [indi] host/port") from None
 
+    async def _watch_eof(self) -> None:
+        """Drop the connection as soon as the server closes it. indipyclient 0.9.4 reads on
+        after end-of-file and would only notice a dead server by its 20-40 s idle timers;
+        a closed socket is seen here within 0.2 s and reported (ConnectionLost), and the
+        client's own loop reconnects every 5 s."""
+        client = self._client
+        while not client.stop:
+            await asyncio.sleep(0.2)
+            reader = client._reader
+            if reader is not None and reader.at_eof() and client.connected:
+                await client._clear_connection()
+
     async def close(self) -> None:
+        if getattr(self, "_watchdog", None) is not None:
+            self._watchdog.cancel()
         if self._client is not None:
             self._client.shutdown()
         if self._task is not None:
@@ -381,7 +396,8 @@ class IndiMainCamera(_IndiCamera, MainCamera):
         return await self._connect_camera()
 
     async def expose(self, seconds: float, iso: int | None = None, path=None, kind: str = "light") -> Frame:
-        """One exposure; with ``path`` the FITS file as sent is also saved there (atomically)."""
+        """One exposure; with ``path`` the frame is also saved there as FITS (atomically; the
+        suffix becomes .fits)."""
         frame = await self._take(seconds, iso, None, kind)
         frame.iso = iso
         if frame.bayer is None:
@@ -389,7 +405,7 @@ class IndiMainCamera(_IndiCamera, MainCamera):
         if path is not None:
             from ..imaging.io import write_fits
             from pathlib import Path
-            frame.path = await asyncio.to_thread(write_fits, Path(path), frame)
+            frame.path = await asyncio.to_thread(write_fits, Path(path).with_suffix(".fits"), frame)
         return frame
 
 

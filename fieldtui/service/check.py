@@ -230,9 +230,43 @@ async def run_checks(session: "Session") -> dict[str, Any]:
         await session.wait_connected()
     names = ["guide_camera", "main_camera", "mount", "guide_port", "focuser"]
     device_checks = await asyncio.gather(*(_device_check(session, n) for n in names))
-    checks = [*device_checks, _disk_check(session), _clock_check(session), await _site_check(session), _cpu_check()]
+    checks = [*device_checks, *await _indi_check(session), _disk_check(session), _clock_check(session),
+              await _site_check(session), _cpu_check()]
     return {"ok": all(c.ok for c in checks), "checks": [asdict(c) for c in checks],
             "attached": await _attached(session)}
+
+
+async def _indi_check(session: "Session") -> list[Check]:
+    """With INDI devices configured: the server's devices and their connection state, and a
+    configured device the server does not have (its driver is not running)."""
+    from ..devices.indi import IndiServer
+    roles = [r for r in ("guide_camera", "main_camera", "mount", "focuser")
+             if getattr(session.cfg, r).driver == "indi"]
+    if not roles:
+        return []
+    server = None
+    for slot in session.slots.values():
+        server = getattr(slot.device, "server", None)
+        if isinstance(server, IndiServer):
+            break
+    if not isinstance(server, IndiServer):
+        return []
+    try:
+        await server.start()
+    except DeviceError as exc:
+        return [Check("indi", False, str(exc),
+                      "on the mount computer: indiserver with the drivers of the rig, e.g. "
+                      "`indiserver indi_eqmod_telescope indi_asi_ccd` (README, INDI)")]
+    devices = server.devices()
+    listed = ", ".join(f"{n} ({'connected' if on else 'not connected'})" for n, on in sorted(devices.items()))
+    missing = [f"{r}.indi_device {getattr(session.cfg, r).indi_device!r}" for r in roles
+               if getattr(session.cfg, r).indi_device not in devices]
+    detail = f"INDI server {server.where}: {listed or 'no devices'}"
+    if missing:
+        return [Check("indi", False, detail + "; missing: " + ", ".join(missing),
+                      "start the missing device's driver with indiserver, or set indi_device to one of "
+                      "the names listed")]
+    return [Check("indi", True, detail)]
 
 
 async def _attached(session: "Session") -> list[dict[str, Any]]:

@@ -35,8 +35,9 @@ SCALE = 206.265 * 5.2 / 900.0    # arcsec per pixel
 
 
 @OUTSIDE_ONLY
+@pytest.mark.timeout(1500)
 def test_indi_backend_runs_in_a_private_network_namespace():
-    r = run_inside(__file__, timeout=900)
+    r = run_inside(__file__, timeout=1400)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
     assert " passed" in r.stdout and "failed" not in r.stdout
 
@@ -199,3 +200,133 @@ async def test_guide_pulses_move_the_stars(indi, via, data_root):
         assert abs(cos) < math.sin(math.radians(15))   # the axes are perpendicular
     finally:
         await mount.server.close()
+
+
+PE_MAX_ARCSEC, PE_PERIOD_S = 10.0, 60.0
+
+
+async def guiding_rig(indi, data_root, **guiding):
+    """A guide worker on the INDI simulators (ST4 port of the CCD simulator), the mount
+    at the target, the CCD simulator's periodic error on; calibrating, then guiding."""
+    from fieldtui.guiding.events import GuideState
+    from fieldtui.guiding.settings import GuideSettings
+    from fieldtui.service.guide_worker import GuideWorker
+
+    cfg = indi_config(indi.port, data_root, guiding={"exposure_s": 1.0, **guiding})
+    await indi.d["mount"].server.close()
+    rig = build_rig(cfg, RealClock())
+    d = rig.devices
+    for role in ("mount", "guide_camera", "guide_port"):
+        await d[role].connect()
+    await d["mount"].server.set("CCD Simulator", "SIMULATOR_SETTINGS",
+                                {"SIM_PEMAX": PE_MAX_ARCSEC, "SIM_PEPERIOD": PE_PERIOD_S})
+    await d["mount"].slew_to(*TARGET)
+    alerts = []
+    worker = GuideWorker(d["guide_camera"], d["guide_port"], RealClock(), GuideSettings.from_config(cfg),
+                         mount=d["mount"], pixel_scale=cfg.guide_scale, focal_mm=900.0,
+                         on_event=lambda ev: alerts.append(ev) if type(ev).__name__ == "Alert" else None)
+    await worker.calibrate(then_guide=True)
+    for _ in range(600):
+        if worker.state == GuideState.GUIDING:
+            break
+        await asyncio.sleep(0.5)
+    assert worker.state == GuideState.GUIDING, [a.message for a in alerts]
+    return rig, worker, alerts
+
+
+@INSIDE_ONLY
+async def test_guide_engine_calibrates_and_guides_out_the_periodic_error(indi, data_root):
+    rig, worker, alerts = await guiding_rig(indi, data_root)
+    try:
+        cal = worker.engine.calibration
+        # 0.5x sidereal on the simulator's 1.19″ pixels: 6.3 px/s on each axis
+        assert cal.ra_rate == pytest.approx(0.5 * 15.041 / SCALE, rel=0.25)
+        assert cal.dec_rate == pytest.approx(0.5 * 15.041 / SCALE, rel=0.25)
+        worker.engine.stats.reset()
+        await asyncio.sleep(2 * PE_PERIOD_S)
+        st = worker.engine.stats.total()
+    finally:
+        await worker.stop()
+        await rig.devices["mount"].server.close()
+    # unguided, the worm's sine moves the stars by ±PE_MAX·cos(Dec) along RA: RMS of a sine
+    unguided_rms = PE_MAX_ARCSEC * math.cos(math.radians(TARGET[1])) / math.sqrt(2)
+    print(f"INDI guided RMS RA {st.rms_ra_arcsec:.2f}″ Dec {st.rms_dec_arcsec:.2f}″ total "
+          f"{st.rms_total_arcsec:.2f}″ over {st.frames} frames; unguided periodic error RMS {unguided_rms:.2f}″")
+    assert st.frames >= 40
+    assert st.rms_ra_arcsec < 0.7 * unguided_rms   # measured: 0.54 (a 60 s worm period is fast)
+
+
+@INSIDE_ONLY
+async def test_guiding_resumes_after_the_server_is_killed_and_restarted(indi, data_root):
+    rig, worker, alerts = await guiding_rig(indi, data_root, new_star_after_s=10.0, lost_alert_s=5.0)
+    try:
+        await asyncio.sleep(10)
+        frames_before = worker.frames
+        indi.server.kill()                       # the server dies without a goodbye
+        indi.server.wait(5)
+        await asyncio.sleep(4)
+        assert worker.disconnects >= 1 or worker.camera_errors >= 1
+        frames_down = worker.frames
+        indi.start_server()
+        await asyncio.sleep(2)
+        # the restarted simulator mount starts at the pole: the mount is sent back to the target
+        for _ in range(20):
+            try:
+                await rig.devices["mount"].slew_to(*TARGET)
+                break
+            except Exception:
+                await asyncio.sleep(1)
+        from fieldtui.guiding.events import GuideState
+        for _ in range(120):
+            if worker.frames >= frames_down + 10 and worker.state == GuideState.GUIDING:
+                break
+            await asyncio.sleep(1)
+        assert worker.frames >= frames_down + 10, [a.message for a in alerts]
+        assert worker.state == GuideState.GUIDING, [a.message for a in alerts]
+        assert frames_before > 0
+        assert any("back" in a.message for a in alerts)
+    finally:
+        await worker.stop()
+        await rig.devices["mount"].server.close()
+
+
+async def run_check(cfg):
+    from fieldtui.service.check import run_checks
+    from fieldtui.service.session import Session
+    session = Session(cfg, RealClock())
+    try:
+        return await run_checks(session)
+    finally:
+        await session.stop()
+
+
+@INSIDE_ONLY
+async def test_check_lists_the_server_devices_and_a_missing_driver(indi, data_root):
+    await indi.d["mount"].server.close()
+    cfg = indi_config(indi.port, data_root)
+    cfg.main_camera.driver = cfg.guide_camera.driver = "sim"   # INDI exposures: the tests above
+    res = await run_check(cfg)
+    by = {c["name"]: c for c in res["checks"]}
+    assert by["indi"]["ok"], by["indi"]
+    # every device of the server, connected only when a configured role uses it
+    for name in ("CCD Simulator (not connected)", "Telescope Simulator (connected)", "Focuser Simulator (connected)"):
+        assert name in by["indi"]["detail"]
+    assert by["mount"]["ok"] and by["focuser"]["ok"], res["checks"]
+    assert "Telescope Simulator" in by["mount"]["detail"] and "of 100000" in by["focuser"]["detail"]
+    cfg.focuser.indi_device = "Moonlite"        # no such driver runs on the server
+    res = await run_check(cfg)
+    by = {c["name"]: c for c in res["checks"]}
+    assert not by["indi"]["ok"] and "focuser.indi_device 'Moonlite'" in by["indi"]["detail"]
+    assert "indiserver" in by["indi"]["fix"]
+    assert not by["focuser"]["ok"] and "Moonlite" in by["focuser"]["detail"]
+
+
+async def test_check_reports_a_missing_server(data_root):
+    """Nothing listens on the port (the test starts no server, so it needs no namespace)."""
+    cfg = indi_config(free_port(), data_root, indi={"timeout_s": 2.0}, service={"connect_timeout_s": 3.0})
+    cfg.main_camera.driver = "sim"
+    res = await run_check(cfg)
+    by = {c["name"]: c for c in res["checks"]}
+    assert not by["indi"]["ok"] and "no INDI server answers at 127.0.0.1:" in by["indi"]["detail"]
+    assert "indiserver" in by["indi"]["fix"]
+    assert not by["mount"]["ok"]
