@@ -62,11 +62,11 @@ def next_flat_exposure(exposure: float, mean_frac: float, target: float = FLAT_T
                        lo: float = 1e-3, hi: float = 30.0) -> float:
     """The exposure (s) that brings a flat's mean to ``target``, assuming the signal grows in
     proportion to the exposure (a steady panel or sky over one search); a clipped or
-    empty frame halves or quadruples it. Kept within [``lo``, ``hi``]."""
+    empty frame halves or quadruples it. Kept within [``lo``, ``hi``], to 3 significant figures."""
     if mean_frac >= 0.98:
         nxt = exposure / 2
     elif mean_frac <= 0.005:
         nxt = exposure * 4
     else:
         nxt = exposure * target / mean_frac
-    return float(min(max(nxt, lo), hi))
+    return float(f"{min(max(nxt, lo), hi):.3g}")  # 3 figures: a readable name, no false precision
