@@ -60,9 +60,9 @@ async def run_capture(cfg: Any, plan: str, *, fast: bool, data: str | None = Non
         await session.stop()
         if pump is not None:
             pump.cancel()
-        driver = getattr(clock, "_driver", None)
-        if driver is not None:
-            driver.cancel()
+        close = getattr(clock, "close", None)
+        if close is not None:
+            close()
     result["wall_s"] = round(time.monotonic() - t_wall, 3)
     result["clock_s"] = round(clock.now() - t_clock, 3)
     return result

@@ -52,7 +52,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RETRIES = 10            # a lost camera: attempts per frame before the run stops
+RETRIES = 10            # a dropped frame: attempts before the run stops
+LOST_WAIT_S = 600.0     # a disconnected camera: how long to wait for it to come back
 FLAT_TRIES = 10         # test exposures to find a flat's exposure
 DARK_TEMP_TOL_C = 2.0   # darks warmer or colder than the lights by more: a warning
 
@@ -278,6 +279,12 @@ class Capture(Activity):
             self.current = None
             self.set_status("stopped", detail=f"stopped: {exc}", reason=str(exc))
             self.s.alert("warning", self.name, f"capture stopped: {exc}")
+        except asyncio.CancelledError:
+            self.journal.append("stopped", reason="aborted during a frame", t=self.s.clock.now())
+            self.current = None
+            self.set_status("stopped", detail="aborted; the frame in progress is taken again on the next start",
+                            reason="aborted during a frame")
+            raise
         finally:
             self.release("main_camera")
             self.journal.close()
@@ -350,22 +357,30 @@ class Capture(Activity):
             raise _Stop("aborted by the user")
 
     async def _expose(self, cam: "DeviceProxy", exposure: float, iso: int | None, kind: str) -> "Frame":
-        """One exposure; a camera that drops the frame or disconnects is retried."""
-        for attempt in range(1, RETRIES + 1):
+        """One exposure. A dropped frame is taken again (``RETRIES`` times); a lost camera is
+        waited for while the service reconnects it (``LOST_WAIT_S`` clock seconds)."""
+        attempts = 0
+        lost_since: float | None = None
+        while True:
             try:
                 self.s.device("main_camera")  # connected? (DeviceDisconnected when not)
                 return await cam.expose(exposure, iso=iso, kind=kind)
             except DeviceDisconnected as exc:
                 self.s.device_lost("main_camera", exc)
-                why = str(exc)
+                now = self.s.clock.now()
+                lost_since = now if lost_since is None else lost_since
+                if now - lost_since > LOST_WAIT_S:
+                    raise _Stop(f"the main camera has been gone for {LOST_WAIT_S / 60:g} min ({exc})") from None
+                self.set_status("running", detail=f"camera lost ({exc}); waiting for it to reconnect")
             except DeviceBusy:
                 raise
             except DeviceError as exc:
-                why = str(exc)
-                self.s.alert("warning", "main_camera", f"{why}: taking the frame again")
-            self.set_status("running", detail=f"camera: {why}; retry {attempt} of {RETRIES}")
+                attempts += 1
+                if attempts > RETRIES:
+                    raise _Stop(f"the main camera failed {RETRIES} times in a row ({exc})") from None
+                self.s.alert("warning", "main_camera", f"{exc}: taking the frame again")
+                self.set_status("running", detail=f"camera: {exc}; retry {attempts} of {RETRIES}")
             await self.s.clock.sleep(self.retry_s)
-        raise _Stop(f"the main camera failed {RETRIES} times ({why})")
 
     def _frame_bytes(self) -> int:
         m = self.s.cfg.main_camera
