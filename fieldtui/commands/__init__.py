@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "guidelog": ("guidelog", "summarise PHD2-format guide logs: RMS, calibrations, events per run"),
     "plan": ("plan", "write a commented capture plan for a target (plan new M31), or check one"),
     "capture": ("capture", "run a capture plan headless (resumes after an interruption)"),
+    "library": ("library", "index the frames under a folder (SQLite) and check their calibration"),
     "service": ("service", "the rig service that owns the night: start, stop, status, run"),
     "fault": ("fault", "switch a fault on in the running simulated rig (testing, demos)"),
     "emulate-mount": ("emulate_mount", "a serial mount (LX200, NexStar, SynScan) on a pseudo-terminal"),
