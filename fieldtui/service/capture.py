@@ -34,6 +34,7 @@ import logging
 import re
 import shutil
 import statistics
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -443,8 +444,9 @@ class Capture(Activity):
                                 "exposure": exposure, "started": t0}
                 self.set_status("running", progress=self.summary["done"] / max(self.summary["planned"], 1),
                                 detail=f"{t.name} {s.type} {idx}/{s.count}: {exposure:g} s")
-                self.journal.append("started", key=key, index=idx, t=t0)
+                self.journal.append("started", key=key, index=idx, t=t0, wall=time.time())
                 frame = await self._expose(cam, exposure, iso, s.type)
+                t_end, wall_end = self.s.clock.now(), time.time()
                 frame.kind = s.type
                 focus = await self._focus_position()
                 figures: dict[str, Any] = {}
@@ -485,6 +487,7 @@ class Capture(Activity):
                                     figures=figures, outlier=outlier)
                 await self.s.clock.run_blocking(write_frame, self.root / rel, frame, extra)
                 rec = self.journal.append("finished", key=key, index=idx, path=rel, t=self.s.clock.now(),
+                                          wall=time.time(), exposed=t_end, exposed_wall=wall_end,
                                           exposure=exposure, iso=iso, gain=gain,
                                           temperature=frame.temperature, figures=figures, outlier=outlier)
                 done[idx] = rec
