@@ -51,7 +51,7 @@ async def run_capture(cfg: Any, plan: str, *, fast: bool, data: str | None = Non
     t_clock = clock.now()
     try:
         if guide:
-            await session.commands["guide.calibrate"]()
+            await session.commands["guide.start"]()  # selects a star and calibrates first
             end = clock.now() + 1800
             while session.guider.state != "guiding" and clock.now() < end:
                 await clock.sleep(1.0)
