@@ -159,7 +159,7 @@ class SimMainCamera(_SimDevice, MainCamera):
     name = "main_camera"
     driver = "sim"
     LIVE_VIEW = (1024, 768)
-    FLAT_PANEL_S = 2.0  # the simulated flat panel reaches ~45 % of full scale in 2 s
+    FLAT_PANEL_S = 1.0  # the simulated flat panel reaches ~45 % of full scale in 1 s
 
     def __init__(self, rig: "SimRig") -> None:
         super().__init__(rig)

@@ -57,6 +57,7 @@ RETRIES = 10            # a dropped frame: attempts before the run stops
 LOST_WAIT_S = 600.0     # a disconnected camera: how long to wait for it to come back
 FLAT_TRIES = 10         # test exposures to find a flat's exposure
 DARK_TEMP_TOL_C = 2.0   # darks warmer or colder than the lights by more: a warning
+FLAT_START_S = 0.5      # the first test exposure of a flat search (a screen or panel)
 
 
 class _Stop(Exception):
@@ -331,7 +332,7 @@ class Capture(Activity):
         key = self._key(ti, si, s)
         if key in self._flat_exp:
             return self._flat_exp[key]
-        exp = s.exposure or 1.0
+        exp = s.exposure or FLAT_START_S
         tried = []
         for _ in range(FLAT_TRIES):
             self.current = {"type": "flat", "index": 0, "count": s.count, "exposure": exp,
