@@ -215,3 +215,42 @@ class GuideStar(Event):
 class Command:
     name: str
     args: dict[str, Any] = field(default_factory=dict)
+
+
+# ----- capture (service/capture.py) -------------------------------------------
+@dataclass
+class CaptureFrame(Event):
+    """One frame of a capture plan saved: its file (relative to the data root) and figures.
+
+    ``outlier``: why a light departs from the sequence's running median ([] when fine)."""
+
+    plan: str = ""
+    target: str = ""
+    type: str = ""
+    index: int = 0          # 1-based within the sequence
+    count: int = 0
+    path: str = ""
+    exposure: float = 0.0
+    figures: dict[str, Any] = field(default_factory=dict)
+    outlier: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CaptureSetFinished(Event):
+    """A sequence of a plan (a set of lights or a calibration set) is complete: every frame
+    is on disk and in the journal. The stacking worker starts from this event.
+
+    ``files``: absolute paths in capture order; ``root``: the data root."""
+
+    plan: str = ""
+    target: str = ""
+    type: str = ""
+    sequence: int = 0       # 0-based index within the target
+    night: str = ""
+    exposure: float = 0.0
+    iso: int | None = None
+    gain: int | None = None
+    filter: str = ""
+    files: list[str] = field(default_factory=list)
+    outliers: list[str] = field(default_factory=list)
+    root: str = ""

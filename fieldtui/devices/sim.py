@@ -159,6 +159,7 @@ class SimMainCamera(_SimDevice, MainCamera):
     name = "main_camera"
     driver = "sim"
     LIVE_VIEW = (1024, 768)
+    FLAT_PANEL_S = 1.0  # the simulated flat panel reaches ~45 % of full scale in 1 s
 
     def __init__(self, rig: "SimRig") -> None:
         super().__init__(rig)
@@ -193,8 +194,10 @@ class SimMainCamera(_SimDevice, MainCamera):
         sky = self.rig.sky
         flat_e = None
         if kind == "flat":
-            # A flat panel set to about half of full scale at this ISO.
-            flat_e = 0.45 * (sky.main.white_adu - sky.main.bias_adu) * self.e_per_adu(iso)
+            # A steady flat panel: about half of full scale in FLAT_PANEL_S at this ISO,
+            # in proportion to the exposure (so a flat sequence has an exposure to find).
+            flat_e = (0.45 * (sky.main.white_adu - sky.main.bias_adu) * self.e_per_adu(iso)
+                      * seconds / self.FLAT_PANEL_S)
         light = kind in ("light", "flat")
         return await self.clock.run_blocking(
             sky.render, sky.main, t0, seconds, gain_e_adu=self.e_per_adu(iso), light=light,

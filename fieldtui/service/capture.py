@@ -1,0 +1,533 @@
+"""The capture sequencer: runs a plan (:mod:`fieldtui.capture.plan`) on the main camera.
+
+``capture.start plan=PATH [data=DIR]`` leases the main camera and runs the
+plan's sequences in order; ``capture.pause`` (after the current frame),
+``capture.resume``, ``capture.skip`` (the rest of the current sequence),
+``capture.abort [now=true]`` (after the current frame, or at once: the frame
+in progress is dropped and taken again on the next start).
+
+Every frame goes through the journal (:mod:`fieldtui.service.journal`)
+before the sequencer moves on: ``started`` before the exposure, ``saving``
+with its final name before the file is written (atomically: a hidden
+``.NAME.*.part`` then a rename, never over an existing file), ``finished``
+once it is on disk. A start with a journal for the same plan resumes exactly
+where it stopped: finished frames are kept, a frame whose file landed but
+whose ``finished`` record did not is adopted, a frame in progress is taken
+again, leftover ``.part`` files are removed.
+
+Lights are measured as they land (:func:`fieldtui.imaging.metrics.frame_metrics`)
+and marked when they depart from the sequence's running median; every N
+lights the guider dithers and settles (``guide.dither``; skipped with a
+note when not guiding). Flats find their own exposure (mean 50 % ± 5 %),
+darks take the lights' ISO and exposure (and warn when the sensor is not at
+the lights' temperature), biases the shortest exposure. Before each frame
+the free space is checked: below ``[storage] min_free_gb`` plus one frame,
+the run stops cleanly. A camera that drops or disconnects is waited for and
+the frame retried (``RETRIES`` times). A completed sequence is announced with
+:class:`~fieldtui.events.CaptureSetFinished`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import shutil
+import statistics
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..capture.plan import BIAS_EXPOSURE_S, Plan, PlanError, Sequence, Target, frame_name, parse_plan
+from ..capture.quality import FLAT_TARGET, FLAT_TOLERANCE, flat_level, next_flat_exposure, outlier_reasons
+from ..devices.base import DeviceDisconnected, DeviceError
+from ..devices.proxy import DeviceBusy
+from ..events import CaptureFrame, CaptureSetFinished
+from .activity import Activity
+from .journal import Journal
+
+if TYPE_CHECKING:
+    from ..devices.proxy import DeviceProxy
+    from ..frame import Frame
+    from .session import Session
+
+log = logging.getLogger(__name__)
+
+RETRIES = 10            # a dropped frame: attempts before the run stops
+LOST_WAIT_S = 600.0     # a disconnected camera: how long to wait for it to come back
+FLAT_TRIES = 10         # test exposures to find a flat's exposure
+DARK_TEMP_TOL_C = 2.0   # darks warmer or colder than the lights by more: a warning
+FLAT_START_S = 0.5      # the first test exposure of a flat search (a screen or panel)
+
+
+class _Stop(Exception):
+    """The run ends cleanly (disk full, camera gone, flats unreachable): state ``stopped``."""
+
+
+def disk_free_bytes(path: Path) -> int:
+    """Free bytes on the file system holding ``path`` (or its nearest existing parent)."""
+    probe = Path(path)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free
+
+
+def write_frame(path: Path, frame: "Frame", extra: dict[str, Any]) -> Path:
+    """Write ``frame`` as FITS at ``path`` atomically, with the standard keywords and
+    ``extra`` ones; raises FileExistsError rather than replace a file."""
+    from astropy.io import fits
+
+    from ..atomic import write_with
+    from ..imaging.io import fits_header
+    if path.exists():
+        raise FileExistsError(f"{path} exists; frames are never overwritten")
+    h = fits_header(frame)
+    for k, v in extra.items():
+        if v is not None:
+            h[k] = v
+    hdu = fits.PrimaryHDU(data=frame.data, header=h)
+    return write_with(path, hdu.writeto)
+
+
+def _slug(s: str) -> str:
+    return re.sub(r"[^\w.+\-]+", "_", s.strip()) or "plan"
+
+
+def remove_parts(path: Path) -> int:
+    """Remove the hidden ``.NAME.*.part`` files an interrupted atomic write of ``path`` left."""
+    n = 0
+    if path.parent.is_dir():
+        for p in path.parent.glob(f".{path.name}.*.part"):
+            p.unlink(missing_ok=True)
+            n += 1
+    return n
+
+
+class Capture(Activity):
+    """The capture sequencer (see the module docstring)."""
+
+    name = "capture"
+    attribute = "capture"
+    resumable = True
+
+    def __init__(self, session: "Session") -> None:
+        super().__init__(session)
+        self.plan: Plan | None = None
+        self.plan_path: str | None = None
+        self.root: Path | None = None
+        self.journal: Journal | None = None
+        self.task: asyncio.Task[Any] | None = None
+        self._run_ok = asyncio.Event()
+        self._run_ok.set()
+        self._skip = False
+        self._abort_after = False
+        self.retry_s = 5.0
+        self.summary: dict[str, Any] = {}
+        self.current: dict[str, Any] | None = None
+        self.last: dict[str, Any] | None = None
+        self._done: dict[str, dict[int, dict[str, Any]]] = {}
+        self._announced: set[str] = set()
+        self._flat_exp: dict[str, float] = {}
+        self._dither_note = False
+
+    # ----- commands -------------------------------------------------------
+    def commands(self) -> dict[str, Any]:
+        return {"capture.start": self.cmd_start, "capture.pause": self.cmd_pause,
+                "capture.resume": self.cmd_resume, "capture.skip": self.cmd_skip,
+                "capture.abort": self.cmd_abort}
+
+    async def cmd_start(self, plan: str, data: str | None = None) -> dict[str, Any]:
+        """Start (or resume) the plan in file ``plan``; frames under ``data`` (default: the
+        configured data root). Raises ValueError for a bad plan or a busy camera."""
+        if self.task is not None and not self.task.done():
+            raise ValueError(f"plan {self.plan.name if self.plan else '?'} is already running")
+        try:
+            text = Path(plan).expanduser().read_text()
+        except OSError as exc:
+            raise ValueError(f"cannot read plan {plan}: {exc.strerror or exc}") from None
+        p = parse_plan(text)  # PlanError is a ValueError: one line naming the entry
+        try:
+            cam = self.lease("main_camera")
+        except DeviceBusy as exc:
+            raise ValueError(str(exc)) from None
+        self.plan, self.plan_path = p, str(Path(plan).expanduser().resolve())
+        self.root = Path(data).expanduser() if data else self.s.cfg.storage.root
+        self.journal = Journal(self.root / ".capture" / f"{_slug(p.name)}.jsonl")
+        resumed = self._load_journal()
+        self._skip = self._abort_after = False
+        self._run_ok.set()
+        self.task = self.spawn(self._run(cam), name="capture")
+        self.set_status("running", detail=f"{p.name}: {'resuming' if resumed else 'starting'}")
+        return {"plan": p.name, "journal": str(self.journal.path), "resumed": resumed,
+                "planned": self.summary["planned"], "done": self.summary["done"]}
+
+    async def run_plan(self, plan: str, data: str | None = None) -> dict[str, Any]:
+        """Start the plan and return its summary once it has ended (done, stopped, failed)."""
+        await self.cmd_start(plan, data)
+        assert self.task is not None
+        try:
+            await asyncio.shield(self.task)
+        except Exception:  # noqa: BLE001 - the activity reports it (failed, with the reason)
+            pass
+        return dict(self.summary, state=self.state, reason=self.reason)
+
+    async def cmd_pause(self) -> str:
+        self._run_ok.clear()
+        return "pausing after this frame"
+
+    async def cmd_resume(self) -> str:
+        self._run_ok.set()
+        return "running"
+
+    async def cmd_skip(self) -> str:
+        self._skip = True
+        return "skipping the rest of this sequence after this frame"
+
+    async def cmd_abort(self, now: bool = False) -> str:
+        if self.task is None or self.task.done():
+            return "not running"
+        if now:
+            self.task.cancel()
+            return "aborted"
+        self._abort_after = True
+        self._run_ok.set()
+        return "stopping after this frame"
+
+    # ----- what the service shows and records --------------------------------
+    def snapshot(self) -> dict[str, Any] | None:
+        if self.plan is None:
+            return None
+        return {"plan": self.plan.name, "paused": not self._run_ok.is_set(),
+                "planned": self.summary.get("planned", 0), "done": self.summary.get("done", 0),
+                "failed": self.summary.get("failed", 0), "current": self.current, "last": self.last}
+
+    def record(self) -> dict[str, Any] | None:
+        if self.task is None or self.task.done() or self.plan_path is None:
+            return None
+        return {"state": "running", "plan": self.plan_path, "data": str(self.root)}
+
+    async def resume(self, record: dict[str, Any]) -> Any:
+        return await self.cmd_start(record["plan"], record.get("data"))
+
+    async def shutdown(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+            try:
+                await self.task
+            except BaseException:  # noqa: BLE001 - stopping
+                pass
+            self.set_status("stopped", detail="stopped with the service; the next start resumes")
+        if self.journal is not None:
+            self.journal.close()
+
+    # ----- the journal ----------------------------------------------------
+    @staticmethod
+    def _key(ti: int, si: int, s: Sequence) -> str:
+        return f"{ti}:{si}:{s.type}"
+
+    def _load_journal(self) -> bool:
+        """Read back what the journal says is done; adopt frames saved but not recorded;
+        remove half-written files. Returns whether anything was taken up again."""
+        assert self.journal is not None and self.plan is not None and self.root is not None
+        recs = self.journal.read()
+        self._done, self._announced, self._flat_exp = {}, set(), {}
+        saving: dict[tuple[str, int], dict[str, Any]] = {}
+        for r in recs:
+            ev = r["ev"]
+            if ev == "saving":
+                saving[(r["key"], r["index"])] = r
+            elif ev == "finished":
+                saving.pop((r["key"], r["index"]), None)
+                self._done.setdefault(r["key"], {})[r["index"]] = r
+            elif ev == "set":
+                self._announced.add(r["key"])
+            elif ev == "flat_exposure":
+                self._flat_exp[r["key"]] = float(r["exposure"])
+        adopted = 0
+        for (key, idx), r in saving.items():
+            path = self.root / r["path"]
+            remove_parts(path)
+            if path.exists():  # renamed into place, killed before "finished": the frame is whole
+                rec = dict(r, ev="finished", adopted=True)
+                rec.pop("ev")
+                self._done.setdefault(key, {})[idx] = self.journal.append("finished", **rec)
+                adopted += 1
+        resumed = any(r["ev"] in ("started", "finished") for r in recs)
+        if not recs:
+            self.journal.append("plan", name=self.plan.name, path=self.plan_path, t=self.s.clock.now())
+        planned = sum(s.count for *_, s in self.plan.steps())
+        done = sum(min(len(self._done.get(self._key(ti, si, s), {})), s.count)
+                   for ti, si, _, s in self.plan.steps())
+        self.summary = {"plan": self.plan.name, "planned": planned, "done": done, "failed": 0,
+                        "resumed": resumed, "adopted": adopted, "taken": 0, "outliers": [],
+                        "files": [str(self.root / r["path"]) for d in self._done.values()
+                                  for r in d.values()], "journal": str(self.journal.path)}
+        return resumed
+
+    # ----- the run --------------------------------------------------------
+    async def _run(self, cam: "DeviceProxy") -> None:
+        assert self.plan is not None and self.journal is not None
+        try:
+            for ti, si, t, s in self.plan.steps():
+                if self._abort_after:
+                    raise _Stop("aborted by the user")
+                await self._sequence(cam, ti, si, t, s)
+            self.current = None
+            self.journal.append("complete", t=self.s.clock.now())
+            self.set_status("done", progress=1.0, detail=f"{self.plan.name}: "
+                            f"{self.summary['done']} of {self.summary['planned']} frames")
+        except _Stop as exc:
+            self.journal.append("stopped", reason=str(exc), t=self.s.clock.now())
+            self.current = None
+            self.set_status("stopped", detail=f"stopped: {exc}", reason=str(exc))
+            self.s.alert("warning", self.name, f"capture stopped: {exc}")
+        except asyncio.CancelledError:
+            self.journal.append("stopped", reason="aborted during a frame", t=self.s.clock.now())
+            self.current = None
+            self.set_status("stopped", detail="aborted; the frame in progress is taken again on the next start",
+                            reason="aborted during a frame")
+            raise
+        finally:
+            self.release("main_camera")
+            self.journal.close()
+
+    def _lights_of(self, ti: int) -> tuple[float | None, int | None, int | None, float | None]:
+        """(exposure, ISO, gain, median temperature) of target ``ti``'s first light sequence;
+        the temperature from the frames taken (None before any)."""
+        assert self.plan is not None
+        t = self.plan.targets[ti]
+        for si, s in enumerate(t.sequences):
+            if s.type == "light":
+                temps = [r.get("temperature") for r in self._done.get(self._key(ti, si, s), {}).values()
+                         if r.get("temperature") is not None]
+                return s.exposure, s.iso, s.gain, statistics.median(temps) if temps else None
+        return None, None, None, None
+
+    async def _settings(self, cam: "DeviceProxy", ti: int, si: int, t: Target,
+                        s: Sequence) -> tuple[float, int | None, int | None]:
+        """(exposure s, ISO, gain) for sequence ``s``: given, else the field guide's rule."""
+        l_exp, l_iso, l_gain, _ = self._lights_of(ti)
+        iso = s.iso if s.iso is not None else (l_iso if s.gain is None else None)
+        gain = s.gain if s.gain is not None else (l_gain if iso is None else None)
+        if iso is None and gain is None:
+            iso = self.s.cfg.main_camera.iso
+        if s.type == "bias":
+            return s.exposure or BIAS_EXPOSURE_S, iso, gain
+        if s.type == "flat":
+            return await self._find_flat_exposure(cam, ti, si, s, iso), iso, gain
+        if s.type == "darkflat":
+            flat = next((self._flat_exp[k] for k in self._flat_exp if k.startswith(f"{ti}:")), None)
+            if s.exposure is None and flat is None:
+                raise _Stop(f"{t.name}: dark flats need the flats' exposure: put a flat sequence first")
+            return s.exposure or float(flat), iso, gain
+        if s.type == "dark" and s.exposure is None:
+            if l_exp is None:
+                raise _Stop(f"{t.name}: darks with no exposure need a light sequence to match")
+            return l_exp, iso, gain
+        assert s.exposure is not None
+        return s.exposure, iso, gain
+
+    async def _find_flat_exposure(self, cam: "DeviceProxy", ti: int, si: int, s: Sequence,
+                                  iso: int | None) -> float:
+        key = self._key(ti, si, s)
+        if key in self._flat_exp:
+            return self._flat_exp[key]
+        exp = s.exposure or FLAT_START_S
+        tried = []
+        for _ in range(FLAT_TRIES):
+            self.current = {"type": "flat", "index": 0, "count": s.count, "exposure": exp,
+                            "started": self.s.clock.now(), "detail": "finding the flat exposure"}
+            self.set_status("running", detail=f"flats: test exposure {exp:.3g} s")
+            f = await self._expose(cam, exp, iso, "flat")
+            mean, clipped = await self.s.clock.run_blocking(flat_level, f.data, f.black_level, f.white_level)
+            tried.append((exp, mean))
+            if abs(mean - FLAT_TARGET) <= FLAT_TOLERANCE and clipped == 0:
+                assert self.journal is not None
+                self.journal.append("flat_exposure", key=key, exposure=exp, mean=mean, t=self.s.clock.now())
+                self._flat_exp[key] = exp
+                return exp
+            exp = next_flat_exposure(exp, mean)
+        raise _Stop("flats: no exposure gives a mean of 50 % (" +
+                    ", ".join(f"{e:.3g} s → {100 * m:.0f} %" for e, m in tried[-3:]) + ")")
+
+    async def _gate(self) -> None:
+        """Between frames: wait while paused; stop when aborted."""
+        if not self._run_ok.is_set():
+            self.set_status("paused", detail="paused: capture.resume goes on")
+            await self._run_ok.wait()
+        if self._abort_after:
+            raise _Stop("aborted by the user")
+
+    async def _expose(self, cam: "DeviceProxy", exposure: float, iso: int | None, kind: str) -> "Frame":
+        """One exposure. A dropped frame is taken again (``RETRIES`` times); a lost camera is
+        waited for while the service reconnects it (``LOST_WAIT_S`` clock seconds)."""
+        attempts = 0
+        lost_since: float | None = None
+        while True:
+            try:
+                self.s.device("main_camera")  # connected? (DeviceDisconnected when not)
+                return await cam.expose(exposure, iso=iso, kind=kind)
+            except DeviceDisconnected as exc:
+                self.s.device_lost("main_camera", exc)
+                now = self.s.clock.now()
+                lost_since = now if lost_since is None else lost_since
+                if now - lost_since > LOST_WAIT_S:
+                    raise _Stop(f"the main camera has been gone for {LOST_WAIT_S / 60:g} min ({exc})") from None
+                self.set_status("running", detail=f"camera lost ({exc}); waiting for it to reconnect")
+            except DeviceBusy:
+                raise
+            except DeviceError as exc:
+                attempts += 1
+                if attempts > RETRIES:
+                    raise _Stop(f"the main camera failed {RETRIES} times in a row ({exc})") from None
+                self.s.alert("warning", "main_camera", f"{exc}: taking the frame again")
+                self.set_status("running", detail=f"camera: {exc}; retry {attempts} of {RETRIES}")
+            await self.s.clock.sleep(self.retry_s)
+
+    def _frame_bytes(self) -> int:
+        m = self.s.cfg.main_camera
+        return m.width * m.height * 2 + 5 * 2880
+
+    def _check_disk(self) -> None:
+        assert self.root is not None
+        free = disk_free_bytes(self.root)
+        keep = self.s.cfg.storage.min_free_gb * 1e9
+        if free - self._frame_bytes() < keep:
+            raise _Stop(f"disk nearly full: {free / 1e9:.2f} GB free, keeping "
+                        f"{self.s.cfg.storage.min_free_gb:g} GB ([storage] min_free_gb)")
+
+    def _path(self, t: Target, s: Sequence, exposure: float, iso: int | None, gain: int | None,
+              temperature: float | None, index: int) -> str:
+        """The frame's path relative to the data root: the pattern with the first sequence
+        number from ``index`` on that no file holds (frames are never overwritten)."""
+        assert self.plan is not None and self.root is not None
+        seq = index
+        while True:
+            rel = frame_name(self.plan.pattern, night=self.s.night, target=t.name, type=s.type,
+                             exposure=exposure, iso=iso, gain=gain, temperature=temperature, seq=seq,
+                             filter=s.filter)
+            if not (self.root / rel).exists():
+                return rel
+            seq += 1
+
+    async def _focus_position(self) -> int | None:
+        if "focuser" not in self.s.slots or not self.s.slots["focuser"].device.connected:
+            return None
+        try:
+            return int(await self.s.device("focuser").position())
+        except (DeviceError, ValueError, TypeError):
+            return None
+
+    async def _sequence(self, cam: "DeviceProxy", ti: int, si: int, t: Target, s: Sequence) -> None:
+        assert self.plan is not None and self.journal is not None and self.root is not None
+        from ..imaging.metrics import frame_metrics
+        key = self._key(ti, si, s)
+        done = self._done.setdefault(key, {})
+        if len(done) < s.count:
+            self._skip = False
+            await self._gate()
+            exposure, iso, gain = await self._settings(cam, ti, si, t, s)
+            self.journal.append("planned", key=key, target=t.name, type=s.type, count=s.count,
+                                exposure=exposure, iso=iso, gain=gain, t=self.s.clock.now())
+            history = [r["figures"] for r in done.values() if r.get("figures") and not r.get("outlier")]
+            _, _, _, light_temp = self._lights_of(ti)
+            warned_temp = False
+            for idx in range(1, s.count + 1):
+                if idx in done:
+                    continue
+                await self._gate()
+                if self._skip:
+                    self.journal.append("skipped", key=key, index=idx, t=self.s.clock.now())
+                    break
+                self._check_disk()
+                t0 = self.s.clock.now()
+                self.current = {"target": t.name, "type": s.type, "index": idx, "count": s.count,
+                                "exposure": exposure, "started": t0}
+                self.set_status("running", progress=self.summary["done"] / max(self.summary["planned"], 1),
+                                detail=f"{t.name} {s.type} {idx}/{s.count}: {exposure:g} s")
+                self.journal.append("started", key=key, index=idx, t=t0, wall=time.time())
+                frame = await self._expose(cam, exposure, iso, s.type)
+                t_end, wall_end = self.s.clock.now(), time.time()
+                frame.kind = s.type
+                focus = await self._focus_position()
+                figures: dict[str, Any] = {}
+                outlier: list[str] = []
+                extra: dict[str, Any] = {"SITELAT": self.s.cfg.site.latitude,
+                                         "SITELONG": self.s.cfg.site.longitude,
+                                         "FOCUSPOS": focus, "NIGHT": self.s.night}
+                frame.meta.update({"OBJECT": t.name, "FILTER": s.filter or None,
+                                   "RA": t.ra_deg, "DEC": t.dec_deg})
+                frame.meta.pop("truth", None)
+                if gain is not None:
+                    frame.gain = gain
+                if s.type == "light":
+                    m = await self.s.clock.run_blocking(frame_metrics, frame)
+                    figures = {k: m.get(k) for k in ("stars", "hfr", "fwhm", "elongation",
+                                                     "saturated_pct", "background")}
+                    outlier = outlier_reasons(figures, history)
+                    if not outlier:
+                        history.append(figures)
+                    extra["HFR"] = figures.get("hfr")
+                    extra["NSTARS"] = figures.get("stars")
+                    extra["OUTLIER"] = "; ".join(outlier) if outlier else None
+                elif s.type == "flat":
+                    mean, clipped = await self.s.clock.run_blocking(flat_level, frame.data,
+                                                                    frame.black_level, frame.white_level)
+                    figures = {"mean_frac": mean, "clipped_frac": clipped}
+                    extra["FLATMEAN"] = round(mean, 5)
+                    extra["FLATCLIP"] = clipped
+                elif s.type == "dark" and light_temp is not None and frame.temperature is not None \
+                        and abs(frame.temperature - light_temp) > DARK_TEMP_TOL_C and not warned_temp:
+                    warned_temp = True
+                    self.s.alert("warning", self.name,
+                                 f"darks at {frame.temperature:.0f} °C, lights at {light_temp:.0f} °C: "
+                                 f"they will not match (tolerance ±{DARK_TEMP_TOL_C:g} °C)")
+                rel = self._path(t, s, exposure, iso, gain, frame.temperature, idx)
+                self.journal.append("saving", key=key, index=idx, path=rel, t=self.s.clock.now(),
+                                    exposure=exposure, iso=iso, gain=gain, temperature=frame.temperature,
+                                    figures=figures, outlier=outlier)
+                await self.s.clock.run_blocking(write_frame, self.root / rel, frame, extra)
+                rec = self.journal.append("finished", key=key, index=idx, path=rel, t=self.s.clock.now(),
+                                          wall=time.time(), exposed=t_end, exposed_wall=wall_end,
+                                          exposure=exposure, iso=iso, gain=gain,
+                                          temperature=frame.temperature, figures=figures, outlier=outlier)
+                done[idx] = rec
+                self.summary["done"] += 1
+                self.summary["taken"] += 1
+                self.summary["files"].append(str(self.root / rel))
+                if outlier:
+                    self.summary["outliers"].append(str(self.root / rel))
+                self.last = {"path": rel, "type": s.type, "figures": figures, "outlier": outlier,
+                             "ended": self.s.clock.now()}
+                self.s.publish(CaptureFrame(t=self.s.clock.now(), plan=self.plan.name, target=t.name,
+                                            type=s.type, index=idx, count=s.count, path=rel,
+                                            exposure=exposure, figures=figures, outlier=outlier))
+                remaining = [i for i in range(idx + 1, s.count + 1) if i not in done]
+                if s.type == "light" and s.dither_every and remaining and len(done) % s.dither_every == 0:
+                    await self._dither()
+                if s.delay and remaining:
+                    await self.s.clock.sleep(s.delay)
+        if len(done) >= s.count and key not in self._announced:
+            files = [str(self.root / done[i]["path"]) for i in sorted(done)]
+            outliers = [str(self.root / done[i]["path"]) for i in sorted(done) if done[i].get("outlier")]
+            first = done[min(done)]
+            self.journal.append("set", key=key, t=self.s.clock.now())
+            self._announced.add(key)
+            self.s.publish(CaptureSetFinished(
+                t=self.s.clock.now(), plan=self.plan.name, target=t.name, type=s.type, sequence=si,
+                night=self.s.night, exposure=float(first.get("exposure") or 0.0), iso=first.get("iso"),
+                gain=first.get("gain"), filter=s.filter, files=files, outliers=outliers,
+                root=str(self.root)))
+
+    async def _dither(self) -> None:
+        dither = self.s.commands.get("guide.dither")
+        if dither is None:
+            return
+        self.set_status("running", detail="dithering, waiting for the guider to settle")
+        res = await dither()
+        assert self.journal is not None
+        self.journal.append("dither", ok=bool(res.get("ok")), reason=res.get("reason", ""),
+                            settle_s=res.get("settle_time_s"), t=self.s.clock.now())
+        if not res.get("ok") and not self._dither_note:
+            self._dither_note = True
+            self.s.alert("info", self.name, f"dither skipped: {res.get('reason')}")
