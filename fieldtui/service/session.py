@@ -46,6 +46,7 @@ ACTIVITIES: tuple[str, ...] = (
     "fieldtui.service.looping:Looper",
     "fieldtui.service.focus:FocusAid",
     "fieldtui.service.guiding:Guider",
+    "fieldtui.service.stacking:StackWorker",
 )
 
 CHECKLIST = (
