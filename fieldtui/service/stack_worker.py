@@ -12,7 +12,7 @@ runs :func:`fieldtui.stacking.stack` on it and answers JSON lines on stdout:
   ``left_s`` is the time left in the current stage (from its rate so far),
   ``null`` until one step is done;
 - ``{"event": "done", "id", "output", "preview", "frames_used", "frames_rejected",
-  "frames", "seconds", "warnings", "shape"}`` — then it exits with status 0;
+  "frames", "seconds", "warnings", "shape", "thumb"}`` (``thumb``: see :func:`thumbnail`) — then it exits with status 0;
 - ``{"event": "error", "id", "error"}`` when no stack could be made (status 0:
   the job failed, not the worker).
 
@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 PROGRESS_EVERY_S = 0.5
+#: the thumbnail sent back for the terminal preview (pixels a side, at most)
+THUMB_SIDE = 240
 
 
 def options_from(d: dict[str, Any]):
@@ -55,7 +57,9 @@ def _emit(msg: dict[str, Any]) -> None:
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Stack one job, emitting progress; returns the ``done`` or ``error`` message."""
-    from ..stacking import StackError, stack, write_preview, write_stack
+    from ..atomic import write_bytes
+    from ..stacking import StackError, stack, write_stack
+    from ..stacking.preview import png_bytes, preview as make_preview
 
     jid = job.get("id")
     t0 = time.monotonic()
@@ -82,13 +86,31 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         out = Path(job["out"])
         out.parent.mkdir(parents=True, exist_ok=True)
         write_stack(res, out)
-        preview = write_preview(res, out.with_suffix(".png"))
+        img8 = make_preview(res.image)
+        preview = write_bytes(out.with_suffix(".png"), png_bytes(img8))
     except (StackError, ValueError, OSError) as exc:
         return {"event": "error", "id": jid, "error": str(exc) or type(exc).__name__}
     return {"event": "done", "id": jid, "output": str(out), "preview": str(preview),
             "frames_used": len(res.used), "used": res.used, "frames_rejected": res.rejected,
             "frames": res.quality, "seconds": round(res.seconds, 2), "warnings": res.warnings,
-            "shape": list(res.image.shape)}
+            "shape": list(res.image.shape), "thumb": thumbnail(img8)}
+
+
+def thumbnail(img8, max_side: int = THUMB_SIDE) -> dict[str, Any]:
+    """A grey uint8 thumbnail of a preview (``(H, W)`` or ``(H, W, 3)``), block-averaged
+    to at most ``max_side`` pixels a side, as ``{"width", "height", "pixels"}`` (base64),
+    the frame previews' format (``ui.widgets.frameview.decode_preview``)."""
+    import base64
+
+    import numpy as np
+    a = np.asarray(img8, np.float32)
+    if a.ndim == 3:
+        a = a.mean(axis=2)
+    k = max(1, -(-max(a.shape) // max_side))
+    h, w = a.shape[0] // k, a.shape[1] // k
+    a = a[:h * k, :w * k].reshape(h, k, w, k).mean(axis=(1, 3))
+    px = np.clip(np.rint(a), 0, 255).astype(np.uint8)
+    return {"width": w, "height": h, "pixels": base64.b64encode(px.tobytes()).decode()}
 
 
 def main() -> int:

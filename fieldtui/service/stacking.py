@@ -16,7 +16,8 @@ Snapshot (``stacking``): ``state`` (``idle``/``running``/``failed``), ``queue``
 ``total``, ``left_s``: time left in the stage, ``elapsed_s``) and ``results``
 (the last :data:`KEEP_RESULTS` sets: ``output``, ``preview``, ``frames_used``,
 ``frames_rejected`` as ``[{file, reason}]``, ``frames`` as per-light
-``{file, fwhm, roundness, stars, used}``, ``seconds``, or ``error``).
+``{file, fwhm, roundness, stars, used}``, ``seconds``, or ``error``; the newest
+also ``thumb``, a grey preview of at most 240 px a side for the terminal).
 
 Each set runs in its own child process, so memory is given back between
 sets and a cancel is a SIGTERM. Status events are published at most once a
@@ -171,6 +172,9 @@ class StackWorker(SubprocessActivity):
                 res |= {k: ans.get(k) for k in ("output", "preview", "frames_used", "frames_rejected",
                                                   "seconds", "warnings", "shape")}
                 res["frames"] = frames
+                for old in self.results:  # only the newest set keeps its thumbnail (snapshot stays small)
+                    old.pop("thumb", None)
+                res["thumb"] = ans.get("thumb")
                 self.s.alert("info", self.name, f"{job['name']}: {ans.get('frames_used')} frames stacked "
                              f"in {ans.get('seconds')} s → {ans.get('output')}")
             else:

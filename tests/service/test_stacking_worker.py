@@ -83,6 +83,10 @@ async def test_a_set_is_stacked_in_a_niced_child_with_progress_and_result(cfg, s
     out = Path(res["output"])
     assert out == session.night_dir / "stacks" / "m31.fits" and out.is_file()
     assert Path(res["preview"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    th = res["thumb"]
+    thumb = np.frombuffer(__import__("base64").b64decode(th["pixels"]), np.uint8)
+    assert thumb.size == th["width"] * th["height"] and max(th["width"], th["height"]) <= 240
+    assert thumb.max() > 200 > np.median(thumb)  # stars bright on a dark sky
     fwhm = [f["fwhm"] for f in res["frames"] if f["used"]]
     assert len(fwhm) == 5 and all(2.0 < f < 5.0 for f in fwhm)  # synth stars are 3 px FWHM
     from astropy.io import fits
