@@ -2,7 +2,8 @@
 set), each stacked in a niced child process (:mod:`.stack_worker`).
 
 Commands
-    ``stack.add``     queue a set: ``lights`` (folders or files; required),
+    ``stack.add``     queue a set: ``lights`` (folders or files) or ``night`` (a night's
+                      folder with Light/Dark/Flat/Bias/DarkFlat folders),
                       ``darks``, ``flats``, ``biases``, ``dark_flats``, ``options``
                       (:class:`~fieldtui.stacking.StackOptions` fields; ``rejection``
                       as ``{"kind", "low", "high"}``), ``name``, ``out`` (FITS path;
@@ -78,21 +79,33 @@ class StackWorker(SubprocessActivity):
         return self.snapshot() or {}
 
     # ----- commands ---------------------------------------------------------
-    async def cmd_add(self, lights: list[str] | str, darks: list[str] | str = (), flats: list[str] | str = (),
+    async def cmd_add(self, lights: list[str] | str = (), darks: list[str] | str = (), flats: list[str] | str = (),
                       biases: list[str] | str = (), dark_flats: list[str] | str = (),
                       options: dict[str, Any] | None = None, name: str | None = None,
-                      out: str | None = None) -> int:
-        """Queue a set; raises ValueError (one line) for a missing path or a bad option."""
+                      out: str | None = None, night: str | None = None) -> int:
+        """Queue a set; raises ValueError (one line) for a missing path or a bad option.
+
+        ``night``: a night's folder whose Light, Dark, Flat, Bias, DarkFlat folders
+        fill the sets not given."""
+        from ..stacking.pipeline import night_folder
         from .stack_worker import options_from
+        given = dict(zip(SETS, (lights, darks, flats, biases, dark_flats)))
+        if night:
+            if not Path(night).is_dir():
+                raise ValueError(f"stack.add: {night}: not a folder")
+            for k, v in night_folder(night).items():
+                if not given.get(k):
+                    given[k] = [str(x) for x in v]
         sets: dict[str, list[str]] = {}
-        for k, v in zip(SETS, (lights, darks, flats, biases, dark_flats)):
+        for k, v in given.items():
             v = [v] if isinstance(v, str) else list(v or [])
             for p in v:
                 if not Path(p).exists():
                     raise ValueError(f"stack.add: {p}: no such file or folder")
             sets[k] = [str(Path(p).resolve()) for p in v]
         if not sets["lights"]:
-            raise ValueError("stack.add: no light frames (give lights: folders or files)")
+            raise ValueError("stack.add: no light frames (give lights, folders or files, or a night's "
+                             "folder with a Light folder)")
         options_from(options or {})  # a bad option is refused now, not in the child
         jid = self._next_id
         self._next_id += 1
