@@ -21,7 +21,8 @@ from .screens.focus import FocusScreen
 from .screens.base import hhmm
 from .screens.dialogs import ConfirmScreen, HelpScreen
 from .screens.guiding import GuidingScreen
-from .screens.stages import CalibrationScreen, CaptureScreen, StackingScreen
+from .screens.stacking import StackingScreen
+from .screens.stages import CalibrationScreen, CaptureScreen
 from .lowcolour import NightLowColour, colour_depth
 from .state import RigState
 from .theme import load_theme

@@ -17,7 +17,3 @@ class CalibrationScreen(ComingScreen):
     COMING = ("The calibration checklist and frame counts (darks matching the lights' ISO, exposure "
               "and temperature; flats; biases; dark flats) are still to come.")
 
-
-class StackingScreen(ComingScreen):
-    TITLE_TEXT = "STACKING"
-    COMING = "The stacked preview of tonight's lights is still to come."

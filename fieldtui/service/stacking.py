@@ -1,0 +1,226 @@
+"""The stacking worker: sets of frames queued by hand (or by a finished capture
+set), each stacked in a niced child process (:mod:`.stack_worker`).
+
+Commands
+    ``stack.add``     queue a set: ``lights`` (folders or files) or ``night`` (a night's
+                      folder with Light/Dark/Flat/Bias/DarkFlat folders),
+                      ``darks``, ``flats``, ``biases``, ``dark_flats``, ``options``
+                      (:class:`~fieldtui.stacking.StackOptions` fields; ``rejection``
+                      as ``{"kind", "low", "high"}``), ``name``, ``out`` (FITS path;
+                      default ``<night folder>/stacks/<name>.fits``). Returns its id.
+    ``stack.cancel``  ``id``: drop a queued set, or stop the one running (default:
+                      the running one).
+    ``stack.state``   the snapshot below.
+
+Snapshot (``stacking``): ``state`` (``idle``/``running``/``failed``), ``queue``
+(sets waiting), ``current`` (the running set with ``stage``, ``done``,
+``total``, ``left_s``: time left in the stage, ``elapsed_s``) and ``results``
+(the last :data:`KEEP_RESULTS` sets: ``output``, ``preview``, ``frames_used``,
+``frames_rejected`` as ``[{file, reason}]``, ``frames`` as per-light
+``{file, fwhm, roundness, stars, used}``, ``seconds``, or ``error``; the newest
+also ``thumb``, a grey preview of at most 240 px a side for the terminal).
+
+Each set runs in its own child process, so memory is given back between
+sets and a cancel is a SIGTERM. Status events are published at most once a
+second (wall time) while a set runs, and at every change of stage or set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .activity import SubprocessActivity
+
+if TYPE_CHECKING:
+    from .session import Session
+
+KEEP_RESULTS = 10
+STATUS_EVERY_S = 1.0
+SETS = ("lights", "darks", "flats", "biases", "dark_flats")
+
+
+class StackWorker(SubprocessActivity):
+    """Queue of frame sets stacked one after another in a niced child process."""
+
+    name = "stacking"
+    attribute = "stacker"
+    niceness = 10
+    term_grace_s = 3.0
+
+    def __init__(self, session: "Session") -> None:
+        super().__init__(session)
+        self.queue: list[dict[str, Any]] = []
+        self.current: dict[str, Any] | None = None
+        self.results: list[dict[str, Any]] = []
+        self._next_id = 1
+        self._answer: asyncio.Future[dict[str, Any]] | None = None
+        self._runner: asyncio.Task[Any] | None = None
+        self._last_status = 0.0
+
+    def commands(self) -> dict[str, Any]:
+        return {"stack.add": self.cmd_add, "stack.cancel": self.cmd_cancel, "stack.state": self.cmd_state}
+
+    # ----- snapshot --------------------------------------------------------
+    def snapshot(self) -> dict[str, Any] | None:
+        def brief(j: dict[str, Any]) -> dict[str, Any]:
+            return {"id": j["id"], "name": j["name"], "lights": j["n_lights"], "out": j["out"]}
+        cur = None
+        if self.current is not None:
+            cur = brief(self.current) | {k: self.current.get(k) for k in
+                                         ("stage", "done", "total", "left_s", "elapsed_s")}
+        return {"state": self.state, "reason": self.reason, "queue": [brief(j) for j in self.queue],
+                "current": cur, "results": list(self.results)}
+
+    async def cmd_state(self) -> dict[str, Any]:
+        return self.snapshot() or {}
+
+    # ----- commands ---------------------------------------------------------
+    async def cmd_add(self, lights: list[str] | str = (), darks: list[str] | str = (), flats: list[str] | str = (),
+                      biases: list[str] | str = (), dark_flats: list[str] | str = (),
+                      options: dict[str, Any] | None = None, name: str | None = None,
+                      out: str | None = None, night: str | None = None) -> int:
+        """Queue a set; raises ValueError (one line) for a missing path or a bad option.
+
+        ``night``: a night's folder whose Light, Dark, Flat, Bias, DarkFlat folders
+        fill the sets not given."""
+        from ..stacking.pipeline import night_folder
+        from .stack_worker import options_from
+        given = dict(zip(SETS, (lights, darks, flats, biases, dark_flats)))
+        if night:
+            if not Path(night).is_dir():
+                raise ValueError(f"stack.add: {night}: not a folder")
+            for k, v in night_folder(night).items():
+                if not given.get(k):
+                    given[k] = [str(x) for x in v]
+        sets: dict[str, list[str]] = {}
+        for k, v in given.items():
+            v = [v] if isinstance(v, str) else list(v or [])
+            for p in v:
+                if not Path(p).exists():
+                    raise ValueError(f"stack.add: {p}: no such file or folder")
+            sets[k] = [str(Path(p).resolve()) for p in v]
+        if not sets["lights"]:
+            raise ValueError("stack.add: no light frames (give lights, folders or files, or a night's "
+                             "folder with a Light folder)")
+        options_from(options or {})  # a bad option is refused now, not in the child
+        jid = self._next_id
+        self._next_id += 1
+        name = name or f"stack_{jid:03d}"
+        if out is None:
+            out = str(self.s.night_dir / "stacks" / f"{name}.fits")
+        from ..stacking.pipeline import frame_files
+        job = {"id": jid, "name": name, "out": str(out), "options": dict(options or {}),
+               "n_lights": len(frame_files(sets["lights"])), **sets}
+        self.queue.append(job)
+        if self._runner is None or self._runner.done():
+            self._runner = self.spawn(self._run(), name="stacking-queue")
+        self.set_status(self.state if self.state == "running" else "queued",
+                        detail=f"{len(self.queue)} set(s) waiting")
+        return jid
+
+    async def cmd_cancel(self, id: int | None = None) -> str:  # noqa: A002 - the command's argument name
+        for j in list(self.queue):
+            if j["id"] == id:
+                self.queue.remove(j)
+                self._keep({"id": j["id"], "name": j["name"], "error": "cancelled before it started"})
+                self.set_status(self.state, detail=f"set {id} dropped")
+                return f"set {id} dropped from the queue"
+        cur = self.current
+        if cur is None or (id is not None and cur["id"] != id):
+            raise ValueError(f"stack.cancel: no set {id} queued or running" if id is not None
+                             else "stack.cancel: nothing is running")
+        await self.stop_child()
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_result({"event": "error", "id": cur["id"], "error": "cancelled"})
+        return f"set {cur['id']} cancelled"
+
+    # ----- the queue ----------------------------------------------------------
+    def _keep(self, result: dict[str, Any]) -> None:
+        self.results.append(result)
+        del self.results[:-KEEP_RESULTS]
+
+    def _detail(self) -> str:
+        c = self.current
+        if c is None:
+            return ""
+        s = f"{c['name']}: {c.get('stage') or 'starting'}"
+        if c.get("total"):
+            s += f" {c['done']}/{c['total']}"
+        if c.get("left_s") is not None:
+            s += f", {c['left_s']:.0f} s left"
+        if self.queue:
+            s += f" ({len(self.queue)} waiting)"
+        return s
+
+    def _publish(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_status < STATUS_EVERY_S:
+            return
+        self._last_status = now
+        c = self.current or {}
+        frac = c["done"] / c["total"] if c.get("total") else 0.0
+        self.set_status("running", progress=frac, detail=self._detail())
+
+    async def _run(self) -> None:
+        while self.queue:
+            job = self.queue.pop(0)
+            self.current = dict(job, stage=None, done=0, total=0, left_s=None, elapsed_s=0.0)
+            self._answer = asyncio.get_running_loop().create_future()
+            self._publish(force=True)
+            await self.start_child([sys.executable, "-m", "fieldtui.service.stack_worker"])
+            await self.send({k: job[k] for k in ("id", "out", "options", *SETS)})
+            ans = await self._answer
+            self.current = None
+            self._answer = None
+            res: dict[str, Any] = {"id": job["id"], "name": job["name"]}
+            if ans.get("event") == "done":
+                used = set(ans.get("used") or [])
+                frames = [{"file": f, "fwhm": q.get("fwhm"), "roundness": q.get("roundness"),
+                           "stars": q.get("stars"), "used": f in used}
+                          for f, q in (ans.get("frames") or {}).items()]
+                res |= {k: ans.get(k) for k in ("output", "preview", "frames_used", "frames_rejected",
+                                                  "seconds", "warnings", "shape")}
+                res["frames"] = frames
+                for old in self.results:  # only the newest set keeps its thumbnail (snapshot stays small)
+                    old.pop("thumb", None)
+                res["thumb"] = ans.get("thumb")
+                self.s.alert("info", self.name, f"{job['name']}: {ans.get('frames_used')} frames stacked "
+                             f"in {ans.get('seconds')} s → {ans.get('output')}")
+            else:
+                res["error"] = ans.get("error") or "no stack"
+                if res["error"] != "cancelled":
+                    self.s.alert("warning", self.name, f"{job['name']}: no stack: {res['error']}")
+            self._keep(res)
+            self.set_status("running" if self.queue else "idle",
+                            detail=f"{job['name']}: {res.get('error') or 'done'}")
+        self._runner = None
+
+    async def on_message(self, msg: dict[str, Any]) -> None:
+        ev = msg.get("event")
+        cur = self.current
+        if cur is None or msg.get("id") != cur["id"]:
+            return
+        if ev == "progress":
+            new_stage = msg.get("stage") != cur.get("stage")
+            cur.update({k: msg.get(k) for k in ("stage", "done", "total", "left_s", "elapsed_s")})
+            self._publish(force=new_stage)
+        elif ev in ("done", "error"):
+            if self.proc is not None:
+                self._stopping.add(self.proc.pid)  # it exits now: no failure
+            if self._answer is not None and not self._answer.done():
+                self._answer.set_result(msg)
+
+    def on_failure(self, reason: str) -> None:
+        if self.current is not None:
+            self._keep({"id": self.current["id"], "name": self.current["name"], "error": reason})
+            self.current = None
+        self._runner = None
+
+    def record(self) -> dict[str, Any] | None:
+        if self.current is None and not self.queue:
+            return None
+        return {"queue": ([self.current] if self.current else []) + self.queue}

@@ -1,0 +1,69 @@
+"""The Stacking screen against the rig service: a set added by key, its progress,
+per-frame FWHM, frames left out and the preview in the terminal."""
+
+import numpy as np
+
+from fieldtui.stacking import synth
+from fieldtui.ui.app import FieldApp
+from fieldtui.ui.screens.stacking import FwhmPlot, duration, progress_text, zoom_crop
+from fieldtui.ui.widgets.frameview import FrameView
+from tests.stacking.conftest import random_mats, write_set
+
+from .conftest import wait_until
+from .nightcheck import bad_svg_colours
+
+
+def test_texts_and_zoom_crop():
+    assert duration(None) == "…" and duration(42.4) == "42 s" and duration(200) == "3 min 20 s"
+    assert duration(3900) == "1 h 05 min"
+    t = progress_text({"name": "m31", "stage": "register", "done": 5, "total": 10, "left_s": 12.0})
+    assert t.startswith("m31 · register 5/10 ▮▮▮▮▮▯▯▯▯▯") and "12 s left" in t
+    img = np.arange(64).reshape(8, 8)
+    assert zoom_crop(img, 1) is img
+    assert zoom_crop(img, 2).tolist() == img[2:6, 2:6].tolist()
+
+
+async def test_add_a_night_by_key_then_progress_result_rejected_and_preview(service, tmp_path):
+    night = tmp_path / "night"
+    cam = synth.Camera(width=320, height=240, seed=41)
+    write_set(night, cam, synth.Field.random(cam, n=60, seed=42), random_mats(cam, 5, seed=43), n_cal=3)
+    (night / "light" / "light_999.fits").write_bytes(b"not a fits file")
+    app = FieldApp()
+    async with app.run_test(size=(100, 32)) as pilot:
+        assert await wait_until(pilot, lambda: app.rig.connected)
+        await pilot.press("s")
+        assert app.current_mode == "stacking"
+        assert "no set stacked yet" in str(app.screen.query_one("#st-rejected").render())
+        await pilot.press("a")
+        await pilot.pause(0.2)
+        for ch in str(night):
+            await pilot.press(ch)
+        await pilot.press("enter")
+        saw_running = []
+
+        def done():
+            s = app.rig.extra.get("stacking") or {}
+            if s.get("current"):
+                saw_running.append(str(app.screen.query_one(".title").render()))
+            return bool(s.get("results"))
+        assert await wait_until(pilot, done, timeout=120)
+        await pilot.pause(1.0)
+        r = app.rig.extra["stacking"]["results"][-1]
+        assert r["frames_used"] == 5, r
+        assert any("STACKING · running" in t for t in saw_running), saw_running
+        rej = str(app.screen.query_one("#st-rejected").render())
+        assert "light_999.fits:" in rej
+        plot = app.screen.query_one(FwhmPlot)
+        assert plot.draws > 0 and "5 stacked" in plot.border_title and "1 left out" not in plot.border_title
+        view = app.screen.query_one("#st-preview", FrameView)
+        assert view._img is not None and max(view._img.shape) <= 240
+        full = view._img.shape
+        await pilot.press("z")
+        assert view._img.shape == (full[0] // 2, full[1] // 2) and "×2" in view.border_title
+        assert not bad_svg_colours(app.export_screenshot())
+        queue = str(app.screen.query_one("#st-queue").render())
+        assert "5 frames in" in queue
+        await pilot.press("question_mark")
+        await pilot.pause(0.3)
+        help_text = str(app.screen.query_one("#help-text").render())
+        assert "queue a set" in help_text and "zoom the preview" in help_text
