@@ -76,3 +76,17 @@ def save_choice(role: str, keys: dict[str, Any], path: str | Path | None = None)
         raise ConfigError(path, exc.key, exc.expected, exc.found) from None
     write_with(path, lambda fh: fh.write(new.encode("utf-8")))
     return path
+
+
+def shadowed_by(config_path: str | Path | None, role: str, keys: dict[str, Any]) -> str:
+    """The ``--config`` file (given to the client and service) when it sets one of ``keys`` in
+    ``[role]`` itself, which then wins over the user's file; '' when it does not, or cannot
+    be read (loading it reports that)."""
+    if not config_path:
+        return ""
+    try:
+        table = tomllib.loads(Path(config_path).read_text(encoding="utf-8")).get(role) or {}
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return ""
+    clash = [k for k in keys if k in table and table[k] != keys[k]]
+    return f"{config_path} ({', '.join(f'{role}.{k}' for k in clash)})" if clash else ""

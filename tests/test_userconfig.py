@@ -74,3 +74,14 @@ def test_a_broken_user_file_is_not_overwritten(tmp_path):
     with pytest.raises(ConfigError, match="syntax"):
         save_choice("mount", {"driver": "lx200", "port": "/dev/ttyUSB0"}, path)
     assert path.read_text() == "[mount\nbaud = 1\n"
+
+
+def test_a_config_file_given_on_the_command_line_that_sets_the_role_is_named(tmp_path):
+    from fieldtui.userconfig import shadowed_by
+    night = tmp_path / "night.toml"
+    night.write_text('[mount]\ndriver = "lx200"\nport = "/dev/ttyUSB1"\n')
+    keys = {"driver": "nexstar", "port": "/dev/ttyUSB0"}
+    assert shadowed_by(night, "mount", keys) == f"{night} (mount.driver, mount.port)"
+    assert shadowed_by(night, "mount", {"driver": "lx200", "port": "/dev/ttyUSB1"}) == ""
+    assert shadowed_by(night, "guide_camera", {"driver": "zwo"}) == ""
+    assert shadowed_by(None, "mount", keys) == ""

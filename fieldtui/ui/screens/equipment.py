@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from ...config import ConfigError, user_config_path
-from ...userconfig import ROLE_OF_KIND, ChoiceError, choice_keys, save_choice
+from ...userconfig import ROLE_OF_KIND, ChoiceError, choice_keys, save_choice, shadowed_by
 from .base import StageScreen, in_worker
 
 DEVICE_ORDER = ("guide_camera", "main_camera", "mount", "guide_port", "focuser")
@@ -65,6 +65,7 @@ class EquipmentScreen(StageScreen):
         table.add_column("what it answered", key="detail")
         yield table
         yield Static("", id="fix", markup=False, classes="live")
+        yield Static("", id="checklist", markup=False, classes="live")
         attached = DataTable(id="attached", cursor_type="row", zebra_stripes=False, classes="live")
         attached.add_column("for", key="role", width=12)
         attached.add_column("kind", key="kind", width=7)
@@ -72,7 +73,6 @@ class EquipmentScreen(StageScreen):
         attached.add_column("what answered", key="what")
         attached.display = False
         yield attached
-        yield Static("", id="checklist", markup=False, classes="live")
 
     def on_mount(self) -> None:
         self.refresh_all()
@@ -185,6 +185,11 @@ class EquipmentScreen(StageScreen):
                 await asyncio.to_thread(save_choice, role, keys, path)
             except (ConfigError, OSError) as exc:
                 self.message(f"not saved: {exc}", "error")
+                return
+            shadow = await asyncio.to_thread(shadowed_by, self.app.config_path, role, keys)  # type: ignore[attr-defined]
+            if shadow:
+                self.message(f"saved {sets} in {path}, but {shadow} also sets it and wins: change it there "
+                             "or start without it", "warning")
                 return
             self.message(f"saved {sets} in {path}; the service uses the new {label} after a restart "
                          "(`fieldtui service stop`, then `fieldtui`)")
