@@ -73,6 +73,8 @@ class NightChanged(Event):
 class CheckResults(Event):
     ok: bool = True
     checks: list[dict[str, Any]] = field(default_factory=list)
+    # What is plugged in (devices/discover.py): kind, where, what, answers for each.
+    attached: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass

@@ -21,6 +21,7 @@ T = TypeVar("T")
 Direction = Literal["N", "S", "E", "W"]
 DIRECTIONS: tuple[Direction, ...] = ("N", "S", "E", "W")
 SIDEREAL_ARCSEC_PER_S = 15.041
+TRACKING_RATES = ("sidereal", "lunar", "solar")
 
 
 class DeviceError(Exception):
@@ -37,6 +38,10 @@ class DeviceTimeout(DeviceError):
 
 class DeviceGarbage(DeviceError):
     """The device answered something that makes no sense."""
+
+
+class DeviceUnsupported(DeviceError):
+    """The device, or its driver, cannot do what was asked (a mount without park, say)."""
 
 
 class VendorLibraryMissing(DeviceError):
@@ -127,6 +132,27 @@ class Mount(Device):
 
     async def abort(self) -> None:
         return None
+
+    async def park(self) -> None:
+        """Slew to the park position and stop tracking; returns when parked.
+        Raises DeviceUnsupported when the mount or its driver cannot park."""
+        raise DeviceUnsupported(f"{self.driver} mount cannot park")
+
+    async def set_tracking_rate(self, rate: str) -> None:
+        """Track at ``rate``, one of :data:`TRACKING_RATES`. Raises DeviceUnsupported when the
+        mount or its driver cannot change the rate (or not to this one), DeviceError for an
+        unknown rate."""
+        raise DeviceUnsupported(f"{self.driver} mount cannot change its tracking rate")
+
+    async def set_guide_rate(self, fraction: float) -> None:
+        """Guide speed as a fraction of sidereal (0.05–1). Raises DeviceUnsupported when the
+        mount or its driver cannot set it, DeviceError when ``fraction`` is out of range."""
+        raise DeviceUnsupported(f"{self.driver} mount cannot change its guide rate")
+
+    async def altaz(self) -> tuple[float, float]:
+        """(altitude, azimuth) in degrees, azimuth from north through east, as the mount reports
+        them. Raises DeviceUnsupported when the mount or its protocol has no Alt/Az."""
+        raise DeviceUnsupported(f"{self.driver} mount does not report altitude and azimuth")
 
 
 class GuidePort(Device):

@@ -23,7 +23,7 @@ from .. import astro
 from ..clock import Clock, RealClock
 from .base import (DIRECTIONS, SIDEREAL_ARCSEC_PER_S, DeviceDisconnected, DeviceError,
                    DeviceGarbage, DeviceInfo, DeviceTimeout, Direction, GuidePort, Mount,
-                   MountState)
+                   MountState, TRACKING_RATES)
 
 T = TypeVar("T")
 
@@ -31,7 +31,7 @@ T = TypeVar("T")
 # pseudo-terminal whose other side closed raise termios.error.
 LINE_ERRORS = (OSError, termios.error)
 
-TRACK_RATES = ("sidereal", "lunar", "solar")
+TRACK_RATES = TRACKING_RATES
 
 
 @dataclass
@@ -313,13 +313,6 @@ class SerialMount(Mount):
     def _check_target(self, ra_deg: float, dec_deg: float) -> None:
         if not (math.isfinite(ra_deg) and math.isfinite(dec_deg)) or not -90 <= dec_deg <= 90:
             raise DeviceError(f"target RA {ra_deg!r} Dec {dec_deg!r} is not on the sky")
-
-    async def park(self) -> None:
-        """Point at the celestial pole (counterweight down) and stop tracking."""
-        raise DeviceError(f"{self.driver} mount cannot park")
-
-    async def set_tracking_rate(self, rate: str) -> None:
-        raise DeviceError(f"{self.driver} mount cannot change its tracking rate")
 
     async def set_guide_rate(self, fraction: float) -> None:
         """Guide speed as a fraction of sidereal (0.1–1)."""

@@ -24,8 +24,9 @@ import numpy as np
 from ..clock import Clock
 from ..config import Config
 from ..frame import Frame
-from .base import (DeviceDisconnected, DeviceError, DeviceGarbage, DeviceInfo, Direction,
-                   Focuser, GuideCamera, GuidePort, MainCamera, Mount, MountState)
+from .base import (TRACKING_RATES, DeviceDisconnected, DeviceError, DeviceGarbage, DeviceInfo,
+                   DeviceUnsupported, Direction, Focuser, GuideCamera, GuidePort, MainCamera, Mount,
+                   MountState)
 from .dng import write_dng
 from .sky import Sky
 
@@ -310,6 +311,37 @@ class SimMount(_SimDevice, Mount):
         await self._gate()
         self.rig.sky.apply_pulse(direction, ms, self.clock.monotonic())
         await self.clock.sleep(ms / 1000.0)
+
+    async def park(self) -> None:
+        """Slew to the celestial pole at hour angle 0 (counterweight down), taking the time a
+        slew takes, then stop tracking."""
+        lat = self.rig.cfg.site.latitude
+        await self.slew_to(self.rig.lst_deg(), 90.0 if lat >= 0 else -90.0)
+        self.tracking = False
+
+    async def set_tracking_rate(self, rate: str) -> None:
+        """Sidereal only: the simulated sky has no Moon or Sun to follow, so the lunar and solar
+        rates raise DeviceUnsupported; anything else raises DeviceError."""
+        await self._gate()
+        if rate not in TRACKING_RATES:
+            raise DeviceError(f"tracking rate {rate!r}: one of {', '.join(TRACKING_RATES)}")
+        if rate != "sidereal":
+            raise DeviceUnsupported(f"the simulated mount tracks at the sidereal rate only, not {rate}")
+
+    async def set_guide_rate(self, fraction: float) -> None:
+        """Guide speed as a fraction of sidereal (0.05–1): every later pulse, through the mount
+        or the ST4 port, moves the simulated pointing at this rate."""
+        await self._gate()
+        if not 0.05 <= fraction <= 1.0:
+            raise DeviceError(f"guide rate {fraction:g} is outside 0.05–1 x sidereal")
+        self.rig.sky.guide_rate = fraction
+
+    async def altaz(self) -> tuple[float, float]:
+        """(altitude, azimuth) in degrees of where the mount points now (azimuth from north
+        through east), from :meth:`state` and the site."""
+        from .mountproto import altaz_from_radec
+        st = await self.state()
+        return altaz_from_radec(st.ra_deg, st.dec_deg, self.rig.lst_deg(), self.rig.cfg.site.latitude)
 
 
 class SimGuidePort(_SimDevice, GuidePort):

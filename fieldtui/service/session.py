@@ -524,6 +524,7 @@ class Session:
         from .check import run_checks
         self.check_results = await run_checks(self)
         from ..events import CheckResults
-        self.publish(CheckResults(ok=self.check_results["ok"], checks=self.check_results["checks"]))
+        self.publish(CheckResults(ok=self.check_results["ok"], checks=self.check_results["checks"],
+                                  attached=self.check_results.get("attached", [])))
         return self.check_results
 

@@ -57,7 +57,7 @@ class RigState:
             self.checklist = dict(ev.items)
             return "checklist"
         if isinstance(ev, CheckResults):
-            self.check = {"ok": ev.ok, "checks": ev.checks}
+            self.check = {"ok": ev.ok, "checks": ev.checks, "attached": ev.attached}
             return "check"
         if isinstance(ev, Heartbeat):
             self.heartbeat = ev.to_dict()

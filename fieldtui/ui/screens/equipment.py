@@ -1,11 +1,16 @@
-"""Equipment: every device live with its state and fix, the check, the manual checklist."""
+"""Equipment: every device live with its state and fix, the check, what is attached (and
+picking one of those for its role), the manual checklist."""
 
 from __future__ import annotations
+
+import asyncio
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
+from ...config import ConfigError, user_config_path
+from ...userconfig import ROLE_OF_KIND, ChoiceError, choice_keys, save_choice, shadowed_by
 from .base import StageScreen, in_worker
 
 DEVICE_ORDER = ("guide_camera", "main_camera", "mount", "guide_port", "focuser")
@@ -43,6 +48,11 @@ class EquipmentScreen(StageScreen):
                 "the disk, the clock, the site and the CPU"),
         Binding("x", "reconnect", "Reconn", tooltip="reconnect the highlighted device (asks first when "
                 "it is in use)"),
+        Binding("a", "attached", "Attached", tooltip="move to the list of attached devices the check "
+                "found (arrows pick one)"),
+        Binding("u", "use", "Use", tooltip="use the highlighted attached device for its role (ZWO camera: "
+                "guide camera, serial port: mount, gphoto2: main camera); asks first, saves it to your "
+                "config file, used after the service restarts"),
         *[Binding(str(i), f"tick({i})", f"Tick {i}", show=False, tooltip=f"tick or untick checklist item {i}")
           for i in range(1, 7)],
     ]
@@ -56,6 +66,13 @@ class EquipmentScreen(StageScreen):
         yield table
         yield Static("", id="fix", markup=False, classes="live")
         yield Static("", id="checklist", markup=False, classes="live")
+        attached = DataTable(id="attached", cursor_type="row", zebra_stripes=False, classes="live")
+        attached.add_column("for", key="role", width=12)
+        attached.add_column("kind", key="kind", width=7)
+        attached.add_column("where", key="where", width=14)
+        attached.add_column("what answered", key="what")
+        attached.display = False
+        yield attached
 
     def on_mount(self) -> None:
         self.refresh_all()
@@ -65,6 +82,8 @@ class EquipmentScreen(StageScreen):
             return False
         if action == "reconnect":
             return self._highlighted() in DEVICE_ORDER
+        if action in ("attached", "use"):
+            return bool(self.attached())
         return True
 
     def _highlighted(self) -> str:
@@ -77,11 +96,14 @@ class EquipmentScreen(StageScreen):
         super().rig_changed(part)
         if part in ("devices", "check", "connection"):
             self.refresh_devices()
+        if part == "check":
+            self.refresh_attached()
         if part in ("checklist", "connection"):
             self.refresh_checklist()
 
     def refresh_all(self) -> None:
         self.refresh_devices()
+        self.refresh_attached()
         self.refresh_checklist()
 
     def rows(self) -> list[tuple[str, str, str, str, str]]:
@@ -122,6 +144,58 @@ class EquipmentScreen(StageScreen):
                     if table.get_cell(key, col) != val:
                         table.update_cell(key, col, val)
         self.show_fix()
+
+    def attached(self) -> list[dict[str, str]]:
+        """What the last check found attached (``devices.discover``'s items)."""
+        return list((self.app.rig.check or {}).get("attached") or [])  # type: ignore[attr-defined]
+
+    def refresh_attached(self) -> None:
+        table = self.query_one("#attached", DataTable)
+        items = self.attached()
+        table.clear()
+        for i, f in enumerate(items):
+            role = ROLE_OF_KIND.get(f.get("kind", ""), "")
+            usable = role and (f.get("kind") != "serial" or f.get("answers"))
+            what = f.get("what", "") + (f" ({f['answers']})" if f.get("answers") else "")
+            table.add_row(role.replace("_", " ") if usable else "-", f.get("kind", ""), f.get("where", ""),
+                          what, key=str(i))
+        table.display = bool(items)
+        self.refresh_keys()
+
+    def action_attached(self) -> None:
+        self.query_one("#attached", DataTable).focus()
+
+    def action_use(self) -> None:
+        table = self.query_one("#attached", DataTable)
+        items = self.attached()
+        if not table.row_count or not items:
+            return
+        found = items[int(str(table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value))]
+        try:
+            role, keys = choice_keys(found)
+        except ChoiceError as exc:
+            self.message(str(exc), "warning")
+            return
+        path = user_config_path()
+        label = role.replace("_", " ")
+        sets = ", ".join(f"{role}.{k} = {v!r}" for k, v in keys.items())
+
+        async def save() -> None:
+            try:
+                await asyncio.to_thread(save_choice, role, keys, path)
+            except (ConfigError, OSError) as exc:
+                self.message(f"not saved: {exc}", "error")
+                return
+            shadow = await asyncio.to_thread(shadowed_by, self.app.config_path, role, keys)  # type: ignore[attr-defined]
+            if shadow:
+                self.message(f"saved {sets} in {path}, but {shadow} also sets it and wins: change it there "
+                             "or start without it", "warning")
+                return
+            self.message(f"saved {sets} in {path}; the service uses the new {label} after a restart "
+                         "(`fieldtui service stop`, then `fieldtui`)")
+
+        self.ask(f"Use {found.get('what', '')} at {found.get('where', '')} as the {label}? "
+                 f"This saves {sets} in {path}.", save)
 
     def show_fix(self) -> None:
         table = self.query_one("#devices", DataTable)
