@@ -146,8 +146,10 @@ class FieldApp(App):
         self._changed("connection")
 
     def _back(self, lost_at: float) -> None:
-        """Connected again after a loss: say so, with what the service reported meanwhile."""
+        """Connected again after a loss: say so, with what the service reported meanwhile
+        (this replaces the "stopped answering" error, which is no longer true)."""
         self.rig.lost_at = 0.0
+        self.message = None
         news = [a for a in self.rig.alerts if a.get("level") in ("warning", "error", "critical")
                 and float(a.get("t", 0)) >= lost_at - 5]
         if news:
@@ -170,7 +172,15 @@ class FieldApp(App):
 
     def notify(self, message: str, *, title: str = "", severity: str = "information",  # type: ignore[override]
                timeout: float | None = None, markup: bool = True) -> None:
-        """Every message goes to the one message line (never a pop-up over the keys)."""
+        """Every message goes to the one message line (never a pop-up over the keys). A
+        message never hides a more severe one that is still within its time on the line
+        (a critical report stays readable when "connecting…" follows it)."""
+        from .widgets.message import KEEP_S
+        rank = {"information": 0, "warning": 1, "error": 2, "critical": 3}
+        current = getattr(self, "message", None)
+        if (current and rank.get(current[1], 0) > rank.get(severity, 0)
+                and time.monotonic() - current[3] < KEEP_S.get(current[1], 8.0)):
+            return
         stamp = time.strftime("%H:%M:%S", time.gmtime(self.rig.now() if self.rig.connected else time.time()))
         self.message = (f"{stamp} {message}", severity, time.time(), time.monotonic())
         with contextlib.suppress(Exception):
