@@ -155,13 +155,6 @@ class Lx200Mount(SerialMount):
         self._x(":CM#", _text)
 
     # ----- the Mount interface ------------------------------------------------------
-    async def state(self) -> MountState:
-        return await self._run(self._sync_state)
-
-    async def altaz(self) -> tuple[float, float]:
-        """(altitude, azimuth) in degrees as the mount reports them."""
-        return await self._run(self._sync_altaz)
-
     async def slew_to(self, ra_deg: float, dec_deg: float) -> None:
         """Goto; returns when the mount reports the slew finished. Cancelled: the slew is aborted."""
         self._check_target(ra_deg, dec_deg)

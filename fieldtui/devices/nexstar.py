@@ -137,13 +137,6 @@ class NexStarMount(SerialMount):
         return TRACK_EQ_SOUTH if self.site[0] < 0 else TRACK_EQ_NORTH
 
     # ----- the Mount interface ------------------------------------------------------
-    async def state(self) -> MountState:
-        return await self._run(self._sync_state)
-
-    async def altaz(self) -> tuple[float, float]:
-        """(altitude, azimuth) in degrees as the mount reports them."""
-        return await self._run(self._sync_altaz)
-
     async def slew_to(self, ra_deg: float, dec_deg: float) -> None:
         """Precise goto (``r``); returns when ``L`` says it finished. Cancelled: aborted."""
         self._check_target(ra_deg, dec_deg)

@@ -314,6 +314,15 @@ class SerialMount(Mount):
         if not (math.isfinite(ra_deg) and math.isfinite(dec_deg)) or not -90 <= dec_deg <= 90:
             raise DeviceError(f"target RA {ra_deg!r} Dec {dec_deg!r} is not on the sky")
 
+    async def state(self) -> MountState:
+        """Position, tracking and slewing as the mount reports them (its ``_sync_state``,
+        run off the event loop under the line's lock)."""
+        return await self._run(self._sync_state)
+
+    async def altaz(self) -> tuple[float, float]:
+        """(altitude, azimuth) in degrees as the mount reports them."""
+        return await self._run(self._sync_altaz)
+
     async def set_guide_rate(self, fraction: float) -> None:
         """Guide speed as a fraction of sidereal (0.1–1)."""
         if not 0.05 <= fraction <= 1.0:
