@@ -20,16 +20,14 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_service_ping import _drain, _env  # noqa: E402
+from bench_service_ping import _drain, fast_service  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:
@@ -98,30 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--python-path", help="run the service from this source tree")
     ap.add_argument("--out", default=str(ROOT / "bench-results" / "service_memory.json"))
     args = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="fieldtui-bench-") as tmp:
-        base = Path(tmp)
-        (base / "run").mkdir(mode=0o700)
-        (base / "state").mkdir()
-        cfg = base / "bench.toml"
-        cfg.write_text(f'[storage]\ndata_root = "{base / "data"}"\n')
-        env = _env(base, args.python_path)
-        os.environ.update({k: env[k] for k in ("FIELDTUI_RUNTIME_DIR", "FIELDTUI_STATE_DIR")})
-        from fieldtui.service import protocol
-        sock = protocol.socket_path()
-        log = open(base / "service.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "fieldtui", "service", "run", "--fast",
-                                 "--config", str(cfg)], env=env, stdout=log, stderr=log,
-                                stdin=subprocess.DEVNULL, cwd=str(base))
-        try:
-            res = asyncio.run(measure(args.hours, sock, proc.pid))
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            log.close()
+    with fast_service(args.python_path) as (sock, pid):
+        res = asyncio.run(measure(args.hours, sock, pid))
     res["python_path"] = args.python_path or str(ROOT)
     print(json.dumps({k: v for k, v in res.items() if k != "samples"}, indent=1))
     out = Path(args.out)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -31,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,6 +45,38 @@ def _env(base: Path, python_path: str | None) -> dict[str, str]:
     if python_path:
         env["PYTHONPATH"] = python_path + os.pathsep + env.get("PYTHONPATH", "")
     return env
+
+
+@contextlib.contextmanager
+def fast_service(python_path: str | None) -> Iterator[tuple[Path, int]]:
+    """``fieldtui service run --fast`` as a subprocess in private runtime, state and data
+    folders; yields (socket path, pid) and stops the service after (its log's tail on
+    stderr when it did not stop cleanly)."""
+    with tempfile.TemporaryDirectory(prefix="fieldtui-bench-") as tmp:
+        base = Path(tmp)
+        (base / "run").mkdir(mode=0o700)
+        (base / "state").mkdir()
+        cfg = base / "bench.toml"
+        cfg.write_text(f'[storage]\ndata_root = "{base / "data"}"\n')
+        env = _env(base, python_path)
+        os.environ.update({k: env[k] for k in ("FIELDTUI_RUNTIME_DIR", "FIELDTUI_STATE_DIR")})
+        from fieldtui.service import protocol
+        log = open(base / "service.log", "wb")
+        proc = subprocess.Popen([sys.executable, "-m", "fieldtui", "service", "run", "--fast",
+                                 "--config", str(cfg)], env=env, stdout=log, stderr=log,
+                                stdin=subprocess.DEVNULL, cwd=str(base))
+        try:
+            yield protocol.socket_path(), proc.pid
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log.close()
+            if proc.returncode not in (0, -15):
+                print((base / "service.log").read_text()[-3000:], file=sys.stderr)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -126,32 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--python-path", help="run the service from this source tree")
     ap.add_argument("--out", default=str(ROOT / "bench-results" / "service_ping.json"))
     args = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="fieldtui-bench-") as tmp:
-        base = Path(tmp)
-        (base / "run").mkdir(mode=0o700)
-        (base / "state").mkdir()
-        cfg = base / "bench.toml"
-        cfg.write_text(f'[storage]\ndata_root = "{base / "data"}"\n')
-        env = _env(base, args.python_path)
-        os.environ.update({k: env[k] for k in ("FIELDTUI_RUNTIME_DIR", "FIELDTUI_STATE_DIR")})
-        from fieldtui.service import protocol
-        sock = protocol.socket_path()
-        log = open(base / "service.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "fieldtui", "service", "run", "--fast",
-                                 "--config", str(cfg)], env=env, stdout=log, stderr=log,
-                                stdin=subprocess.DEVNULL, cwd=str(base))
-        try:
-            res = asyncio.run(measure(args.seconds, args.every, sock))
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            log.close()
-            if proc.returncode not in (0, -15):
-                print((base / "service.log").read_text()[-3000:], file=sys.stderr)
+    with fast_service(args.python_path) as (sock, _pid):
+        res = asyncio.run(measure(args.seconds, args.every, sock))
     res["python_path"] = args.python_path or str(ROOT)
     print(json.dumps(res, indent=1))
     out = Path(args.out)
