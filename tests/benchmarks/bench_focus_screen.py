@@ -32,8 +32,10 @@ WINDOW_S = float(os.environ.get("FIELDTUI_BENCH_WINDOW", "20"))
 
 
 class Tmux:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.sock = f"fieldtui-bench-{os.getpid()}"
+    """A private tmux server (``-L``) with one window, ``bench``."""
+
+    def __init__(self, env: dict[str, str], name: str = "fieldtui-bench") -> None:
+        self.sock = f"{name}-{os.getpid()}"
         self.env = env
 
     def __call__(self, *args: str) -> str:
@@ -44,6 +46,9 @@ class Tmux:
         for k in keys:
             self("send-keys", "-t", "bench", "--", k)
             time.sleep(0.4)
+
+    def screen(self) -> str:
+        return self("capture-pane", "-p", "-t", "bench")
 
 
 async def count_events(window: float) -> dict[str, int]:

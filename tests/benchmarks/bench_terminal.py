@@ -32,22 +32,8 @@ ROOT = Path(__file__).resolve().parents[2]
 WINDOW_S = float(os.environ.get("FIELDTUI_BENCH_WINDOW", "20"))
 
 
-class Tmux:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.sock = f"fieldtui-bench-term-{os.getpid()}"
-        self.env = env
-
-    def __call__(self, *args: str) -> str:
-        return subprocess.run(["tmux", "-L", self.sock, *args], capture_output=True, text=True,
-                              env=self.env).stdout
-
-    def keys(self, *keys: str) -> None:
-        for k in keys:
-            self("send-keys", "-t", "bench", "--", k)
-            time.sleep(0.4)
-
-    def screen(self) -> str:
-        return self("capture-pane", "-p", "-t", "bench")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_focus_screen import Tmux  # noqa: E402
 
 
 async def _command(name: str, **args) -> object:
@@ -97,7 +83,7 @@ def run() -> dict:
     py = sys.executable
     subprocess.run([py, "-m", "fieldtui", "service", "start"], env=env, check=True,
                    capture_output=True, timeout=60)
-    tmux = Tmux(env)
+    tmux = Tmux(env, "fieldtui-bench-term")
     # the config as the user's own file: with --config and a running service the client
     # first shows a 2 s notice, which is not what first paint measures
     client = f"{py} -m fieldtui"
