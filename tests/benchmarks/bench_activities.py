@@ -1,7 +1,7 @@
 """What the activity pattern costs while guiding: flight-record writes and
 ActivityStatus events per simulated hour, next to the guide points.
 
-    .venv/bin/python -m pytest tests/benchmarks/bench_activities.py -s
+    .venv/bin/python -m pytest tests/benchmarks/bench_activities.py -s -n 0
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Client figures in a real terminal (tmux): time to first paint, idle CPU of
 client and service, bytes per second the client writes while idle.
 
-    .venv/bin/python -m pytest tests/benchmarks/bench_client.py -s
+    .venv/bin/python -m pytest tests/benchmarks/bench_client.py -s -n 0
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Core figures: `fieldtui check` wall time, and how fast the virtual clock runs
 with both simulated cameras exposing.
 
-    .venv/bin/python -m pytest tests/benchmarks/bench_core.py -s
+    .venv/bin/python -m pytest tests/benchmarks/bench_core.py -s -n 0
 """
 
 from __future__ import annotations

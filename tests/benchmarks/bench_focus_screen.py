@@ -9,7 +9,7 @@ receives over the same socket in the same window.
 Cases: the loop off (idle screen), live view at 2 s (the default) and at
 0.5 s (the service's cap, 2 frames a second), each at 80×24 and 160×50.
 
-Run:  .venv/bin/python -m pytest tests/benchmarks/bench_focus_screen.py -s
+Run:  .venv/bin/python -m pytest tests/benchmarks/bench_focus_screen.py -s -n 0
   or: .venv/bin/python tests/benchmarks/bench_focus_screen.py
 Writes bench-results/focus_screen.json.
 """

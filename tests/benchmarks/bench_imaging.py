@@ -1,6 +1,6 @@
 """Imaging engine benchmark: accuracy against ground truth and speed on one core.
 
-Run:  .venv/bin/python -m pytest tests/benchmarks/bench_imaging.py -s
+Run:  .venv/bin/python -m pytest tests/benchmarks/bench_imaging.py -s -n 0
   or: .venv/bin/python tests/benchmarks/bench_imaging.py
 Writes bench-results/imaging.json.
 """

@@ -3,7 +3,7 @@ the exposure request to a Frame in hand, minus the exposure (simulator drawing, 
 BLOB in base64 over TCP, decoding, FITS reading). indiserver runs in a private network
 namespace (tests/devices/netns.py).
 
-    .venv/bin/python -m pytest tests/benchmarks/bench_indi.py -s
+    .venv/bin/python -m pytest tests/benchmarks/bench_indi.py -s -n 0
 """
 
 from __future__ import annotations

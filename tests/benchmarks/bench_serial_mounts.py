@@ -2,7 +2,7 @@
 the simulated mount): command round trip per protocol, and how long the driver takes
 to recover from each injected fault at the default 1 s answer timeout.
 
-    .venv/bin/python -m pytest tests/benchmarks/bench_serial_mounts.py -s
+    .venv/bin/python -m pytest tests/benchmarks/bench_serial_mounts.py -s -n 0
 """
 
 from __future__ import annotations

@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def test_service_memory_over_a_night() -> None:
-    """``pytest tests/benchmarks/bench_service_memory.py -s``: 12 simulated hours
+    """``pytest tests/benchmarks/bench_service_memory.py -s -n 0``: 12 simulated hours
     (about an hour of wall time; FIELDTUI_BENCH_HOURS sets fewer)."""
     hours = os.environ.get("FIELDTUI_BENCH_HOURS", "12")
     assert main(["--hours", hours]) == 0

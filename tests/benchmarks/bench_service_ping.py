@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def test_service_ping_while_guiding() -> None:
-    """``pytest tests/benchmarks/bench_service_ping.py -s`` (4 minutes)."""
+    """``pytest tests/benchmarks/bench_service_ping.py -s -n 0`` (4 minutes)."""
     assert main([]) == 0
 
 

@@ -1,7 +1,7 @@
 """Stacking against Siril on the same simulated sets: wall time, peak memory, background
 noise against the noiseless truth, star FWHM of the result.
 
-Run: ``.venv/bin/python -m pytest tests/benchmarks/bench_stacking.py -s``
+Run: ``.venv/bin/python -m pytest tests/benchmarks/bench_stacking.py -s -n 0``
 (``FIELDTUI_BENCH_SETS=small,medium,large`` picks the sets; default ``small``).
 Needs ``siril-cli`` (Debian package ``siril``) for the comparison; without it
 only our figures are printed. Figures go to ``bench-results/stacking.json``.

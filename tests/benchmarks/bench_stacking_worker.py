@@ -1,7 +1,7 @@
 """The guide loop is not slowed while the stacking worker runs: guide frame-to-pulse
 p99 (wall time, measured by the guide worker) while a set is stacked, against idle.
 
-    .venv/bin/python -m pytest tests/benchmarks/bench_stacking_worker.py -s
+    .venv/bin/python -m pytest tests/benchmarks/bench_stacking_worker.py -s -n 0
 
 Target (issue 12): p99 while stacking within 1.2× of idle. The stacking child
 runs at nice +10 with its two threads; the service (and its guide loop) at

@@ -1,7 +1,7 @@
 """Star size on the real Seestar S50 frames against their independent reference.
 
 Run:  .venv/bin/python tests/benchmarks/bench_star_size.py
-  or: .venv/bin/python -m pytest tests/benchmarks/bench_star_size.py -s
+  or: .venv/bin/python -m pytest tests/benchmarks/bench_star_size.py -s -n 0
 Prints, per frame, the frame's FWHM and elongation (``frame_metrics``), the
 reference's (``../shared/testdata/README.md``), their ratio, and the FWHM with
 the pixel's width put back (the reference fits the pixels as recorded, so

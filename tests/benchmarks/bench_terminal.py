@@ -11,7 +11,7 @@ DSLR live view at 2 s), guiding (Guiding screen, guiding after a calibration,
 which takes about two minutes of real time). First paint: from starting the
 client (service already running) to the first screen in the pane, median of 3.
 
-Run:  .venv/bin/python -m pytest tests/benchmarks/bench_terminal.py -s
+Run:  .venv/bin/python -m pytest tests/benchmarks/bench_terminal.py -s -n 0
   or: .venv/bin/python tests/benchmarks/bench_terminal.py
 Writes bench-results/terminal.json.
 """
