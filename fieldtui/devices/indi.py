@@ -33,11 +33,13 @@ from typing import Any
 from ..clock import Clock
 from ..frame import Frame
 from .base import (DIRECTIONS, DeviceDisconnected, DeviceError, DeviceGarbage, DeviceInfo, DeviceTimeout,
-                   Direction, Focuser, GuideCamera, GuidePort, MainCamera, Mount, MountState,
-                   VendorLibraryMissing)
+                   DeviceUnsupported, Direction, Focuser, GuideCamera, GuidePort, MainCamera, Mount,
+                   MountState, VendorLibraryMissing)
 
 CALL_TIMEOUT_S = 10.0      # a property change must be answered within this
 BLOB_MARGIN_S = 60.0       # download time allowed on top of the exposure
+SETTLED_WAIT_S = 5.0       # a call waits this long for a restarted server's devices to be set up again
+REPOINT_TOLERANCE_DEG = 5 / 3600   # a restarted mount this close to where it was is not slewed
 GUIDE_VECTORS = {"N": ("TELESCOPE_TIMED_GUIDE_NS", "TIMED_GUIDE_N"),
                  "S": ("TELESCOPE_TIMED_GUIDE_NS", "TIMED_GUIDE_S"),
                  "E": ("TELESCOPE_TIMED_GUIDE_WE", "TIMED_GUIDE_E"),
@@ -73,8 +75,17 @@ class IndiServer:
         self._changed: asyncio.Condition | None = None
         self._blob_waiters: dict[tuple[str, str], asyncio.Future] = {}
         self._updates: dict[tuple[str, str], int] = {}
+        self._exposing: dict[str, asyncio.Lock] = {}
         self.messages: list[str] = []
-        self.stats = {"connections": 0, "losses": 0}
+        self.stats = {"connections": 0, "losses": 0, "recoveries": 0}
+        #: the roles on this server, set up again (in this order) after the server comes back
+        self.roles: list[_IndiDevice] = []
+        self._lost = False                       # lost since the last (re)connection was set up
+        self._recovery: asyncio.Task | None = None
+        #: (level, text) of what happened to the server: went away, back, what was set up again.
+        #: ``on_notice(level, text)`` is told too (the Session turns them into alerts).
+        self.notices: list[tuple[str, str]] = []
+        self.on_notice: Any = None
 
     # ---------------------------------------------------------------- server
     @property
@@ -127,6 +138,8 @@ class IndiServer:
                 await client._clear_connection()
 
     async def close(self) -> None:
+        if self._recovery is not None:
+            self._recovery.cancel()
         if getattr(self, "_watchdog", None) is not None:
             self._watchdog.cancel()
         if self._client is not None:
@@ -144,11 +157,23 @@ class IndiServer:
         self._updates[key] = self._updates.get(key, 0) + 1  # type: ignore[index]
         if kind == "ConnectionMade":
             self.stats["connections"] += 1
+            if self._lost:
+                self._recovery = asyncio.create_task(self._recover(), name=f"indi recovery {self.where}")
         elif kind == "ConnectionLost":
             self.stats["losses"] += 1
+            if not self._lost:
+                self._lost = True
+                self._notice("error", f"the INDI server at {self.where} went away: guiding and capture wait "
+                                      "for it (reconnecting every 5 s)")
+            if self._recovery is not None and not self._recovery.done():
+                self._recovery.cancel()
             for fut in self._blob_waiters.values():
                 if not fut.done():
                     fut.set_exception(DeviceDisconnected(f"the INDI server at {self.where} went away"))
+        elif kind in ("Set", "Define") and not self.recovering:
+            for role in self.roles:
+                if role.name == key[0]:
+                    role._observe()
         elif kind == "Message" and getattr(event, "message", None):
             self.messages = (self.messages + [f"{getattr(event, 'devicename', None) or ''}: {event.message}"])[-20:]
         elif kind == "SetBLOB":
@@ -162,6 +187,60 @@ class IndiServer:
         assert self._changed is not None
         async with self._changed:
             self._changed.notify_all()
+
+    def _notice(self, level: str, text: str) -> None:
+        self.notices = (self.notices + [(level, text)])[-50:]
+        if self.on_notice is not None:
+            self.on_notice(level, text)
+
+    @property
+    def recovering(self) -> bool:
+        """The server went away and its devices are not set up again yet."""
+        return self._lost
+
+    async def _recover(self) -> None:
+        """The server is back after going away (a restart loses every driver's state): connect
+        each role's device again, re-read its properties, put the focuser and the mount back
+        where they were (the mount slewed back, tracking as before). Calls of the roles wait
+        for this (:meth:`settled`)."""
+        t0 = time.monotonic()
+        failed = []
+        done: list[str] = []
+        for role in sorted(self.roles, key=lambda r: r.RESTORE_ORDER):
+            try:
+                note = await role._restore()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every role gets its turn, failures are reported
+                failed.append(f"{role.kind.replace('_', ' ')} {role.name!r}: {exc}")
+                continue
+            if note:
+                done.append(note)
+        self._lost = False
+        self.stats["recoveries"] += 1
+        text = (f"the INDI server at {self.where} is back: devices connected again and their properties "
+                f"re-read in {time.monotonic() - t0:.0f} s" + ("; " + "; ".join(done) if done else ""))
+        if failed:
+            self._notice("error", text + "; NOT set up again: " + "; ".join(failed))
+        else:
+            self._notice("info", text)
+
+    async def settled(self, timeout: float = SETTLED_WAIT_S) -> None:
+        """Wait (up to ``timeout``) while a restarted server's devices are set up again.
+        Raises DeviceDisconnected when they are not ready by then (the caller retries as for
+        a lost device)."""
+        task = self._recovery
+        if task is None or task.done() or asyncio.current_task() is task:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout)
+        except (TimeoutError, asyncio.TimeoutError):
+            raise DeviceDisconnected(f"the INDI server at {self.where} is back; its devices are still being "
+                                     "set up again (the mount re-pointed)") from None
+        except asyncio.CancelledError:
+            if task.cancelled() and not asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                raise DeviceDisconnected(f"the INDI server at {self.where} went away again") from None
+            raise
 
     async def _wait(self, cond, timeout: float, what: str = "INDI") -> None:
         assert self._changed is not None
@@ -264,10 +343,25 @@ class IndiServer:
         # a connected driver defines its properties next
         await asyncio.sleep(0.3)
 
+    def exposure_lock(self, device: str) -> asyncio.Lock:
+        """The lock every role exposing through INDI device ``device`` holds for one exposure.
+
+        Two roles may name the same INDI camera (``[guide_camera]`` and ``[main_camera]`` both
+        "CCD Simulator", as `fieldtui check` tests both at once): a second ``CCD_EXPOSURE``
+        sent while the first runs restarts the driver's exposure, and only one BLOB comes
+        back, so one of the two would wait for its image until it timed out."""
+        lock = self._exposing.get(device)
+        if lock is None:
+            lock = self._exposing[device] = asyncio.Lock()
+        return lock
+
     async def blob(self, device: str, vector: str, trigger, timeout: float) -> tuple[bytes, str]:
         """Arm a wait for the next BLOB of ``device.vector``, run ``trigger()`` and
-        return (bytes, format such as ".fits")."""
+        return (bytes, format such as ".fits"). One wait per BLOB at a time (hold
+        :meth:`exposure_lock`); a second one raises DeviceError."""
         key = (device, vector)
+        if key in self._blob_waiters:
+            raise DeviceError(f"{device}: an exposure is already waiting for {vector}")
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         self._blob_waiters[key] = fut
         try:
@@ -287,6 +381,19 @@ class _IndiDevice:
     driver = "indi"
     server: IndiServer
     name: str
+    RESTORE_ORDER = 5
+
+    def _register(self) -> None:
+        self.server.roles.append(self)
+
+    def _observe(self) -> None:
+        """A property of this device changed while the server is up and set up (the mount notes
+        where it points)."""
+
+    async def _restore(self) -> str:
+        """Set the device up again on a restarted server; returns what was done, for the notice."""
+        await self.server.ready(self.name)
+        return ""
 
     @property
     def connected(self) -> bool:
@@ -294,6 +401,7 @@ class _IndiDevice:
             self.server.switch(self.name, "CONNECTION", "CONNECT")
 
     async def _ready(self) -> None:
+        await self.server.settled()
         if not self.connected:
             await self.server.ready(self.name)
 
@@ -309,11 +417,26 @@ class _IndiCamera(_IndiDevice):
         self.server, self.cfg, self.clock, self.name = server, cfg, clock, cfg.indi_device
         self.width, self.height, self.pixel_um, self.bit_depth = cfg.width, cfg.height, cfg.pixel_um, cfg.bit_depth
         self.model = cfg.indi_device
-        self._lock = asyncio.Lock()
+        self._register()
+
+    RESTORE_ORDER = 3
+
+    async def _restore(self) -> str:
+        await self._setup_camera()
+        return ""
 
     async def _connect_camera(self) -> DeviceInfo:
         await self._ready()
+        await self._setup_camera()
         s, n = self.server, self.name
+        return DeviceInfo(self.kind, self.driver, n,  # type: ignore[attr-defined]
+                          {"server": s.where, "width": self.width, "height": self.height,
+                           "pixel_um": self.pixel_um, "bit_depth": self.bit_depth})
+
+    async def _setup_camera(self) -> None:
+        """Connect, read the sensor (CCD_INFO), ask for uncompressed FITS and for the BLOBs."""
+        s, n = self.server, self.name
+        await s.ready(n)
         if s.has(n, "CCD_INFO"):
             self.width = int(s.number(n, "CCD_INFO", "CCD_MAX_X"))
             self.height = int(s.number(n, "CCD_INFO", "CCD_MAX_Y"))
@@ -327,9 +450,6 @@ class _IndiCamera(_IndiDevice):
         if s.has(n, "CCD_COMPRESSION") and "INDI_DISABLED" in s.vector(n, "CCD_COMPRESSION"):
             await s.set(n, "CCD_COMPRESSION", {"INDI_DISABLED": "On", "INDI_ENABLED": "Off"}, wait=False)
         await s._client.send_enableBLOB("Also", n)
-        return DeviceInfo(self.kind, self.driver, n,  # type: ignore[attr-defined]
-                          {"server": s.where, "width": self.width, "height": self.height,
-                           "pixel_um": self.pixel_um, "bit_depth": self.bit_depth})
 
     async def _take(self, seconds: float, gain: int | None, roi: tuple[int, int, int, int] | None,
                     kind: str = "light") -> Frame:
@@ -340,7 +460,7 @@ class _IndiCamera(_IndiDevice):
         x, y, w, h = roi if roi is not None else (0, 0, self.width, self.height)
         if not (0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= self.width and y + h <= self.height):
             raise DeviceError(f"region {roi} is outside the {self.width}x{self.height} sensor")
-        async with self._lock:
+        async with s.exposure_lock(n):
             if s.has(n, "CCD_FRAME"):
                 await s.set(n, "CCD_FRAME", {"X": x, "Y": y, "WIDTH": w, "HEIGHT": h})
             if gain is not None and s.has(n, "CCD_GAIN"):
@@ -413,9 +533,53 @@ class IndiMount(_IndiDevice, Mount):
     """An INDI telescope mount. RA/Dec are those of ``EQUATORIAL_EOD_COORD`` (the
     epoch of date, as INDI mounts work), in degrees."""
 
+    RESTORE_ORDER = 2
+
     def __init__(self, server: IndiServer, cfg: Any, clock: Clock) -> None:
         self.server, self.cfg, self.clock, self.name = server, cfg, clock, cfg.indi_device
         self.guide_rate = cfg.guide_rate
+        #: where the mount last pointed at rest, as the server said: (RA h, Dec °, tracking, parked)
+        self.last_pointing: tuple[float, float, bool, bool] | None = None
+        self._register()
+
+    def _observe(self) -> None:
+        s, n = self.server, self.name
+        try:
+            vec = s.vector(n, "EQUATORIAL_EOD_COORD")
+            if vec is None or vec.state in ("Busy", "Alert"):
+                return
+            ra_h, dec = s.number(n, "EQUATORIAL_EOD_COORD", "RA"), s.number(n, "EQUATORIAL_EOD_COORD", "DEC")
+            tracking = s.switch(n, "TELESCOPE_TRACK_STATE", "TRACK_ON") if s.has(n, "TELESCOPE_TRACK_STATE") else True
+            parked = s.has(n, "TELESCOPE_PARK") and s.switch(n, "TELESCOPE_PARK", "PARK")
+        except DeviceError:
+            return
+        if 0 <= ra_h <= 24 and -90 <= dec <= 90:
+            self.last_pointing = (ra_h, dec, tracking, parked)
+
+    async def _restore(self) -> str:
+        """Connect again and point where the mount pointed before the server went away: unpark,
+        slew back (a restarted driver starts at its park position), tracking as before."""
+        s, n = self.server, self.name
+        await s.ready(n)
+        was = self.last_pointing
+        if was is None:
+            return ""
+        ra_h, dec, tracking, parked = was
+        await s._wait(lambda: s.has(n, "EQUATORIAL_EOD_COORD"), 5.0, n)
+        if parked:
+            return ""
+        if s.has(n, "TELESCOPE_PARK") and s.switch(n, "TELESCOPE_PARK", "PARK"):
+            await s.set(n, "TELESCOPE_PARK", {"UNPARK": "On"}, timeout=120.0)
+        now_ra, now_dec = s.number(n, "EQUATORIAL_EOD_COORD", "RA"), s.number(n, "EQUATORIAL_EOD_COORD", "DEC")
+        note = ""
+        if _separation_deg(now_ra * 15, now_dec, ra_h * 15, dec) > REPOINT_TOLERANCE_DEG:
+            await s.set(n, "ON_COORD_SET", {"TRACK": "On"})
+            await s.set(n, "EQUATORIAL_EOD_COORD", {"RA": ra_h, "DEC": dec}, timeout=300.0)
+            from ..astro import format_hms
+            note = f"mount slewed back to RA {format_hms(ra_h * 15)} Dec {dec:+.4f}° where it pointed"
+        if s.has(n, "TELESCOPE_TRACK_STATE") and s.switch(n, "TELESCOPE_TRACK_STATE", "TRACK_ON") != tracking:
+            await s.set(n, "TELESCOPE_TRACK_STATE", {"TRACK_ON" if tracking else "TRACK_OFF": "On"})
+        return note
 
     async def connect(self) -> DeviceInfo:
         await self._ready()
@@ -470,12 +634,28 @@ class IndiMount(_IndiDevice, Mount):
         if s.has(n, "TELESCOPE_PARK") and s.switch(n, "TELESCOPE_PARK", "PARK"):
             await s.set(n, "TELESCOPE_PARK", {"UNPARK": "On"}, timeout=120.0)
 
+    async def park(self) -> None:
+        """Slew to the driver's park position and stop (TELESCOPE_PARK); returns when parked.
+        Raises DeviceUnsupported when the driver has no park."""
+        await self._ready()
+        s, n = self.server, self.name
+        if not s.has(n, "TELESCOPE_PARK"):
+            raise DeviceUnsupported(f"INDI mount {n!r} has no TELESCOPE_PARK")
+        await s.set(n, "TELESCOPE_PARK", {"PARK": "On"}, timeout=300.0)
+
     async def pulse(self, direction: Direction, ms: int) -> None:
         await _timed_guide(self.server, self.name, direction, ms, self.clock)
 
     async def abort(self) -> None:
         if self.server.has(self.name, "TELESCOPE_ABORT_MOTION"):
             await self.server.set(self.name, "TELESCOPE_ABORT_MOTION", {"ABORT": "On"}, wait=False)
+
+
+def _separation_deg(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
+    """Angle between two (RA, Dec) points, all in degrees (haversine)."""
+    r1, d1, r2, d2 = map(math.radians, (ra1, dec1, ra2, dec2))
+    h = math.sin((d2 - d1) / 2) ** 2 + math.cos(d1) * math.cos(d2) * math.sin((r2 - r1) / 2) ** 2
+    return math.degrees(2 * math.asin(min(1.0, math.sqrt(h))))
 
 
 async def _timed_guide(server: IndiServer, device: str, direction: Direction, ms: int, clock: Clock) -> None:
@@ -502,6 +682,9 @@ class IndiGuidePort(_IndiDevice, GuidePort):
     def __init__(self, server: IndiServer, device: str, clock: Clock, guide_rate: float = 0.5,
                  mount: IndiMount | None = None) -> None:
         self.server, self.name, self.clock, self._rate, self.mount = server, device, clock, guide_rate, mount
+        self._register()
+
+    RESTORE_ORDER = 4
 
     @property
     def guide_rate(self) -> float:  # type: ignore[override]
@@ -526,6 +709,33 @@ class IndiFocuser(_IndiDevice, Focuser):
     def __init__(self, server: IndiServer, cfg: Any, clock: Clock) -> None:
         self.server, self.cfg, self.clock, self.name = server, cfg, clock, cfg.indi_device
         self.max_position = cfg.max_position
+        self.last_position: int | None = None   # where it last stood, as the server said
+        self._register()
+
+    RESTORE_ORDER = 1
+
+    def _observe(self) -> None:
+        s, n = self.server, self.name
+        try:
+            vec = s.vector(n, "ABS_FOCUS_POSITION")
+            if vec is not None and vec.state in ("Ok", "Idle"):
+                self.last_position = int(round(s.number(n, "ABS_FOCUS_POSITION", "FOCUS_ABSOLUTE_POSITION")))
+        except DeviceError:
+            return
+
+    async def _restore(self) -> str:
+        """Connect again and move back to the position before the server went away (a restarted
+        driver may start anywhere; focus matters)."""
+        s, n = self.server, self.name
+        await s.ready(n)
+        was = self.last_position
+        if was is None:
+            return ""
+        await s._wait(lambda: s.has(n, "ABS_FOCUS_POSITION"), 5.0, n)
+        if int(round(s.number(n, "ABS_FOCUS_POSITION", "FOCUS_ABSOLUTE_POSITION"))) == was:
+            return ""
+        await s.set(n, "ABS_FOCUS_POSITION", {"FOCUS_ABSOLUTE_POSITION": was}, timeout=120.0)
+        return f"focuser back at {was}"
 
     async def connect(self) -> DeviceInfo:
         await self._ready()

@@ -321,16 +321,21 @@ async def run_check(cfg):
 async def test_check_lists_the_server_devices_and_a_missing_driver(indi, data_root):
     await indi.d["mount"].server.close()
     cfg = indi_config(indi.port, data_root)
-    cfg.main_camera.driver = cfg.guide_camera.driver = "sim"   # INDI exposures: the tests above
+    cfg.focuser.driver = "sim"
     res = await run_check(cfg)
     by = {c["name"]: c for c in res["checks"]}
     assert by["indi"]["ok"], by["indi"]
     # every device of the server, connected only when a configured role uses it
-    for name in ("CCD Simulator (not connected)", "Telescope Simulator (connected)", "Focuser Simulator (connected)"):
+    for name in ("CCD Simulator (connected)", "Telescope Simulator (connected)", "Focuser Simulator (not connected)"):
         assert name in by["indi"]["detail"]
-    assert by["mount"]["ok"] and by["focuser"]["ok"], res["checks"]
-    assert "Telescope Simulator" in by["mount"]["detail"] and "of 100000" in by["focuser"]["detail"]
-    cfg.focuser.indi_device = "Moonlite"        # no such driver runs on the server
+    # Both cameras are the one CCD simulator, tested at once: their exposures take turns (a
+    # second CCD_EXPOSURE restarted the first and one of them waited for a frame until it timed out)
+    for cam in ("guide_camera", "main_camera"):
+        assert by[cam]["ok"] and "CCD Simulator, 1280x1024 px" in by[cam]["detail"], by[cam]
+        assert "test frame" in by[cam]["detail"]
+    assert by["mount"]["ok"] and by["guide_port"]["ok"], res["checks"]
+    assert "Telescope Simulator" in by["mount"]["detail"]
+    cfg.focuser.driver, cfg.focuser.indi_device = "indi", "Moonlite"    # no such driver runs on the server
     res = await run_check(cfg)
     by = {c["name"]: c for c in res["checks"]}
     assert not by["indi"]["ok"] and "focuser.indi_device 'Moonlite'" in by["indi"]["detail"]
@@ -342,7 +347,6 @@ async def test_check_lists_the_server_devices_and_a_missing_driver(indi, data_ro
 async def test_check_reports_a_missing_server(data_root):
     """Nothing listens on the port (the test starts no server, so it needs no namespace)."""
     cfg = indi_config(free_port(), data_root, indi={"timeout_s": 2.0}, service={"connect_timeout_s": 3.0})
-    cfg.main_camera.driver = "sim"
     res = await run_check(cfg)
     by = {c["name"]: c for c in res["checks"]}
     assert not by["indi"]["ok"] and "no INDI server answers at 127.0.0.1:" in by["indi"]["detail"]
