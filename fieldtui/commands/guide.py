@@ -1,7 +1,14 @@
-"""``fieldtui guide``: guide the simulated rig headless and print statistics.
+"""``fieldtui guide``: guide headless and print statistics.
 
     fieldtui guide --minutes 30 --fast --json
     fieldtui guide --minutes 30 --fast --no-corrections   # the mount unguided
+    fieldtui guide --minutes 10 --goto --json             # an INDI rig, in real time
+
+On the simulated rig (``guide_camera.driver = "sim"``) the rig is built in-process
+(``--fast``: on the virtual clock). On an INDI rig (``guide_camera.driver = "indi"``) the
+guide camera, guide port and mount are the configured INDI devices, in real time; the
+statistics then also give the frame latency through INDI (exposure end to frame in hand).
+``--goto`` first unparks the mount and slews to the config's ``[plan]`` target.
 
 Calibrates first (the calibration pulses are sent even with
 ``--no-corrections``; only guide corrections are held back), then guides
@@ -25,7 +32,7 @@ from ..guiding.events import Alert, GuideEvent, GuideState, GuideStep
 from ..guiding.settings import GuideSettings
 
 
-DESCRIPTION = "Guide the simulated rig and print guiding statistics."
+DESCRIPTION = ("Guide the simulated rig (or, in real time, an INDI rig) and print guiding statistics.")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -42,22 +49,136 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dither-every", type=float, default=0.0, metavar="MIN",
                    help="dither every MIN minutes (and settle)")
     p.add_argument("--seed", type=int, default=None, help="override the simulator seed")
+    p.add_argument("--goto", action="store_true",
+                   help="first unpark the mount and slew to the [plan] target (ra_deg, dec_deg)")
+
+
+async def goto_target(mount: Any, cfg: Any) -> dict[str, Any]:
+    """Unpark ``mount`` (when its driver can), slew to ``cfg.plan``'s RA/Dec (degrees) and make
+    sure it tracks. Returns where the mount says it points after the slew. Raises DeviceError."""
+    from ..devices.base import DeviceError
+    unpark = getattr(mount, "unpark", None)
+    if unpark is not None:
+        await unpark()
+    await mount.slew_to(cfg.plan.ra_deg, cfg.plan.dec_deg)
+    st = await mount.state()
+    if not st.tracking:
+        try:
+            await mount.set_tracking(True)
+        except DeviceError:
+            pass
+        st = await mount.state()
+    return {"target": cfg.plan.target, "ra_deg": cfg.plan.ra_deg, "dec_deg": cfg.plan.dec_deg,
+            "mount_ra_deg": round(st.ra_deg, 5), "mount_dec_deg": round(st.dec_deg, 5),
+            "tracking": st.tracking, "pier_side": st.pier_side}
+
+
+class _LatencyCamera:
+    """A guide camera that keeps the INDI frame latency of its frames (wall seconds from the
+    exposure's end to the frame in hand, ``frame.meta["indi_latency_s"]``); everything else
+    passes through."""
+
+    def __init__(self, camera: Any) -> None:
+        self._camera = camera
+        self.latencies_s: list[float] = []
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._camera, attr)
+
+    async def expose(self, *args: Any, **kw: Any) -> Any:
+        frame = await self._camera.expose(*args, **kw)
+        lat = frame.meta.get("indi_latency_s")
+        if lat is not None:
+            self.latencies_s = (self.latencies_s + [float(lat)])[-10000:]
+        return frame
+
+
+async def _real_rig(cfg: Any, clock: Any) -> tuple[Any, Any, Any, Any]:
+    """(guide camera, guide port, mount, the INDI server or None) of a rig that is not simulated,
+    connected; the mount is why it did not connect (a str) when it did not (guiding through the
+    camera's ST4 port needs none). Raises DeviceError saying which device failed."""
+    from ..devices.base import DeviceError
+    from ..devices.factory import build_rig
+    rig = build_rig(cfg, clock)
+    d = rig.devices
+    server = getattr(d["guide_camera"], "server", None)
+    mount = d.get("mount")
+    mount_error = ""
+    for role in ("mount", "guide_camera", "guide_port"):
+        if role not in d:
+            continue
+        try:
+            await clock.wait_for(d[role].connect(), cfg.service.connect_timeout_s + 30.0)
+        except TimeoutError:
+            raise DeviceError(f"{role.replace('_', ' ')}: no answer while connecting") from None
+        except DeviceError as exc:
+            if role == "mount":   # guiding through the camera's ST4 port needs no mount
+                mount = None
+                mount_error = str(exc)
+                continue
+            raise DeviceError(f"{role.replace('_', ' ')}: {exc}") from None
+    return _LatencyCamera(d["guide_camera"]), d["guide_port"], mount or mount_error, server
 
 
 async def run_guide(cfg: Any, *, minutes: float, fast: bool, corrections: bool = True,
                     log_dir: str | None = None, dither_every_min: float = 0.0,
-                    on_event: Any = None) -> dict[str, Any]:
+                    on_event: Any = None, goto: bool = False) -> dict[str, Any]:
+    """Calibrate, guide ``minutes`` and return the statistics (see the module docstring).
+    ``fast``: the simulated rig on the virtual clock. A real (INDI) rig that fails to connect
+    or to go to the target gives ``{"error": ...}``."""
     from ..clock import RealClock, VirtualClock
+    from ..devices.base import DeviceError
     from ..devices.sim import SimRig
     from ..service.guide_worker import GuideWorker
 
     clock = VirtualClock() if fast else RealClock()
-    rig = SimRig(cfg, clock)
-    await rig.connect_all()
-    mount, guide_port = rig.mount, rig.guide_port
-    if cfg.mount.emulate:   # the simulated mount through an emulated hand controller and its serial driver
-        from ..devices.factory import serial_path_devices
-        mount, guide_port = await serial_path_devices(cfg, clock, rig)
+    result: dict[str, Any] = {"minutes": minutes, "corrections": corrections}
+    server = None
+    if cfg.guide_camera.driver == "sim":
+        rig = SimRig(cfg, clock)
+        sky = rig.sky
+        await rig.connect_all()
+        camera, mount, guide_port = rig.guide_camera, rig.mount, rig.guide_port
+        if cfg.mount.emulate:   # the simulated mount through an emulated hand controller and its serial driver
+            from ..devices.factory import serial_path_devices
+            mount, guide_port = await serial_path_devices(cfg, clock, rig)
+    else:
+        sky = None
+        try:
+            camera, guide_port, mount, server = await _real_rig(cfg, clock)
+        except DeviceError as exc:
+            result["error"] = str(exc)
+            return result
+    try:
+        return await _guide(cfg, clock, result, camera, guide_port, mount, sky, minutes=minutes,
+                            corrections=corrections, log_dir=log_dir, dither_every_min=dither_every_min,
+                            on_event=on_event, goto=goto, server=server)
+    finally:
+        if server is not None:
+            await server.close()
+
+
+async def _guide(cfg: Any, clock: Any, result: dict[str, Any], camera: Any, guide_port: Any, mount: Any,
+                 sky: Any, *, minutes: float, corrections: bool, log_dir: str | None, dither_every_min: float,
+                 on_event: Any, goto: bool, server: Any) -> dict[str, Any]:
+    from ..devices.base import DeviceError
+    from ..service.guide_worker import GuideWorker
+
+    if isinstance(mount, str):
+        result["mount_error"] = mount
+        mount = None
+    if goto:
+        if mount is None:
+            result["error"] = ("--goto needs a mount: the configured mount did not connect"
+                               + (f" ({result['mount_error']})" if result.get("mount_error") else ""))
+            return result
+        t0 = clock.now()
+        try:
+            result["goto"] = await goto_target(mount, cfg)
+            result["goto"]["seconds"] = round(clock.now() - t0, 1)
+        except (DeviceError, ValueError) as exc:
+            result["error"] = f"goto {cfg.plan.target}: {exc}"
+            return result
     settings = GuideSettings.from_config(cfg)
     if not corrections:
         # Measuring the bare mount: the drift-away watchdog would recalibrate.
@@ -71,18 +192,21 @@ async def run_guide(cfg: Any, *, minutes: float, fast: bool, corrections: bool =
     def collect(ev: GuideEvent) -> None:
         if isinstance(ev, Alert):
             alerts.append(ev)
-        if isinstance(ev, GuideStep) and worker.engine.state == GuideState.GUIDING:
+        if isinstance(ev, GuideStep) and worker.engine.state == GuideState.GUIDING and sky is not None:
             t_mono = ev.t - (clock.now() - clock.monotonic())  # the sky runs on monotonic time
-            ex, ey = rig.sky.mount_error(t_mono - settings.exposure_s / 2)
+            ex, ey = sky.mount_error(t_mono - settings.exposure_s / 2)
             for i, v in enumerate((1.0, float(ex), float(ey), float(ex) ** 2, float(ey) ** 2)):
                 truth[i] += v
         if on_event is not None:
             on_event(ev)
 
-    worker = GuideWorker(rig.guide_camera, guide_port, clock, settings, mount=mount,
-                         pixel_scale=cfg.guide_scale, log_dir=log_dir, on_event=collect,
+    # A real camera says its pixel size (INDI: CCD_INFO) when it connects
+    scale = 206.265 * camera.pixel_um / cfg.guide_scope.focal_length_mm if sky is None else cfg.guide_scale
+    worker = GuideWorker(camera, guide_port, clock, settings, mount=mount,
+                         pixel_scale=scale, log_dir=log_dir, on_event=collect,
                          focal_mm=cfg.guide_scope.focal_length_mm, seed=cfg.sim.seed)
     worker.corrections = corrections
+    t_cal = clock.now()
     await worker.calibrate(then_guide=True)
     log_path = worker.log.path if worker.log is not None else None
     # Wait for guiding to start (calibration takes a few minutes of clock time).
@@ -91,13 +215,13 @@ async def run_guide(cfg: Any, *, minutes: float, fast: bool, corrections: bool =
         if worker.engine.state == GuideState.LOOPING and worker.engine._pending is None:
             break  # calibration failed; the alert says why
         await clock.sleep(1.0)
-    result: dict[str, Any] = {"minutes": minutes, "corrections": corrections}
     if worker.state != GuideState.GUIDING:
         await worker.stop()
         result["error"] = next((a.message for a in reversed(alerts) if a.level == "critical"),
                                "guiding did not start")
         return result
     t_start = clock.now()
+    result["calibration_s"] = round(t_start - t_cal, 1)
     end = t_start + minutes * 60.0
     next_dither = t_start + dither_every_min * 60.0 if dither_every_min > 0 else math.inf
     dithers = settled = 0
@@ -126,8 +250,8 @@ async def run_guide(cfg: Any, *, minutes: float, fast: bool, corrections: bool =
         "rms_ra_px": st.rms_ra_px, "rms_dec_px": st.rms_dec_px, "rms_total_px": st.rms_total_px,
         "star_lost_events": st.star_lost_events, "dropped_frames": st.dropped_frames,
         "ra_pulses": st.ra_pulses, "dec_pulses": st.dec_pulses,
-        "pixel_scale_arcsec": cfg.guide_scale, "exposure_s": settings.exposure_s,
-        "seeing_floor_arcsec": rig.sky.seeing_floor(settings.exposure_s),
+        "pixel_scale_arcsec": scale, "exposure_s": settings.exposure_s,
+        "seeing_floor_arcsec": sky.seeing_floor(settings.exposure_s) if sky is not None else None,
         "alerts": [a.message for a in alerts if a.level in ("warning", "critical")],
         "dithers": dithers, "settled": settled,
     })
@@ -149,6 +273,16 @@ async def run_guide(cfg: Any, *, minutes: float, fast: bool, corrections: bool =
         result["frame_to_pulse_ms_p99"] = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
         result["frame_to_pulse_ms_max"] = lat[-1]
         result["frame_to_pulse_frames"] = len(lat)
+    lat_s = sorted(getattr(camera, "latencies_s", []))
+    if lat_s:
+        # Through INDI: exposure end to frame in hand (the driver's readout, the BLOB's
+        # transfer and the FITS decoding), wall seconds.
+        result["frame_latency_s_median"] = round(lat_s[len(lat_s) // 2], 3)
+        result["frame_latency_s_max"] = round(lat_s[-1], 3)
+        result["frame_latency_frames"] = len(lat_s)
+    if server is not None:
+        result["rig"] = f"INDI server {server.where}"
+        result["server_notices"] = [text for _, text in server.notices]
     if log_dir:
         result["log_dir"] = str(Path(log_dir))
         result["guide_log"] = str(log_path) if log_path else None
@@ -168,8 +302,8 @@ def main(argv: list[str]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Exit status 2 for a config error or a rig that is not simulated, 1 when guiding did not
-    start."""
+    """Exit status 2 for a config error, a guide camera that is neither simulated nor INDI, or
+    ``--fast`` on a real rig; 1 when guiding did not start."""
     from ..config import load_config
 
     try:
@@ -182,13 +316,25 @@ def run(args: argparse.Namespace) -> int:
         print(f"fieldtui guide: --log-dir {args.log_dir} is a file; give a folder (made if "
               "missing) for the guide logs", file=sys.stderr)
         return 2
-    if not cfg.uses_simulator or cfg.guide_camera.driver != "sim":
-        print("fieldtui guide: headless guiding runs on the simulated rig (guide_camera.driver = "
-              "\"sim\"); real devices are guided by the rig service", file=sys.stderr)
+    if cfg.guide_camera.driver not in ("sim", "indi"):
+        print("fieldtui guide: headless guiding runs on the simulated rig or an INDI rig "
+              "(guide_camera.driver = \"sim\" or \"indi\"); other real devices are guided by the rig "
+              "service", file=sys.stderr)
         return 2
+    if cfg.guide_camera.driver != "sim":
+        if args.fast:
+            print("fieldtui guide: --fast runs the simulated rig on a virtual clock; a real rig guides "
+                  "in real time (leave out --fast)", file=sys.stderr)
+            return 2
+        from .running import service_status
+        status = asyncio.run(service_status())
+        if status is not None:
+            print(f"fieldtui guide: the rig service (pid {status.get('pid')}) owns the devices: guide from "
+                  "the client, or stop the service (fieldtui service stop) first", file=sys.stderr)
+            return 2
     res = asyncio.run(run_guide(cfg, minutes=args.minutes, fast=args.fast,
                                 corrections=not args.no_corrections, log_dir=args.log_dir,
-                                dither_every_min=args.dither_every))
+                                dither_every_min=args.dither_every, goto=args.goto))
     if args.json:
         print(json.dumps(res, indent=2))
     elif "error" in res:
@@ -199,8 +345,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"RMS   RA {_fmt(res['rms_ra_arcsec'])}″  Dec {_fmt(res['rms_dec_arcsec'])}″  "
               f"total {_fmt(res['rms_total_arcsec'])}″  ({res['rms_total_px']:.3f} px)")
         print(f"Peak  RA {_fmt(res['peak_ra_arcsec'])}″  Dec {_fmt(res['peak_dec_arcsec'])}″")
-        print(f"Seeing floor {res['seeing_floor_arcsec']:.2f}″ total; star lost "
+        if res.get("goto"):
+            g = res["goto"]
+            print(f"Went to {g['target']}: mount at RA {g['mount_ra_deg']:.4f}° Dec {g['mount_dec_deg']:+.4f}°, "
+                  f"tracking {'on' if g['tracking'] else 'OFF'}")
+        floor = res["seeing_floor_arcsec"]
+        print(f"{f'Seeing floor {floor:.2f}″ total; ' if floor is not None else ''}star lost "
               f"{res['star_lost_events']}×; dropped frames {res['dropped_frames']}")
+        if "frame_latency_s_median" in res:
+            print(f"Frame latency through INDI {res['frame_latency_s_median']:.2f} s median, "
+                  f"{res['frame_latency_s_max']:.2f} s max (exposure end to frame in hand)")
         if "frame_to_pulse_ms_median" in res:
             print(f"Frame to pulse {res['frame_to_pulse_ms_median']:.1f} ms median, "
                   f"{res['frame_to_pulse_ms_p99']:.1f} ms p99, {res['frame_to_pulse_ms_max']:.1f} ms max "

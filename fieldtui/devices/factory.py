@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ..clock import Clock
 from ..config import Config
@@ -14,6 +15,7 @@ from .sim import DEVICE_NAMES, SimGuideCamera, SimRig
 class Rig:
     devices: dict[str, Device]
     sim: SimRig | None
+    indi: Any = None   # the IndiServer connection when a role uses driver = "indi"
 
 
 def build_rig(cfg: Config, clock: Clock) -> Rig:
@@ -53,7 +55,7 @@ def build_rig(cfg: Config, clock: Clock) -> Rig:
         from .indi import IndiFocuser
         devs["focuser"] = IndiFocuser(indi, cfg.focuser, clock)  # type: ignore[arg-type]
     assert set(devs) <= set(DEVICE_NAMES)
-    return Rig(devs, sim)
+    return Rig(devs, sim, indi)
 
 
 def _indi_server(cfg: Config):

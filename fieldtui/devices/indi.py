@@ -40,6 +40,7 @@ CALL_TIMEOUT_S = 10.0      # a property change must be answered within this
 BLOB_MARGIN_S = 60.0       # download time allowed on top of the exposure
 SETTLED_WAIT_S = 5.0       # a call waits this long for a restarted server's devices to be set up again
 REPOINT_TOLERANCE_DEG = 5 / 3600   # a restarted mount this close to where it was is not slewed
+REPOINT_SLEWS = 3          # slews to get there again (each one corrects the last one's landing error)
 GUIDE_VECTORS = {"N": ("TELESCOPE_TIMED_GUIDE_NS", "TIMED_GUIDE_N"),
                  "S": ("TELESCOPE_TIMED_GUIDE_NS", "TIMED_GUIDE_S"),
                  "E": ("TELESCOPE_TIMED_GUIDE_WE", "TIMED_GUIDE_E"),
@@ -570,13 +571,22 @@ class IndiMount(_IndiDevice, Mount):
             return ""
         if s.has(n, "TELESCOPE_PARK") and s.switch(n, "TELESCOPE_PARK", "PARK"):
             await s.set(n, "TELESCOPE_PARK", {"UNPARK": "On"}, timeout=120.0)
-        now_ra, now_dec = s.number(n, "EQUATORIAL_EOD_COORD", "RA"), s.number(n, "EQUATORIAL_EOD_COORD", "DEC")
         note = ""
-        if _separation_deg(now_ra * 15, now_dec, ra_h * 15, dec) > REPOINT_TOLERANCE_DEG:
+        aim_ra, aim_dec = ra_h, dec
+        for attempt in range(REPOINT_SLEWS + 1):
+            now_ra, now_dec = s.number(n, "EQUATORIAL_EOD_COORD", "RA"), s.number(n, "EQUATORIAL_EOD_COORD", "DEC")
+            off = _separation_deg(now_ra * 15, now_dec, ra_h * 15, dec)
+            if off <= REPOINT_TOLERANCE_DEG or attempt == REPOINT_SLEWS:
+                break
+            if attempt:   # the goto landed off by its own pointing error: aim that much the other way
+                aim_ra = (aim_ra + ((ra_h - now_ra + 12) % 24 - 12)) % 24
+                aim_dec = max(-90.0, min(90.0, aim_dec + dec - now_dec))
             await s.set(n, "ON_COORD_SET", {"TRACK": "On"})
-            await s.set(n, "EQUATORIAL_EOD_COORD", {"RA": ra_h, "DEC": dec}, timeout=300.0)
+            await s.set(n, "EQUATORIAL_EOD_COORD", {"RA": aim_ra, "DEC": aim_dec}, timeout=300.0)
+        if attempt:
             from ..astro import format_hms
-            note = f"mount slewed back to RA {format_hms(ra_h * 15)} Dec {dec:+.4f}° where it pointed"
+            note = (f"mount slewed back to RA {format_hms(ra_h * 15)} Dec {dec:+.4f}° where it pointed "
+                    f"({off * 3600:.0f}″ off after {attempt} slew{'s' if attempt > 1 else ''})")
         if s.has(n, "TELESCOPE_TRACK_STATE") and s.switch(n, "TELESCOPE_TRACK_STATE", "TRACK_ON") != tracking:
             await s.set(n, "TELESCOPE_TRACK_STATE", {"TRACK_ON" if tracking else "TRACK_OFF": "On"})
         return note
