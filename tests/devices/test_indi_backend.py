@@ -145,6 +145,15 @@ def star_shift(ref, img) -> np.ndarray:
 
 
 @INSIDE_ONLY
+async def test_the_server_is_reachable_from_loopback_only(indi):
+    """indiserver listens on every interface of its namespace: the namespace has loopback only."""
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout.splitlines()
+    assert [ln.split(":")[1].strip() for ln in links] == ["lo"]      # (netlink: this namespace's links)
+    listening = subprocess.run(["ss", "-Hltn"], capture_output=True, text=True).stdout
+    assert f":{indi.port}" in listening    # indiserver's own socket is in this namespace
+
+
+@INSIDE_ONLY
 async def test_connects_and_reads_every_device(indi):
     d = indi.d
     for role in ("mount", "guide_camera", "main_camera", "focuser", "guide_port"):
