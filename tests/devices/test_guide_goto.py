@@ -35,3 +35,31 @@ async def test_guide_goto_reports_the_goto(cfg):
     assert "error" not in res, res
     assert res["goto"]["target"] == cfg.plan.target and res["goto"]["tracking"]
     assert res["frames"] > 0
+
+
+def _indi_cfg(data_root, port):
+    from fieldtui.config import load_config
+    return load_config(user=False, overrides={
+        "storage": {"data_root": str(data_root)}, "indi": {"port": port, "timeout_s": 1.0},
+        "guide_camera": {"driver": "indi", "indi_device": "CCD Simulator"},
+        "mount": {"driver": "indi", "indi_device": "Telescope Simulator"}})
+
+
+async def test_guide_on_an_indi_rig_without_its_server_says_what_to_do(data_root):
+    """Nothing listens at [indi] port (no server is started: no namespace needed)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    res = await run_guide(_indi_cfg(data_root, port), minutes=0.1, fast=False, goto=True)
+    assert res["error"].startswith(f"guide camera: no INDI server answers at 127.0.0.1:{port}"), res
+    assert "indiserver" in res["error"]
+
+
+def test_guide_fast_on_an_indi_rig_is_refused(data_root, tmp_path, capsys):
+    from fieldtui.commands.guide import main
+    cfg = tmp_path / "indi.toml"
+    cfg.write_text(f'[storage]\ndata_root = "{data_root}"\n[guide_camera]\ndriver = "indi"\n'
+                   'indi_device = "CCD Simulator"\n')
+    assert main(["--config", str(cfg), "--minutes", "1", "--fast"]) == 2
+    assert "a real rig guides in real time (leave out --fast)" in capsys.readouterr().err
