@@ -477,7 +477,7 @@ async def test_fieldtui_guide_goto_on_the_indi_rig(indi, tmp_path):
     cal = res["calibration"]
     assert cal["ra_rate_px_s"] == pytest.approx(0.5 * 15.041 / SCALE, rel=0.3)
     assert cal["dec_rate_px_s"] == pytest.approx(0.5 * 15.041 / SCALE, rel=0.3)
-    assert res["frames"] >= 5 and res["rig"] == f"INDI server 127.0.0.1:{indi.port}"
+    assert res["frames"] >= 2 and res["rig"] == f"INDI server 127.0.0.1:{indi.port}"
     assert 0 <= res["frame_latency_s_median"] < 5 and res["frame_latency_frames"] > res["frames"]
     assert res["seeing_floor_arcsec"] is None
 
