@@ -182,8 +182,9 @@ class Session:
         alert says what was running and when; guiding resumes by itself when
         ``[service] resume_guiding`` says so, else ``guide.resume`` offers it."""
         self.started = True
-        if self.rig.indi is not None:   # the INDI server went away, came back: alerts
-            self.rig.indi.on_notice = lambda level, text: self.alert(level, "indi", text)
+        indi = getattr(self.rig, "indi", None)
+        if indi is not None:   # the INDI server went away, came back: alerts
+            indi.on_notice = lambda level, text: self.alert(level, "indi", text)
         for slot in self.slots.values():
             slot.task = self.spawn(self._keep_connected(slot), name=f"connect-{slot.name}")
         self.spawn(self._heartbeat(), name="heartbeat")
@@ -248,7 +249,7 @@ class Session:
         for slot in self.slots.values():
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(slot.device.disconnect(), 2.0)
-        if self.rig.indi is not None:
+        if getattr(self.rig, "indi", None) is not None:
             await self.rig.indi.close()
         return running
 
