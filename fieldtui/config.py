@@ -141,6 +141,8 @@ class PlanCfg:
     light_exposure_s: float = 120.0
     light_count: int = 40
     calibration_count: int = 20
+    file: str = ""
+    dark_temp_tolerance_c: float = 2.0
 
 
 @dataclass

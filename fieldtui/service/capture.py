@@ -25,6 +25,15 @@ the free space is checked: below ``[storage] min_free_gb`` plus one frame,
 the run stops cleanly. A camera that drops or disconnects is waited for and
 the frame retried (``RETRIES`` times). A completed sequence is announced with
 :class:`~fieldtui.events.CaptureSetFinished`.
+
+The plan can change while it runs: ``capture.load [plan=PATH]`` shows a plan
+(with what its journal says is done) without starting it, ``capture.edit
+target=I sequence=J [count=N] [exposure=S]`` changes a sequence, and
+:meth:`Capture.append_sequences` (the calibration checklist's
+``calibration.append``) adds sequences. Each rewrites the plan file
+atomically (tomlkit: comments kept) and the running sequencer takes the new
+plan at its next frame: a longer or appended sequence is taken, a count
+lowered to the frames done ends its sequence.
 """
 
 from __future__ import annotations
@@ -38,7 +47,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..capture.plan import BIAS_EXPOSURE_S, Plan, PlanError, Sequence, Target, frame_name, parse_plan
+from ..capture.plan import BIAS_EXPOSURE_S, Plan, PlanError, Sequence, Target, frame_name, parse_plan, template
+from ..capture.planedit import Need, append_sequences, edit_sequence
 from ..capture.quality import FLAT_TARGET, FLAT_TOLERANCE, flat_level, next_flat_exposure, outlier_reasons
 from ..devices.base import DeviceDisconnected, DeviceError
 from ..devices.proxy import DeviceBusy
@@ -58,6 +68,9 @@ LOST_WAIT_S = 600.0     # a disconnected camera: how long to wait for it to come
 FLAT_TRIES = 10         # test exposures to find a flat's exposure
 DARK_TEMP_TOL_C = 2.0   # darks warmer or colder than the lights by more: a warning
 FLAT_START_S = 0.5      # the first test exposure of a flat search (a screen or panel)
+OVERHEAD_S = 2.0        # time left: download and save between frames (plan.estimate's default)
+DITHER_S = 15.0         # time left: one dither and settle
+RECENT = 30             # lights whose figures the snapshot carries (the screen's trend)
 
 
 class _Stop(Exception):
@@ -134,13 +147,18 @@ class Capture(Activity):
     def commands(self) -> dict[str, Any]:
         return {"capture.start": self.cmd_start, "capture.pause": self.cmd_pause,
                 "capture.resume": self.cmd_resume, "capture.skip": self.cmd_skip,
-                "capture.abort": self.cmd_abort}
+                "capture.abort": self.cmd_abort, "capture.load": self.cmd_load,
+                "capture.edit": self.cmd_edit}
 
-    async def cmd_start(self, plan: str, data: str | None = None) -> dict[str, Any]:
-        """Start (or resume) the plan in file ``plan``; frames under ``data`` (default: the
-        configured data root). Raises ValueError for a bad plan or a busy camera."""
+    async def cmd_start(self, plan: str | None = None, data: str | None = None) -> dict[str, Any]:
+        """Start (or resume) the plan in file ``plan`` (default: the one loaded, else
+        :meth:`default_plan_path`); frames under ``data`` (default: the configured data
+        root). Raises ValueError for a bad plan or a busy camera."""
         if self.task is not None and not self.task.done():
             raise ValueError(f"plan {self.plan.name if self.plan else '?'} is already running")
+        if plan is None:
+            plan = self.plan_path or str(self.default_plan_path())
+            data = data if data is not None else (str(self.root) if self.root is not None else None)
         try:
             text = Path(plan).expanduser().read_text()
         except OSError as exc:
@@ -173,14 +191,19 @@ class Capture(Activity):
 
     async def cmd_pause(self) -> str:
         self._run_ok.clear()
+        if self.running:
+            self.set_status(self.state, detail="pausing after this frame")
         return "pausing after this frame"
 
     async def cmd_resume(self) -> str:
         self._run_ok.set()
+        if self.running:
+            self.set_status("running", detail="running")
         return "running"
 
     async def cmd_skip(self) -> str:
         self._skip = True
+        self._run_ok.set()
         return "skipping the rest of this sequence after this frame"
 
     async def cmd_abort(self, now: bool = False) -> str:
@@ -191,15 +214,179 @@ class Capture(Activity):
             return "aborted"
         self._abort_after = True
         self._run_ok.set()
+        self.set_status(self.state, detail="stopping after this frame")
         return "stopping after this frame"
 
     # ----- what the service shows and records --------------------------------
     def snapshot(self) -> dict[str, Any] | None:
         if self.plan is None:
             return None
+        seqs = self.sequences()
         return {"plan": self.plan.name, "paused": not self._run_ok.is_set(),
                 "planned": self.summary.get("planned", 0), "done": self.summary.get("done", 0),
-                "failed": self.summary.get("failed", 0), "current": self.current, "last": self.last}
+                "total": self.summary.get("planned", 0),
+                "failed": self.summary.get("failed", 0), "current": self.current, "last": self.last,
+                "path": self.plan_path, "root": str(self.root) if self.root is not None else None,
+                "running": self.task is not None and not self.task.done(),
+                "sequences": seqs, "left_s": round(sum(q["left_s"] for q in seqs), 1),
+                "at": self.s.clock.now(), "recent": self.recent_lights(),
+                "targets": [{"name": t.name, "ra_deg": t.ra_deg, "dec_deg": t.dec_deg}
+                            for t in self.plan.targets]}
+
+    # ----- the plan as it stands, and changing it --------------------------
+    def done_counts(self) -> dict[str, int]:
+        """Frames on disk per sequence key (``"ti:si:type"``)."""
+        return {k: len(d) for k, d in self._done.items()}
+
+    def sequences(self) -> list[dict[str, Any]]:
+        """Each sequence of the plan in run order: ``target``, ``ti``, ``si``, ``type``,
+        ``count``, ``done``, ``exposure`` (s, planned or as taken; None: decided when it
+        runs), ``iso``, ``gain``, ``filter``, ``dither_every`` and ``left_s`` (its time still
+        to run: exposures, :data:`OVERHEAD_S` each, dithers)."""
+        assert self.plan is not None
+        from ..capture.planedit import _effective
+        out = []
+        for ti, si, t, s in self.plan.steps():
+            done = self._done.get(self._key(ti, si, s), {})
+            taken = next((r.get("exposure") for r in done.values() if r.get("exposure")), None)
+            exp, iso, gain = _effective(t.sequences, s, self.s.cfg.main_camera.iso)
+            exposure = taken or exp
+            if exposure is None and s.type in ("flat", "darkflat"):
+                exposure = self._flat_exp.get(self._key(ti, si, s)) or s.exposure
+            if s.type == "bias":
+                exposure = s.exposure or BIAS_EXPOSURE_S
+            left = max(0, s.count - len(done))
+            dithers = max(0, left - 1) // s.dither_every if s.dither_every else 0
+            out.append({"target": t.name, "ti": ti, "si": si, "type": s.type, "count": s.count,
+                        "done": min(len(done), s.count), "exposure": exposure, "iso": iso, "gain": gain,
+                        "filter": s.filter, "dither_every": s.dither_every,
+                        "left_s": left * ((exposure or 1.0) + OVERHEAD_S + s.delay) + dithers * DITHER_S})
+        return out
+
+    def recent_lights(self, n: int = RECENT) -> list[list[Any]]:
+        """The last ``n`` lights' figures as ``[t, hfr, stars, saturated_pct, outlier]``."""
+        recs = sorted((r for k, d in self._done.items() if k.endswith(":light") for r in d.values()),
+                      key=lambda r: r.get("t") or 0.0)[-n:]
+        out = []
+        for r in recs:
+            f = r.get("figures") or {}
+            out.append([r.get("t"), f.get("hfr"), f.get("stars"), f.get("saturated_pct"), bool(r.get("outlier"))])
+        return out
+
+    def default_plan_path(self) -> Path:
+        """``[plan] file``, else DATA/plans/<[plan] target>.toml (written from the [plan]
+        section with the field guide's defaults when it does not exist)."""
+        pc = self.s.cfg.plan
+        if pc.file:
+            return Path(pc.file).expanduser()
+        path = self.s.cfg.storage.root / "plans" / f"{_slug(pc.target)}.toml"
+        if not path.exists():
+            from ..atomic import write_bytes
+            text = template(pc.target, pc.ra_deg, pc.dec_deg, exposure=pc.light_exposure_s,
+                            iso=self.s.cfg.main_camera.iso)
+            text = text.replace("count = 30\nexposure", f"count = {pc.light_count}\nexposure", 1)
+            write_bytes(path, text.encode())
+        return path
+
+    async def cmd_load(self, plan: str | None = None, data: str | None = None) -> dict[str, Any]:
+        """Show plan ``plan`` (default: :meth:`default_plan_path`) with what its journal says is
+        done, without starting it. Raises ValueError for a bad plan, or while a plan runs."""
+        if self.task is not None and not self.task.done():
+            raise ValueError(f"plan {self.plan.name if self.plan else '?'} is running: abort it first")
+        path = Path(plan).expanduser() if plan else self.default_plan_path()
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ValueError(f"cannot read plan {path}: {exc.strerror or exc}") from None
+        p = parse_plan(text)
+        self.plan, self.plan_path = p, str(path.resolve())
+        self.root = Path(data).expanduser() if data else self.s.cfg.storage.root
+        self.journal = Journal(self.root / ".capture" / f"{_slug(p.name)}.jsonl")
+        try:
+            resumed = self._load_journal()
+        finally:
+            self.journal.close()
+        self.current = None
+        last = max((r for d in self._done.values() for r in d.values()), key=lambda r: r.get("t") or 0.0,
+                   default=None)
+        self.last = None if last is None else {
+            "path": last.get("path"), "type": last.get("key", "::").split(":")[2],
+            "figures": last.get("figures") or {}, "outlier": last.get("outlier") or [], "ended": last.get("t")}
+        detail = (f"{p.name}: {self.summary['done']} of {self.summary['planned']} frames done"
+                  if resumed else f"{p.name}: {self.summary['planned']} frames planned")
+        self.set_status("idle", detail=detail)
+        return {"plan": p.name, "path": self.plan_path, "planned": self.summary["planned"],
+                "done": self.summary["done"], "resumed": resumed}
+
+    def _write_plan(self, text: str) -> Plan:
+        """Parse ``text`` (PlanError names the entry; nothing is written then), write it to the
+        plan file atomically and make it the plan the sequencer follows from its next frame."""
+        from ..atomic import write_bytes
+        assert self.plan is not None and self.plan_path is not None
+        p = parse_plan(text)
+        if p.name != self.plan.name:
+            raise PlanError(f"the plan's name changed ({self.plan.name} → {p.name}); its journal is by name")
+        write_bytes(Path(self.plan_path), text.encode())
+        self.plan = p
+        self.summary["planned"] = sum(s.count for *_, s in p.steps())
+        self.set_status(self.state, progress=self.summary.get("done", 0) / max(self.summary["planned"], 1),
+                        detail=f"{p.name}: plan changed, {self.summary['planned']} frames")
+        return p
+
+    def _plan_text(self) -> str:
+        if self.plan is None or self.plan_path is None:
+            raise ValueError("no plan loaded (capture.load)")
+        try:
+            return Path(self.plan_path).read_text()
+        except OSError as exc:
+            raise ValueError(f"cannot read plan {self.plan_path}: {exc.strerror or exc}") from None
+
+    async def cmd_edit(self, target: int, sequence: int, count: int | None = None,
+                       exposure: float | None = None) -> dict[str, Any]:
+        """Set the ``count`` and/or ``exposure`` (s) of sequence ``sequence`` of target
+        ``target`` (0-based) in the plan file; a running plan follows at its next frame.
+
+        Raises ValueError for a count below the frames already taken, an exposure change of
+        a sequence with frames taken (its set would mix exposures) or in progress, or a value
+        the plan refuses."""
+        text = self._plan_text()
+        assert self.plan is not None
+        steps = {(ti, si): (t, s) for ti, si, t, s in self.plan.steps()}
+        if (target, sequence) not in steps:
+            raise ValueError(f"the plan has no sequence {sequence + 1} in target {target + 1}")
+        t, s = steps[(target, sequence)]
+        done = len(self._done.get(self._key(target, sequence, s), {}))
+        what = f"{t.name} {s.type}s"
+        if count is not None and count < max(done, 1):
+            raise ValueError(f"{what}: {done} frames are taken; the count cannot go below {max(done, 1)}")
+        if exposure is not None:
+            if done:
+                raise ValueError(f"{what}: {done} frames are taken at this exposure; a set never mixes "
+                                 "exposures (lower its count and add a sequence in the plan file)")
+            cur = self.current or {}
+            if self.running and cur.get("target") == t.name and cur.get("type") == s.type:
+                raise ValueError(f"{what}: a frame is being taken; change the exposure before it starts")
+        p = self._write_plan(edit_sequence(text, target, sequence, count=count, exposure=exposure))
+        s2 = p.targets[target].sequences[sequence]
+        return {"target": t.name, "type": s2.type, "count": s2.count, "exposure": s2.exposure}
+
+    def append_sequences(self, needs: list[Need]) -> list[str]:
+        """Add ``needs`` to the loaded plan's file (see :func:`~fieldtui.capture.planedit.append_sequences`);
+        a running plan takes them after its current sequence. Returns what was added, one line each.
+        Raises ValueError when no plan is loaded or the result is not a valid plan."""
+        if not needs:
+            return []
+        self._write_plan(append_sequences(self._plan_text(), needs))
+        return [n.describe() for n in needs]
+
+    def _seq_now(self, ti: int, si: int, s: Sequence) -> Sequence:
+        """Sequence ``(ti, si)`` as the plan says now (edited while it runs), else ``s``."""
+        assert self.plan is not None
+        try:
+            q = self.plan.targets[ti].sequences[si]
+        except IndexError:
+            return s
+        return q if q.type == s.type else s
 
     def record(self) -> dict[str, Any] | None:
         if self.task is None or self.task.done() or self.plan_path is None:
@@ -268,10 +455,22 @@ class Capture(Activity):
     async def _run(self, cam: "DeviceProxy") -> None:
         assert self.plan is not None and self.journal is not None
         try:
-            for ti, si, t, s in self.plan.steps():
+            passed: set[str] = set()  # sequences skipped in this run
+            while True:
+                # the plan may change while it runs (capture.edit, append_sequences): the next
+                # sequence is the first one not yet complete, in plan order
+                step = next(((ti, si, t, s) for ti, si, t, s in self.plan.steps()
+                             if self._key(ti, si, s) not in passed
+                             and (len(self._done.get(self._key(ti, si, s), {})) < s.count
+                                  or self._key(ti, si, s) not in self._announced)), None)
+                if step is None:
+                    break
+                ti, si, t, s = step
                 if self._abort_after:
                     raise _Stop("aborted by the user")
                 await self._sequence(cam, ti, si, t, s)
+                if len(self._done.get(self._key(ti, si, s), {})) < self._seq_now(ti, si, s).count:
+                    passed.add(self._key(ti, si, s))
             self.current = None
             self.journal.append("complete", t=self.s.clock.now())
             self.set_status("done", progress=1.0, detail=f"{self.plan.name}: "
@@ -432,7 +631,12 @@ class Capture(Activity):
             history = [r["figures"] for r in done.values() if r.get("figures") and not r.get("outlier")]
             _, _, _, light_temp = self._lights_of(ti)
             warned_temp = False
-            for idx in range(1, s.count + 1):
+            idx = 0
+            while True:
+                s = self._seq_now(ti, si, s)  # its count may be edited while it runs
+                idx += 1
+                if idx > s.count:
+                    break
                 if idx in done:
                     continue
                 await self._gate()

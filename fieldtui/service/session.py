@@ -47,6 +47,7 @@ ACTIVITIES: tuple[str, ...] = (
     "fieldtui.service.focus:FocusAid",
     "fieldtui.service.guiding:Guider",
     "fieldtui.service.capture:Capture",
+    "fieldtui.service.calibration:CalibrationCheck",
     "fieldtui.service.stacking:StackWorker",
 )
 

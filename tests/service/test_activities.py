@@ -74,7 +74,7 @@ async def test_registry_refuses_duplicate_commands_and_bad_names(cfg):
     session = Session(cfg, VirtualClock(T0))
     # The Session's two activities registered their commands once each.
     assert "guide.start" in session.commands and "focus.start" in session.commands
-    assert [a.name for a in session.registry] == ["loop", "focus", "guiding", "capture", "stacking"]
+    assert [a.name for a in session.registry] == ["loop", "focus", "guiding", "capture", "calibration", "stacking"]
     session.add_activity(_Probe(session, "a", ("a.go",)))
     with pytest.raises(ValueError, match="'a.go' is already registered"):
         session.add_activity(_Probe(session, "b", ("b.go", "a.go")))
