@@ -148,7 +148,7 @@ class Capture(Activity):
         return {"capture.start": self.cmd_start, "capture.pause": self.cmd_pause,
                 "capture.resume": self.cmd_resume, "capture.skip": self.cmd_skip,
                 "capture.abort": self.cmd_abort, "capture.load": self.cmd_load,
-                "capture.edit": self.cmd_edit}
+                "capture.edit": self.cmd_edit, "capture.sky": self.cmd_sky}
 
     async def cmd_start(self, plan: str | None = None, data: str | None = None) -> dict[str, Any]:
         """Start (or resume) the plan in file ``plan`` (default: the one loaded, else
@@ -378,6 +378,24 @@ class Capture(Activity):
             return []
         self._write_plan(append_sequences(self._plan_text(), needs))
         return [n.describe() for n in needs]
+
+    async def cmd_sky(self) -> dict[str, Any]:
+        """Where the loaded plan's targets are now and tonight, from the site in the config:
+        ``{"now": t, "targets": [{"name", "alt_now", "rise", "transit", "transit_alt", "set",
+        "dark", "up_in_dark"}]}`` (unix times; see :func:`fieldtui.astro.target_tonight`).
+        Targets without coordinates (calibration only) are left out."""
+        from .. import astro
+        if self.plan is None:
+            raise ValueError("no plan loaded (capture.load)")
+        site, now = self.s.cfg.site, self.s.clock.now()
+        out = []
+        for t in self.plan.targets:
+            if t.ra_deg is None or t.dec_deg is None:
+                continue
+            r = await self.s.clock.run_blocking(astro.target_tonight, now, site.latitude, site.longitude,
+                                                site.elevation_m, t.ra_deg, t.dec_deg, site.timezone)
+            out.append({"name": t.name, **r})
+        return {"now": now, "targets": out}
 
     def _seq_now(self, ti: int, si: int, s: Sequence) -> Sequence:
         """Sequence ``(ti, si)`` as the plan says now (edited while it runs), else ``s``."""

@@ -22,7 +22,8 @@ from .screens.base import hhmm
 from .screens.dialogs import ConfirmScreen, HelpScreen
 from .screens.guiding import GuidingScreen
 from .screens.stacking import StackingScreen
-from .screens.stages import CalibrationScreen, CaptureScreen
+from .screens.calibration import CalibrationScreen
+from .screens.capture import CaptureScreen
 from .lowcolour import NightLowColour, colour_depth
 from .state import RigState
 from .theme import load_theme
