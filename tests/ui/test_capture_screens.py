@@ -46,7 +46,8 @@ def cfg(data_root):
 
 def test_texts():
     q = {"target": "M31", "type": "light", "done": 3, "count": 6, "exposure": 30.0, "iso": 1600, "filter": "L"}
-    assert sequence_line(q) == "M31     light    3/6   ▮▮▮▯▯▯ 30s ISO1600 L"
+    assert sequence_line(q) == "M31     light    3/6   ▮▮▮▮▯▯▯ 30s ISO1600 L"
+    assert sequence_line(q, 40) == "M31     light    3/6   ▮▮▯ 30s ISO1600 L"
     assert "1/4000s" in sequence_line({**q, "type": "bias", "exposure": 0.00025})
     snap = {"done": 3, "planned": 6, "left_s": 3600.0, "at": 0.0}
     assert night_line(snap) == "night 3/6 ▮▮▮▮▮▯▯▯▯▯\n1 h 00 min left · ETA 01:00 UT"
@@ -57,6 +58,12 @@ def test_texts():
     line = rule_line({"rule": "darks", "state": "missing", "have": 0, "need": 10, "reason": "no darks",
                       "queued": 20})
     assert line == "  ✗ darks    missing      0/10   no darks · 20 queued in the plan"
+    assert rule_line({"rule": "flats", "state": "missing", "have": 0, "need": 10,
+                      "reason": "flats from 2027-01-10, lights from 2027-01-15: flats must be from the same night"},
+                     60).split("\n") == ["  ✗ flats    missing      0/10   flats from 2027-01-10,",
+                                         "                                 lights from 2027-01-15:",
+                                         "                                 flats must be from the same",
+                                         "                                 night"]
 
 
 def _cap(app):

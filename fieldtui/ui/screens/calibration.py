@@ -35,17 +35,23 @@ def set_heading(s: dict[str, Any]) -> str:
             f"{temp}{filt} · night {s.get('night', '')}{focus}")
 
 
-def rule_line(r: dict[str, Any]) -> str:
-    """'  ✗ darks    mismatched  0/10  darks at ISO 1600, lights at ISO 800 · 20 queued'."""
+def rule_line(r: dict[str, Any], width: int = 0) -> str:
+    """'  ✗ darks    mismatched  0/10  darks at ISO 1600, lights at ISO 800 · 20 queued'; with
+    ``width``, the reason wraps under itself."""
     text = (f"  {MARK.get(r['state'], '?')} {RULE_NAMES.get(r['rule'], r['rule']):<8} {r['state']:<10} "
-            f"{r.get('have', 0):>3}/{r.get('need', 0):<3}")
+            f"{r.get('have', 0):>3}/{r.get('need', 0):<3}  ")
     extra = [x for x in (r.get("reason"), r.get("note")) if x]
     if r.get("queued") and r["state"] in ("missing", "mismatched"):
         extra.append(f"{r['queued']} queued in the plan")
-    return text + ("  " + " · ".join(extra) if extra else "")
+    why = " · ".join(extra)
+    if width and len(text) + len(why) > width and width - len(text) >= 20:
+        import textwrap
+        return textwrap.fill(why, width, initial_indent=" " * len(text), subsequent_indent=" " * len(text),
+                             break_on_hyphens=False).replace(" " * len(text), text, 1)
+    return (text + why).rstrip()
 
 
-def checklist_text(snap: dict[str, Any]) -> str:
+def checklist_text(snap: dict[str, Any], width: int = 0) -> str:
     sets = snap.get("sets") or []
     if not sets:
         return (f"no lights in the library under {snap.get('root', 'the data root')} yet"
@@ -53,7 +59,7 @@ def checklist_text(snap: dict[str, Any]) -> str:
     out = []
     for s in sets:
         out.append(set_heading(s))
-        out.extend(rule_line(r) for r in s.get("rules") or [])
+        out.extend(rule_line(r, width) for r in s.get("rules") or [])
         out.append("")
     return "\n".join(out).rstrip()
 
@@ -97,6 +103,9 @@ class CalibrationScreen(StageScreen):
         self.show_all()
         self._check()
 
+    def on_resize(self) -> None:
+        self.show_all()
+
     @property
     def snap(self) -> dict[str, Any]:
         return self.app.rig.extra.get("calibration") or {}  # type: ignore[attr-defined]
@@ -123,7 +132,7 @@ class CalibrationScreen(StageScreen):
 
     def _check(self) -> None:
         if self.connected and self.is_mounted:
-            self.run_worker(self._send_check(), group="calibration-check", exclusive=True, exit_on_error=False)
+            self.run_worker(self._send_check, group="calibration-check", exclusive=True, exit_on_error=False)
 
     async def _send_check(self) -> None:
         self._checking = True
@@ -153,7 +162,8 @@ class CalibrationScreen(StageScreen):
             return
         self.show_title()
         snap = self.snap
-        self.set_text("#cal-list", checklist_text(snap) if snap else "checking the library…")
+        width = self.query_one("#cal-list").size.width
+        self.set_text("#cal-list", checklist_text(snap, width) if snap else "checking the library…")
         self.refresh_keys()
 
     @in_worker

@@ -75,10 +75,10 @@ def sequence_line(q: dict[str, Any], width: int = 44) -> str:
     """'M31     light   12/30  ▮▮▮▮▯▯ 60s ISO1600 L' for one sequence of the snapshot."""
     done, count = q.get("done", 0), q.get("count", 0)
     typ = SHORT_TYPE.get(q.get("type", ""), q.get("type", ""))
-    text = (f"{q.get('target', '')[:7]:<7} {typ:<6} {done:>3}/{count:<3} "
-            f"{bar(done / count if count else 0, 6)} {exp_text(q.get('exposure'))} {setting(q)}"
-            f"{' ' + q['filter'] if q.get('filter') else ''}")
-    return text[:width]
+    head = f"{q.get('target', '')[:7]:<7} {typ:<6} {done:>3}/{count:<3} "
+    tail = f" {exp_text(q.get('exposure'))} {setting(q)}{' ' + q['filter'] if q.get('filter') else ''}"
+    cells = max(3, min(10, width - len(head) - len(tail)))  # the bar gives way to the settings
+    return (head + bar(done / count if count else 0, cells) + tail)[:width]
 
 
 def night_line(snap: dict[str, Any]) -> str:
@@ -100,7 +100,8 @@ def figures_text(last: dict[str, Any] | None) -> list[str]:
     if not last:
         return ["no frame yet"]
     f = last.get("figures") or {}
-    lines = [Path(str(last.get("path") or "")).name[:28] or last.get("type", "")]
+    name = Path(str(last.get("path") or "")).name
+    lines = [("…" + name[-25:] if len(name) > 26 else name) or last.get("type", "")]
     if f.get("hfr") is not None or f.get("stars") is not None:
         hfr = f"{f['hfr']:.2f}px" if f.get("hfr") is not None else "–"
         lines.append(f"HFR {hfr}  stars {f.get('stars', '–')}")
@@ -194,7 +195,7 @@ class CaptureScreen(StageScreen):
         self.query_one("#cap-plan").border_title = "plan"
         self.query_one("#cap-now").border_title = "now"
         self.query_one("#cap-last").border_title = "last frame"
-        self.query_one("#cap-sky").border_title = "altitude now (plot to come)"
+        self.query_one("#cap-sky").border_title = "altitude (no plot yet)"
         self.set_interval(1.0, self._tick)
         self._first_load()
         self.show_all()
@@ -277,7 +278,7 @@ class CaptureScreen(StageScreen):
         if snap.get("targets") and self.connected and (
                 plan_id != self._sky_plan or time.monotonic() - self._sky_at > SKY_EVERY_S):
             self._sky_plan, self._sky_at = plan_id, time.monotonic()
-            self.run_worker(self._fetch_sky(), group="capture-sky", exclusive=True, exit_on_error=False)
+            self.run_worker(self._fetch_sky, group="capture-sky", exclusive=True, exit_on_error=False)
 
     # ----- drawing --------------------------------------------------------
     def show_all(self) -> None:
@@ -373,8 +374,8 @@ class CaptureScreen(StageScreen):
             lines.append(f"stars {sparkline([r[2] for r in recent], marks, 20)}")
             hfrs = [r[1] for r in recent if r[1] is not None and not r[4]]
             if hfrs:
-                lines.append(f"last {len(recent)}: HFR {min(hfrs):.2f}–{max(hfrs):.2f}, "
-                             f"{sum(marks)} outlier{'s' if sum(marks) != 1 else ''}")
+                lines.append(f"HFR {min(hfrs):.2f}–{max(hfrs):.2f} px")
+            lines.append(f"outliers {sum(marks)} of {len(recent)}")
         self.set_text("#cap-last", "\n".join(x[:26] for x in lines))
 
     def show_sky(self) -> None:
