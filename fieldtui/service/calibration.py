@@ -17,6 +17,7 @@ The library scan reads FITS headers: it runs in a thread, off the event loop.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,6 +68,7 @@ class CalibrationCheck(Activity):
         self.checked: float | None = None
         self.frames = 0
         self.root: Path | None = None
+        self._lock = asyncio.Lock()  # one scan at a time (several clients may ask at once)
 
     def commands(self) -> dict[str, Any]:
         return {"calibration.check": self.cmd_check, "calibration.append": self.cmd_append}
@@ -126,13 +128,14 @@ class CalibrationCheck(Activity):
         """Scan the library under ``data`` (default: the loaded plan's data root, else the
         configured one) and check every set of lights; returns the snapshot."""
         root = self._root(data)
-        self.set_status("running", detail=f"scanning {root}")
-        try:
-            self.sets, self.frames = await self.s.clock.run_blocking(
-                scan_and_check, root, self.s.cfg.plan.dark_temp_tolerance_c)
-        except Exception:
-            self.set_status("idle", detail="the check failed")
-            raise
+        async with self._lock:
+            self.set_status("running", detail=f"scanning {root}")
+            try:
+                self.sets, self.frames = await self.s.clock.run_blocking(
+                    scan_and_check, root, self.s.cfg.plan.dark_temp_tolerance_c)
+            except Exception:
+                self.set_status("idle", detail="the check failed")
+                raise
         self.root, self.checked = root, self.s.clock.now()
         short = sum(1 for _, rules, _ in self.sets for r in rules if r.state in ("missing", "mismatched"))
         self.set_status("idle", detail=f"{len(self.sets)} light sets, {short} rules short")

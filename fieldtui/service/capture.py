@@ -203,7 +203,6 @@ class Capture(Activity):
 
     async def cmd_skip(self) -> str:
         self._skip = True
-        self._run_ok.set()
         return "skipping the rest of this sequence after this frame"
 
     async def cmd_abort(self, now: bool = False) -> str:

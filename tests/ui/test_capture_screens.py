@@ -167,7 +167,8 @@ async def test_capture_screen_loads_runs_pauses_resumes_edits_and_aborts(fast_se
         assert len(lights) == _cap(app)["done"] and lights[0].endswith("_0001.fits")
         await pilot.pause(1.2)
         sky = str(app.screen.query_one("#cap-sky").render())
-        assert "M31" in sky and "° now" in sky, sky
+        # M31 (Dec 41.27°) from latitude 31.78° culminates at 90 - (41.27 - 31.78) = 80.5°
+        assert "M31" in sky and "° now" in sky and " 80°" in sky, sky
         assert not bad_svg_colours(app.export_screenshot())
         await pilot.press("question_mark")
         await pilot.pause(0.3)
