@@ -45,7 +45,8 @@ class Need:
         setting = f"gain {self.gain}" if self.gain is not None else f"ISO {self.iso}"
         exp = f" {self.exposure:g} s" if self.exposure is not None else ""
         filt = f" {self.filter}" if self.filter else ""
-        return f"{self.count} {self.type}s{exp} {setting}{filt} for {self.target}"
+        plural = {"bias": "biases", "darkflat": "dark flats"}.get(self.type, f"{self.type}s")
+        return f"{self.count} {plural}{exp} {setting}{filt} for {self.target}"
 
 
 def _doc(text: str) -> Any:

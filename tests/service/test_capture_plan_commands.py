@@ -8,6 +8,7 @@ import tomllib
 import pytest
 
 from fieldtui.capture.plan import parse_plan
+from fieldtui.capture.planedit import Need
 from fieldtui.clock import VirtualClock
 from fieldtui.config import load_config
 from fieldtui.events import CaptureFrame
@@ -105,6 +106,10 @@ async def test_edits_refused_or_written_and_a_running_plan_follows_them(small_cf
             await s.commands["capture.edit"](target=0, sequence=0, exposure=30.0)
         await s.commands["capture.edit"](target=0, sequence=0, count=4)
         assert s.capture.snapshot()["planned"] == 5
+        # a sequence appended while it runs is taken too (here under a new target)
+        added = s.capture.append_sequences([Need("dark sky", "bias", 2, None, 1600, None, "", NIGHT, "test")])
+        assert added == ["2 biases ISO 1600 for dark sky"]
+        assert s.capture.snapshot()["planned"] == 7
         await asyncio.wait_for(asyncio.shield(s.capture.task), 120)
     finally:
         await s.stop()
@@ -112,6 +117,7 @@ async def test_edits_refused_or_written_and_a_running_plan_follows_them(small_cf
     files = sorted(p.name for p in data_root.rglob("*.fits"))
     assert len([f for f in files if "_light_" in f]) == 4
     assert [f for f in files if "_dark_" in f] == ["M31_dark_30s_ISO1600_13C_0001.fits"]
+    assert len([f for f in files if f.startswith("dark_sky_bias_")]) == 2
 
 
 async def test_checklist_from_the_library_and_append_adds_only_what_the_plan_lacks(small_cfg, tmp_path,

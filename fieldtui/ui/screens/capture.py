@@ -273,6 +273,8 @@ class CaptureScreen(StageScreen):
         if self._dirty:
             self._dirty = False
             self.show_all()
+        elif self.snap and (not self.running or self.snap.get("paused")):
+            self.show_plan()  # the ETA moves on while nothing runs (the text changes once a minute)
         snap = self.snap
         plan_id = (snap.get("path"), tuple(t.get("name") for t in snap.get("targets") or []))
         if snap.get("targets") and self.connected and (
@@ -334,6 +336,8 @@ class CaptureScreen(StageScreen):
             shown[0] = f"  ↑ {top} more"
         if top + rows < len(lines):
             shown[-1] = f"  ↓ {len(lines) - top - rows + 1} more"
+        if not self.running or snap.get("paused"):
+            snap = dict(snap, at=self.app.rig.now())  # type: ignore[attr-defined]  # ETA from now
         self.set_text("#cap-plan", "\n".join(shown) + "\n\n" + "\n".join(x[:width] for x in night_line(snap).split("\n")))
 
     def show_now(self) -> None:
