@@ -108,7 +108,8 @@ async def test_capture_screen_loads_runs_pauses_resumes_edits_and_aborts(fast_se
         await pilot.press("o")
         await pilot.pause(0.2)
         inp = app.screen.query_one("#answer")
-        assert inp.value.endswith("M33.toml")  # the plan shown is proposed
+        assert inp.value.endswith("M33.toml")  # the plan shown is proposed, the plans folder listed
+        assert f" 1 {data_root / 'plans' / 'M33.toml'}" in str(app.screen.query_one("AskScreen Static").render())
         inp.value = str(plan)
         await pilot.press("enter")
         assert await wait_until(pilot, lambda: _cap(app).get("plan") == "screen test")

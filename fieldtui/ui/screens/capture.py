@@ -158,8 +158,8 @@ class CaptureScreen(StageScreen):
                              border: round $border-blurred; }
     """
     BINDINGS = [
-        Binding("o", "open", "Open", tooltip="load a plan file (Enter on an empty line: the default, "
-                "[plan] file or DATA/plans/<target>.toml)"),
+        Binding("o", "open", "Open", tooltip="load a plan file: a path, a number from the list of "
+                "DATA/plans/*.toml and ./*.toml, or empty for the default ([plan] file or DATA/plans/<target>.toml)"),
         Binding("r", "start", "Run", tooltip="start the plan, or resume it where its journal stopped"),
         Binding("p", "pause", "Pause", tooltip="pause after the frame being taken"),
         Binding("u", "resume", "Resume", tooltip="go on after a pause"),
@@ -419,12 +419,35 @@ class CaptureScreen(StageScreen):
             self.message(f"plan {res['plan']} loaded from {res['path']}: {what}")
             self._dirty = True
 
+    def plan_files(self) -> list[Path]:
+        """Plan files to offer: DATA/plans/*.toml and *.toml in the current folder that have a
+        ``[[target]]`` (9 at most)."""
+        def is_plan(p: Path) -> bool:
+            try:
+                return p.is_file() and p.stat().st_size < 1 << 20 and "[[target]]" in p.read_text(errors="replace")
+            except OSError:
+                return False
+        found: list[Path] = []
+        root = self.snap.get("root")
+        for folder in ([Path(root) / "plans"] if root else []) + [Path.cwd()]:
+            try:
+                found += sorted(p for p in folder.glob("*.toml") if p not in found and is_plan(p))
+            except OSError:
+                continue
+        return found[:9]
+
     def action_open(self) -> None:
-        def chosen(path: str | None) -> None:
-            if path is not None:
-                self.run_command(self._load(path or None))
-        self.app.push_screen(AskScreen("Load which plan? A TOML file (`fieldtui plan new TARGET` "
-                                       "writes one); empty: the default plan.",
+        files = self.plan_files()
+
+        def chosen(answer: str | None) -> None:
+            if answer is None:
+                return
+            if answer.isdigit() and 1 <= int(answer) <= len(files):
+                answer = str(files[int(answer) - 1])
+            self.run_command(self._load(answer or None))
+        listing = "".join(f"\n {i} {p}" for i, p in enumerate(files, 1))
+        self.app.push_screen(AskScreen("Load which plan? A TOML file (`fieldtui plan new TARGET` writes one), "
+                                       "a number from the list, or empty for the default plan." + listing,
                                        str(self.snap.get("path") or ""), "/path/to/plan.toml"), chosen)
 
     @in_worker
