@@ -148,7 +148,8 @@ async def test_capture_screen_loads_runs_pauses_resumes_edits_and_aborts(fast_se
         assert len(_cap(app)["recent"]) == _cap(app)["done"]
         await pilot.pause(1.2)
         last = str(app.screen.query_one("#cap-last").render())
-        assert "HFR" in last and "stars" in last and "HFR   " in last, last
+        n = _cap(app)["done"]
+        assert "HFR" in last and "stars" in last and "HFR   " in last and f"/{n}" in last, last
         # X asks; y aborts at once
         await pilot.press("X")
         await pilot.pause(0.2)

@@ -148,7 +148,7 @@ class CaptureScreen(StageScreen):
     TITLE_TEXT = "CAPTURE"
     DEFAULT_CSS = """
     CaptureScreen #cap-main { height: 1fr; }
-    CaptureScreen #cap-plan { width: 1fr; min-width: 40; padding: 0 1; color: $text;
+    CaptureScreen #cap-plan { width: 1fr; height: 1fr; min-width: 40; padding: 0 1; color: $text;
                               border: round $border-blurred; }
     CaptureScreen #cap-right { width: 30; }
     CaptureScreen #cap-now { height: 5; padding: 0 1; color: $text-primary; border: round $border-blurred; }
@@ -373,13 +373,11 @@ class CaptureScreen(StageScreen):
         recent = snap.get("recent") or []
         if recent:
             marks = [bool(r[4]) for r in recent]
-            lines.append("")
             lines.append(f"HFR   {sparkline([r[1] for r in recent], marks, 20)}")
             lines.append(f"stars {sparkline([r[2] for r in recent], marks, 20)}")
             hfrs = [r[1] for r in recent if r[1] is not None and not r[4]]
-            if hfrs:
-                lines.append(f"HFR {min(hfrs):.2f}–{max(hfrs):.2f} px")
-            lines.append(f"outliers {sum(marks)} of {len(recent)}")
+            span = f"HFR {min(hfrs):.2f}–{max(hfrs):.2f} · " if hfrs else ""
+            lines.append(f"{span}× {sum(marks)}/{len(recent)}")
         self.set_text("#cap-last", "\n".join(x[:26] for x in lines))
 
     def show_sky(self) -> None:
