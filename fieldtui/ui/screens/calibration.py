@@ -52,6 +52,7 @@ def rule_line(r: dict[str, Any], width: int = 0) -> str:
 
 
 def checklist_text(snap: dict[str, Any], width: int = 0) -> str:
+    """Every light set of the ``calibration`` snapshot with its rules, reasons wrapped at ``width``."""
     sets = snap.get("sets") or []
     if not sets:
         return (f"no lights in the library under {snap.get('root', 'the data root')} yet"
@@ -65,6 +66,7 @@ def checklist_text(snap: dict[str, Any], width: int = 0) -> str:
 
 
 def short_count(snap: dict[str, Any]) -> int:
+    """Rules missing or mismatched over every light set of the snapshot."""
     return sum(1 for s in snap.get("sets") or [] for r in s.get("rules") or []
                if r["state"] in ("missing", "mismatched"))
 

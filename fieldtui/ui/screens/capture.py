@@ -55,14 +55,17 @@ def sparkline(values: list[float | None], marks: list[bool] | None = None, width
 
 
 def utc_hhmm(t: float | None) -> str:
+    """'21:43' (UTC) of unix time ``t``; '--:--' when unknown."""
     return "--:--" if t is None else datetime.fromtimestamp(t, timezone.utc).strftime("%H:%M")
 
 
 def setting(q: dict[str, Any]) -> str:
+    """'ISO800' or 'G120' of a sequence of the snapshot ('' when neither is known)."""
     return f"G{q['gain']}" if q.get("gain") is not None else (f"ISO{q['iso']}" if q.get("iso") else "")
 
 
 def exp_text(e: float | None) -> str:
+    """'120s', '0.5s', '1/4000s'; 'auto' when the sequencer decides (flats)."""
     if e is None:
         return "auto"
     return f"{e:g}s" if e >= 0.1 else f"1/{1 / e:.0f}s"
