@@ -70,6 +70,10 @@ def _cap(app):
     return app.rig.extra.get("capture") or {}
 
 
+def _shown(app, selector):
+    return str(app.screen.query_one(selector).render())
+
+
 def _state(app):
     return (app.rig.activities.get("capture") or {}).get("state")
 
@@ -113,8 +117,8 @@ async def test_capture_screen_loads_runs_pauses_resumes_edits_and_aborts(fast_se
         inp.value = str(plan)
         await pilot.press("enter")
         assert await wait_until(pilot, lambda: _cap(app).get("plan") == "screen test")
-        await pilot.pause(1.2)
-        text = str(app.screen.query_one("#cap-plan").render())
+        assert await wait_until(pilot, lambda: "M31" in _shown(app, "#cap-plan"))
+        text = _shown(app, "#cap-plan")
         assert "M31     light    0/40" in text and "night 0/42" in text and "ETA" in text, text
         # r: the plan runs and frames land
         await pilot.press("r")
@@ -146,9 +150,9 @@ async def test_capture_screen_loads_runs_pauses_resumes_edits_and_aborts(fast_se
         assert await wait_until(pilot, lambda: _state(app) == "paused", timeout=60)
         assert done < _cap(app)["done"] < 30
         assert len(_cap(app)["recent"]) == _cap(app)["done"]
-        await pilot.pause(1.2)
-        last = str(app.screen.query_one("#cap-last").render())
         n = _cap(app)["done"]
+        assert await wait_until(pilot, lambda: f"/{n}" in _shown(app, "#cap-last"))
+        last = _shown(app, "#cap-last")
         assert "HFR" in last and "stars" in last and "HFR   " in last and f"/{n}" in last, last
         # X asks; y aborts at once
         await pilot.press("X")
@@ -167,8 +171,8 @@ async def test_capture_screen_loads_runs_pauses_resumes_edits_and_aborts(fast_se
         assert taken < _cap(app)["done"] < 30
         lights = sorted(p.name for p in data_root.rglob("*_light_*.fits"))
         assert len(lights) == _cap(app)["done"] and lights[0].endswith("_0001.fits")
-        await pilot.pause(1.2)
-        sky = str(app.screen.query_one("#cap-sky").render())
+        assert await wait_until(pilot, lambda: "° now" in _shown(app, "#cap-sky"), timeout=60)
+        sky = _shown(app, "#cap-sky")
         # M31 (Dec 41.27°) from latitude 31.78° culminates at 90 - (41.27 - 31.78) = 80.5°
         assert "M31" in sky and "° now" in sky and " 80°" in sky, sky
         assert not bad_svg_colours(app.export_screenshot())
@@ -212,6 +216,5 @@ async def test_calibration_screen_flags_mismatched_darks_and_appends_to_the_plan
         # the Capture screen shows the added sequences
         await pilot.press("c")
         assert await wait_until(pilot, lambda: len(_cap(app).get("sequences") or []) == 4)
-        await pilot.pause(1.2)
-        assert "M42     dark     0/20" in str(app.screen.query_one("#cap-plan").render())
+        assert await wait_until(pilot, lambda: "M42     dark     0/20" in _shown(app, "#cap-plan"))
 
