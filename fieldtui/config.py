@@ -42,6 +42,7 @@ class Site:
     longitude: float = 0.0
     elevation_m: float = 0.0
     timezone: str = "UTC"
+    min_altitude_deg: float = 30.0
 
 
 @dataclass
@@ -350,6 +351,9 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(src, "site.latitude", "degrees between -90 and 90", _describe(cfg.site.latitude))
     if not -180 <= cfg.site.longitude <= 360:
         raise ConfigError(src, "site.longitude", "degrees between -180 and 360", _describe(cfg.site.longitude))
+    if not 0 <= cfg.site.min_altitude_deg < 90:
+        raise ConfigError(src, "site.min_altitude_deg", "degrees from 0 up to (not including) 90",
+                          _describe(cfg.site.min_altitude_deg))
     if not -90 <= cfg.plan.dec_deg <= 90:
         raise ConfigError(src, "plan.dec_deg", "degrees between -90 and 90", _describe(cfg.plan.dec_deg))
     if not cfg.main_camera.black_level < cfg.main_camera.white_level <= 2 ** cfg.main_camera.bit_depth - 1:

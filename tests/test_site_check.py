@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from fieldtui import astro
+from fieldtui.capture import sky
 from fieldtui.service.check import site_detail
 
 SITE = SimpleNamespace(latitude=31.78, longitude=78.96, elevation_m=4500.0, timezone="Asia/Kolkata")
@@ -36,7 +37,7 @@ def sun_alt(t, lat=SITE.latitude, lon=SITE.longitude):
 
 @pytest.fixture(scope="module")
 def tonight():
-    return astro.target_tonight(NOW, SITE.latitude, SITE.longitude, SITE.elevation_m, *M33, SITE.timezone)
+    return sky.target_tonight(NOW, SITE, *M33, 20.0)
 
 
 def test_altitude_now_and_transit(tonight):
@@ -63,7 +64,8 @@ def test_astronomical_darkness_is_the_sun_at_minus_18(tonight):
     assert sun_alt((start + end) / 2) < -18
     up0, up1 = tonight["up_in_dark"]
     assert start <= up0 <= up1 <= end
-    assert simple_alt(up0, *M33) >= astro.MIN_ALT_DEG - 0.7
+    assert simple_alt(up0, *M33) >= 20.0 - 0.7
+    assert tonight["min_alt"] == 20.0
 
 
 def _plan(ra, dec, name="T"):
@@ -72,7 +74,7 @@ def _plan(ra, dec, name="T"):
 
 def test_check_fails_for_a_target_that_is_never_up_in_darkness():
     # Dec −70 at latitude +31.8 never rises; the old check said "ok" for any target.
-    t = astro.target_tonight(NOW, SITE.latitude, SITE.longitude, SITE.elevation_m, 100.0, -70.0, SITE.timezone)
+    t = sky.target_tonight(NOW, SITE, 100.0, -70.0)
     c = site_detail(NOW, SITE, _plan(100.0, -70.0), t)
     assert not c.ok and "never rises here" in c.detail and "(below the horizon)" in c.detail
     assert "not up in darkness tonight" in c.fix
@@ -81,7 +83,7 @@ def test_check_fails_for_a_target_that_is_never_up_in_darkness():
 def test_check_ok_for_a_target_below_the_horizon_now_that_rises_tonight():
     # RA such that the target is ~8° below the horizon at 15:00 local but high after midnight
     ra = (astro.local_sidereal_deg(NOW, SITE.longitude) + 150.0) % 360
-    t = astro.target_tonight(NOW, SITE.latitude, SITE.longitude, SITE.elevation_m, ra, 10.0, SITE.timezone)
+    t = sky.target_tonight(NOW, SITE, ra, 10.0)
     assert t["alt_now"] < 0
     c = site_detail(NOW, SITE, _plan(ra, 10.0), t)
     assert c.ok, c.detail

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from .. import astro
+from ..capture import sky
 from ..devices.base import DeviceError, DeviceTimeout
 from ..devices.proxy import DeviceBusy
 
@@ -168,8 +169,9 @@ def _clock_check(session: "Session") -> Check:
 
 
 def site_detail(now: float, site: Any, plan: Any, tonight: dict[str, Any]) -> Check:
-    """The site check from :func:`astro.target_tonight`'s answer: ok when the target stands above
-    ``astro.MIN_ALT_DEG`` during tonight's astronomical darkness (times in the site's local time)."""
+    """The site check from :func:`fieldtui.capture.sky.target_tonight`'s answer: ok when the target
+    stands above the altitude limit (``tonight["min_alt"]``, the config's ``site.min_altitude_deg``)
+    during tonight's astronomical darkness (times in the site's local time)."""
     tz = ZoneInfo(site.timezone)
 
     def hm(t: float | None) -> str:
@@ -188,8 +190,9 @@ def site_detail(now: float, site: Any, plan: Any, tonight: dict[str, Any]) -> Ch
     dark_s = (f"astronomical darkness {hm(dark[0])}–{hm(dark[1])}" if dark
               else "no astronomical darkness tonight (the Sun stays above −18°)")
     up = tonight["up_in_dark"]
-    up_s = (f"above {astro.MIN_ALT_DEG:.0f}° in darkness {hm(up[0])}–{hm(up[1])}" if up
-            else f"never above {astro.MIN_ALT_DEG:.0f}° in darkness")
+    lim = tonight["min_alt"]
+    up_s = (f"above {lim:g}° in darkness {hm(up[0])}–{hm(up[1])}" if up
+            else f"never above {lim:g}° in darkness")
     detail = (f"lat {site.latitude:+.4f}°, lon {site.longitude:+.4f}°, {site.elevation_m:g} m; local sidereal "
               f"time {astro.format_hms(lst)}; {where}; {path} ({site.timezone}); {dark_s}; {up_s}")
     if not up:
@@ -203,8 +206,8 @@ async def _site_check(session: "Session") -> Check:
     s, p = session.cfg.site, session.cfg.plan
     now = session.clock.now()
     try:
-        tonight = await session.clock.run_blocking(astro.target_tonight, now, s.latitude, s.longitude,
-                                                   s.elevation_m, p.ra_deg, p.dec_deg, s.timezone)
+        tonight = await session.clock.run_blocking(sky.target_tonight, now, s, p.ra_deg, p.dec_deg,
+                                                   s.min_altitude_deg)
     except Exception as exc:  # noqa: BLE001 - the check reports, it does not crash
         return Check("site", False, f"could not compute where {p.target} is: {exc}",
                      "check site and plan in the config")
