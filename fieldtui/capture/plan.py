@@ -10,6 +10,9 @@ A plan file::
     name = "M31"                 # resolved in OpenNGC (Messier, NGC, IC) ...
     # ra_deg = 10.68             # ... or given (J2000 degrees, both or neither)
     # dec_deg = 41.27
+    # name = "Moon"              # or a Solar System body (Moon, Mercury, Venus, Mars,
+                                 # Jupiter, Saturn, Uranus, Neptune) for focusing: its
+                                 # position at the plan's time (astropy's ephemeris)
 
     [[target.sequence]]
     type = "light"               # light, dark, flat, bias, darkflat
@@ -31,7 +34,7 @@ import math
 import re
 import tomllib
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 FRAME_TYPES = ("light", "dark", "flat", "bias", "darkflat")
 CALIBRATION_TYPES = ("dark", "flat", "bias", "darkflat")
@@ -66,12 +69,16 @@ class Sequence:
 
 @dataclass(frozen=True)
 class Target:
-    """A target (J2000 degrees) and its sequences, in the order they run."""
+    """A target (J2000 degrees) and its sequences, in the order they run. ``body``: the
+    Solar System body it names ("moon", "jupiter" …; "" for a fixed target): it moves, so
+    its RA/Dec hold only at the time the plan was read with (None without one), and
+    :mod:`fieldtui.capture.sky` follows it through the night."""
 
     name: str
     ra_deg: float | None
     dec_deg: float | None
     sequences: tuple[Sequence, ...]
+    body: str = ""
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,8 @@ class Plan:
 
 
 Resolver = Callable[[str], tuple[float, float]]
+#: the Solar System bodies a plan may name, as written in plans
+BODY_NAMES = "Moon, Mercury, Venus, Mars, Jupiter, Saturn, Uranus, Neptune"
 
 
 def _num(where: str, d: dict, key: str, kind: type, *, lo: float | None = None, default=None):
@@ -135,13 +144,18 @@ def _sequence(where: str, d: dict) -> Sequence:
 
 def resolve_target(name: str) -> tuple[float, float]:
     """J2000 (RA, Dec) in degrees of a Messier, NGC or IC object from the OpenNGC catalogue
-    (pyongc, offline). Raises PlanError for a name the catalogue does not know."""
+    (pyongc, offline). Raises PlanError for a name the catalogue does not know (suggesting
+    a Solar System body when the name is close to one)."""
     from pyongc import ongc
+
+    from .sky import close_body
     try:
         obj = ongc.Dso(name.replace(" ", ""))
     except Exception as exc:  # noqa: BLE001 - pyongc raises ValueError/ObjectNotFound
-        raise PlanError(f"target {name!r} is not in the OpenNGC catalogue ({exc}); "
-                        "give ra_deg and dec_deg instead") from None
+        near = close_body(name)
+        hint = f"did you mean {near!r}? " if near else ""
+        raise PlanError(f"target {name!r} is neither a Solar System body ({BODY_NAMES}) nor in the "
+                        f"OpenNGC catalogue ({exc}); {hint}give ra_deg and dec_deg instead") from None
     c = obj.coords
     if c is None:
         raise PlanError(f"target {name!r} has no position in the OpenNGC catalogue")
@@ -151,9 +165,14 @@ def resolve_target(name: str) -> tuple[float, float]:
     return float(ra), float(dec)
 
 
-def parse_plan(text: str, resolver: Resolver | None = resolve_target) -> Plan:
+def parse_plan(text: str, resolver: Resolver | None = resolve_target, *, when: float | None = None,
+               site: Any = None) -> Plan:
     """Read and validate a plan (TOML text). ``resolver`` turns a target name into J2000
-    degrees when the plan gives no coordinates (None: leave them unset).
+    degrees when the plan gives no coordinates (None: leave them unset). A target named
+    after a Solar System body (Moon, planets) without coordinates gets ``body`` set and,
+    when ``when`` (unix seconds) is given, its position then from astropy's built-in
+    ephemeris (``get_body``), seen from ``site`` (a config ``Site``; None: the Earth's
+    centre), else none. The Sun is refused.
 
     Raises :class:`PlanError` with one line naming the entry."""
     try:
@@ -185,12 +204,21 @@ def parse_plan(text: str, resolver: Resolver | None = resolve_target) -> Plan:
         if not isinstance(seqs_raw, list) or not seqs_raw:
             raise PlanError(f"{where}: has no [[target.sequence]]")
         seqs = tuple(_sequence(f"{where}, sequence {j}", s) for j, s in enumerate(seqs_raw, 1))
-        if ra is None and resolver is not None and any(s.type == "light" for s in seqs):
+        body = ""
+        if ra is None:
+            from .sky import SkyError, body_name, body_radec
+            try:
+                body = body_name(name) or ""
+                if body and when is not None:
+                    ra, dec = body_radec(body, when, site)
+            except SkyError as exc:
+                raise PlanError(f"{where}: {exc}") from None
+        if ra is None and not body and resolver is not None and any(s.type == "light" for s in seqs):
             try:
                 ra, dec = resolver(name)
             except PlanError as exc:
                 raise PlanError(f"{where}: {exc}") from None
-        targets.append(Target(name.strip(), ra, dec, seqs))
+        targets.append(Target(name.strip(), ra, dec, seqs, body))
     pattern = head.get("pattern", FRAME_PATTERN)
     try:
         frame_name(pattern, night="2000-01-01", target="T", type="light", exposure=1.0, iso=100,

@@ -497,9 +497,12 @@ PLOT_REDS = ((255, 0, 0), (175, 0, 0), (215, 0, 0), (135, 0, 0), (95, 0, 0))
 PLOT_MARKERS = ("*", "+", "o", "x", "#")
 
 
-def plot_night(plt: Any, tl: Timeline, *, colour: bool = True, title: str | None = None) -> None:
+def plot_night(plt: Any, tl: Timeline, *, colour: bool = True, frame_colours: bool = True,
+               title: str | None = None) -> None:
     """Draw ``tl``'s altitude curves into ``plt``: the plotext module, or the ``plt`` of a
-    textual-plotext ``PlotextPlot`` (the caller clears it first and refreshes after).
+    textual-plotext ``PlotextPlot`` (the caller clears it first with ``plt.clear_data()``
+    and ``plt.clear_figure()`` and refreshes the widget after; pass ``frame_colours=False``
+    there: the widget sets its own theme for the canvas, axes and ticks on every render).
 
     x: local time over the dark part of the night (Sun below 0°, with a margin), in hours
     after local midnight of the evening (``18`` = 18:00, ``26`` = 02:00, ticks labelled
@@ -524,7 +527,7 @@ def plot_night(plt: Any, tl: Timeline, *, colour: bool = True, title: str | None
     x = hx(night.times[sel])
     if not colour:
         plt.theme("clear")
-    else:
+    elif frame_colours:
         plt.theme("dark")
         plt.canvas_color((0, 0, 0))
         plt.axes_color((0, 0, 0))
@@ -537,7 +540,8 @@ def plot_night(plt: Any, tl: Timeline, *, colour: bool = True, title: str | None
             plt.plot(list(x[keep]), list(y[keep]), marker=PLOT_MARKERS[k % len(PLOT_MARKERS)],
                      label=f"{tn.name}" + (f" (meridian {hm(tn.transit, tz)})" if tn.transit else ""), **kw)
         if tn.transit is not None and t0 <= tn.transit <= t1 and (tn.transit_alt or 0) > 0:
-            plt.text("M", float(hx(tn.transit)), min(88.0, float(tn.transit_alt) + 3), **kw)
+            ya = float(tn.transit_alt)
+            plt.text("M", float(hx(tn.transit)), ya - 5 if ya > 70 else ya + 4, **kw)
     lkw = {"color": (135, 0, 0)} if colour else {}
     skw = {"color": (255, 0, 0)} if colour else {}
     plt.hline(tl.min_alt_deg, **lkw)

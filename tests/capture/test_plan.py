@@ -61,7 +61,7 @@ def test_targets_by_name_from_openngc():
     assert dec == pytest.approx(41 + 16 / 60 + 8.6 / 3600, abs=1e-6)
     ra, dec = resolve_target("M42")      # south of the equator: 05h35m17s -05°23'28"
     assert -5.5 < dec < -5.3 and 83.7 < ra < 83.9
-    with pytest.raises(PlanError, match="not in the OpenNGC catalogue"):
+    with pytest.raises(PlanError, match="nor in the OpenNGC catalogue"):
         parse_plan(GOOD.replace("ra_deg = 10.0\ndec_deg = 20.0\n", "").replace("Field", "Nowhere42"))
 
 
