@@ -27,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stack": ("stack", "calibrate, register and stack lights into a FITS and a preview"),
     "guide": ("guide", "headless autoguiding (simulated rig with --fast)"),
     "guidelog": ("guidelog", "summarise PHD2-format guide logs: RMS, calibrations, events per run"),
-    "plan": ("plan", "write a commented capture plan for a target (plan new M31), or check one"),
+    "plan": ("plan", "write a capture plan (plan new M31), check one, or show it through the night"),
     "capture": ("capture", "run a capture plan headless (resumes after an interruption)"),
     "library": ("library", "index the frames under a folder (SQLite) and check their calibration"),
     "service": ("service", "the rig service that owns the night: start, stop, status, run"),

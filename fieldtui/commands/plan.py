@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-DESCRIPTION = "Write a commented capture plan for a target, or check one."
+DESCRIPTION = ("Write a commented capture plan for a target, check one, or show it through the night "
+               "(schedule, altitudes, meridian, twilight, warnings).")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
