@@ -280,7 +280,10 @@ def template(target: str, ra_deg: float | None = None, dec_deg: float | None = N
     """A commented plan for ``target`` with the field guide's defaults: 30 lights
     (the guide: 10–50), dithering every 3, then 20 darks, 20 flats, 30 biases (at least
     10 of each; more lowers the noise the masters add)."""
+    from .sky import body_name
     coords = (f"ra_deg = {ra_deg:.4f}\ndec_deg = {dec_deg:.4f}\n" if ra_deg is not None else
+              "# a Solar System body: placed by astropy's built-in ephemeris at the plan's\n"
+              "# time and followed through the night (`fieldtui plan show`)\n" if body_name(target) else
               "# resolved in the OpenNGC catalogue (Messier, NGC, IC); or give\n"
               "# ra_deg = 10.6847\n# dec_deg = 41.2690\n")
     return f"""\

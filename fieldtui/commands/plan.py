@@ -48,7 +48,13 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "new":
             if (args.ra is None) != (args.dec is None):
                 raise PlanError("give both --ra and --dec, or neither")
-            ra, dec = (args.ra, args.dec) if args.ra is not None else resolve_target(args.target)
+            from ..capture.sky import SkyError, body_name
+            try:
+                body = args.ra is None and body_name(args.target)
+            except SkyError as exc:
+                raise PlanError(str(exc)) from None
+            ra, dec = ((args.ra, args.dec) if args.ra is not None else
+                       (None, None) if body else resolve_target(args.target))
             sys.stdout.write(template(args.target, ra, dec, exposure=args.exposure, iso=args.iso))
             return 0
         try:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from fieldtui.capture import sky
-from fieldtui.capture.plan import PlanError, parse_plan
+from fieldtui.capture.plan import PlanError, parse_plan, template
 from fieldtui.config import ConfigError, load_config
 
 HANLE = SimpleNamespace(latitude=31.78, longitude=78.96, elevation_m=4500.0, timezone="Asia/Kolkata")
@@ -130,6 +130,9 @@ def test_planets_resolve_and_unknown_names_get_one_clear_error():
     assert msg.startswith("target 1 (Jupyter):") and "did you mean 'Jupiter'" in msg and "\n" not in msg
     with pytest.raises(PlanError, match=r"target 1 \(Sun\): the Sun is not a target"):
         parse_plan(f'[[target]]\nname = "Sun"\n{seq}', when=when)
+    # `fieldtui plan new Moon` writes a plan the sky follows (no catalogue look-up)
+    (m,) = parse_plan(template("Moon")).targets
+    assert m.body == "moon" and m.ra_deg is None
 
 
 def _plan(name, ra, dec, hours, type_="light"):
