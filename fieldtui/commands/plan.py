@@ -163,7 +163,8 @@ def _show(args: argparse.Namespace, text: str, cfg) -> int:
     for r in tl.sequences:
         mark = "  !" if r.warnings else "   "
         print(f"{mark} {sky.hm(r.start, tz)}–{sky.hm(r.end, tz)}  {r.target:<12} {r.type:<8} {r.count:>4} × "
-              f"{r.exposure:g} s   {r.seconds / 60:6.1f} min  {r.bytes / 1e9:6.2f} GB")
+              f"{r.exposure:g} s   {r.seconds / 60:6.1f} min  {r.bytes / 1e9:6.2f} GB"
+              + (f"  meridian {sky.hm(r.meridian, tz)}" if r.meridian is not None else ""))
     est = tl.estimate
     print(f"    {sky.hm(tl.start, tz)}–{sky.hm(tl.end, tz)}  {'total':<12} {'':<8} {est['frames']:>4} frames   "
           f"{est['seconds'] / 3600:6.2f} h    {est['bytes'] / 1e9:6.2f} GB")

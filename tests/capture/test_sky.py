@@ -155,7 +155,7 @@ def test_warnings_fire_for_a_setting_target_and_for_dawn_and_not_otherwise(hanle
     assert w.startswith("target 1 (Setter), sequence 1 (48 × light): Setter drops below 30° at ")
     hh, mm = map(int, re.search(r"at (\d\d):(\d\d)", w).groups())
     assert abs(_local(n, hh + 24, mm) - tl.targets[0].set) < 61
-    assert tl.sequences[0].warnings == (w,)
+    assert tl.sequences[0].warnings == (w,) and tl.sequences[0].meridian is None  # transit 20:24
     # a target near the zenith at dawn (transits then): lights 02:30–06:30 run into dawn only
     ra = (gmst_deg(n.dawn) + HANLE.longitude) % 360
     tl = sky.plan_timeline(_plan("Dawn", ra, HANLE.latitude, 4), HANLE, _local(n, 26, 30), night=n)
@@ -163,7 +163,8 @@ def test_warnings_fire_for_a_setting_target_and_for_dawn_and_not_otherwise(hanle
     assert w.startswith("target 1 (Dawn), sequence 1 (48 × light): runs into dawn: astronomical twilight "
                         f"begins {sky.hm(n.dawn, HANLE.timezone)}")
     # the same targets inside darkness and above the limit: nothing to say
-    assert sky.plan_timeline(_plan("Setter", *M31, 3), HANLE, _local(n, 19), night=n).warnings == ()
+    tl = sky.plan_timeline(_plan("Setter", *M31, 3), HANLE, _local(n, 19), night=n)
+    assert tl.warnings == () and tl.sequences[0].meridian == tl.targets[0].transit
     assert sky.plan_timeline(_plan("Dawn", ra, HANLE.latitude, 2.5), HANLE, _local(n, 26), night=n).warnings == ()
     # darks are taken with the cap on: after dawn, below the horizon, never a warning
     tl = sky.plan_timeline(_plan("Setter", *M31, 2, "dark"), HANLE, _local(n, 30), night=n)
