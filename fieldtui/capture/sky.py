@@ -177,10 +177,12 @@ class Night:
 
     @property
     def start(self) -> float:
+        """Unix time of the night's first sample (local noon)."""
         return float(self.times[0])
 
     @property
     def end(self) -> float:
+        """Unix time of the night's last sample (the next local noon)."""
         return float(self.times[-1])
 
     @property
@@ -331,8 +333,8 @@ def target_tonight(now: float, site: Any, ra_deg: float, dec_deg: float,
     ``dark`` ((dusk, dawn) with the Sun below −18°, or None), ``up_in_dark`` ((start, end)
     above ``min_alt_deg`` in darkness, or None), ``max_alt_dark`` and ``min_alt``."""
     night = night_for(site, now, step_s)
-    alt_now = float(altaz((ra_deg, dec_deg), site, [now])[0][0])
-    alt, az = altaz((ra_deg, dec_deg), site, night.times)
+    alt, az = altaz((ra_deg, dec_deg), site, np.concatenate([[now], night.times]))  # one transform
+    alt_now, alt, az = float(alt[0]), alt[1:], az[1:]
     tr = _pick_transit(night, _transits(night.times, alt, az))
     if tr is None:
         i = int(np.argmax(alt))
