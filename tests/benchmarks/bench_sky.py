@@ -1,4 +1,4 @@
-"""The night's sky for plans: cost of each step and what the 120-s sampling costs in accuracy.
+"""The night's sky for plans: cost of each step and what the default sampling costs in accuracy.
 
     .venv/bin/python -m pytest tests/benchmarks/bench_sky.py -s    (or run it as a script)
 
