@@ -143,7 +143,7 @@ def _plan(name, ra, dec, hours, type_="light"):
 
 
 def _local(n, hh, mm=0):
-    day = datetime.strptime(n.date, "%Y-%m-%d").replace(tzinfo=ZoneInfo(HANLE.timezone))
+    day = datetime.strptime(n.date, "%Y-%m-%d").replace(tzinfo=ZoneInfo(n.site.timezone))
     return day.replace(hour=hh % 24, minute=mm).timestamp() + (86400 if hh >= 24 else 0)
 
 
@@ -237,3 +237,13 @@ def test_plot_draws_into_a_plotext_widget_in_reds_only(hanle_night):
     text = sky.render_plot(tl, 80, 20, colour=True)
     for r, g, b in re.findall(r"\x1b\[[34]8;2;(\d+);(\d+);(\d+)m", text):
         assert int(g) <= 0x18 and int(b) <= 0x18, (r, g, b)
+
+
+def test_a_white_night_has_no_dusk_and_every_light_sequence_says_so():
+    # 60° N at midsummer: the Sun never gets below −12°, let alone −18°
+    oslo = SimpleNamespace(latitude=60.0, longitude=10.75, elevation_m=0.0, timezone="Europe/Oslo")
+    n = sky.night_for(oslo, "2026-06-21")
+    assert n.dusk is None and n.dawn is None and not n.dark.any() and -13 < n.sun_alt.min() < -6
+    plan = _plan("Vega", 279.2347, 38.7837, 2)
+    (w,) = sky.plan_timeline(plan, oslo, _local(n, 23), night=n).warnings
+    assert "no astronomical darkness tonight" in w and w.startswith("target 1 (Vega), sequence 1")
