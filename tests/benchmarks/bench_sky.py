@@ -1,6 +1,6 @@
 """The night's sky for plans: cost of each step and what the default sampling costs in accuracy.
 
-    .venv/bin/python -m pytest tests/benchmarks/bench_sky.py -s    (or run it as a script)
+    .venv/bin/python -m pytest tests/benchmarks/bench_sky.py -s -n 0    (or run it as a script)
 
 Wall times (median of 5, after one warm-up call) of night_for (the Sun), target_night for a
 fixed target and for the Moon, plan_timeline for a three-target plan, and the text plot;
