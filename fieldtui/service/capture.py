@@ -160,7 +160,7 @@ class Capture(PlanDesk, Activity):
             text = Path(plan).expanduser().read_text()
         except OSError as exc:
             raise ValueError(f"cannot read plan {plan}: {exc.strerror or exc}") from None
-        p = parse_plan(text)  # PlanError is a ValueError: one line naming the entry
+        p = await self.parse_plan_now(text)  # PlanError is a ValueError: one line naming the entry
         try:
             cam = self.lease("main_camera")
         except DeviceBusy as exc:

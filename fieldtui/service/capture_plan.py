@@ -28,6 +28,16 @@ DITHER_S = 15.0         # time left: one dither and settle
 RECENT = 30             # lights whose figures the snapshot carries (the screen's trend)
 
 
+def keep_body_positions(new: Plan, old: Plan) -> Plan:
+    """``new`` with the Moon's and planets' positions of ``old`` where ``new`` has none (a plan
+    file edited while loaded is parsed without the ephemeris; the positions are the load's)."""
+    from dataclasses import replace
+    where = {t.name: (t.ra_deg, t.dec_deg) for t in old.targets if t.body and t.ra_deg is not None}
+    targets = tuple(replace(t, ra_deg=where[t.name][0], dec_deg=where[t.name][1])
+                    if t.body and t.ra_deg is None and t.name in where else t for t in new.targets)
+    return replace(new, targets=targets)
+
+
 def slug(s: str) -> str:
     """The file-name form of a plan or target name (the sequencer's: its journal is named so)."""
     from .capture import _slug
@@ -108,7 +118,7 @@ class PlanDesk:
             text = path.read_text()
         except OSError as exc:
             raise ValueError(f"cannot read plan {path}: {exc.strerror or exc}") from None
-        p = parse_plan(text)
+        p = await self.parse_plan_now(text)
         self.plan, self.plan_path = p, str(path.resolve())
         self.root = Path(data).expanduser() if data else self.s.cfg.storage.root
         self.journal = Journal(self.root / ".capture" / f"{slug(p.name)}.jsonl")
@@ -128,12 +138,17 @@ class PlanDesk:
         return {"plan": p.name, "path": self.plan_path, "planned": self.summary["planned"],
                 "done": self.summary["done"], "resumed": resumed}
 
+    async def parse_plan_now(self, text: str) -> Plan:
+        """Parse a plan in a thread, the Moon and planets placed where they are now from the
+        config's site (astropy's ephemeris: up to seconds on a first call). Raises PlanError."""
+        return await self.s.clock.run_blocking(parse_plan, text, when=self.s.clock.now(), site=self.s.cfg.site)
+
     def _write_plan(self, text: str) -> Plan:
         """Parse ``text`` (PlanError names the entry; nothing is written then), write it to the
         plan file atomically and make it the plan the sequencer follows from its next frame."""
         from ..atomic import write_bytes
         assert self.plan is not None and self.plan_path is not None
-        p = parse_plan(text)
+        p = keep_body_positions(parse_plan(text), self.plan)
         if p.name != self.plan.name:
             raise PlanError(f"the plan's name changed ({self.plan.name} → {p.name}); its journal is by name")
         write_bytes(Path(self.plan_path), text.encode())
@@ -189,23 +204,40 @@ class PlanDesk:
         self._write_plan(append_sequences(self._plan_text(), needs))
         return [n.describe() for n in needs]
 
-    async def cmd_sky(self) -> dict[str, Any]:
+    async def cmd_sky(self, width: int = 0, height: int = 0) -> dict[str, Any]:
         """Where the loaded plan's targets are now and tonight, from the site in the config:
         ``{"now": t, "targets": [{"name", "alt_now", "rise", "transit", "transit_alt", "set",
-        "dark", "up_in_dark"}]}`` (unix times; see :func:`fieldtui.astro.target_tonight`).
-        Targets without coordinates (calibration only) are left out."""
-        from .. import astro
+        "dark", "up_in_dark"}]}`` (unix times; see :func:`fieldtui.capture.sky.target_tonight`).
+        Targets without coordinates (calibration only) are left out. With ``width`` ≥ 40 and
+        ``height`` ≥ 10 (characters) it adds ``plot``, the night's altitude plot as plain text
+        (:func:`fieldtui.capture.sky.render_plot`, the plan scheduled from now), and
+        ``warnings``, the plan's sky warnings (below the altitude limit, into dawn)."""
+        from ..capture import sky
         if self.plan is None:
             raise ValueError("no plan loaded (capture.load)")
-        site, now = self.s.cfg.site, self.s.clock.now()
+        site, now, plan = self.s.cfg.site, self.s.clock.now(), self.plan
         out = []
-        for t in self.plan.targets:
+        for t in plan.targets:
             if t.ra_deg is None or t.dec_deg is None:
                 continue
-            r = await self.s.clock.run_blocking(astro.target_tonight, now, site.latitude, site.longitude,
-                                                site.elevation_m, t.ra_deg, t.dec_deg, site.timezone)
+            r = await self.s.clock.run_blocking(sky.target_tonight, now, site, t.ra_deg, t.dec_deg,
+                                                site.min_altitude_deg)
             out.append({"name": t.name, **r})
-        return {"now": now, "targets": out}
+        res: dict[str, Any] = {"now": now, "targets": out}
+        if width >= 40 and height >= 10 and any(t.ra_deg is not None or t.body for t in plan.targets):
+            m = self.s.cfg.main_camera
+
+            def timeline() -> tuple[str, list[str]]:
+                tl = sky.plan_timeline(plan, site, now, min_alt_deg=site.min_altitude_deg,
+                                       frame_bytes=m.width * m.height * 2 + 8640)
+                warnings = list(tl.warnings)
+                return sky.render_plot(tl, min(int(width), 200), min(int(height), 60), colour=False), warnings
+
+            try:
+                res["plot"], res["warnings"] = await self.s.clock.run_blocking(timeline)
+            except (ValueError, sky.SkyError) as exc:
+                res["plot"], res["warnings"] = "", [f"no altitude plot: {exc}"]
+        return res
 
     def _seq_now(self, ti: int, si: int, s: Sequence) -> Sequence:
         """Sequence ``(ti, si)`` as the plan says now (edited while it runs), else ``s``."""

@@ -176,6 +176,17 @@ async def test_capture_screen_loads_runs_pauses_resumes_edits_and_aborts(fast_se
         # M31 (Dec 41.27°) from latitude 31.78° culminates at 90 - (41.27 - 31.78) = 80.5°
         assert "M31" in sky and "° now" in sky and " 80°" in sky, sky
         assert not bad_svg_colours(app.export_screenshot())
+        # a: the plan panel shows the night's altitude plot (rendered by the service at the
+        # panel's size); a again: the plan
+        await pilot.press("a")
+        assert await wait_until(pilot, lambda: "altitude °" in _shown(app, "#cap-plan"), timeout=60)
+        plot = _shown(app, "#cap-plan")
+        assert "M31 (meridian" in plot and "dusk" in plot and "dawn" in plot, plot
+        assert "altitude tonight" in app.screen.query_one("#cap-plan").border_title
+        assert "↑" not in str(app.screen.query_one("KeyBar").render())
+        assert not bad_svg_colours(app.export_screenshot())
+        await pilot.press("a")
+        assert await wait_until(pilot, lambda: "M31     light" in _shown(app, "#cap-plan"))
         await pilot.press("question_mark")
         await pilot.pause(0.3)
         help_text = str(app.screen.query_one("#help-text").render())

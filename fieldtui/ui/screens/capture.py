@@ -175,6 +175,9 @@ class CaptureScreen(StageScreen):
         Binding("N", "count", "Count", tooltip="change the selected sequence's frame count"),
         Binding("E", "exposure", "Exp", tooltip="change the selected sequence's exposure (before any of "
                 "its frames is taken)"),
+        Binding("a", "altitude", "Altitude", tooltip="show the targets' altitude through the night (meridian, "
+                "altitude limit, astronomical dusk and dawn, the plan's start and end) instead of the "
+                "plan, and the plan's sky warnings; again: back to the plan"),
     ]
 
     def __init__(self, *a: Any, **kw: Any) -> None:
@@ -185,6 +188,9 @@ class CaptureScreen(StageScreen):
         self._sky_at = 0.0
         self._sky_plan: Any = None
         self._auto_loaded = False
+        self.altitude = False  # the plan panel shows the altitude plot
+        self._plot: dict[str, Any] | None = None  # {"size": (w, h), "plan": id, "plot", "warnings", "at"}
+        self._plot_pending = False
 
     def body(self) -> ComposeResult:
         with Horizontal(id="cap-main"):
@@ -230,7 +236,9 @@ class CaptureScreen(StageScreen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "select":
-            return len(self.snap.get("sequences") or []) > 1
+            return len(self.snap.get("sequences") or []) > 1 and not self.altitude
+        if action == "altitude":
+            return bool(self.snap.get("sequences"))
         if not self.app.rig.connected:  # type: ignore[attr-defined]
             return False
         snap, running = self.snap, self.running
@@ -317,6 +325,9 @@ class CaptureScreen(StageScreen):
         snap = self.snap
         box = self.query_one("#cap-plan", Static)
         seqs = snap.get("sequences") or []
+        if self.altitude and seqs:
+            self.show_altitude(box)
+            return
         if not seqs:
             box.border_title = "plan"
             self.set_text("#cap-plan", "no plan loaded: o opens one\n\n"
@@ -399,6 +410,48 @@ class CaptureScreen(StageScreen):
         if dark:
             lines.append(f"dark {utc_hhmm(dark[0])}–{utc_hhmm(dark[1])} UT")
         self.set_text("#cap-sky", "\n".join(x[:26] for x in lines) or "no target with coordinates")
+
+    def _plot_size(self, box: Static) -> tuple[int, int]:
+        return max(40, (box.size.width or 50) - 2), max(10, (box.size.height or 16) - 2)
+
+    def show_altitude(self, box: Static) -> None:
+        """The plan panel as the night's altitude plot (text the service renders at the
+        panel's size) with the plan's sky warnings under it."""
+        box.border_title = "altitude tonight (a: back to the plan)"
+        size = self._plot_size(box)
+        plot = self._plot
+        old = plot is None or plot["size"] != size or plot["plan"] != self._sky_plan \
+            or time.monotonic() - plot["at"] > SKY_EVERY_S
+        if old and self.connected and not self._plot_pending:
+            self._plot_pending = True
+            self.run_worker(self._fetch_plot(size, self._sky_plan), group="capture-plot", exit_on_error=False)
+        if plot is None:
+            self.set_text("#cap-plan", "asking the service…" if self.connected else "–")
+            return
+        warnings = plot.get("warnings") or []
+        lines = (plot.get("plot") or "").splitlines()
+        room = max(0, size[1] - len(lines))
+        tail = [f"! {w}"[:size[0]] for w in warnings][:room] if warnings else []
+        if warnings and len(warnings) > room and room:
+            tail[-1] = f"! … {len(warnings) - room + 1} more warnings (fieldtui plan show)"[:size[0]]
+        self.set_text("#cap-plan", "\n".join(lines + tail) or "no target with coordinates")
+
+    async def _fetch_plot(self, size: tuple[int, int], plan_id: Any) -> None:
+        try:
+            res = await self.app.send("capture.sky", width=size[0], height=size[1] - 2)  # type: ignore[attr-defined]
+        finally:
+            self._plot_pending = False
+        if isinstance(res, dict):
+            self._plot = {"size": size, "plan": plan_id, "plot": res.get("plot") or "",
+                          "warnings": res.get("warnings") or [], "at": time.monotonic()}
+            self._sky = res
+            self.show_plan()
+            self.show_sky()
+
+    def action_altitude(self) -> None:
+        self.altitude = not self.altitude
+        self.show_plan()
+        self.refresh_keys()
 
     async def _fetch_sky(self) -> None:
         res = await self.app.send("capture.sky")  # type: ignore[attr-defined]
