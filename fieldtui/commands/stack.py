@@ -27,6 +27,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        ("flat", "a master flat (bias removed)")):
         p.add_argument(f"--master-{name}", metavar="FILE", help=f"{what} made before, instead of --{name}s")
     p.add_argument("--save-masters", metavar="DIR", help="write the masters of this run to DIR for reuse")
+    p.add_argument("--library", metavar="DB",
+                   help="the frame library whose masters are reused where the rules allow (bias and darks "
+                        "from any night, flats only from the lights' night) and where new masters are kept "
+                        "(default: the data root's library, DATA/.library.sqlite, for lights under the data root)")
+    p.add_argument("--no-library", action="store_true", help="neither reuse nor keep masters in a library")
+    p.add_argument("--queue", action="store_true",
+                   help="do not stack here: queue the set in the running rig service's stacking worker "
+                        "(the Stacking screen shows it); prints the set's id")
     p.add_argument("--out", metavar="FILE.fits", help="the stacked image (default: stack.fits in the current folder)")
     p.add_argument("--no-preview", action="store_true", help="do not write the PNG preview beside --out")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
@@ -68,7 +76,7 @@ def options_from(args: argparse.Namespace):
         debayer=args.debayer, kernel=args.interpolation, model="affine" if args.affine else "similarity", max_fwhm=args.max_fwhm,
         fwhm_sigma=args.fwhm_sigma, min_roundness=args.min_roundness, reference=args.reference,
         master_bias=args.master_bias, master_dark=args.master_dark, master_flat=args.master_flat,
-        save_masters=args.save_masters,
+        save_masters=args.save_masters, library=getattr(args, "library_db", None),
         keep_best=None if args.keep_best is None else args.keep_best / 100.0, crop=not args.no_crop)
 
 
@@ -110,6 +118,9 @@ def run(args: argparse.Namespace) -> int:
     if args.keep_best is not None and not 0 < args.keep_best <= 100:
         print("fieldtui stack: --keep-best takes a percentage between 0 and 100", file=sys.stderr)
         return 2
+    if args.queue:
+        return _queue(args, sets)
+    args.library_db = None if args.no_library else _library_for(args, sets["lights"])
     out = Path(args.out or "stack.fits")
     try:
         opts = options_from(args)
@@ -151,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
         "crop": list(res.crop),
         "shape": list(res.image.shape),
         "warnings": res.warnings,
+        "masters": res.masters,
         "frames": res.quality,
     }
     if args.json:
@@ -163,6 +175,67 @@ def run(args: argparse.Namespace) -> int:
             print(f"preview: {preview}")
         for r in res.rejected:
             print(f"left out {Path(r['file']).name}: {r['reason']}")
+        for kind, m in res.masters.items():
+            if m.get("reused"):
+                print(f"master {kind}: {m['path']} (reused)")
         for wmsg in res.warnings:
             print(f"warning: {wmsg}")
+    return 0
+
+
+def _library_for(args: argparse.Namespace, lights: list[str]) -> str | None:
+    """``--library``, else the data root's library when the lights are under the data root."""
+    if args.library:
+        return args.library
+    from ..config import ConfigError, load_config
+    from ..library import default_db
+    try:
+        root = load_config(getattr(args, "config", None)).storage.root.resolve()
+    except (ConfigError, OSError):
+        return None
+    if lights and all(Path(x).resolve().is_relative_to(root) for x in lights):
+        return str(default_db(root))
+    return None
+
+
+def _queue(args: argparse.Namespace, sets: dict[str, list[str]]) -> int:
+    """``--queue``: send the set to the running service (``stack.add``); 0 when queued,
+    1 when no service answers or it refuses the set."""
+    import asyncio
+
+    from ..service.client import CommandFailed, RigClient, ServiceUnavailable
+    from ..service.stack_worker import options_to_json
+    try:
+        opts = options_to_json(options_from(args))
+    except ValueError as exc:
+        print(f"fieldtui stack: {exc}", file=sys.stderr)
+        return 2
+    call = {k: [str(Path(x).resolve()) for x in v] for k, v in sets.items()}
+    call["options"] = opts
+    if args.out:
+        call["out"] = str(Path(args.out).resolve())
+
+    async def go():
+        client = RigClient()
+        await client.connect(timeout=5.0)
+        try:
+            return await client.command("stack.add", timeout=30.0, **call)
+        finally:
+            await client.close()
+
+    try:
+        jid = asyncio.run(go())
+    except ServiceUnavailable:
+        print("fieldtui stack: no rig service is running (start it: fieldtui service start), "
+              "or stack here without --queue", file=sys.stderr)
+        return 1
+    except (CommandFailed, asyncio.TimeoutError) as exc:
+        print(f"fieldtui stack: the service refused the set: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        json.dump({"queued": jid}, sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        print(f"set {jid} queued in the rig service's stacking worker (Stacking screen, or "
+              "fieldtui service status)")
     return 0

@@ -98,6 +98,9 @@ class Activity:
     async def shutdown(self) -> None:
         """Stop gracefully (close files, stop loops); the base then cancels what is left."""
 
+    def on_start(self) -> None:
+        """Hook: the Session has started (its event loop runs); e.g. subscribe to its events."""
+
     # ----- what the base provides ----------------------------------------
     @property
     def running(self) -> bool:

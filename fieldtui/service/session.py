@@ -189,6 +189,8 @@ class Session:
         for slot in self.slots.values():
             slot.task = self.spawn(self._keep_connected(slot), name=f"connect-{slot.name}")
         self.spawn(self._heartbeat(), name="heartbeat")
+        for activity in self.registry:
+            activity.on_start()
         if self.recorder is not None:
             self.recorder.start()
             if self.interrupted is not None:

@@ -16,6 +16,17 @@ runs :func:`fieldtui.stacking.stack` on it and answers JSON lines on stdout:
 - ``{"event": "error", "id", "error"}`` when no stack could be made (status 0:
   the job failed, not the worker).
 
+A job with ``"calibration": "library"`` (a set the capture finished) first
+indexes ``library_root`` in the frame library (``options.library``) and takes
+its calibration frames from there by the field guide's rules
+(:meth:`fieldtui.library.Library.calibration_for`); the masters are looked up
+and kept there as for any job with a library.
+
+``python -m fieldtui.service.stack_worker --live`` is the live stack
+(:func:`live_main`): it reads ``{"add": PATH, "library": DB}`` lines, one light
+at a time as the capture saves them, and answers each with
+``{"event": "live", "file", "accepted", "reason", "frames", "masters", "thumb"}``.
+
 The parent (:class:`fieldtui.service.stacking.StackWorker`) starts it niced;
 SIGTERM ends it at once (the default action), which is how a job is cancelled.
 """
@@ -50,6 +61,25 @@ def options_from(d: dict[str, Any]):
     return StackOptions(**d)
 
 
+def options_to_json(opts) -> dict[str, Any]:
+    """The fields of a :class:`~fieldtui.stacking.StackOptions` that differ from the defaults,
+    as JSON (the inverse of :func:`options_from`); paths made absolute."""
+    from dataclasses import asdict, fields
+
+    from ..stacking import StackOptions
+    default = StackOptions()
+    out: dict[str, Any] = {}
+    for f in fields(StackOptions):
+        v = getattr(opts, f.name)
+        if v == getattr(default, f.name):
+            continue
+        if f.name in ("reference", "master_bias", "master_dark", "master_flat", "save_masters", "library",
+                      "scratch") and v:
+            v = str(Path(v).resolve())
+        out[f.name] = asdict(v) if hasattr(v, "__dataclass_fields__") else v
+    return out
+
+
 def _emit(msg: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(msg, separators=(",", ":"), default=str) + "\n")
     sys.stdout.flush()
@@ -80,6 +110,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
     try:
         opts = options_from(job.get("options") or {})
+        if job.get("calibration") == "library" and opts.library:
+            job = dict(job) | _library_calibration(job, opts.library)
         res = stack(job.get("lights") or [], darks=job.get("darks") or [], flats=job.get("flats") or [],
                     biases=job.get("biases") or [], dark_flats=job.get("dark_flats") or [],
                     options=opts, progress=progress)
@@ -93,7 +125,75 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     return {"event": "done", "id": jid, "output": str(out), "preview": str(preview),
             "frames_used": len(res.used), "used": res.used, "frames_rejected": res.rejected,
             "frames": res.quality, "seconds": round(res.seconds, 2), "warnings": res.warnings,
-            "shape": list(res.image.shape), "thumb": thumbnail(img8)}
+            "shape": list(res.image.shape), "thumb": thumbnail(img8), "masters": res.masters}
+
+
+def _library_calibration(job: dict[str, Any], db: str) -> dict[str, list[str]]:
+    """The calibration sets the library gives the job's first light (after indexing
+    ``library_root``); sets the job names itself are kept."""
+    from ..library import Library, read_record
+    from ..stacking.pipeline import frame_files
+    lib = Library(db)
+    try:
+        if job.get("library_root"):
+            lib.scan(job["library_root"])
+        lights = frame_files(job.get("lights") or [])
+        rec = next((r for r in (read_record(p) for p in lights if p.is_file()) if r is not None), None)
+        found = lib.calibration_for(rec) if rec else {}
+    finally:
+        lib.close()
+    return {k: v for k, v in found.items() if v and not job.get(k)}
+
+
+def live_main(lines=None) -> int:
+    """The live stack's loop: each ``{"add": PATH, "library": DB}`` line is read, calibrated
+    with the library's masters (looked up at the first frame), added to a
+    :class:`~fieldtui.stacking.live.LiveStack` and answered with a ``live`` message and a
+    thumbnail of the stack so far. A frame that cannot be read or matched is answered
+    ``accepted: false`` with its reason; the stack goes on."""
+    import numpy as np
+
+    from ..imaging.io import FrameReadError, read_frame
+    from ..stacking import calibrate as cal
+    from ..stacking.live import LiveStack
+    from ..stacking.pipeline import library_masters
+    from ..stacking.preview import preview as make_preview
+
+    live: LiveStack | None = None
+    masters = None
+    info: dict[str, Any] = {}
+    shape = None
+    for line in lines if lines is not None else sys.stdin:
+        msg = json.loads(line)
+        if msg.get("end"):
+            break
+        path = msg.get("add")
+        out: dict[str, Any] = {"event": "live", "file": path, "accepted": False}
+        try:
+            f = read_frame(path)
+        except (FrameReadError, OSError) as exc:
+            _emit(out | {"reason": getattr(exc, "detail", None) or str(exc),
+                         "frames": live.frames if live else 0})
+            continue
+        if masters is None:
+            shape = f.data.shape
+            masters, info, warns = (library_masters(msg["library"], f) if msg.get("library")
+                                    else (cal.Masters(bayer=f.bayer), {}, []))
+            live = LiveStack(f.bayer)
+            out["warnings"] = warns
+        if f.data.ndim != 2 or f.data.shape != shape:
+            _emit(out | {"reason": "not the size of the set's first frame", "frames": live.frames})
+            continue
+        r = cal.calibrate(f.data, masters, light_exposure=f.exposure, white_level=f.white_level)
+        res = live.add(r.data)
+        out |= {"accepted": res.accepted, "reason": res.reason, "frames": res.frames,
+                "masters": sorted(info), "fwhm": (res.quality or {}).get("fwhm")}
+        img = live.image()
+        if img is not None and res.accepted:
+            img = np.where(np.isfinite(img), img, np.nanmedian(img)).astype(np.float32)
+            out["thumb"] = thumbnail(make_preview(img))
+        _emit(out)
+    return 0
 
 
 def thumbnail(img8, max_side: int = THUMB_SIDE) -> dict[str, Any]:
@@ -114,6 +214,8 @@ def thumbnail(img8, max_side: int = THUMB_SIDE) -> dict[str, Any]:
 
 
 def main() -> int:
+    if "--live" in sys.argv[1:]:
+        return live_main()
     line = sys.stdin.readline()
     if not line:
         return 0

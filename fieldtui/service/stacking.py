@@ -20,6 +20,20 @@ Snapshot (``stacking``): ``state`` (``idle``/``running``/``failed``), ``queue``
 ``{file, fwhm, roundness, stars, used}``, ``seconds``, or ``error``; the newest
 also ``thumb``, a grey preview of at most 240 px a side for the terminal).
 
+Fed by the capture: each finished set of lights (a
+:class:`~fieldtui.events.CaptureSetFinished`) is queued by itself, calibrated
+with the frames and masters the frame library gives it by the field guide's
+rules (the data root's ``.library.sqlite``, indexed by the child first); a
+calibration set finished later the same night queues again the night's sets
+that lacked that kind of master. While a set of lights is being taken, each
+saved light (:class:`~fieldtui.events.CaptureFrame`) joins a **live stack**
+in a second niced child (``stack_worker --live``, the library's masters):
+the snapshot's ``live`` (``name``, ``frames``, ``last`` ``{file, accepted,
+reason}``, ``thumb``, ``masters``, ``running``) feeds the Stacking screen's
+preview until the final stack of the set is done. Every set (by hand too)
+uses the library's masters where the rules allow and keeps the masters it
+combines there.
+
 Each set runs in its own child process, so memory is given back between
 sets and a cancel is a SIGTERM. Status events are published at most once a
 second (wall time) while a set runs, and at every change of stage or set.
@@ -28,6 +42,9 @@ second (wall time) while a set runs, and at every change of stage or set.
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -38,7 +55,11 @@ from .activity import SubprocessActivity
 if TYPE_CHECKING:
     from .session import Session
 
+log = logging.getLogger(__name__)
+
 KEEP_RESULTS = 10
+#: calibration sets that complete a light set's calibration (kind of master they make)
+CAL_KINDS = {"dark": "dark", "flat": "flat", "bias": "bias", "darkflat": "flat"}
 STATUS_EVERY_S = 1.0
 SETS = ("lights", "darks", "flats", "biases", "dark_flats")
 
@@ -60,6 +81,18 @@ class StackWorker(SubprocessActivity):
         self._answer: asyncio.Future[dict[str, Any]] | None = None
         self._runner: asyncio.Task[Any] | None = None
         self._last_status = 0.0
+        from ..library import default_db
+        self.library_db = str(default_db(session.cfg.storage.root))
+        self._events: asyncio.Queue[Any] | None = None
+        self._follow_task: asyncio.Task[Any] | None = None
+        self.live: dict[str, Any] | None = None
+        self._live_key: tuple | None = None
+        self._live_proc: asyncio.subprocess.Process | None = None
+        self._auto: dict[tuple, dict[str, Any]] = {}   # light sets the capture finished, by (night, target, sequence)
+
+    def on_start(self) -> None:
+        self._events = self.s.subscribe()
+        self._follow_task = self.s.spawn(self._follow(), name="stacking-follow")
 
     def commands(self) -> dict[str, Any]:
         return {"stack.add": self.cmd_add, "stack.cancel": self.cmd_cancel, "stack.state": self.cmd_state}
@@ -73,7 +106,7 @@ class StackWorker(SubprocessActivity):
             cur = brief(self.current) | {k: self.current.get(k) for k in
                                          ("stage", "done", "total", "left_s", "elapsed_s")}
         return {"state": self.state, "reason": self.reason, "queue": [brief(j) for j in self.queue],
-                "current": cur, "results": list(self.results)}
+                "current": cur, "results": list(self.results), "live": self.live}
 
     async def cmd_state(self) -> dict[str, Any]:
         return self.snapshot() or {}
@@ -82,11 +115,14 @@ class StackWorker(SubprocessActivity):
     async def cmd_add(self, lights: list[str] | str = (), darks: list[str] | str = (), flats: list[str] | str = (),
                       biases: list[str] | str = (), dark_flats: list[str] | str = (),
                       options: dict[str, Any] | None = None, name: str | None = None,
-                      out: str | None = None, night: str | None = None) -> int:
+                      out: str | None = None, night: str | None = None, calibration: str | None = None,
+                      library_root: str | None = None) -> int:
         """Queue a set; raises ValueError (one line) for a missing path or a bad option.
 
         ``night``: a night's folder whose Light, Dark, Flat, Bias, DarkFlat folders
-        fill the sets not given."""
+        fill the sets not given. ``calibration="library"``: the calibration frames the
+        frame library gives the lights (after indexing ``library_root``). The options'
+        ``library`` is the data root's library unless given (``null``: none)."""
         from ..stacking.pipeline import night_folder
         from .stack_worker import options_from
         given = dict(zip(SETS, (lights, darks, flats, biases, dark_flats)))
@@ -106,15 +142,18 @@ class StackWorker(SubprocessActivity):
         if not sets["lights"]:
             raise ValueError("stack.add: no light frames (give lights, folders or files, or a night's "
                              "folder with a Light folder)")
-        options_from(options or {})  # a bad option is refused now, not in the child
+        options = dict(options or {})
+        options.setdefault("library", self.library_db)
+        options_from(options)  # a bad option is refused now, not in the child
         jid = self._next_id
         self._next_id += 1
         name = name or f"stack_{jid:03d}"
         if out is None:
             out = str(self.s.night_dir / "stacks" / f"{name}.fits")
         from ..stacking.pipeline import frame_files
-        job = {"id": jid, "name": name, "out": str(out), "options": dict(options or {}),
-               "n_lights": len(frame_files(sets["lights"])), **sets}
+        job = {"id": jid, "name": name, "out": str(out), "options": options,
+               "n_lights": len(frame_files(sets["lights"])), "calibration": calibration,
+               "library_root": library_root, **sets}
         self.queue.append(job)
         if self._runner is None or self._runner.done():
             self._runner = self.spawn(self._run(), name="stacking-queue")
@@ -172,7 +211,7 @@ class StackWorker(SubprocessActivity):
             self._answer = asyncio.get_running_loop().create_future()
             self._publish(force=True)
             await self.start_child([sys.executable, "-m", "fieldtui.service.stack_worker"])
-            await self.send({k: job[k] for k in ("id", "out", "options", *SETS)})
+            await self.send({k: job.get(k) for k in ("id", "out", "options", "calibration", "library_root", *SETS)})
             ans = await self._answer
             self.current = None
             self._answer = None
@@ -183,7 +222,7 @@ class StackWorker(SubprocessActivity):
                            "stars": q.get("stars"), "used": f in used}
                           for f, q in (ans.get("frames") or {}).items()]
                 res |= {k: ans.get(k) for k in ("output", "preview", "frames_used", "frames_rejected",
-                                                  "seconds", "warnings", "shape")}
+                                                  "seconds", "warnings", "shape", "masters")}
                 res["frames"] = frames
                 for old in self.results:  # only the newest set keeps its thumbnail (snapshot stays small)
                     old.pop("thumb", None)
@@ -195,6 +234,8 @@ class StackWorker(SubprocessActivity):
                 if res["error"] != "cancelled":
                     self.s.alert("warning", self.name, f"{job['name']}: no stack: {res['error']}")
             self._keep(res)
+            if job.get("auto") in self._auto and "error" not in res:
+                self._auto[job["auto"]]["masters"] = sorted(res.get("masters") or {})
             self.set_status("running" if self.queue else "idle",
                             detail=f"{job['name']}: {res.get('error') or 'done'}")
         self._runner = None
@@ -213,6 +254,126 @@ class StackWorker(SubprocessActivity):
                 self._stopping.add(self.proc.pid)  # it exits now: no failure
             if self._answer is not None and not self._answer.done():
                 self._answer.set_result(msg)
+
+    # ----- fed by the capture --------------------------------------------------
+    async def _follow(self) -> None:
+        """Finished capture sets are queued, saved lights join the live stack."""
+        from ..events import CaptureFrame, CaptureSetFinished
+        assert self._events is not None
+        while True:
+            ev = await self._events.get()
+            try:
+                if isinstance(ev, CaptureSetFinished):
+                    await self._set_finished(ev)
+                elif isinstance(ev, CaptureFrame) and ev.type == "light":
+                    await self._live_add(ev)
+            except Exception as exc:  # noqa: BLE001 - one bad event must not end the feed
+                log.exception("stacking: %s not taken up", type(ev).__name__)
+                self.s.alert("warning", self.name, f"{type(ev).__name__} not taken up: {type(exc).__name__}: {exc}")
+
+    async def _set_finished(self, ev: Any) -> None:
+        if ev.type == "light":
+            await self._live_end()
+            if not ev.files:
+                return
+            key = (ev.night, ev.target, ev.sequence)
+            name = f"{ev.target}_{ev.exposure:g}s{'_' + ev.filter if ev.filter else ''}_{ev.sequence + 1}"
+            self._auto[key] = {"name": name, "files": list(ev.files), "root": ev.root, "night": ev.night,
+                               "masters": None}
+            await self._queue_auto(key)
+        elif ev.type in CAL_KINDS:
+            kind = CAL_KINDS[ev.type]
+            for key, a in self._auto.items():   # sets of this night stacked without this master
+                if a["night"] == ev.night and a["masters"] is not None and kind not in a["masters"]:
+                    await self._queue_auto(key)
+
+    async def _queue_auto(self, key: tuple) -> None:
+        a = self._auto[key]
+        a["masters"] = None   # until this stack is done
+        if any(j.get("auto") == key for j in self.queue):
+            return
+        out = str(Path(a["root"]) / a["night"] / "stacks" / f"{a['name']}.fits")
+        jid = await self.cmd_add(lights=a["files"], name=a["name"], out=out, calibration="library",
+                                 library_root=a["root"])
+        for j in self.queue:
+            if j["id"] == jid:
+                j["auto"] = key
+        self.s.alert("info", self.name, f"{a['name']}: {len(a['files'])} lights queued for stacking")
+
+    # ----- live stack ------------------------------------------------------------
+    async def _live_add(self, ev: Any) -> None:
+        key = (ev.plan, ev.target, round(float(ev.exposure), 3))
+        if key != self._live_key or ev.index == 1 or self._live_proc is None \
+                or self._live_proc.returncode is not None:
+            await self._live_end()
+            self._live_key = key
+            self.live = {"name": f"{ev.target}_{ev.exposure:g}s live", "frames": 0, "last": None, "thumb": None,
+                         "masters": [], "running": True}
+            n = self.niceness
+            self._live_proc = proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "fieldtui.service.stack_worker", "--live",
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+                preexec_fn=(lambda: os.nice(n)) if n else None, limit=16 * 1024 * 1024)
+            self.s.spawn(self._live_read(proc), name="stacking-live")
+        root = self.s.capture.root if getattr(self.s, "capture", None) is not None and \
+            getattr(self.s.capture, "root", None) is not None else self.s.cfg.storage.root
+        path = Path(ev.path) if Path(ev.path).is_absolute() else Path(root) / ev.path
+        assert self._live_proc is not None and self._live_proc.stdin is not None
+        self._live_proc.stdin.write((json.dumps({"add": str(path), "library": self.library_db}) + "\n").encode())
+        await self._live_proc.stdin.drain()
+
+    async def _live_read(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        async for line in proc.stdout:
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if msg.get("event") != "live" or proc is not self._live_proc or self.live is None:
+                continue
+            self.live.update(frames=msg.get("frames", 0), masters=msg.get("masters") or self.live["masters"],
+                             last={k: msg.get(k) for k in ("file", "accepted", "reason", "fwhm")})
+            if msg.get("thumb"):
+                self.live["thumb"] = msg["thumb"]
+            self._publish_idle()
+        await proc.wait()
+        if proc is self._live_proc and self.live is not None:
+            self.live["running"] = False
+            self._publish_idle()
+
+    def _publish_idle(self) -> None:
+        """A status with the live stack (at the queue's state)."""
+        if self.current is not None:
+            self._publish(force=False)
+        else:
+            self.set_status(self.state if self.state in ("queued", "running") else "idle",
+                            detail=f"live: {self.live['frames']} frames" if self.live else "")
+
+    async def _live_end(self) -> None:
+        proc, self._live_proc = self._live_proc, None
+        self._live_key = None
+        if proc is None:
+            return
+        if self.live is not None:
+            self.live["running"] = False
+        try:
+            if proc.stdin is not None and proc.returncode is None:
+                proc.stdin.write(b'{"end": true}\n')
+                await proc.stdin.drain()
+                proc.stdin.close()
+            await asyncio.wait_for(proc.wait(), 30.0)
+        except (asyncio.TimeoutError, ConnectionError, OSError):
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+    async def shutdown(self) -> None:
+        await self._live_end()
+        if self._follow_task is not None:
+            self._follow_task.cancel()
+        if self._events is not None:
+            self.s.unsubscribe(self._events)
+        await super().shutdown()
 
     def on_failure(self, reason: str) -> None:
         if self.current is not None:

@@ -49,8 +49,12 @@ class StackOptions:
     stars); ``master_bias``/``master_dark``/``master_flat`` master files
     made before (by ``save_masters``, a folder the masters of this run are
     written to, or by another program: a master flat with the bias already
-    removed) used instead of combining frames; ``memory_mb`` the budget of
-    one block of rows.
+    removed) used instead of combining frames; ``library`` a frame library
+    (:class:`fieldtui.library.Library` database file) whose masters are used
+    where the field guide's rules allow (:meth:`~fieldtui.library.Library.find_master`:
+    biases and darks from any night, flats only from the lights' night) and
+    where the masters this run combines are written (``DATA/masters/``) and
+    indexed; ``memory_mb`` the budget of one block of rows.
     """
 
     rejection: Rejection = field(default_factory=Rejection)
@@ -75,6 +79,7 @@ class StackOptions:
     master_dark: str | None = None
     master_flat: str | None = None
     save_masters: str | None = None
+    library: str | None = None
     memory_mb: int = 160
     threads: int = 2
     scratch: str | None = None
@@ -98,6 +103,7 @@ class StackResult:
     crop: tuple[int, int, int, int]
     reference: str
     seconds: float = 0.0
+    masters: dict = field(default_factory=dict)
 
 
 class StackError(Exception):
@@ -194,6 +200,7 @@ def _master(files: list[Path], kind: str, opts: StackOptions, scratch: _Scratch,
             progress: Progress | None = None) -> tuple[np.ndarray | None, Frame | None]:
     """Combine calibration frames into a master (in row blocks)."""
     paths, scales, first = [], [], None
+    temps: list[float] = []
     shape = None
     for i, p in enumerate(files):
         f = _read(p, rejected, shape)
@@ -203,6 +210,8 @@ def _master(files: list[Path], kind: str, opts: StackOptions, scratch: _Scratch,
             continue
         shape = f.data.shape
         first = first or f
+        if f.temperature is not None:
+            temps.append(float(f.temperature))
         a = f.data.astype(np.float32)
         if subtract is not None:
             if subtract.shape != a.shape:
@@ -214,6 +223,9 @@ def _master(files: list[Path], kind: str, opts: StackOptions, scratch: _Scratch,
         paths.append(scratch.put(a))
     if not paths:
         return None, None
+    if temps:
+        first.temperature = float(np.median(temps))
+    first.meta["ncombine"] = len(paths)
     h, w = shape
     if normalise:
         ref = float(np.mean(scales))
@@ -268,27 +280,7 @@ def _stack(lights, darks, flats, biases, dark_flats, opts, progress, rejected, w
     light_files = frame_files(lights)
     if not light_files:
         raise StackError("no light frames to stack")
-    # ----- masters
-    masters = cal.Masters()
-    if opts.master_bias:
-        masters.bias, _ = _load_master(opts.master_bias, "bias")
-    else:
-        masters.bias, _ = _master(frame_files(biases), "bias", opts, scratch, rejected, progress=progress)
-    if opts.master_dark:
-        masters.dark, dframe = _load_master(opts.master_dark, "dark")
-    else:
-        masters.dark, dframe = _master(frame_files(darks), "dark", opts, scratch, rejected, progress=progress)
-    if dframe is not None:
-        masters.dark_exposure = dframe.exposure or None
-    if opts.master_flat:
-        flat, fframe = _load_master(opts.master_flat, "flat")
-        dflat = None
-    else:
-        dflat, _ = _master(frame_files(dark_flats), "dark flat", opts, scratch, rejected, progress=progress)
-        flat_offset = dflat if dflat is not None else masters.bias
-        flat, fframe = _master(frame_files(flats), "flat", opts, scratch, rejected, subtract=flat_offset,
-                               normalise=True, progress=progress)
-    # ----- lights: read, calibrate, measure (two at a time)
+    # ----- the first readable light: the set's settings
     first = None
     for p in light_files:
         first = _read(p, [], None)
@@ -298,6 +290,45 @@ def _stack(lights, darks, flats, biases, dark_flats, opts, progress, rejected, w
         for p in light_files:
             _read(p, rejected)
         raise StackError("no light frame could be read")
+    # ----- masters: given, from the library (the reuse rules), or combined (and then indexed)
+    lib = _open_library(opts.library, warnings)
+    shelf = _Shelf(lib, _settings(first), opts, warnings)
+    master_info: dict[str, dict] = {}
+    masters = cal.Masters()
+    dframe = fframe = None
+    flat = dflat = None
+    try:
+        if opts.master_bias:
+            masters.bias, _ = _load_master(opts.master_bias, "bias")
+            master_info["bias"] = {"path": opts.master_bias, "reused": True}
+        else:
+            masters.bias, _ = shelf.get("bias", frame_files(biases), scratch, rejected, progress)
+        if opts.master_dark:
+            masters.dark, dframe = _load_master(opts.master_dark, "dark")
+            master_info["dark"] = {"path": opts.master_dark, "reused": True}
+        else:
+            masters.dark, dframe = shelf.get("dark", frame_files(darks), scratch, rejected, progress)
+        if dframe is not None:
+            masters.dark_exposure = dframe.exposure or None
+        if opts.master_flat:
+            flat, fframe = _load_master(opts.master_flat, "flat")
+            master_info["flat"] = {"path": opts.master_flat, "reused": True}
+        else:
+            flat_files = frame_files(flats)
+            flat, fframe = shelf.lookup("flat", flat_files)
+            if flat is None and flat_files:
+                dflat, _ = shelf.get("darkflat", frame_files(dark_flats), scratch, rejected, progress,
+                                     like=flat_files)
+                flat_offset = dflat if dflat is not None else masters.bias
+                flat, fframe = _master(flat_files, "flat", opts, scratch, rejected, subtract=flat_offset,
+                                       normalise=True, progress=progress)
+                if flat is not None:
+                    flat = cal.normalise_flat(flat, first.bayer) if flat.shape == first.data.shape else flat
+                    shelf.keep("flat", flat, fframe, flat_files)
+        master_info.update(shelf.info)
+    finally:
+        if lib is not None:
+            lib.close()
     bayer = first.bayer
     masters.bayer = bayer
     shape = first.data.shape
@@ -451,7 +482,175 @@ def _stack(lights, darks, flats, biases, dark_flats, opts, progress, rejected, w
             d["registration"] = it["registration"]
         quality[k] = d
     return StackResult(image=image, header=hdr, used=used, rejected=rejected, quality=quality, warnings=warnings,
-                       crop=box, reference=ref, seconds=time.perf_counter() - t0)
+                       crop=box, reference=ref, seconds=time.perf_counter() - t0, masters=master_info)
+
+
+def _open_library(db: str | None, warnings: list[str]):
+    if not db:
+        return None
+    from ..library import Library
+    try:
+        return Library(db)
+    except Exception as exc:  # sqlite3.Error, OSError: stack without it, say so
+        warnings.append(f"frame library {db} cannot be opened ({exc}): masters neither reused nor kept")
+        return None
+
+
+def _settings(f: Frame) -> dict:
+    """What a master must match for the lights of ``f``: ISO/gain, exposure, temperature,
+    night, filter, focus position (the last three from the file, as the library reads them)."""
+    from ..library import read_record
+    rec = None
+    if f.path is not None:
+        try:
+            rec = read_record(Path(f.path))
+        except OSError:
+            rec = None
+    rec = rec or {}
+    return {"iso": f.iso, "gain": f.gain, "exposure": f.exposure, "temperature": f.temperature,
+            "night": rec.get("night"), "filter": rec.get("filter") or "", "focus": rec.get("focus")}
+
+
+class _Shelf:
+    """The masters of one run against a frame library (or none): look up, combine, keep."""
+
+    def __init__(self, lib, settings: dict, opts: StackOptions, warnings: list[str]):
+        self.lib, self.settings, self.opts, self.warnings = lib, settings, opts, warnings
+        self.info: dict[str, dict] = {}
+
+    def _query(self, kind: str, files: list[Path], like: list[Path] | None) -> dict:
+        s = self.settings
+        q = {"iso": s["iso"], "gain": s["gain"]}
+        if kind == "dark":
+            q |= {"exposure": s["exposure"], "temperature": s["temperature"]}
+        elif kind == "darkflat":
+            from ..library import read_record
+            ref = read_record(like[0]) if like else None  # the flats' exposure
+            q |= {"exposure": ref["exposure"] if ref else None}
+        elif kind == "flat":
+            q |= {"night": s["night"], "filter": s["filter"], "focus": s["focus"]}
+        if files:
+            from ..library import source_hash
+            q["source"] = source_hash(files)
+        return q
+
+    def lookup(self, kind: str, files: list[Path], like: list[Path] | None = None):
+        """(master, its Frame) from the library: combined from exactly ``files`` when given,
+        else any master the rules allow; (None, None) when there is none."""
+        if self.lib is None:
+            return None, None
+        rec = self.lib.find_master(kind, **self._query(kind, files, like))
+        if rec is None:
+            if kind == "flat" and not files and self.settings.get("night"):
+                if self.lib.frames("master = 1 AND type = 'flat'"):
+                    self.warnings.append(f"no master flat of the night of {self.settings['night']} in the "
+                                         "library (flats are never reused across nights): no flat applied")
+            return None, None
+        try:
+            data, f = _load_master(rec["path"], kind)
+        except StackError as exc:
+            self.warnings.append(f"library master {kind} not used: {exc}")
+            return None, None
+        self.info[kind] = {"path": rec["path"], "reused": True}
+        return data, f
+
+    def get(self, kind: str, files: list[Path], scratch: "_Scratch", rejected: list[dict],
+            progress: Progress | None, like: list[Path] | None = None):
+        """The master of ``kind``: from the library when the rules allow, else combined from
+        ``files`` (and kept in the library)."""
+        data, f = self.lookup(kind, files, like)
+        if data is not None or not files:
+            return data, f
+        label = {"darkflat": "dark flat"}.get(kind, kind)
+        data, f = _master(files, label, self.opts, scratch, rejected, progress=progress)
+        if data is not None:
+            self.keep(kind, data, f, files)
+        return data, f
+
+    def keep(self, kind: str, data: np.ndarray, f: Frame | None, files: list[Path]) -> None:
+        """Write a combined master to ``DATA/masters/`` and index it (nothing without a library)."""
+        self.info[kind] = {"path": None, "reused": False}
+        if self.lib is None or f is None:
+            return
+        from ..library import read_record, source_hash
+        rec = read_record(Path(f.path)) if f.path is not None else None
+        night = (rec or {}).get("night") or self.settings.get("night") or ""
+        src = source_hash(files)
+        setting = f"gain{f.gain}" if f.gain is not None else f"ISO{f.iso}"
+        parts = [kind, setting]
+        if kind in ("dark", "darkflat"):
+            parts.append(f"{f.exposure:g}s")
+            if f.temperature is not None:
+                parts.append(f"{f.temperature:.0f}C")
+        if kind == "flat":
+            parts.append(night or "night")
+            if (rec or {}).get("filter"):
+                parts.append(str(rec["filter"]))
+        path = self.lib.path.parent / "masters" / f"master_{'_'.join(parts)}_{src[:8]}.fits"
+        try:
+            _write_master(path, data, kind, f, night=night, filter=(rec or {}).get("filter") or "",
+                          focus=(rec or {}).get("focus"), source=src)
+            self.lib.add_file(path)
+        except (OSError, Exception) as exc:  # noqa: BLE001 - the stack goes on without keeping it
+            self.warnings.append(f"master {kind} not kept in the library: {exc}")
+            return
+        self.info[kind]["path"] = str(path)
+
+
+def library_masters(db: str | os.PathLike, light: Frame, *, cosmetic: bool = True) -> tuple[cal.Masters, dict, list[str]]:
+    """The masters a frame library holds for the lights of ``light`` (the reuse rules of
+    :meth:`~fieldtui.library.Library.find_master`), ready for :func:`.calibrate.calibrate`:
+    (masters, ``{kind: {path, reused}}``, warnings). Masters of another size are left out.
+    For the live stack, which cannot wait for calibration frames to be combined."""
+    warnings: list[str] = []
+    masters = cal.Masters(bayer=light.bayer)
+    lib = _open_library(str(db), warnings)
+    if lib is None:
+        return masters, {}, warnings
+    try:
+        shelf = _Shelf(lib, _settings(light), StackOptions(), warnings)
+        for kind in ("bias", "dark", "flat"):
+            data, f = shelf.lookup(kind, [])
+            if data is None:
+                continue
+            if data.shape != light.data.shape:
+                shelf.info.pop(kind, None)
+                warnings.append(f"library master {kind} is {data.shape[1]}×{data.shape[0]}: not used")
+                continue
+            if kind == "flat":
+                data = cal.normalise_flat(data, light.bayer)
+            setattr(masters, kind, data)
+            if kind == "dark" and f is not None:
+                masters.dark_exposure = f.exposure or None
+    finally:
+        lib.close()
+    if cosmetic:
+        masters.bad_pixels = cal.find_bad_pixels(masters)
+    return masters, shelf.info, warnings
+
+
+def _write_master(path: Path, data: np.ndarray, kind: str, f: Frame, *, night: str, filter: str,  # noqa: A002
+                  focus: int | None, source: str) -> Path:
+    """A master as a 32-bit float FITS with what the library indexes it by."""
+    from astropy.io import fits
+
+    from ..atomic import write_with
+    from ..imaging.io import fits_header
+    h = fits_header(Frame(data=data, exposure=f.exposure or 0.0, kind=kind, bayer=f.bayer, iso=f.iso,
+                          gain=f.gain, temperature=f.temperature if kind in ("dark", "darkflat") else None))
+    h["IMAGETYP"] = ("Master " + {"darkflat": "DarkFlat"}.get(kind, kind.title()), "Master calibration frame")
+    h["NCOMBINE"] = (int(f.meta.get("ncombine", 0)), "Frames combined")
+    h["SRCHASH"] = (source, "Digest of the combined frames' paths")
+    if night:
+        h["NIGHT"] = (night, "Night of the frames")
+    if filter:
+        h["FILTER"] = filter
+    if focus is not None:
+        h["FOCUSPOS"] = (int(focus), "Focuser position")
+    if kind == "flat":
+        h["CALSTAT"] = ("B", "bias removed, normalised to 1 per CFA colour")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_with(path, fits.PrimaryHDU(data=np.asarray(data, np.float32), header=h).writeto)
 
 
 def _register(ref_xy: np.ndarray, xy: np.ndarray, model: str, tol: float, max_shift: float):
