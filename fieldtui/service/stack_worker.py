@@ -23,7 +23,7 @@ its calibration frames from there by the field guide's rules
 and kept there as for any job with a library.
 
 ``python -m fieldtui.service.stack_worker --live`` is the live stack
-(:func:`live_main`): it reads ``{"add": PATH, "library": DB}`` lines, one light
+(:func:`live_main`): it reads ``{"add": PATH, "library": DB, "root": DATA}`` lines, one light
 at a time as the capture saves them, and answers each with
 ``{"event": "live", "file", "accepted", "reason", "frames", "masters", "thumb"}``.
 
@@ -177,7 +177,8 @@ def live_main(lines=None) -> int:
             continue
         if masters is None:
             shape = f.data.shape
-            masters, info, warns = (library_masters(msg["library"], f) if msg.get("library")
+            masters, info, warns = (library_masters(msg["library"], f, root=msg.get("root"))
+                                    if msg.get("library")
                                     else (cal.Masters(bayer=f.bayer), {}, []))
             live = LiveStack(f.bayer)
             out["warnings"] = warns

@@ -87,7 +87,8 @@ class StackWorker(SubprocessActivity):
         self._follow_task: asyncio.Task[Any] | None = None
         self.live: dict[str, Any] | None = None
         self._live_key: tuple | None = None
-        self._live_proc: asyncio.subprocess.Process | None = None
+        self._live_proc: asyncio.subprocess.Process | None = None     # the one frames go to
+        self._live_latest: asyncio.subprocess.Process | None = None   # the one the preview shows
         self._auto: dict[tuple, dict[str, Any]] = {}   # light sets the capture finished, by (night, target, sequence)
 
     def on_start(self) -> None:
@@ -310,7 +311,7 @@ class StackWorker(SubprocessActivity):
             self.live = {"name": f"{ev.target}_{ev.exposure:g}s live", "frames": 0, "last": None, "thumb": None,
                          "masters": [], "running": True}
             n = self.niceness
-            self._live_proc = proc = await asyncio.create_subprocess_exec(
+            self._live_proc = self._live_latest = proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "fieldtui.service.stack_worker", "--live",
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
                 preexec_fn=(lambda: os.nice(n)) if n else None, limit=16 * 1024 * 1024)
@@ -319,7 +320,7 @@ class StackWorker(SubprocessActivity):
             getattr(self.s.capture, "root", None) is not None else self.s.cfg.storage.root
         path = Path(ev.path) if Path(ev.path).is_absolute() else Path(root) / ev.path
         assert self._live_proc is not None and self._live_proc.stdin is not None
-        self._live_proc.stdin.write((json.dumps({"add": str(path), "library": self.library_db}) + "\n").encode())
+        self._live_proc.stdin.write((json.dumps({"add": str(path), "library": self.library_db, "root": str(root)}) + "\n").encode())
         await self._live_proc.stdin.drain()
 
     async def _live_read(self, proc: asyncio.subprocess.Process) -> None:
@@ -329,7 +330,7 @@ class StackWorker(SubprocessActivity):
                 msg = json.loads(line)
             except ValueError:
                 continue
-            if msg.get("event") != "live" or proc is not self._live_proc or self.live is None:
+            if msg.get("event") != "live" or proc is not self._live_latest or self.live is None:
                 continue
             self.live.update(frames=msg.get("frames", 0), masters=msg.get("masters") or self.live["masters"],
                              last={k: msg.get(k) for k in ("file", "accepted", "reason", "fwhm")})
@@ -337,7 +338,7 @@ class StackWorker(SubprocessActivity):
                 self.live["thumb"] = msg["thumb"]
             self._publish_idle()
         await proc.wait()
-        if proc is self._live_proc and self.live is not None:
+        if proc is self._live_latest and self.live is not None:
             self.live["running"] = False
             self._publish_idle()
 
@@ -349,26 +350,35 @@ class StackWorker(SubprocessActivity):
             self.set_status(self.state if self.state in ("queued", "running") else "idle",
                             detail=f"live: {self.live['frames']} frames" if self.live else "")
 
-    async def _live_end(self) -> None:
+    async def _live_end(self, wait: bool = False) -> None:
+        """The set is over: the live child finishes the frames sent and exits (not waited
+        for unless ``wait``: the next set's stack must not wait on it)."""
         proc, self._live_proc = self._live_proc, None
         self._live_key = None
         if proc is None:
             return
-        if self.live is not None:
-            self.live["running"] = False
         try:
             if proc.stdin is not None and proc.returncode is None:
                 proc.stdin.write(b'{"end": true}\n')
                 await proc.stdin.drain()
                 proc.stdin.close()
-            await asyncio.wait_for(proc.wait(), 30.0)
-        except (asyncio.TimeoutError, ConnectionError, OSError):
+        except (ConnectionError, OSError):
+            pass
+        if wait:
+            await self._live_reap(proc, 5.0)
+        else:
+            self.s.spawn(self._live_reap(proc, 600.0), name="stacking-live-end")
+
+    async def _live_reap(self, proc: asyncio.subprocess.Process, grace_s: float) -> None:
+        try:
+            await asyncio.wait_for(proc.wait(), grace_s)
+        except asyncio.TimeoutError:
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
 
     async def shutdown(self) -> None:
-        await self._live_end()
+        await self._live_end(wait=True)
         if self._follow_task is not None:
             self._follow_task.cancel()
         if self._events is not None:

@@ -276,21 +276,12 @@ def stack(
         scratch.close()
 
 
-def _stack(lights, darks, flats, biases, dark_flats, opts, progress, rejected, warnings, scratch, t0):
-    light_files = frame_files(lights)
-    if not light_files:
-        raise StackError("no light frames to stack")
-    # ----- the first readable light: the set's settings
-    first = None
-    for p in light_files:
-        first = _read(p, [], None)
-        if first is not None:
-            break
-    if first is None:
-        for p in light_files:
-            _read(p, rejected)
-        raise StackError("no light frame could be read")
-    # ----- masters: given, from the library (the reuse rules), or combined (and then indexed)
+def _masters(first: Frame, biases, darks, flats, dark_flats, opts: StackOptions, scratch: "_Scratch",
+             rejected: list[dict], progress: Progress | None, warnings: list[str]):
+    """The masters for the lights of ``first``: given (``opts.master_*``), from the library where
+    the rules allow, or combined from the frames (and kept in the library).
+    Returns (masters with bias and dark, dark's Frame, flat (None or normalised when it is the
+    lights' size), flat's Frame, ``{kind: {path, reused}}``)."""
     lib = _open_library(opts.library, warnings)
     shelf = _Shelf(lib, _settings(first), opts, warnings)
     master_info: dict[str, dict] = {}
@@ -329,6 +320,26 @@ def _stack(lights, darks, flats, biases, dark_flats, opts, progress, rejected, w
     finally:
         if lib is not None:
             lib.close()
+    return masters, dframe, flat, fframe, master_info
+
+
+def _stack(lights, darks, flats, biases, dark_flats, opts, progress, rejected, warnings, scratch, t0):
+    light_files = frame_files(lights)
+    if not light_files:
+        raise StackError("no light frames to stack")
+    # ----- the first readable light: the set's settings
+    first = None
+    for p in light_files:
+        first = _read(p, [], None)
+        if first is not None:
+            break
+    if first is None:
+        for p in light_files:
+            _read(p, rejected)
+        raise StackError("no light frame could be read")
+    # ----- masters: given, from the library (the reuse rules), or combined (and then indexed)
+    masters, dframe, flat, fframe, master_info = _masters(first, biases, darks, flats, dark_flats, opts, scratch,
+                                                          rejected, progress, warnings)
     bayer = first.bayer
     masters.bayer = bayer
     shape = first.data.shape
@@ -345,7 +356,7 @@ def _stack(lights, darks, flats, biases, dark_flats, opts, progress, rejected, w
             if fframe is not None and fframe.bayer != bayer:
                 warnings.append("the flats and lights do not have the same Bayer pattern")
             masters.flat = cal.normalise_flat(flat, bayer)
-    del flat, dflat
+    del flat
     if opts.save_masters:
         _save_masters(Path(opts.save_masters), masters, first, dframe)
     if opts.cosmetic:
@@ -597,36 +608,52 @@ class _Shelf:
         self.info[kind]["path"] = str(path)
 
 
-def library_masters(db: str | os.PathLike, light: Frame, *, cosmetic: bool = True) -> tuple[cal.Masters, dict, list[str]]:
-    """The masters a frame library holds for the lights of ``light`` (the reuse rules of
-    :meth:`~fieldtui.library.Library.find_master`), ready for :func:`.calibrate.calibrate`:
-    (masters, ``{kind: {path, reused}}``, warnings). Masters of another size are left out.
-    For the live stack, which cannot wait for calibration frames to be combined."""
+def library_masters(db: str | os.PathLike, light: Frame, *, root: str | os.PathLike | None = None,
+                    cosmetic: bool = True) -> tuple[cal.Masters, dict, list[str]]:
+    """The masters for the lights of ``light`` from a frame library, ready for
+    :func:`.calibrate.calibrate`: (masters, ``{kind: {path, reused}}``, warnings).
+
+    The library's masters where the rules allow (:meth:`~fieldtui.library.Library.find_master`);
+    where it has none, the calibration frames it gives the light
+    (:meth:`~fieldtui.library.Library.calibration_for`, after indexing ``root`` when given)
+    are combined, and the masters kept there (so the final stack finds them made). For the
+    live stack, whose lights arrive one by one."""
     warnings: list[str] = []
-    masters = cal.Masters(bayer=light.bayer)
+    sets: dict[str, list] = {}
     lib = _open_library(str(db), warnings)
-    if lib is None:
-        return masters, {}, warnings
+    if lib is not None:
+        try:
+            if root is not None:
+                lib.scan(root)
+            from ..library import read_record
+            rec = read_record(Path(light.path)) if light.path is not None else None
+            sets = lib.calibration_for(rec) if rec else {}
+        finally:
+            lib.close()
+    opts = StackOptions(library=str(db), cosmetic=cosmetic)
+    scratch = _Scratch(None)
     try:
-        shelf = _Shelf(lib, _settings(light), StackOptions(), warnings)
-        for kind in ("bias", "dark", "flat"):
-            data, f = shelf.lookup(kind, [])
-            if data is None:
-                continue
-            if data.shape != light.data.shape:
-                shelf.info.pop(kind, None)
-                warnings.append(f"library master {kind} is {data.shape[1]}×{data.shape[0]}: not used")
-                continue
-            if kind == "flat":
-                data = cal.normalise_flat(data, light.bayer)
-            setattr(masters, kind, data)
-            if kind == "dark" and f is not None:
-                masters.dark_exposure = f.exposure or None
+        masters, dframe, flat, _, info = _masters(light, sets.get("biases", []), sets.get("darks", []),
+                                                  sets.get("flats", []), sets.get("dark_flats", []), opts,
+                                                  scratch, [], None, warnings)
     finally:
-        lib.close()
+        scratch.close()
+    masters.bayer = light.bayer
+    for kind in ("bias", "dark"):
+        m = getattr(masters, kind)
+        if m is not None and m.shape != light.data.shape:
+            setattr(masters, kind, None)
+            info.pop(kind, None)
+            warnings.append(f"master {kind} is {m.shape[1]}×{m.shape[0]}: not used")
+    if dframe is not None:
+        masters.dark_exposure = dframe.exposure or None
+    if flat is not None and flat.shape == light.data.shape:
+        masters.flat = cal.normalise_flat(flat, light.bayer)
+    else:
+        info.pop("flat", None)
     if cosmetic:
         masters.bad_pixels = cal.find_bad_pixels(masters)
-    return masters, shelf.info, warnings
+    return masters, info, warnings
 
 
 def _write_master(path: Path, data: np.ndarray, kind: str, f: Frame, *, night: str, filter: str,  # noqa: A002

@@ -142,3 +142,89 @@ async def test_a_child_crash_fails_the_activity_with_its_reason(cfg, small_set):
         await session.registry.stop_all()
     assert "exited with status -9" in w.reason
     assert w.results[-1]["error"] == w.reason
+
+
+CAPTURE_PLAN = """
+[plan]
+name = "auto stack"
+[[target]]
+name = "M31"
+ra_deg = 10.6847
+dec_deg = 41.2690
+[[target.sequence]]
+type = "bias"
+count = 3
+iso = 800
+[[target.sequence]]
+type = "dark"
+count = 3
+exposure = 30
+iso = 800
+[[target.sequence]]
+type = "flat"
+count = 3
+iso = 800
+[[target.sequence]]
+type = "light"
+count = 4
+exposure = 30
+iso = 800
+"""
+
+
+async def test_a_finished_capture_set_is_stacked_by_itself_with_the_librarys_calibration(tmp_path):
+    """A capture run on the simulated rig: its CaptureSetFinished queues the lights (with the
+    calibration the library gives them), its CaptureFrames feed the live stack, and a
+    stacked FITS comes out without any command to the worker."""
+    from astropy.io import fits
+
+    from fieldtui.config import load_config
+    from fieldtui.library import Library, default_db
+    root = tmp_path / "astro"
+    cfg = load_config(overrides={"storage": {"data_root": str(root), "min_free_gb": 0.0},
+                                 "main_camera": {"width": 640, "height": 480},
+                                 "telescope": {"focal_length_mm": 600}, "sim": {"seed": 7, "gusts_per_hour": 0.0}})
+    (tmp_path / "plan.toml").write_text(CAPTURE_PLAN)
+    statuses = []
+    session = Session(cfg, VirtualClock(T0), activities=("fieldtui.service.guiding:Guider",
+                                                         "fieldtui.service.capture:Capture",
+                                                         "fieldtui.service.stacking:StackWorker"))
+    orig = session.publish_activity
+    session.publish_activity = lambda st: (statuses.append(st), orig(st))
+    await session.start()
+    w = session.registry["stacking"]
+    try:
+        res = await session.capture.run_plan(str(tmp_path / "plan.toml"))
+        assert res["state"] == "done", res
+        await _wait(lambda: w.results and not w.queue and w.current is None, wall_s=240)
+        await _wait(lambda: w.live is not None and not w.live["running"], wall_s=120)
+    finally:
+        await session.stop()
+    r = w.results[-1]
+    assert "error" not in r, r
+    night = Path(res["files"][-1]).relative_to(root).parts[0]
+    assert r["output"] == str(root / night / "stacks" / "M31_30s_4.fits")  # the plan's 4th sequence
+    assert r["frames_used"] == 4
+    assert sorted(r["masters"]) == ["bias", "dark", "flat"]
+    # the first night: masters combined from the night's calibration sets (taken before the
+    # lights) by the live stack at its first light or by the final stack, whichever came first,
+    # and kept in the library once
+    h = fits.getheader(r["output"])
+    assert h["STACKCNT"] == 4 and h["CALSTAT"] == "BDF"
+    lib = Library(default_db(root))
+    try:
+        kept = lib.frames("master = 1")
+        assert sorted(m["type"] for m in kept) == ["bias", "dark", "flat"]
+        assert {m["path"] for m in kept} == {m["path"] for m in r["masters"].values()}
+        assert len(lib.frames("type = 'light' AND master = 0")) == 4   # the child indexed the night
+    finally:
+        lib.close()
+    # the live stack took the four lights as they were saved, calibrated by the library's
+    # masters (made from the calibration sets taken before them), with a preview
+    live = w.live
+    assert live["frames"] == 4 and live["last"]["accepted"], live
+    assert sorted(live["masters"]) == ["bias", "dark", "flat"]
+    th = live["thumb"]
+    assert th["width"] * th["height"] > 0
+    seen = [s.summary["live"]["frames"] for s in statuses if s.name == "stacking" and s.summary.get("live")]
+    assert seen and seen[-1] == 4 and sorted(seen) == seen
