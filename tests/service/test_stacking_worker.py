@@ -228,3 +228,37 @@ async def test_a_finished_capture_set_is_stacked_by_itself_with_the_librarys_cal
     assert th["width"] * th["height"] > 0
     seen = [s.summary["live"]["frames"] for s in statuses if s.name == "stacking" and s.summary.get("live")]
     assert seen and seen[-1] == 4 and sorted(seen) == seen
+
+
+async def test_fieldtui_stack_queue_sends_the_set_to_the_running_service(cfg, small_set, tmp_path, capsys):
+    """``fieldtui stack --queue``: the set goes to the service's worker (through its socket in
+    this test's private runtime folder) and is stacked there, with the options given."""
+    from fieldtui.commands import stack as stack_cmd
+    from fieldtui.service import protocol
+    from fieldtui.service.daemon import Server
+    argv = ["--lights", *map(str, small_set["light"]), "--darks", *map(str, small_set["dark"]),
+            "--biases", *map(str, small_set["bias"]), "--flats", *map(str, small_set["flat"]),
+            "--rejection", "sigma", "--sigma-high", "2.5", "--out", str(tmp_path / "queued.fits"), "--queue"]
+    # no service yet: one line, exit status 1, nothing stacked
+    assert await asyncio.to_thread(stack_cmd.main, argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no rig service is running" in err
+    session = _session(cfg, [])
+    server = Server(session)
+    sock = await asyncio.start_unix_server(server.handle, path=str(protocol.socket_path()), limit=protocol.MAX_LINE)
+    w = session.registry["stacking"]
+    try:
+        assert await asyncio.to_thread(stack_cmd.main, argv) == 0
+        assert "set 1 queued" in capsys.readouterr().out
+        await _wait(lambda: w.results)
+    finally:
+        sock.close()
+        await session.registry.stop_all()
+    res = w.results[-1]
+    assert "error" not in res, res
+    assert res["output"] == str(tmp_path / "queued.fits") and Path(res["output"]).is_file()
+    assert res["frames_used"] == 5
+    from astropy.io import fits
+    h = fits.getheader(res["output"])
+    assert (h["REJECT"], h["REJHIGH"], h["REJLOW"]) == ("sigma", 2.5, 3.0)
+    assert h["CALSTAT"] == "BDF"

@@ -67,3 +67,12 @@ async def test_add_a_night_by_key_then_progress_result_rejected_and_preview(serv
         await pilot.pause(0.3)
         help_text = str(app.screen.query_one("#help-text").render())
         assert "queue a set" in help_text and "zoom the preview" in help_text
+
+
+def test_live_text():
+    from fieldtui.ui.screens.stacking import live_text
+    assert live_text(None) == "live: no set being captured"
+    t = live_text({"name": "M31_30s live", "frames": 3, "running": True, "masters": ["bias", "dark"],
+                   "last": {"file": "/d/L_0004.fits", "accepted": False, "reason": "FWHM 6.1 px above 5"}})
+    assert t == "live M31_30s live: 3 frames · last L_0004.fits left out: FWHM 6.1 px above 5 · masters: bias, dark"
+    assert live_text({"name": "x", "frames": 2, "running": False}).endswith("no masters yet (set finished)")

@@ -1,6 +1,10 @@
 """Stacking: the queue of frame sets, the running set's progress and time left, the
 per-frame FWHM plot, the frames left out with their reasons, and the stack's preview.
 
+While the capture takes a set of lights, the preview is the worker's live stack
+(each saved light joins it), until that set's final stack is done; ``n``/``p``
+show the stacked sets.
+
 The stacking worker runs in the rig service (``service/stacking.py``); this
 screen draws its snapshot (``rig.extra["stacking"]``, current at each of its
 status events, at most one a second while a set runs) and sends ``stack.*``
@@ -55,6 +59,25 @@ def progress_text(cur: dict[str, Any] | None) -> str:
         text += f" · {duration(cur['left_s'])} left in this stage"
     if cur.get("elapsed_s"):
         text += f" · {duration(cur['elapsed_s'])} so far"
+    return text
+
+
+def live_text(live: dict[str, Any] | None) -> str:
+    """The live stack in one line: 'live M31_30s: 7 frames · last L_0007.fits left out: …'."""
+    if not live:
+        return "live: no set being captured"
+    text = f"live {live.get('name')}: {live.get('frames', 0)} frames"
+    last = live.get("last") or {}
+    if last.get("file"):
+        text += f" · last {Path(last['file']).name}"
+        if not last.get("accepted"):
+            text += f" left out: {last.get('reason')}"
+    if live.get("masters"):
+        text += f" · masters: {', '.join(live['masters'])}"
+    elif live.get("frames"):
+        text += " · no masters yet"
+    if not live.get("running"):
+        text += " (set finished)"
     return text
 
 
@@ -225,6 +248,8 @@ class StackingScreen(StageScreen):
     def show_queue(self) -> None:
         s = self.snap
         lines = [f"now: {progress_text(s.get('current'))}"]
+        if s.get("live"):
+            lines.append(live_text(s["live"]))
         q = s.get("queue") or []
         lines.append(f"waiting: {len(q)}" + "".join(f"\n  {j['name']} ({j['lights']} lights)" for j in q))
         res = s.get("results") or []
@@ -236,11 +261,30 @@ class StackingScreen(StageScreen):
                 lines.append(f"  {r['name']}: {what}")
         self.set_text("#st-queue", "\n".join(lines))
 
+    def _show_live(self) -> bool:
+        """The live stack in the preview while its set is being taken (newest set picked)."""
+        live = self.snap.get("live") or {}
+        if self.pick != -1 or not live.get("running") or not live.get("thumb"):
+            return False
+        view = self.query_one(FrameView)
+        key = ("live", live.get("frames"), self.zoom)
+        if key != self._thumb_key:
+            self._thumb_key = key
+            view.show(zoom_crop(decode_preview(live["thumb"]), self.zoom))
+            view.border_title = f"{live.get('name')} · {live.get('frames')} frames · ×{self.zoom}"
+        return True
+
     def show_result(self) -> None:
         r = self.result()
         rej = self.query_one("#st-rejected", Static)
         view = self.query_one(FrameView)
         plot = self.query_one(FwhmPlot)
+        live = self._show_live()
+        if r is None and live:
+            rej.border_title = "left out"
+            self.set_text("#st-rejected", "the set being captured is stacked live; its final stack follows")
+            plot.set_frames([], "")
+            return
         if r is None:
             rej.border_title = "left out"
             self.set_text("#st-rejected", "no set stacked yet · a adds one")
@@ -261,6 +305,8 @@ class StackingScreen(StageScreen):
                 text += f"\nwarning: {w}"
         self.set_text("#st-rejected", text)
         plot.set_frames(r.get("frames") or [], r["name"])
+        if live:
+            return
         thumb = r.get("thumb")
         key = (r.get("id"), self.zoom, thumb is not None)
         if key != self._thumb_key:
