@@ -80,6 +80,22 @@ def options_to_json(opts) -> dict[str, Any]:
     return out
 
 
+def limit_threads(n: int) -> None:
+    """Use at most ``n`` threads in this process: the pipeline's pool (its ``threads``
+    option), numba's parallel kernels and OpenCV (both default to every core)."""
+    n = max(1, int(n))
+    try:
+        import numba
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    except (ImportError, ValueError):
+        pass
+    try:
+        import cv2
+        cv2.setNumThreads(n)
+    except ImportError:
+        pass
+
+
 def _emit(msg: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(msg, separators=(",", ":"), default=str) + "\n")
     sys.stdout.flush()
@@ -110,6 +126,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
     try:
         opts = options_from(job.get("options") or {})
+        limit_threads(opts.threads)
         if job.get("calibration") == "library" and opts.library:
             job = dict(job) | _library_calibration(job, opts.library)
         res = stack(job.get("lights") or [], darks=job.get("darks") or [], flats=job.get("flats") or [],
@@ -159,6 +176,7 @@ def live_main(lines=None) -> int:
     from ..stacking.pipeline import library_masters
     from ..stacking.preview import preview as make_preview
 
+    limit_threads(1)   # a preview: one core at most, whatever else runs
     live: LiveStack | None = None
     masters = None
     info: dict[str, Any] = {}

@@ -35,7 +35,10 @@ uses the library's masters where the rules allow and keeps the masters it
 combines there.
 
 Each set runs in its own child process, so memory is given back between
-sets and a cancel is a SIGTERM. Status events are published at most once a
+sets and a cancel is a SIGTERM. Unless the set's options say ``threads``, the
+child uses every core but one while the guider is busy (numba, OpenCV and the
+pipeline's pool alike: :func:`.stack_worker.limit_threads`), every core
+otherwise; the live stack's child uses one. Status events are published at most once a
 second (wall time) while a set runs, and at every change of stage or set.
 """
 
@@ -145,6 +148,8 @@ class StackWorker(SubprocessActivity):
                              "folder with a Light folder)")
         options = dict(options or {})
         options.setdefault("library", self.library_db)
+        if "threads" not in options:   # decided when the set starts (guiding may start or stop)
+            options["threads"] = None
         options_from(options)  # a bad option is refused now, not in the child
         jid = self._next_id
         self._next_id += 1
@@ -212,8 +217,18 @@ class StackWorker(SubprocessActivity):
             self._answer = asyncio.get_running_loop().create_future()
             self._publish(force=True)
             await self.start_child([sys.executable, "-m", "fieldtui.service.stack_worker"])
-            await self.send({k: job.get(k) for k in ("id", "out", "options", "calibration", "library_root", *SETS)})
+            msg = {k: job.get(k) for k in ("id", "out", "options", "calibration", "library_root", *SETS)}
+            msg["options"] = dict(job["options"])
+            if msg["options"].get("threads") is None:
+                msg["options"]["threads"] = self.threads()
+            await self.send(msg)
             ans = await self._answer
+            proc = self.proc   # it exits after its answer: wait, so the next set's child can start
+            if proc is not None and proc.returncode is None:
+                try:
+                    await asyncio.wait_for(proc.wait(), self.term_grace_s)
+                except asyncio.TimeoutError:
+                    await self.stop_child()
             self.current = None
             self._answer = None
             res: dict[str, Any] = {"id": job["id"], "name": job["name"]}
@@ -255,6 +270,16 @@ class StackWorker(SubprocessActivity):
                 self._stopping.add(self.proc.pid)  # it exits now: no failure
             if self._answer is not None and not self._answer.done():
                 self._answer.set_result(msg)
+
+    def threads(self) -> int:
+        """Threads for a set about to start: every core but one while the guider is busy
+        (guiding, calibrating, settling), so its loop always finds a free core; every core
+        otherwise."""
+        from .activity import IDLE_STATES
+        cores = os.cpu_count() or 1
+        g = getattr(self.s, "guider", None)
+        guiding = g is not None and g.state not in IDLE_STATES
+        return max(1, cores - 1) if guiding else cores
 
     # ----- fed by the capture --------------------------------------------------
     async def _follow(self) -> None:

@@ -4,13 +4,19 @@ p99 (wall time, measured by the guide worker) while a set is stacked, against id
     .venv/bin/python -m pytest tests/benchmarks/bench_stacking_worker.py -s -n 0
 
 Target (issue 12): p99 while stacking within 1.2× of idle. The stacking child
-runs at nice +10 with its two threads; the service (and its guide loop) at
-the normal priority. Figures go to bench-results/stacking_worker.json.
+runs at nice +10 and, while guiding, on every core but one (the worker's
+choice; ``STACK_THREADS=N`` forces N); the service (and its guide loop) at the
+normal priority. On a machine shared with other work one idle/busy pair
+decides nothing (the others' load moves between them): ``ROUNDS`` (3) pairs
+of ``GUIDE_FRAMES`` (400) idle frames then one stacking run are interleaved,
+and the median of the rounds' p99 ratios is the figure. Figures go to
+bench-results/stacking_worker.json.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import statistics
 import time
@@ -24,9 +30,11 @@ from tests.stacking.conftest import random_mats, write_set
 
 from .bench_core import record
 
-FRAMES = 300
-#: the stacking child's threads (STACK_THREADS=1 to compare with one core)
-THREADS = int(os.environ.get("STACK_THREADS", "2"))
+FRAMES = int(os.environ.get("GUIDE_FRAMES", "400"))
+#: idle / stacking rounds, interleaved (the machine's other load moves between them)
+ROUNDS = int(os.environ.get("ROUNDS", "3"))
+#: the stacking child's threads; default: the worker's choice (cores - 1 while guiding)
+THREADS = os.environ.get("STACK_THREADS")
 
 
 def _p(xs: list[float], q: float) -> float:
@@ -42,47 +50,56 @@ def test_guide_frame_to_pulse_p99_while_stacking(tmp_path):
     async def run() -> dict:
         session = Session(cfg, VirtualClock(1_800_000_000.0), record_path=tmp_path / "service-state.json")
         await session.start()
+        rounds = []
         try:
             await session.command(Command("guide.start", {}))
             while session.guider.state != "guiding":
                 await session.clock.sleep(1.0)
             lat = session.guider.worker.latencies_ms
-            lat.clear()
-            while len(lat) < FRAMES:
-                await session.clock.sleep(1.0)
-            idle = list(lat)
-            lat.clear()
             w = session.registry["stacking"]
-            t0 = time.monotonic()
-            await session.command(Command("stack.add", {"night": str(tmp_path / "set"), "name": "bench",
-                                                           "options": {"threads": THREADS}}))
-            busy: list[float] = []
-            while not w.results:
-                await asyncio.sleep(0.05)
-                if w.current is not None and w.current.get("stage"):
-                    busy.extend(lat)  # only frames guided while the child was working
+            for r in range(ROUNDS):
                 lat.clear()
-            stack_s = time.monotonic() - t0
-            res = w.results[-1]
-            assert "error" not in res, res
-            lat.clear()  # idle again, after the set: is the machine's load the same as before?
-            while len(lat) < FRAMES:
-                await session.clock.sleep(1.0)
-            after = list(lat)
-            return {"threads": THREADS, "loadavg_1min": os.getloadavg()[0],
-                    "idle_over_50ms": sum(x > 50 for x in idle), "busy_over_50ms": sum(x > 50 for x in busy),
-                    "idle_frames": len(idle), "busy_frames": len(busy),
-                    "idle_p50_ms": round(statistics.median(idle), 2), "idle_p99_ms": round(_p(idle, 0.99), 2),
-                    "busy_p50_ms": round(statistics.median(busy), 2), "busy_p99_ms": round(_p(busy, 0.99), 2),
-                    "p99_ratio": round(_p(busy, 0.99) / _p(idle, 0.99), 2),
-                    "after_p99_ms": round(_p(after, 0.99), 2), "after_over_50ms": sum(x > 50 for x in after),
-                    "stack_wall_s": round(stack_s, 1), "frames_stacked": res["frames_used"],
-                    "guider_state": session.guider.state}
+                load0 = os.getloadavg()[0]
+                while len(lat) < FRAMES:
+                    await session.clock.sleep(1.0)
+                idle = list(lat)
+                lat.clear()
+                t0 = time.monotonic()
+                n_results = len(w.results)
+                opts = {"threads": int(THREADS)} if THREADS else {}
+                await session.command(Command("stack.add", {"night": str(tmp_path / "set"), "name": f"bench{r}",
+                                                               "options": opts, "out": str(tmp_path / f"b{r}.fits")}))
+                busy: list[float] = []
+                threads = None
+                while len(w.results) == n_results:
+                    await asyncio.sleep(0.05)
+                    if w.current is not None and w.current.get("stage"):
+                        busy.extend(lat)  # only frames guided while the child was working
+                    lat.clear()
+                stack_s = time.monotonic() - t0
+                res = w.results[-1]
+                assert "error" not in res, res
+                threads = THREADS or w.threads()
+                rounds.append({"idle_frames": len(idle), "busy_frames": len(busy),
+                               "idle_p50_ms": round(statistics.median(idle), 2),
+                               "idle_p99_ms": round(_p(idle, 0.99), 2),
+                               "busy_p50_ms": round(statistics.median(busy), 2),
+                               "busy_p99_ms": round(_p(busy, 0.99), 2),
+                               "p99_ratio": round(_p(busy, 0.99) / _p(idle, 0.99), 2),
+                               "idle_over_50ms": sum(x > 50 for x in idle),
+                               "busy_over_50ms": sum(x > 50 for x in busy),
+                               "stack_wall_s": round(stack_s, 1), "threads": threads,
+                               "loadavg_1min": [round(load0, 2), round(os.getloadavg()[0], 2)]})
+                print(json.dumps(rounds[-1]))
+            return {"rounds": rounds, "p99_ratio_median": statistics.median(r["p99_ratio"] for r in rounds),
+                    "guider_state": session.guider.state,
+                    "frames_stacked": w.results[-1]["frames_used"]}
         finally:
             await session.stop()
 
     figures = asyncio.run(run())
     record("stacking_worker", figures)
+    print(json.dumps(figures))
     assert figures["guider_state"] == "guiding"
-    assert figures["busy_frames"] >= 50
-    assert figures["p99_ratio"] <= 1.2, figures
+    assert all(r["busy_frames"] >= 30 for r in figures["rounds"])
+    assert figures["p99_ratio_median"] <= 1.2, figures

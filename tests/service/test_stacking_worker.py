@@ -71,11 +71,15 @@ async def test_a_set_is_stacked_in_a_niced_child_with_progress_and_result(cfg, s
                          darks=[str(p) for p in small_set["dark"]], flats=[str(p) for p in small_set["flat"]],
                          biases=[str(p) for p in small_set["bias"]], name="m31")
         assert jid == 1
-        await _wait(lambda: w.results)
+        # a second set queued at once starts when the first one's child has exited
+        await _cmd(session, "stack.add", lights=[str(p) for p in small_set["light"]], name="again",
+                   out=str(session.night_dir / "stacks" / "again.fits"))
+        await _wait(lambda: len(w.results) == 2)
+        assert w.results[-1]["frames_used"] == 5, w.results[-1]
     finally:
         await session.registry.stop_all()
-    assert nice_seen == [min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10)]
-    res = w.results[-1]
+    assert nice_seen == [min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10)] * 2
+    res = w.results[0]
     assert "error" not in res, res
     assert res["frames_used"] == 5
     assert [Path(r["file"]).name for r in res["frames_rejected"]] == ["light_999.fits"]
@@ -83,7 +87,8 @@ async def test_a_set_is_stacked_in_a_niced_child_with_progress_and_result(cfg, s
     out = Path(res["output"])
     assert out == session.night_dir / "stacks" / "m31.fits" and out.is_file()
     assert Path(res["preview"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    th = res["thumb"]
+    assert "thumb" not in res   # only the newest set keeps its thumbnail
+    th = w.results[-1]["thumb"]
     thumb = np.frombuffer(__import__("base64").b64decode(th["pixels"]), np.uint8)
     assert thumb.size == th["width"] * th["height"] and max(th["width"], th["height"]) <= 240
     assert thumb.max() > 200 > np.median(thumb)  # stars bright on a dark sky
@@ -262,3 +267,27 @@ async def test_fieldtui_stack_queue_sends_the_set_to_the_running_service(cfg, sm
     h = fits.getheader(res["output"])
     assert (h["REJECT"], h["REJHIGH"], h["REJLOW"]) == ("sigma", 2.5, 3.0)
     assert h["CALSTAT"] == "BDF"
+
+
+def test_the_child_leaves_a_core_to_the_guider(cfg):
+    import types
+
+    import numba
+
+    from fieldtui.service.stack_worker import limit_threads
+    session = Session(cfg, VirtualClock(T0), activities=("fieldtui.service.stacking:StackWorker",))
+    w = session.registry["stacking"]
+    cores = os.cpu_count()
+    session.guider = types.SimpleNamespace(state="idle")
+    assert w.threads() == cores
+    for state in ("calibrating", "guiding", "settling"):
+        session.guider.state = state
+        assert w.threads() == max(1, cores - 1)
+    before = numba.get_num_threads()
+    try:
+        limit_threads(1)
+        assert numba.get_num_threads() == 1
+        import cv2
+        assert cv2.getNumThreads() == 1
+    finally:
+        limit_threads(before)
