@@ -21,6 +21,8 @@ import os
 import statistics
 import time
 
+import pytest
+
 from fieldtui.clock import VirtualClock
 from fieldtui.config import load_config
 from fieldtui.events import Command
@@ -29,6 +31,8 @@ from fieldtui.stacking import synth
 from tests.stacking.conftest import random_mats, write_set
 
 from .bench_core import record
+
+pytestmark = pytest.mark.timeout(3 * 3600)
 
 FRAMES = int(os.environ.get("GUIDE_FRAMES", "400"))
 #: idle / stacking rounds, interleaved (the machine's other load moves between them)
