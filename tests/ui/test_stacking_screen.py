@@ -63,6 +63,16 @@ async def test_add_a_night_by_key_then_progress_result_rejected_and_preview(serv
         assert not bad_svg_colours(app.export_screenshot())
         queue = str(app.screen.query_one("#st-queue").render())
         assert "5 frames in" in queue
+        # while the capture takes a set, the preview is its live stack (as the worker's snapshot says)
+        snap = app.rig.extra["stacking"]
+        snap["live"] = {"name": "M31_30s live", "frames": 3, "running": True, "masters": ["bias"],
+                        "last": {"file": "/n/L_3.fits", "accepted": True}, "thumb": r["thumb"]}
+        app.screen.show_all()
+        assert "3 frames" in view.border_title and "M31_30s live" in view.border_title
+        assert "live M31_30s live: 3 frames" in str(app.screen.query_one("#st-queue").render())
+        snap["live"]["running"] = False   # the set is over: back to the newest stack
+        app.screen.show_all()
+        assert "3 frames" not in view.border_title and r["name"] in view.border_title
         await pilot.press("question_mark")
         await pilot.pause(0.3)
         help_text = str(app.screen.query_one("#help-text").render())
