@@ -48,7 +48,7 @@ Siril 1.0.6                              8.77 / 11.97 / 12.92       4.31   0.34 
 before: Lanczos                          12.16 / 13.16 / 13.54      3.67   0.58    35*
 before: bilinear resampling              9.02 / 12.20 / 13.22       4.29   0.44    137
 now: Lanczos (default)                   12.02 / 13.04 / 13.21      3.67   0.44    123
-now: bilinear (``--interpolation linear``) 8.94 / 12.11 / 13.03     4.29   0.44    98
+now: ``--interpolation linear``          8.94 / 12.11 / 13.03       4.29   0.44    98
 =======================================  =========================  =====  ======  =======
 
 (* a quieter moment of the machine.) Most of the gap on 4×4 blocks was the
