@@ -74,7 +74,7 @@ async def test_a_set_is_stacked_in_a_niced_child_with_progress_and_result(cfg, s
         # a second set queued at once starts when the first one's child has exited
         await _cmd(session, "stack.add", lights=[str(p) for p in small_set["light"]], name="again",
                    out=str(session.night_dir / "stacks" / "again.fits"))
-        await _wait(lambda: len(w.results) == 2)
+        await _wait(lambda: len(w.results) == 2, wall_s=400)
         assert w.results[-1]["frames_used"] == 5, w.results[-1]
     finally:
         await session.registry.stop_all()
@@ -124,7 +124,7 @@ async def test_bad_input_is_refused_in_one_line_and_cancel_stops_the_child(cfg, 
         await _wait(lambda: w.proc is not None and w.current is not None)
         pid = w.proc.pid
         assert "cancelled" in await _cmd(session, "stack.cancel")
-        await _wait(lambda: len(w.results) == 2)
+        await _wait(lambda: len(w.results) == 2, wall_s=400)
         assert w.proc.returncode is not None
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
