@@ -24,8 +24,8 @@ Fed by the capture: each finished set of lights (a
 :class:`~fieldtui.events.CaptureSetFinished`) is queued by itself, calibrated
 with the frames and masters the frame library gives it by the field guide's
 rules (the data root's ``.library.sqlite``, indexed by the child first); a
-calibration set finished later the same night queues again the night's sets
-that lacked that kind of master. While a set of lights is being taken, each
+calibration set finished later the same night queues the night's sets again
+(their stack may have begun with part of that set on disk). While a set of lights is being taken, each
 saved light (:class:`~fieldtui.events.CaptureFrame`) joins a **live stack**
 in a second niced child (``stack_worker --live``, the library's masters):
 the snapshot's ``live`` (``name``, ``frames``, ``last`` ``{file, accepted,
@@ -308,9 +308,10 @@ class StackWorker(SubprocessActivity):
                                "masters": None}
             await self._queue_auto(key)
         elif ev.type in CAL_KINDS:
-            kind = CAL_KINDS[ev.type]
-            for key, a in self._auto.items():   # sets of this night stacked without this master
-                if a["night"] == ev.night and a["masters"] is not None and kind not in a["masters"]:
+            # the night's sets again: stacked without this calibration, or with the part of the
+            # set that was on disk when their stack began (a queued set waits, not twice)
+            for key, a in self._auto.items():
+                if a["night"] == ev.night:
                     await self._queue_auto(key)
 
     async def _queue_auto(self, key: tuple) -> None:

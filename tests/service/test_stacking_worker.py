@@ -291,3 +291,26 @@ def test_the_child_leaves_a_core_to_the_guider(cfg):
         assert cv2.getNumThreads() == 1
     finally:
         limit_threads(before)
+
+
+async def test_a_calibration_set_finished_later_that_night_queues_the_nights_light_sets_again(cfg, tmp_path):
+    from fieldtui.events import CaptureSetFinished
+    session = Session(cfg, VirtualClock(T0), activities=("fieldtui.service.stacking:StackWorker",))
+    w = session.registry["stacking"]
+    calls = []
+
+    async def add(**kw):
+        calls.append(kw)
+        return len(calls)
+    w.cmd_add = add
+    ev = dict(plan="p", target="M31", exposure=30.0, root=str(tmp_path))
+    await w._set_finished(CaptureSetFinished(type="light", sequence=0, night="2027-01-15", files=["/a.fits"], **ev))
+    assert [(c["lights"], c["calibration"], c["name"]) for c in calls] == [(["/a.fits"], "library", "M31_30s_1")]
+    assert calls[0]["out"] == str(tmp_path / "2027-01-15" / "stacks" / "M31_30s_1.fits")
+    await w._set_finished(CaptureSetFinished(type="flat", sequence=1, night="2027-01-16", files=["/f"], **ev))
+    assert len(calls) == 1                      # another night's flats: nothing
+    await w._set_finished(CaptureSetFinished(type="flat", sequence=1, night="2027-01-15", files=["/f"], **ev))
+    assert len(calls) == 2 and calls[1]["lights"] == ["/a.fits"]   # dawn flats: stacked again
+    w.queue.append({"id": 9, "auto": ("2027-01-15", "M31", 0)})    # still waiting: not queued twice
+    await w._set_finished(CaptureSetFinished(type="dark", sequence=2, night="2027-01-15", files=["/d"], **ev))
+    assert len(calls) == 2
