@@ -179,6 +179,7 @@ class SimCfg:
     polar_error_arcmin: float = 4.0
     ra_drift_arcsec_min: float = 0.5
     backlash_arcsec: float = 8.0
+    backlash_start: float = 0.5
     gusts_per_hour: float = 2.0
     gust_arcsec: float = 4.0
     guide_angle_deg: float = 17.0

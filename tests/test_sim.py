@@ -77,15 +77,55 @@ def test_ra_pulse_moves_star_by_cos_dec(tmp_path):
 
 
 def test_dec_backlash_swallows_the_first_reversal(tmp_path):
-    rig = make_rig(tmp_path, **{**QUIET, "backlash_arcsec": 6.0})
+    rig = make_rig(tmp_path, **{**QUIET, "backlash_arcsec": 6.0, "backlash_start": 0.0})
     sky = rig.sky
-    sky.apply_pulse("N", 1000, T0)          # 7.52" north
-    sky.apply_pulse("S", 1000, T0 + 2)      # reversal: 6" of play first, 1.52" moves
-    _, y = sky.mount_error(T0 + 5)
-    assert float(y) == pytest.approx(7.5205 - 1.5205, abs=1e-3)
+    sky.apply_pulse("N", 1000, T0)          # 7.52" north, all 6" of play first: 1.52" moves
+    _, y = sky.mount_error(T0 + 1.5)
+    assert float(y) == pytest.approx(1.5205, abs=1e-3)
+    sky.apply_pulse("N", 1000, T0 + 2)      # same direction: no play
+    sky.apply_pulse("S", 1000, T0 + 4)      # reversal: the whole 6" gap first, 1.52" moves
+    _, y = sky.mount_error(T0 + 5.5)
+    assert float(y) == pytest.approx(1.5205 + 7.5205 - 1.5205, abs=1e-3)
     sky.apply_pulse("S", 1000, T0 + 6)      # same direction: no play
     _, y = sky.mount_error(T0 + 8)
-    assert float(y) == pytest.approx(6.0 - 7.5205, abs=1e-3)
+    assert float(y) == pytest.approx(7.5205 - 7.5205, abs=1e-3)
+
+
+def test_dec_backlash_keeps_partial_take_up(tmp_path):
+    """Hand-computed: a 6" gap, the gear starting in its middle, guide rate 0.5x
+    (1000 ms = 7.5205", 200 ms = 1.5041", 400 ms = 3.0082")."""
+    rig = make_rig(tmp_path, **{**QUIET, "backlash_arcsec": 6.0, "backlash_start": 0.5})
+    sky = rig.sky
+    assert sky.dec_play_arcsec == pytest.approx((3.0, 3.0))
+
+    def dec_after(direction, ms, t):
+        sky.apply_pulse(direction, ms, t)
+        return float(sky.mount_error(t + ms / 1000.0 + 0.01)[1])
+
+    # The very first pulse meets the half gap left on the north side: 7.5205 - 3 moves.
+    assert dec_after("N", 1000, T0) == pytest.approx(4.5205, abs=1e-3)
+    assert sky.dec_play_arcsec == pytest.approx((0.0, 6.0))
+    # A short south pulse only crosses 1.5041" of the 6" gap: the axis stays put.
+    assert dec_after("S", 200, T0 + 2) == pytest.approx(4.5205, abs=1e-3)
+    assert sky.dec_play_arcsec == pytest.approx((1.5041, 4.4959), abs=1e-4)
+    # Back north: only the 1.5041" just crossed is play (not the full 6"), 1.5041" moves.
+    assert dec_after("N", 400, T0 + 4) == pytest.approx(4.5205 + 1.5041, abs=1e-3)
+    # South for 1000 ms: the full 6" gap first, then 1.5205" of motion.
+    assert dec_after("S", 1000, T0 + 6) == pytest.approx(6.0246 - 1.5205, abs=1e-3)
+    assert sky.dec_play_arcsec == pytest.approx((6.0, 0.0))
+    # And on south without play.
+    assert dec_after("S", 1000, T0 + 8) == pytest.approx(4.5041 - 7.5205, abs=1e-3)
+
+
+def test_dec_backlash_start_decides_the_first_pulse(tmp_path):
+    # Gear already against the north side: the first north pulse moves at once,
+    # the first south pulse meets the whole gap.
+    rig = make_rig(tmp_path, **{**QUIET, "backlash_arcsec": 6.0, "backlash_start": 1.0})
+    rig.sky.apply_pulse("N", 1000, T0)
+    assert float(rig.sky.mount_error(T0 + 2)[1]) == pytest.approx(7.5205, abs=1e-3)
+    rig = make_rig(tmp_path, **{**QUIET, "backlash_arcsec": 6.0, "backlash_start": 1.0})
+    rig.sky.apply_pulse("S", 1000, T0)
+    assert float(rig.sky.mount_error(T0 + 2)[1]) == pytest.approx(-1.5205, abs=1e-3)
 
 
 def test_periodic_error_recovered_from_unguided_drift(tmp_path):

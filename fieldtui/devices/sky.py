@@ -92,8 +92,10 @@ class Sky:
         self._dec_v = [0.0]
         self._pulse_lock = threading.Lock()
         self._pulse_arrays: tuple[np.ndarray, ...] | None = None  # cached for np.interp
-        self._dec_last_dir = 0
-        self._dec_play = 0.0
+        # Where the Dec worm sits inside its backlash gap, arcsec from the side
+        # a south pulse pushes on (0) to the side a north pulse pushes on (the
+        # full gap): unknown to the guider when the night starts.
+        self._dec_gap_pos = s.backlash_start * s.backlash_arcsec
         self.slew_offset = np.zeros(2)  # goto error, arcsec (x east, y north)
         self.focus_position = cfg.focuser.max_position // 2
         self.clouds_until = -math.inf
@@ -206,7 +208,15 @@ class Sky:
         """Move the pointing at the guide rate for ``ms`` from time ``t``.
 
         E/W move the RA axis (the star moves cos(Dec) of it on the sky);
-        N/S move Dec, first taking up backlash when the direction reverses.
+        N/S move Dec through a gear with ``backlash_arcsec`` of play.  The
+        worm's place inside that gap is kept between pulses: a north pulse
+        first takes up what is left of the gap on the north side (the gap
+        minus what earlier north motion already took up), then the axis
+        moves; a south pulse likewise.  So a short reversal that did not
+        cross the whole gap costs only the part it crossed when the
+        direction turns back, and the first pulse of the night meets the
+        play left by ``sim.backlash_start`` (where the gear starts in the
+        gap).
         """
         move = self.guide_rate * SIDEREAL * ms / 1000.0
         dur = ms / 1000.0
@@ -218,14 +228,22 @@ class Sky:
                 self._append(self._ra_t, self._ra_v, t, dur, sign * move)
             else:
                 sign = 1 if direction == "N" else -1
-                if sign != self._dec_last_dir:
-                    self._dec_play = self.cfg.sim.backlash_arcsec if self._dec_last_dir else 0.0
-                    self._dec_last_dir = sign
-                take = min(move, self._dec_play)
-                self._dec_play -= take
+                gap = max(self.cfg.sim.backlash_arcsec, 0.0)
+                pos = min(max(self._dec_gap_pos, 0.0), gap)
+                play = gap - pos if sign > 0 else pos
+                take = min(move, play)
+                self._dec_gap_pos = pos + sign * take
                 self._append(self._dec_t, self._dec_v, t + dur * take / move if move else t,
                              dur * (1 - take / move) if move else 0.0, sign * (move - take))
             self._pulse_arrays = None
+
+    @property
+    def dec_play_arcsec(self) -> tuple[float, float]:
+        """Ground truth: the Dec play (arcsec) a north and a south pulse would
+        take up now before the axis moves."""
+        gap = max(self.cfg.sim.backlash_arcsec, 0.0)
+        pos = min(max(self._dec_gap_pos, 0.0), gap)
+        return gap - pos, pos
 
     def _pulses(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The pulse histories as arrays (RA t, RA offset, Dec t, Dec offset), consistent

@@ -21,7 +21,7 @@ class SynthSky:
                  guide_rate: float = 0.5, dec_deg: float = 20.0, width: int = 320, height: int = 240,
                  n_stars: int = 8, seed: int = 1, jitter_arcsec: float = 0.0, noise: float = 4.0,
                  backlash_arcsec: float = 0.0, drift_arcsec_s: tuple[float, float] = (0.0, 0.0),
-                 sigma_px: float = 1.3) -> None:
+                 sigma_px: float = 1.3, backlash_start: float = 0.5) -> None:
         self.angle = math.radians(angle_deg)
         self.flipped = flipped
         self.scale = scale
@@ -36,8 +36,9 @@ class SynthSky:
         self.sigma = sigma_px
         self.ra = 0.0  # pointing error, arcsec on the sky
         self.dec = 0.0
-        self._dec_play = 0.0  # position inside the backlash gap
-        self._last_dec_dir = 0
+        # Where the Dec gear sits in its backlash gap (arcsec from the south
+        # side), kept between pulses as in fieldtui.devices.sky.
+        self._gap_pos = backlash_start * backlash_arcsec
         m = 40
         self.stars = [(float(self.rng.uniform(m, width - m)), float(self.rng.uniform(m, height - m)),
                        float(self.rng.uniform(4000, 30000))) for _ in range(n_stars)]
@@ -60,11 +61,9 @@ class SynthSky:
             self.ra += amount * k if direction == "W" else -amount * k
             return
         d = 1 if direction == "N" else -1
-        if self.backlash > 0 and d != self._last_dec_dir:
-            self._dec_play = self.backlash
-        self._last_dec_dir = d
-        take = min(self._dec_play, amount)
-        self._dec_play -= take
+        play = self.backlash - self._gap_pos if d > 0 else self._gap_pos
+        take = min(play, amount)
+        self._gap_pos += d * take
         self.dec += d * (amount - take)
 
     def advance(self, dt: float) -> None:
