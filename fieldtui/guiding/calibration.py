@@ -17,6 +17,7 @@ predict within 20 %.
 from __future__ import annotations
 
 from ..atomic import write_json
+from .backlash import BacklashMeasurement, measure_backlash
 
 import json
 import math
@@ -50,6 +51,10 @@ class Calibration:
     binning: int = 1
     timestamp: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    # Dec backlash measured by the Backlash/North/South legs (ms of guide
+    # pulse; None: not measured), and whether it is only a lower bound.
+    backlash_ms: float | None = None
+    backlash_lower_bound: bool = False
 
     # --- derived quantities -------------------------------------------------
     @property
@@ -232,11 +237,11 @@ def south_leg_warnings(north: tuple[float, float], south: tuple[float, float],
             f"Dec backlash is very large: {what} (the south leg moved the star {s:.1f} px, "
             f"{100 * frac:.0f} % of the {n:.1f} px of the north leg; PHD2 warns below "
             f"{100 * SOUTH_MIN_FRACTION:.0f} %), so at least {px(n - s)} of play is taken up "
-            "whenever Dec reverses and Dec guiding will be poor. Guide Dec one way only "
-            "(dec_mode = \"north\" or \"south\" in [guiding]) with the polar alignment a little "
-            "off or the Dec axis a little out of balance so Dec drifts that way, or have the Dec "
-            "gear mesh adjusted; if the star never moved south, check the guide cable's "
-            "south line"]
+            "whenever Dec reverses and Dec guiding will be poor. To take it out of guiding: "
+            "balance the scope a little east-heavy on the Dec axis (or leave the polar alignment "
+            "a little off) so Dec always drifts one way, and guide Dec in that direction only "
+            "(dec_mode = \"north\" or \"south\" in [guiding]); have the Dec gear mesh adjusted; "
+            "if the star never moved south, check the guide cable's south line"]
     back = math.degrees(math.atan2(-south[1], -south[0]) - math.atan2(north[1], north[0]))
     off = abs((back + 180.0) % 360.0 - 180.0)
     if off > SOUTH_MAX_ANGLE_DEG:
@@ -323,6 +328,8 @@ class Calibrator:
         self._north_steps = 0
         self._north_move: tuple[float, float] = (0.0, 0.0)  # (dx, dy) of the north leg
         self._adapted = False
+        self._leg_ms: dict[str, list[int]] = {}  # pulse lengths sent on each leg
+        self.backlash: BacklashMeasurement | None = None
         self.ra_step_ms, self.dec_step_ms = self._initial_steps()
 
     def _initial_steps(self) -> tuple[int, int]:
@@ -414,8 +421,9 @@ class Calibrator:
             if self.step >= self._north_steps:
                 if self.result is not None:
                     south = (self.records[-1][2], self.records[-1][3])
-                    self.result.warnings += south_leg_warnings(self._north_move, south,
-                                                               self.pixel_scale)
+                    warned = south_leg_warnings(self._north_move, south, self.pixel_scale)
+                    self._measure_backlash(warned)
+                    self.result.warnings += warned
                 self.done = True
                 return None
         if self.failed or self.done:
@@ -425,7 +433,32 @@ class Calibrator:
         ms = self.pulse_ms
         if self.leg in ("West", "North"):
             self._pulse_s += ms / 1000.0
+        self._leg_ms.setdefault(self.leg, []).append(ms)
         return StepRequest(direction, ms, self.leg, self.step)
+
+    def leg_positions(self, leg: str) -> list[tuple[float, float]]:
+        """Star positions (px) on a leg: where it started, then after each pulse."""
+        return [(r[4], r[5]) for r in self.records if r[0] == leg]
+
+    def _measure_backlash(self, warned: list[str]) -> None:
+        """The Dec backlash from the North and South legs (the Backlash leg cleared it
+        northward first), into the result; a large one adds a warning with what to
+        do (or completes the south-leg warning already in ``warned``)."""
+        assert self.result is not None
+        north, south = self.leg_positions("North"), self.leg_positions("South")
+        n_ms, s_ms = self._leg_ms.get("North", []), self._leg_ms.get("South", [])
+        if len(north) != len(n_ms) + 1 or len(south) != len(s_ms) + 1 or not n_ms or not s_ms:
+            return
+        m = measure_backlash(north, n_ms, south, s_ms, self.pixel_scale)
+        if m is None:
+            return
+        self.backlash = m
+        self.result.backlash_ms = m.backlash_ms
+        self.result.backlash_lower_bound = m.lower_bound
+        if warned:
+            warned[0] += f" (measured: {m.describe()})"
+        elif m.large:
+            warned.append(m.warning() or "")
 
     def _next_leg(self, leg: str, x: float, y: float) -> None:
         self.leg = leg

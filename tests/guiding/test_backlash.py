@@ -1,0 +1,105 @@
+"""Dec backlash: measured from a north and a south leg, warned about, compensated."""
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from synth import SynthSky, run  # noqa: E402
+
+from fieldtui.guiding.backlash import BacklashCompensator, measure_backlash  # noqa: E402
+from fieldtui.guiding.engine import GuideEngine  # noqa: E402
+from fieldtui.guiding.settings import GuideSettings  # noqa: E402
+
+
+def _leg(start, direction_deg, moves):
+    """Positions: ``start`` then after each move (px along ``direction_deg``)."""
+    u = np.array([math.cos(math.radians(direction_deg)), math.sin(math.radians(direction_deg))])
+    return np.array(start) + np.outer(np.concatenate([[0.0], np.cumsum(moves)]), u)
+
+
+def test_hand_computed_partial_south_return():
+    # North: 10 pulses of 1000 ms at 2 px/s along -60 deg: 20 px.  South: 10 pulses
+    # of 1000 ms; the first 3 s go into the play, the last 7 s bring it back 14 px.
+    north = _leg((100.0, 100.0), -60.0, [2.0] * 10)
+    south = _leg(north[-1], 120.0, [0, 0, 0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0])
+    m = measure_backlash(north, 1000, south, 1000, pixel_scale=4.0, noise_px=0.0)
+    assert m.north_rate_px_s == pytest.approx(2.0)
+    assert m.north_px == pytest.approx(20.0) and m.south_px == pytest.approx(14.0)
+    assert m.backlash_ms == pytest.approx(3000.0) and m.backlash_px == pytest.approx(6.0)
+    assert m.backlash_arcsec == pytest.approx(24.0) and not m.lower_bound
+    assert m.south_fraction == pytest.approx(0.7)
+    assert m.large  # 24" > 20"
+    w = m.warning()
+    assert w.startswith("Dec backlash is large: about 24″ (3.0 s of guide pulse, 6.0 px)")
+    for advice in ("east-heavy", 'dec_mode = "north" or "south"', "gear mesh"):
+        assert advice in w
+    # Per-step pulse lengths: 500 ms north steps, one 4000 ms south pulse of which 1.5 s moves.
+    north = _leg((0.0, 0.0), 90.0, [1.0] * 8)
+    south = _leg(north[-1], -90.0, [3.0])
+    m = measure_backlash(north, [500] * 8, south, [4000], noise_px=0.0)
+    assert m.backlash_ms == pytest.approx(2500.0) and m.backlash_arcsec is None
+    assert not m.large  # 2.5 s < 3 s without a pixel scale
+
+
+def test_no_south_motion_is_a_lower_bound_and_no_backlash_is_zero():
+    north = _leg((50.0, 50.0), 0.0, [2.0] * 12)
+    still = _leg(north[-1], 180.0, [0.01] * 12)
+    m = measure_backlash(north, 800, still, 800, pixel_scale=4.3, noise_px=0.1)
+    assert m.lower_bound and m.backlash_ms == pytest.approx(12 * 800)
+    assert "at least" in m.describe()
+    back = _leg(north[-1], 180.0, [2.0] * 12)
+    m = measure_backlash(north, 800, back, 800, pixel_scale=4.3, noise_px=0.1)
+    assert m.backlash_ms == pytest.approx(0.0, abs=1e-6) and m.warning() is None
+    assert measure_backlash(_leg((0, 0), 0, [0.0] * 5), 800, back, 800) is None
+
+
+@pytest.mark.parametrize("backlash", [0.0, 30.0, 60.0])
+def test_calibration_measures_the_backlash(backlash):
+    sky = SynthSky(angle_deg=30, backlash_arcsec=backlash, jitter_arcsec=0.5, dec_deg=25, seed=5)
+    eng = GuideEngine(GuideSettings(), pixel_scale=sky.scale, dec_deg=25, guide_rate=0.5)
+    eng.start_calibration()
+    run(eng, sky, 600)
+    cal = eng.calibration
+    measured = cal.backlash_ms / 1000.0 * 0.5 * 15.041
+    assert measured == pytest.approx(backlash, abs=0.1 * backlash + 2.0)
+    large = [w for w in cal.warnings if w.startswith("Dec backlash is large")]
+    assert len(large) == (1 if backlash > 20 else 0)
+
+
+def test_compensator_tracks_the_gear_in_its_play():
+    c = BacklashCompensator(4000.0, gear_at=0.0)   # against the south side
+    assert c.extra_ms(-1) == 0.0 and c.extra_ms(+1) == 4000.0
+    c.sent(+1, 1500.0)                             # 1.5 s north: crosses 1.5 s of the play
+    assert c.play_ms(+1) == pytest.approx(2500.0) and c.play_ms(-1) == pytest.approx(1500.0)
+    c.sent(-1, 500.0)
+    assert c.play_ms(-1) == pytest.approx(1000.0)
+    c.sent(+1, 6000.0, extra_ms=3000.0)            # a compensated reversal: all the way north
+    assert c.play_ms(+1) == 0.0 and c.play_ms(-1) == pytest.approx(4000.0)
+
+
+def test_compensator_adapts_from_under_and_overshoot():
+    c = BacklashCompensator(2000.0, gear_at=0.0)
+    rate, min_move = 2.0, 0.2                      # px/s
+    for _ in range(12):                            # the star still short by 1 px every time
+        c.sent(+1, 2500.0, extra_ms=c.extra_ms(+1))
+        c.outcome(+1.0, rate, min_move)
+        c.sent(-1, 2500.0, extra_ms=c.extra_ms(-1))
+        c.outcome(-1.0, rate, min_move)
+    assert 2000.0 < c.gap_ms <= 4000.0             # grew, never above twice the start
+    big = c.gap_ms
+    for _ in range(12):                            # now overshooting by 1 px
+        c.sent(+1, 2500.0, extra_ms=c.extra_ms(+1))
+        c.outcome(-1.0, rate, min_move)
+        c.sent(-1, 2500.0, extra_ms=c.extra_ms(-1))
+        c.outcome(+1.0, rate, min_move)
+    assert c.gap_ms < big
+    # Residuals under the minimum move leave it alone.
+    c2 = BacklashCompensator(2000.0, gear_at=0.0)
+    for _ in range(10):
+        c2.sent(+1, 2500.0, extra_ms=c2.extra_ms(+1))
+        c2.outcome(0.1, rate, min_move)
+    assert c2.gap_ms == 2000.0
