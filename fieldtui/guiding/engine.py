@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .algorithms import GuideAlgorithm, make_algorithm
+from .backlash import BacklashCompensator
 from .predictive import GearModel, PeriodicFit, RefitJob
 from .calibration import Calibration, CalibrationSettings, Calibrator
 from .centroid import StarMeasurement, measure_star
@@ -136,6 +137,9 @@ class GuideEngine:
         self._last_data: np.ndarray | None = None
         self._detection: object = _NOT_GIVEN
         self._defer_refits = False
+        # Dec backlash compensation, from the calibration's measurement.
+        self.backlash_comp: BacklashCompensator | None = None
+        self._comp_from_cal: Calibration | None = None
 
     # ------------------------------------------------------------------ setup
     def _make_algorithms(self) -> tuple[GuideAlgorithm, GuideAlgorithm]:
@@ -561,6 +565,8 @@ class GuideEngine:
         if cal.done and cal.result is not None and self.calibration is not cal.result:
             res = cal.result
             self.calibration = res
+            # The calibration ends with its south leg: the Dec gear rests on its south side.
+            self._setup_backlash_comp(res, gear_at=0.0)
             self._emit(CalibrationDone(t, res.ra_angle_deg, res.dec_angle_deg, res.ra_rate, res.dec_rate,
                                        res.flipped, res.orthogonality_error_deg, list(res.warnings)))
             for w in res.warnings:
@@ -602,6 +608,17 @@ class GuideEngine:
             s.exposure_s, self.calibration.to_dict(), asdict(s),
             f"{self.ra_algo.name}, {self.ra_algo.summary()}",
             f"{self.dec_algo.name}, {self.dec_algo.summary()}", self.dec_deg, self.pier_side))
+
+    def _setup_backlash_comp(self, cal: Calibration | None, gear_at: float | None = None) -> None:
+        """Backlash compensation from the calibration's measured play (none when it
+        was not measured, is negligible, or only a lower bound: too large to add blindly)."""
+        self._comp_from_cal = cal
+        ms = cal.backlash_ms if cal is not None else None
+        if (not self.settings.dec_backlash_comp or ms is None or cal is None
+                or cal.backlash_lower_bound or ms < 100.0):
+            self.backlash_comp = None
+            return
+        self.backlash_comp = BacklashCompensator(ms, gear_at=gear_at)
 
     def _offset(self, data: np.ndarray) -> tuple[float, float, int]:
         """Star offset from the lock position (camera px), averaged over the
@@ -681,6 +698,18 @@ class GuideEngine:
             sent_dec = math.copysign(dec_ms / 1000.0 * cal.dec_rate, dec_out) if dec_ms else 0.0
             self.ra_algo.applied(algo_out[0], sent_ra)
             self.dec_algo.applied(algo_out[1], sent_dec)
+        if self._comp_from_cal is not cal:
+            self._setup_backlash_comp(cal)  # a reused calibration: the gear's place is unknown
+        comp = self.backlash_comp
+        dec_extra = 0
+        if comp is not None:
+            if correct:
+                comp.outcome(-dec_in, cal.dec_rate, s.dec_min_move)
+            if dec_ms:
+                d = 1 if dec_dir == "N" else -1
+                dec_extra = int(round(comp.extra_ms(d)))
+                dec_ms += dec_extra
+                comp.sent(d, dec_ms, dec_extra)
         if ra_ms:
             pulses.append(Pulse(ra_dir, ra_ms))
         if dec_ms:
@@ -689,7 +718,7 @@ class GuideEngine:
         step = GuideStep(t, self.guide_frame, self._elapsed(t), self.star.x, self.star.y,
                          self.lock[0], self.lock[1], dx, dy, ra_px, dec_px, ra_out, dec_out,
                          ra_ms, ra_dir, dec_ms, dec_dir, self.star.snr, self.star.mass, self.star.hfd,
-                         used, ra_lim, dec_lim)
+                         used, ra_lim, dec_lim, dec_extra)
         self._emit(step)
         if self.state == GuideState.GUIDING:
             self.stats.add(step)

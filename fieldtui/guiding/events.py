@@ -146,6 +146,7 @@ class GuideStep(GuideEvent):
     stars_used: int = 1
     ra_limited: bool = False
     dec_limited: bool = False
+    dec_backlash_ms: int = 0  # of dec_ms, the backlash compensation added on a reversal
 
 
 @dataclass

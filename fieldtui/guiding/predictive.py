@@ -400,12 +400,17 @@ class PredictiveDec(GuideAlgorithm):
     so backlash never enters.  Backlash still shows up after a reversal (a
     dither, a big bump): the rate is fitted with one common slope and a
     separate offset for each stretch between reversals, so lost motion
-    does not bias it.  Until the drift is clear, and for large confirmed
-    deflections, a classic :class:`ResistSwitch` decides.
+    does not bias it.  A large confirmed deflection (two frames beyond three
+    minimum moves) is corrected at once, whichever side.  While no drift is
+    clear (a well polar-aligned mount, near the pole), chasing each frame's
+    seeing would only shake the star and reverse the motor through its
+    backlash: the mean of the last :attr:`AVERAGE_FRAMES` frames is corrected
+    once it stands out from their scatter (:meth:`_averaged`).
     """
 
     name = "Predictive Dec"
     uses_time = True
+    AVERAGE_FRAMES = 8  # frames averaged while no drift is clear
 
     def __init__(self, min_move: float = 0.2, aggression: float = 0.2, drift_s: float = 120.0,
                  drift_gain: float = 0.3, min_drift_s: float = 30.0, fast_switch: bool = True) -> None:
@@ -427,6 +432,7 @@ class PredictiveDec(GuideAlgorithm):
         self._last_t: float | None = None
         self._dts: deque[float] = deque(maxlen=15)
         self._prev = 0.0
+        self._recent: deque[float] = deque(maxlen=self.AVERAGE_FRAMES)
         self.drift_rate = 0.0  # px/s
         self.drift_sigma = math.inf
         self.side = 0
@@ -480,24 +486,43 @@ class PredictiveDec(GuideAlgorithm):
                  and self._dts)
         prev, self._prev = self._prev, distance
         big = 3.0 * self.min_move
+        self._recent.append(distance)
         out = 0.0
-        if not clear:
-            out = rs  # drift not known yet: classic resist switch
-            self.side = self.fallback.side
+        if abs(distance) > big and abs(prev) > big and (distance > 0) == (prev > 0):
+            out = distance  # a confirmed large deflection: correct it whichever side
+            self._recent.clear()
+            self.last_prediction = 0.0
+        elif not clear:
+            out = self._averaged()
             self.last_prediction = 0.0
         else:
             self.side = 1 if self.drift_rate > 0 else -1
             ff = self.drift_gain * self.drift_rate * float(np.median(self._dts))
             self.last_prediction = ff
-            if abs(distance) > big and abs(prev) > big and (distance > 0) == (prev > 0):
-                out = distance  # a confirmed large deflection: correct it whichever side
-            else:
-                fb = self.aggression * distance
-                if (fb > 0) - (fb < 0) != self.side:
-                    fb = 0.0
-                out = ff + fb
+            fb = self.aggression * distance
+            if (fb > 0) - (fb < 0) != self.side:
+                fb = 0.0
+            out = ff + fb
         self._note(out)
         return out
+
+    def _averaged(self) -> float:
+        """No clear drift: correct the mean of the last frames once it stands out
+        from their scatter (3 standard errors, and at least half the minimum
+        move), both ways.  Seeing alone then rarely moves the Dec motor, so it
+        rarely reverses through the backlash, and a real offset (after a gust or
+        a dither) still goes away within a few frames."""
+        n = len(self._recent)
+        if n < self.AVERAGE_FRAMES:
+            return 0.0
+        arr = np.asarray(self._recent)
+        mean = float(arr.mean())
+        sem = float(arr.std(ddof=1)) / math.sqrt(n)
+        if abs(mean) <= max(3.0 * sem, 0.5 * self.min_move):
+            return 0.0
+        self._recent.clear()
+        self.side = 1 if mean > 0 else -1
+        return mean
 
     def _note(self, out: float) -> None:
         self._sum += out

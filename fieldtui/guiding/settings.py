@@ -57,6 +57,9 @@ class GuideSettings:
     dec_drift_s: float = 120.0
     dec_drift_gain: float = 0.3
     dec_mode: Literal["auto", "north", "south", "off"] = "auto"
+    # Add the Dec backlash the calibration measured to Dec pulses that reverse
+    # direction (adapted from what the star does next).
+    dec_backlash_comp: bool = True
     max_ra_pulse_ms: int = 2500
     max_dec_pulse_ms: int = 2500
     min_pulse_ms: int = 10
