@@ -329,8 +329,21 @@ class Calibrator:
         self._north_move: tuple[float, float] = (0.0, 0.0)  # (dx, dy) of the north leg
         self._adapted = False
         self._leg_ms: dict[str, list[int]] = {}  # pulse lengths sent on each leg
+        self._notes: list[str] = []  # go into the result's warnings
         self.backlash: BacklashMeasurement | None = None
         self.ra_step_ms, self.dec_step_ms = self._initial_steps()
+
+    # Near the pole the star moves only cos(Dec) as far per RA pulse: RA steps
+    # may grow to this long, and an RA leg that ends its steps short of
+    # target_px but past MIN_RA_PX (and as far as cos(Dec) lets it) is accepted.
+    MAX_RA_STEP_MS = 10000
+    MAX_STEP_MS = 5000
+    MIN_RA_PX = 8.0
+    NEAR_POLE_COS = 0.2  # cos(Dec) under this (Dec above ~78°) counts as near the pole
+
+    @property
+    def cos_dec(self) -> float | None:
+        return abs(math.cos(math.radians(self.dec_deg))) if self.dec_deg is not None else None
 
     def _initial_steps(self) -> tuple[int, int]:
         if self.s.step_ms:
@@ -338,11 +351,25 @@ class Calibrator:
         per_step = self.s.target_px / self.s.steps
         if self.guide_rate and self.pixel_scale:
             dec_rate = expected_rate_px_s(self.guide_rate, self.pixel_scale)
-            cosd = math.cos(math.radians(self.dec_deg)) if self.dec_deg is not None else 1.0
-            ra_rate = dec_rate * max(cosd, 0.2)
-            clamp = lambda ms: int(min(max(ms, 50), 5000))  # noqa: E731
-            return clamp(1000 * per_step / ra_rate), clamp(1000 * per_step / dec_rate)
+            cosd = self.cos_dec if self.cos_dec is not None else 1.0
+            ra_rate = dec_rate * max(cosd, 1e-3)
+            ra = int(min(max(1000 * per_step / ra_rate, 50), self.MAX_RA_STEP_MS))
+            dec = int(min(max(1000 * per_step / dec_rate, 50), self.MAX_STEP_MS))
+            return ra, dec
         return 1000, 1000
+
+    def _expected_ra_px(self) -> float | None:
+        """How far the west leg's pulses should have moved the star (px), from the
+        guide rate, pixel scale and cos(Dec); None when those are unknown."""
+        if not (self.guide_rate and self.pixel_scale and self.cos_dec is not None):
+            return None
+        return expected_rate_px_s(self.guide_rate, self.pixel_scale, self.dec_deg) * self._pulse_s
+
+    def _near_pole_note(self, dist: float) -> str:
+        cosd = self.cos_dec or 0.0
+        return (f"near the pole RA moves only cos δ as far: at Dec {self.dec_deg:.1f}° a west pulse "
+                f"moves the star {100 * cosd:.1f} % as far as on the equator, so {self.step} steps "
+                f"of {self.ra_step_ms / 1000:.1f} s moved it {dist:.1f} px")
 
     @property
     def pulse_ms(self) -> int:
@@ -401,11 +428,32 @@ class Calibrator:
                     self._finish(vec)
                     self._next_leg("South", x, y)
             elif self.step >= self.s.max_steps:
-                axis = "RA" if leg == "West" else "Dec"
-                self._fail(f"{axis} calibration failed: the star moved only {dist:.1f} px in "
-                           f"{self.step} {leg.lower()} steps; check the guide cable, the guide "
-                           "rate, and that the mount is tracking")
-                return None
+                near_pole = (leg == "West" and self.cos_dec is not None
+                             and self.cos_dec < self.NEAR_POLE_COS)
+                expected = self._expected_ra_px() if near_pole else None
+                if near_pole and expected is not None and dist >= 0.5 * expected:
+                    # The star moved as far as cos(Dec) allows: not a cable fault.
+                    if dist >= self.MIN_RA_PX and self.step >= 2:
+                        self._ra_vec = _fit_rate(self._points)
+                        self._west_steps = self.step
+                        self._notes.append(
+                            f"RA calibration used a short leg: {self._near_pole_note(dist)} "
+                            f"instead of {self.s.target_px:g} px. Accepted; it is less accurate "
+                            "than one made further from the pole (calibrate on a star below Dec "
+                            "60° and the guider adjusts the calibration for declination)")
+                        self._next_leg("East", x, y)
+                    else:
+                        self._fail(f"RA calibration failed: {self._near_pole_note(dist)}, less than "
+                                   f"the {self.MIN_RA_PX:g} px needed to measure RA. Calibrate on a "
+                                   "star below Dec 60° (the guider adjusts the calibration for "
+                                   "declination), then come back to this target")
+                        return None
+                else:
+                    axis = "RA" if leg == "West" else "Dec"
+                    self._fail(f"{axis} calibration failed: the star moved only {dist:.1f} px in "
+                               f"{self.step} {leg.lower()} steps; check the guide cable, the guide "
+                               "rate, and that the mount is tracking")
+                    return None
         elif leg == "East":
             if self.step >= self._west_steps:
                 self._next_leg("Backlash", x, y)
@@ -477,7 +525,8 @@ class Calibrator:
         if cal.ra_rate <= 0 or cal.dec_rate <= 0:
             self._fail("calibration failed: no measurable motion")
             return
-        cal.warnings = sanity_warnings(cal, self.s.max_ortho_deg, self.s.max_ratio_error)
+        cal.warnings = list(self._notes) + sanity_warnings(cal, self.s.max_ortho_deg,
+                                                           self.s.max_ratio_error)
         if self._west_steps < 4 or self._north_steps < 4:
             cal.warnings.append(f"calibration used only {min(self._west_steps, self._north_steps)} "
                                 "steps on an axis: the steps are too long for an accurate result")
