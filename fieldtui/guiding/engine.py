@@ -137,6 +137,9 @@ class GuideEngine:
         self._last_data: np.ndarray | None = None
         self._detection: object = _NOT_GIVEN
         self._defer_refits = False
+        # Dec drifting the way dec_mode cannot correct: since when, alerted when.
+        self._wrong_way_since: float | None = None
+        self._wrong_way_alert_at: float | None = None
         # Dec backlash compensation, from the calibration's measurement.
         self.backlash_comp: BacklashCompensator | None = None
         self._comp_from_cal: Calibration | None = None
@@ -599,6 +602,8 @@ class GuideEngine:
         self.guide_frame = 0
         self._drift_since = None
         self._recovering_since = None
+        self._wrong_way_since = None
+        self._wrong_way_alert_at = None
         self._acc.clear()
         self._last_corr_t = None
         s = self.settings
@@ -722,7 +727,14 @@ class GuideEngine:
         self._emit(step)
         if self.state == GuideState.GUIDING:
             self.stats.add(step)
-            self._watchdog(t, dist)
+            wrong_way = self._check_dec_mode(t, dec_px)
+            if wrong_way and abs(ra_px) <= s.drift_limit_px:
+                # Only Dec is away, the way dec_mode forbids: full-strength corrections
+                # or a new calibration cannot help, the dec-mode alert says what will.
+                self._drift_since = None
+                self._recovering_since = None
+            else:
+                self._watchdog(t, dist)
         elif self.state == GuideState.SETTLING:
             self._settle(t, dist)
         return pulses
@@ -739,6 +751,47 @@ class GuideEngine:
         if ms < max(1, min_ms):
             return 0, "", False
         return int(round(ms)), (pos_dir if out_px > 0 else neg_dir), limited
+
+    WRONG_WAY_S = 30.0  # Dec off on the side dec_mode cannot correct this long: alert
+
+    def _check_dec_mode(self, t: float, dec_px: float) -> bool:
+        """In a one-direction Dec mode (or "off"), is Dec drifting the way the mode
+        cannot correct?  Alerts (again every 5 minutes while it lasts) with what
+        to change.  ``dec_px``: this frame's Dec offset (+ wants a south pulse)."""
+        s = self.settings
+        mode = s.dec_mode.lower()
+        if mode == "auto":
+            return False
+        thr = max(s.dec_min_move, 0.1)
+        blocked = (mode == "off" or (mode == "north" and dec_px > thr)
+                   or (mode == "south" and dec_px < -thr))
+        correctable = (mode == "north" and dec_px < -thr) or (mode == "south" and dec_px > thr)
+        if correctable:
+            self._wrong_way_since = None
+            return False
+        if not blocked:
+            return self._wrong_way_alert_at is not None and self._wrong_way_since is not None
+        if self._wrong_way_since is None:
+            self._wrong_way_since = t
+        away = t - self._wrong_way_since
+        if away < self.WRONG_WAY_S or abs(dec_px) < 3.0 * thr:
+            return False
+        if self._wrong_way_alert_at is None or t - self._wrong_way_alert_at >= 300.0:
+            self._wrong_way_alert_at = t
+            need = "south" if dec_px > 0 else "north"
+            arcsec = f" ({abs(dec_px) * self.pixel_scale:.1f}″)" if self.pixel_scale else ""
+            if mode == "off":
+                msg = (f"Dec guiding is off (dec_mode = \"off\") and Dec has drifted "
+                       f"{abs(dec_px):.1f} px{arcsec} in {away:.0f} s: set dec_mode = \"auto\" "
+                       f"(or \"{need}\") in [guiding] to guide Dec")
+            else:
+                msg = (f"Dec is drifting the way dec_mode = \"{mode}\" cannot correct: the star is "
+                       f"{abs(dec_px):.1f} px{arcsec} off in Dec after {away:.0f} s and needs "
+                       f"{need} pulses, which this mode never sends. Switch the Dec mode to "
+                       f"\"{need}\" or \"auto\" in [guiding] (or change the polar alignment or "
+                       f"balance so Dec drifts the other way)")
+            self._alert("warning", "dec-mode", msg)
+        return True
 
     def _watchdog(self, t: float, dist: float) -> None:
         s = self.settings
