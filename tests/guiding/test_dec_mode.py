@@ -46,3 +46,13 @@ def test_a_mode_that_can_correct_the_drift_raises_nothing(mode):
     assert [e for e in events if isinstance(e, Alert) and e.code in ("dec-mode", "drift")] == []
     steps = [e for e in events if isinstance(e, GuideStep)][-30:]
     assert max(abs(s.dec_px) for s in steps) < 1.0
+
+
+def test_dec_guiding_off_says_so_instead_of_recalibrating():
+    eng, events = _guide("off", drift_north=0.1, seconds=300)
+    alerts = [e for e in events if isinstance(e, Alert)]
+    wrong = [a for a in alerts if a.code == "dec-mode"]
+    assert wrong and wrong[0].message.startswith('Dec guiding is off (dec_mode = "off")')
+    assert 'set dec_mode = "auto"' in wrong[0].message
+    assert not any("no longer fits" in a.message for a in alerts)
+    assert sum(isinstance(e, CalibrationStarted) for e in events) == 1

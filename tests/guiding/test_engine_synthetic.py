@@ -117,11 +117,16 @@ def test_drift_watchdog_alerts_and_recovers():
 
 
 def test_drift_watchdog_escalates_when_corrections_cannot_help():
+    # The camera turns 150° in its holder after calibration: every correction now
+    # pushes the star the wrong way, and only a new calibration helps.
     sky = SynthSky(angle_deg=20, drift_arcsec_s=(0.0, 0.3))
-    s = GuideSettings(dec_mode="off", drift_limit_px=3.0, drift_time_s=20.0)
+    s = GuideSettings(drift_limit_px=3.0, drift_time_s=20.0)
     eng = GuideEngine(s, pixel_scale=sky.scale)
     eng.start_guiding()
-    events, _ = run(eng, sky, 300)
+    events, t = run(eng, sky, 200)
+    assert eng.state == GuideState.GUIDING
+    sky.angle += math.radians(150)
+    events, _ = run(eng, sky, 300, t0=t)
     alerts = [e for e in events if isinstance(e, Alert) and e.code == "drift"]
     assert len(alerts) >= 2 and all(a.level == "critical" for a in alerts)
     assert "Recalibrating" in alerts[1].message
