@@ -34,6 +34,11 @@ class GuideAlgorithm:
         """The lock position moved by ``delta`` px along this axis (a dither)."""
         return None
 
+    def feed_forward(self) -> float:
+        """Of the last :meth:`result`, the part (px) predicted from the mount's own
+        error rather than from the displacement (a tolerance must not hold it back)."""
+        return 0.0
+
     def summary(self) -> str:
         return f"Minimum move = {self.min_move:.3f}"
 

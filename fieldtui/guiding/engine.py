@@ -137,6 +137,10 @@ class GuideEngine:
         self._last_data: np.ndarray | None = None
         self._detection: object = _NOT_GIVEN
         self._defer_refits = False
+        # Limits that bind: corrections in a row, last alert time, tolerance side.
+        self._limit_run: dict[str, int] = {"RA": 0, "Dec": 0}
+        self._limit_alert_at: dict[str, float] = {}
+        self._tol_side: dict[str, int] = {}
         # Dec drifting the way dec_mode cannot correct: since when, alerted when.
         self._wrong_way_since: float | None = None
         self._wrong_way_alert_at: float | None = None
@@ -683,10 +687,16 @@ class GuideEngine:
                            else self.dec_algo.result(dec_in))
                 algo_out = (ra_out, dec_out)
             if s.tolerance_px > 0:
+                # The tolerance holds back feedback on small errors, never a
+                # predictive algorithm's feed-forward of the mount's own error.
+                held = [False, False]
                 if abs(ra_in) < s.tolerance_px:
-                    ra_out = 0.0
+                    held[0] = ra_out != 0.0
+                    ra_out = self.ra_algo.feed_forward() if algo_out is not None else 0.0
                 if abs(dec_in) < s.tolerance_px:
-                    dec_out = 0.0
+                    held[1] = dec_out != 0.0
+                    dec_out = self.dec_algo.feed_forward() if algo_out is not None else 0.0
+                self._check_tolerance(held, (ra_in, dec_in))
 
         pulses: list[Pulse] = []
         ra_ms, ra_dir, ra_lim = self._to_pulse(ra_out, cal.ra_rate, "E", "W", s.max_ra_pulse_ms, s.min_pulse_ms)
@@ -719,6 +729,9 @@ class GuideEngine:
             pulses.append(Pulse(ra_dir, ra_ms))
         if dec_ms:
             pulses.append(Pulse(dec_dir, dec_ms))
+        if correct:
+            self._check_limit("RA", ra_lim, s.max_ra_pulse_ms, "max_ra_pulse_ms")
+            self._check_limit("Dec", dec_lim, s.max_dec_pulse_ms, "max_dec_pulse_ms")
 
         step = GuideStep(t, self.guide_frame, self._elapsed(t), self.star.x, self.star.y,
                          self.lock[0], self.lock[1], dx, dy, ra_px, dec_px, ra_out, dec_out,
@@ -751,6 +764,44 @@ class GuideEngine:
         if ms < max(1, min_ms):
             return 0, "", False
         return int(round(ms)), (pos_dir if out_px > 0 else neg_dir), limited
+
+    LIMIT_IN_ROW = 5  # corrections in a row held by a limit before it alerts (as PHD2)
+    LIMIT_REPEAT_S = 300.0
+
+    def _limit_alert(self, key: str, message: str) -> None:
+        last = self._limit_alert_at.get(key)
+        if last is None or self.last_t - last >= self.LIMIT_REPEAT_S:
+            self._limit_alert_at[key] = self.last_t
+            self._alert("warning", "guide-limit", message)
+
+    def _check_limit(self, axis: str, limited: bool, max_ms: int, key: str) -> None:
+        """A pulse limit that binds LIMIT_IN_ROW corrections in a row alerts."""
+        n = self._limit_run[axis] = self._limit_run[axis] + 1 if limited else 0
+        if n >= self.LIMIT_IN_ROW:
+            self._limit_alert(key, f"{axis} corrections hit the {max_ms} ms limit ({key}) "
+                              f"{n} times in a row: the mount needs longer pulses than allowed, "
+                              "so the star lags behind (steep periodic error, a gust, or a guide "
+                              f"rate set low). Raise {key} in [guiding], or the mount's guide rate")
+
+    def _check_tolerance(self, held: list[bool], errors: tuple[float, float]) -> None:
+        """The tolerance holding back LIMIT_IN_ROW corrections in a row on one side,
+        with the star near its edge (at least 3/4 of it off), alerts."""
+        tol = self.settings.tolerance_px
+        for i, axis in enumerate(("RA", "Dec")):
+            e = errors[i]
+            side = (e > 0) - (e < 0)
+            key = f"tolerance-{axis}"
+            run, last_side = self._limit_run.get(key, 0), self._tol_side.get(axis, 0)
+            if held[i] and abs(e) >= 0.75 * tol and (run == 0 or side == last_side):
+                run += 1
+            else:
+                run = 0
+            self._limit_run[key], self._tol_side[axis] = run, side
+            if run >= self.LIMIT_IN_ROW:
+                self._limit_alert(key, f"The tolerance (tolerance_px = {tol:g}) held back {axis} "
+                                  f"corrections {run} times in a row with the star {abs(e):.2f} px "
+                                  "off: it rides the tolerance's edge. Lower tolerance_px in "
+                                  "[guiding] (0 leaves small errors to the algorithm's minimum move)")
 
     WRONG_WAY_S = 30.0  # Dec off on the side dec_mode cannot correct this long: alert
 

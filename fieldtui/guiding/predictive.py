@@ -376,6 +376,9 @@ class Predictive(GuideAlgorithm):
         """The engine sent ``actual`` instead of ``requested`` (rounding, pulse limits)."""
         self._sum += actual - requested
 
+    def feed_forward(self) -> float:
+        return self.prediction_gain * self.last_prediction
+
     def lock_moved(self, delta: float) -> None:
         self._lock += delta
 
@@ -534,6 +537,9 @@ class PredictiveDec(GuideAlgorithm):
 
     def applied(self, requested: float, actual: float) -> None:
         self._sum += actual - requested
+
+    def feed_forward(self) -> float:
+        return self.last_prediction
 
     def lock_moved(self, delta: float) -> None:
         self._lock += delta
