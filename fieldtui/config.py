@@ -326,6 +326,7 @@ def _validate(cfg: Config) -> None:
     for key, value in positive:
         if value <= 0:
             raise ConfigError(src, key, "a positive number", _describe(value))
+    _validate_guiding_and_sim(cfg, src)
     g = cfg.guide_camera
     if not 40 <= g.bandwidth <= 100:
         raise ConfigError(src, "guide_camera.bandwidth", "a USB bandwidth share between 40 and 100 (%)",
@@ -383,6 +384,100 @@ def _validate(cfg: Config) -> None:
     except Exception:
         raise ConfigError(src, "site.timezone", "an IANA time zone name such as 'Europe/Paris'",
                           _describe(cfg.site.timezone)) from None
+
+
+INF = float("inf")
+# [guiding] and [sim] ranges: key -> (low, high, inclusive low, what is expected).
+_RANGES: dict[str, tuple[float, float, bool, str]] = {
+    "guiding.exposure_s": (0, 600, False, "seconds above 0, at most 600"),
+    "sim.seeing_fwhm_arcsec": (0, 60, False, "arc-seconds above 0, at most 60"),
+    "sim.pe_period_s": (0, 86400, False, "seconds above 0"),
+    "guiding.cycle_time_s": (0, 3600, True, "seconds, 0 or more (0 = back to back)"),
+    "guiding.correction_time_s": (0, 3600, True, "seconds, 0 or more (0 = every frame)"),
+    "guiding.tolerance_px": (0, 100, True, "pixels, 0 or more (0 = off)"),
+    "guiding.box_px": (8, 400, True, "a guide box side between 8 and 400 px"),
+    "guiding.min_snr": (0, 1000, False, "a positive signal-to-noise ratio"),
+    "guiding.min_stars": (1, 1000, True, "1 or more stars"),
+    "guiding.min_hfd_px": (0, 100, True, "pixels, 0 or more"),
+    "guiding.multi_star": (0, 32, True, "0 (off) to 32 extra stars"),
+    "guiding.lost_snr": (0, 1000, False, "a positive signal-to-noise ratio"),
+    "guiding.lost_alert_s": (0, INF, False, "a positive number of seconds"),
+    "guiding.new_star_after_s": (0, INF, False, "a positive number of seconds"),
+    "guiding.ra_hysteresis": (0, 1, True, "a fraction from 0 to under 1"),
+    "guiding.ra_aggression": (0, 2, False, "a fraction above 0, at most 2"),
+    "guiding.ra_min_move": (0, 100, True, "pixels, 0 or more"),
+    "guiding.ra_predictive_aggression": (0, 1, True, "a fraction from 0 to 1"),
+    "guiding.ra_prediction_gain": (0, 2, True, "a fraction from 0 to 2"),
+    "guiding.ra_trend_s": (2, 3600, True, "seconds, at least 2"),
+    "guiding.dec_aggression": (0, 2, False, "a fraction above 0, at most 2"),
+    "guiding.dec_min_move": (0, 100, True, "pixels, 0 or more"),
+    "guiding.dec_predictive_aggression": (0, 1, True, "a fraction from 0 to 1"),
+    "guiding.dec_drift_s": (10, 7200, True, "seconds, at least 10"),
+    "guiding.dec_drift_gain": (0, 1, True, "a fraction from 0 to 1"),
+    "guiding.max_ra_pulse_ms": (1, 60000, True, "milliseconds between 1 and 60000"),
+    "guiding.max_dec_pulse_ms": (1, 60000, True, "milliseconds between 1 and 60000"),
+    "guiding.min_pulse_ms": (0, 10000, True, "milliseconds, 0 or more"),
+    "guiding.calibration_px": (2, 500, True, "pixels between 2 and 500"),
+    "guiding.calibration_steps": (2, 100, True, "between 2 and 100 steps"),
+    "guiding.calibration_step_ms": (0, 60000, True, "milliseconds, 0 (automatic) to 60000"),
+    "guiding.calibration_max_ortho_deg": (0, 45, False, "degrees above 0, at most 45"),
+    "guiding.calibration_max_ratio_error": (0, 1, False, "a fraction above 0, at most 1"),
+    "guiding.drift_limit_px": (0, 1000, False, "a positive number of pixels"),
+    "guiding.drift_time_s": (0, INF, False, "a positive number of seconds"),
+    "guiding.dither_px": (0, 500, True, "pixels, 0 or more"),
+    "guiding.settle_px": (0, 100, False, "a positive number of pixels"),
+    "guiding.settle_time_s": (0, 3600, True, "seconds, 0 or more"),
+    "guiding.settle_timeout_s": (0, 3600, False, "a positive number of seconds"),
+    "guiding.stats_window_s": (0, INF, False, "a positive number of seconds"),
+    "sim.seed": (0, INF, True, "0 or more"),
+    "sim.seeing_jitter": (0, 2, True, "a fraction of the seeing FWHM from 0 to 2"),
+    "sim.sky_mag_arcsec2": (10, 25, True, "a sky brightness between 10 and 25 mag/arcsec²"),
+    "sim.temperature_c": (-50, 60, True, "°C between -50 and 60"),
+    "sim.pe_amplitude_arcsec": (0, 600, True, "arc-seconds, 0 or more"),
+    "sim.polar_error_arcmin": (-1200, 1200, True, "arc-minutes between -1200 and 1200 (the sign sets "
+                               "the drift's direction)"),
+    "sim.ra_drift_arcsec_min": (-600, 600, True, "arc-seconds per minute between -600 and 600"),
+    "sim.backlash_arcsec": (0, 3600, True, "arc-seconds, 0 or more"),
+    "sim.backlash_start": (0, 1, True, "a fraction of the play from 0 to 1"),
+    "sim.gusts_per_hour": (0, 3600, True, "0 or more an hour"),
+    "sim.gust_arcsec": (0, 3600, True, "arc-seconds, 0 or more"),
+    "sim.guide_angle_deg": (-INF, INF, True, "degrees"),
+    "sim.main_angle_deg": (-INF, INF, True, "degrees"),
+    "sim.guide_blur_arcsec": (0, 600, True, "arc-seconds, 0 or more"),
+    "sim.focus_blur_arcsec_per_step": (0, 10, True, "arc-seconds per step, 0 or more"),
+    "sim.vignetting": (0, 1, True, "a fraction from 0 to under 1"),
+    "sim.hot_pixels": (0, 100000, True, "0 or more"),
+}
+_OPEN_HIGH = {"guiding.ra_hysteresis", "sim.vignetting"}  # the high end itself is refused
+
+
+def _validate_guiding_and_sim(cfg: Config, src: str) -> None:
+    """Every [guiding] and [sim] number in its range (NaN and infinities refused)."""
+    import math
+    for key, (lo, hi, incl, expected) in _RANGES.items():
+        table, name = key.split(".")
+        value = getattr(getattr(cfg, table), name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        ok = (math.isfinite(value) and (value >= lo if incl else value > lo)
+              and (value < hi if key in _OPEN_HIGH else value <= hi))
+        if not ok:
+            raise ConfigError(src, key, expected, _describe(value))
+    g = cfg.guiding
+    if g.gain is not None and g.gain < 0:
+        raise ConfigError(src, "guiding.gain", "a gain of 0 or more", _describe(g.gain))
+    if g.mass_change != 0 and not (math.isfinite(g.mass_change) and g.mass_change > 1):
+        raise ConfigError(src, "guiding.mass_change", "0 (off) or a factor above 1",
+                          _describe(g.mass_change))
+    if g.ra_period_s != 0 and not (math.isfinite(g.ra_period_s) and 30 <= g.ra_period_s <= 3600):
+        raise ConfigError(src, "guiding.ra_period_s", "0 (found from the data) or a worm period "
+                          "between 30 and 3600 s", _describe(g.ra_period_s))
+    if g.min_pulse_ms > min(g.max_ra_pulse_ms, g.max_dec_pulse_ms):
+        raise ConfigError(src, "guiding.min_pulse_ms", "at most max_ra_pulse_ms and max_dec_pulse_ms "
+                          f"({g.max_ra_pulse_ms}, {g.max_dec_pulse_ms})", _describe(g.min_pulse_ms))
+    if not 0 <= cfg.sim.best_focus <= cfg.focuser.max_position:
+        raise ConfigError(src, "sim.best_focus", f"a focuser position from 0 to focuser.max_position "
+                          f"({cfg.focuser.max_position})", _describe(cfg.sim.best_focus))
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

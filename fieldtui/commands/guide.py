@@ -214,11 +214,18 @@ async def _guide(cfg: Any, clock: Any, result: dict[str, Any], camera: Any, guid
     while worker.state != GuideState.GUIDING and clock.now() < deadline:
         if worker.engine.state == GuideState.LOOPING and worker.engine._pending is None:
             break  # calibration failed; the alert says why
+        if worker.failure is not None:
+            break
         await clock.sleep(1.0)
-    if worker.state != GuideState.GUIDING:
+    if worker.state != GuideState.GUIDING or worker.failure is not None:
+        failure = worker.failure
+        state = worker.state.value
         await worker.stop()
-        result["error"] = next((a.message for a in reversed(alerts) if a.level == "critical"),
-                               "guiding did not start")
+        if failure is not None:
+            result["error"] = _loop_error(failure)
+        else:
+            result["error"] = next((a.message for a in reversed(alerts) if a.level == "critical"),
+                                   f"the guider was still {state} after 30 minutes")
         return result
     t_start = clock.now()
     result["calibration_s"] = round(t_start - t_cal, 1)
@@ -232,8 +239,13 @@ async def _guide(cfg: Any, clock: Any, result: dict[str, Any], camera: Any, guid
             settled += int(bool(done and done.ok))
             next_dither = clock.now() + dither_every_min * 60.0
             continue
+        if worker.failure is not None:
+            break
         await clock.sleep(min(5.0, max(end - clock.now(), 0.01)))
+    failure = worker.failure
     await worker.stop()
+    if failure is not None:
+        result["error"] = _loop_error(failure)
     # A finished virtual clock must not keep its driver spinning in a shared loop
     # (a second clock in the same loop would never see the loop idle).
     driver = getattr(clock, "_driver", None)
@@ -289,6 +301,11 @@ async def _guide(cfg: Any, clock: Any, result: dict[str, Any], camera: Any, guid
     return result
 
 
+def _loop_error(exc: BaseException) -> str:
+    """The exception that ended the guide loop, as the user reads it."""
+    return f"the guide loop stopped on an error: {type(exc).__name__}: {exc}"
+
+
 def _fmt(v: Any) -> str:
     return "n/a" if v is None else f"{v:.2f}"
 
@@ -311,6 +328,14 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, overrides=overrides)
     except Exception as exc:  # noqa: BLE001 - config errors name file and key
         print(f"fieldtui guide: {exc}", file=sys.stderr)
+        return 2
+    if not (math.isfinite(args.minutes) and args.minutes > 0):
+        print(f"fieldtui guide: --minutes {args.minutes:g}: give a positive number of minutes to "
+              "guide for", file=sys.stderr)
+        return 2
+    if not (math.isfinite(args.dither_every) and args.dither_every >= 0):
+        print(f"fieldtui guide: --dither-every {args.dither_every:g}: give the minutes between "
+              "dithers (0 = no dithering)", file=sys.stderr)
         return 2
     if args.log_dir and Path(args.log_dir).exists() and not Path(args.log_dir).is_dir():
         print(f"fieldtui guide: --log-dir {args.log_dir} is a file; give a folder (made if "
@@ -338,7 +363,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(res, indent=2))
     elif "error" in res:
-        print(f"Guiding did not start: {res['error']}")
+        print(f"Guiding {'stopped' if 'frames' in res else 'did not start'}: {res['error']}")
     else:
         print(f"Guided {res['minutes']:g} min, {res['frames']} frames"
               f"{'' if res['corrections'] else ' (no corrections)'}")

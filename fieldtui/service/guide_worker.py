@@ -156,6 +156,14 @@ class GuideWorker:
         return self.engine.state
 
     @property
+    def failure(self) -> BaseException | None:
+        """The error that ended the exposure loop (None while it runs or after a stop)."""
+        t = self._task
+        if t is None or not t.done() or t.cancelled():
+            return None
+        return t.exception()
+
+    @property
     def running(self) -> bool:
         """The exposure loop is going (looping, calibrating, guiding…)."""
         return self._task is not None and not self._task.done()
