@@ -177,12 +177,23 @@ def expected_rate_px_s(guide_rate: float, pixel_scale: float, dec_deg: float | N
 
 
 def sanity_warnings(cal: Calibration, max_ortho_deg: float = 12.5,
-                    max_ratio_error: float = 0.20) -> list[str]:
+                    max_ratio_error: float = 0.20, ra_drift_px: float = 0.0) -> list[str]:
+    """PHD2's calibration checks as warnings.  ``ra_drift_px``: how far the
+    mount's own motion moved the star over the West and East legs (px; their
+    pulses cancel, so anything left is periodic error or drift), which names
+    the cause of a bent calibration when it is large."""
     out: list[str] = []
     if cal.orthogonality_error_deg > max_ortho_deg:
+        if ra_drift_px >= 1.0:
+            why = (f"the mount's own RA motion moved the star {ra_drift_px:.1f} px while the RA legs "
+                   "ran (periodic error of the worm, steep on small mounts, or drift) and bent the "
+                   "legs; recalibrate with a shorter calibration (a smaller calibration_px) so the "
+                   "legs are quick against the worm's swings")
+        else:
+            why = ("the star was probably disturbed during calibration (wind, cable drag, Dec "
+                   "backlash); recalibrate")
         out.append(f"RA and Dec axes are {cal.orthogonality_error_deg:.1f}° from perpendicular "
-                   f"(limit {max_ortho_deg:g}°): the star was probably disturbed during "
-                   "calibration (wind, cable drag, Dec backlash); recalibrate")
+                   f"(limit {max_ortho_deg:g}°): {why}")
     if cal.dec_deg is not None and cal.dec_rate > 0:
         expected = math.cos(math.radians(cal.dec_deg))
         actual = cal.ra_rate / cal.dec_rate
@@ -525,8 +536,10 @@ class Calibrator:
         if cal.ra_rate <= 0 or cal.dec_rate <= 0:
             self._fail("calibration failed: no measurable motion")
             return
+        west, east = self.leg_positions("West"), self.leg_positions("East")
+        drift = math.hypot(east[-1][0] - west[0][0], east[-1][1] - west[0][1]) if west and east else 0.0
         cal.warnings = list(self._notes) + sanity_warnings(cal, self.s.max_ortho_deg,
-                                                           self.s.max_ratio_error)
+                                                           self.s.max_ratio_error, drift)
         if self._west_steps < 4 or self._north_steps < 4:
             cal.warnings.append(f"calibration used only {min(self._west_steps, self._north_steps)} "
                                 "steps on an axis: the steps are too long for an accurate result")
