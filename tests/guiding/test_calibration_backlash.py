@@ -81,6 +81,12 @@ async def test_bugcase_dec_backlash_on_sim_rig():
     backlash = [x for x in done[0].warnings if x.startswith("Dec backlash is very large")]
     assert len(backlash) == 1
     assert _south_percent(backlash[0]) <= 3  # about 1 %
+    # What to do, and the measurement: all 240″ cannot be seen in a 25 px leg, so a lower bound.
+    for advice in ("east-heavy", 'dec_mode = "north" or "south"', "gear mesh"):
+        assert advice in backlash[0]
+    assert "(measured: at least " in backlash[0]
+    assert w.engine.calibration.backlash_lower_bound
+    assert w.engine.backlash_comp is None  # too large to add blindly
 
 
 async def test_default_sim_backlash_gives_no_warning():
