@@ -189,6 +189,11 @@ class GuideLogWriter:
         self._write(f"Y guide algorithm = {ev.dec_algorithm}")
         self._write(f"Max RA duration = {s.get('max_ra_pulse_ms')}, Max DEC duration = "
                     f"{s.get('max_dec_pulse_ms')}, DEC guide mode = {str(s.get('dec_mode', 'auto')).title()}")
+        bl = cal.get("backlash_ms")
+        comp = (bool(s.get("dec_backlash_comp")) and bl is not None and bl >= 100.0
+                and not cal.get("backlash_lower_bound"))
+        self._write(f"Backlash comp = {'enabled' if comp else 'disabled'}, pulse = "
+                    f"{int(round(bl)) if comp else 0} ms")
         dec = f"{ev.dec_deg:.1f} deg" if ev.dec_deg is not None else "Unknown"
         self._write(f"Dec = {dec}, Hour angle = Unknown, Pier side = {ev.pier_side.title()}, "
                     f"Rotator pos = N/A")
