@@ -35,3 +35,64 @@ async def test_a_confirmation_shows_over_the_screen_it_is_about():
         await pilot.press("n")
         assert await wait_until(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
         assert app.theme == "fieldtui-night"
+
+
+def _guiding(app):
+    return app.rig.extra.get("guiding") or {}
+
+
+async def test_calibration_and_settling_report_time_left(fast_service):
+    """Every guider state the client receives while calibrating or settling carries progress;
+    the first calibration estimate predicts its end within a third of its length."""
+    app = FieldApp()
+    seen = []
+    async with app.run_test(size=(80, 24)) as pilot:
+        apply = app.rig.apply
+
+        def spy(ev):
+            part = apply(ev)
+            g = _guiding(app)
+            if g.get("state") in ("calibrating", "settling"):
+                seen.append(dict(g.get("progress") or {}, state=g["state"]))
+            return part
+        app.rig.apply = spy
+        assert await wait_until(pilot, lambda: app.rig.devices.get("guide_port", {}).get("state") == "connected")
+        await pilot.press("g")
+        await app.send("guide.start")  # no calibration yet: it calibrates first
+        assert await wait_until(pilot, lambda: _guiding(app).get("state") == "guiding", timeout=60)
+        await app.send("guide.dither")  # waits until settled
+        await app.send("guide.stop")
+    cal = [p for p in seen if p["state"] == "calibrating" and p.get("done")]
+    assert len(cal) > 20 and all(p["what"] == "calibrating" for p in cal)
+    assert [p["done"] for p in cal] == sorted(p["done"] for p in cal)
+    start, end = cal[0]["since"], cal[-1]["at"]
+    first = next(p for p in cal if p["done"] >= 3)
+    assert abs(first["at"] + first["left_s"] - end) < (end - start) / 3, (first, end, start)
+    assert cal[-1]["left_s"] < first["left_s"] and cal[-1]["fraction"] > 0.9
+    settle = [p for p in seen if p["state"] == "settling" and p.get("what") == "settling"]
+    assert settle, seen[-5:]
+    assert all(0 <= p["left_s"] <= 40.0 for p in settle)  # never beyond the settle timeout
+    assert settle[-1]["left_s"] <= 10.0 + 1.0  # within the threshold: the rest of the 10 s
+
+
+async def test_guiding_title_says_time_left_from_the_guider_progress():
+    import time as _time
+    app = FieldApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("g")
+        screen = app.screen
+        now = _time.time()
+        app.rig.connected = True  # (no service: the state is set by hand, then drawn at once)
+        app.rig.extra["guiding"] = {"state": "calibrating", "detail": "calibrating North step 3, 4.2 px",
+                                    "progress": {"what": "calibrating", "since": now - 42.0, "at": now,
+                                                 "left_s": 70.0, "fraction": 0.4}}
+        screen.show_text()
+        title = str(screen.query_one(".title").render())
+        assert "calibrating 42 s · about 1:10 left ▮▮▮▮▯▯▯▯▯▯" in title, title
+        screen._progress_shown = None
+        app.rig.extra["guiding"] = {"state": "settling", "detail": "dither 5.0 px, settling",
+                                    "progress": {"what": "settling", "since": now - 5.0, "at": now,
+                                                 "left_s": 12.0, "distance_px": 2.34, "settle_px": 1.5}}
+        screen.show_text()
+        title = str(screen.query_one(".title").render())
+        assert "settling 5 s · about 12 s left (2.3 px, need 1.5)" in title, title

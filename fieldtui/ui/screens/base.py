@@ -52,6 +52,38 @@ def hhmm(unix: float) -> str:
     return datetime.fromtimestamp(unix, timezone.utc).strftime("%H:%M")
 
 
+def bar(done: float, width: int = 10) -> str:
+    """A progress bar of ``width`` cells for ``done`` in [0, 1]."""
+    n = int(max(0.0, min(1.0, done)) * width + 0.5)
+    return "▮" * n + "▯" * (width - n)
+
+
+def mmss(seconds: float) -> str:
+    """A duration as the title shows it: '42 s', '1:10', '1:02:03'."""
+    s = int(max(0.0, seconds) + 0.5)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60}:{s % 60:02d}"
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def age_text(seconds: float) -> str:
+    """How old data is: '12 s old', '3 min old', '1.5 h old'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s old"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min old"
+    return f"{seconds / 3600:.1f} h old"
+
+
+def time_left(left_s: float | None, at: float | None, now: float) -> float | None:
+    """Seconds left now, from an estimate of ``left_s`` made at clock time ``at``."""
+    if left_s is None:
+        return None
+    return max(0.0, float(left_s) - max(0.0, now - float(at or now)))
+
+
 class StageScreen(Screen):
     TITLE_TEXT = ""
     DEFAULT_CSS = """

@@ -20,7 +20,7 @@ from ..widgets.frameview import FrameView, decode_preview
 from ..widgets.histogram import HistogramPlot
 from ..widgets.profile import decode_cutout, enlarge, sparkline
 from ..widgets.trend import TrendPlot
-from .base import StageScreen, in_worker
+from .base import StageScreen, age_text, bar, in_worker
 
 SMALL_STEP = 25
 LARGE_STEP = 100
@@ -36,26 +36,12 @@ def _cam_label(camera: str) -> str:
     return "DSLR" if camera == "main_camera" else "guide"
 
 
-def bar(done: float, width: int = 10) -> str:
-    """A progress bar of ``width`` cells for ``done`` in [0, 1]."""
-    n = int(max(0.0, min(1.0, done)) * width + 0.5)
-    return "▮" * n + "▯" * (width - n)
-
-
 def exposure_progress(total_s: float, elapsed_s: float) -> str:
     """'37 s of 120 s, 83 s left ▮▮▮▯▯▯▯▯▯▯' (read-out time once the exposure is over)."""
     if elapsed_s >= total_s:
         return f"{total_s:g} s exposed, reading out and measuring…"
     left = total_s - elapsed_s
     return f"{elapsed_s:.0f} s of {total_s:g} s, {left:.0f} s left {bar(elapsed_s / total_s)}"
-
-
-def age_text(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s old"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min old"
-    return f"{seconds / 3600:.1f} h old"
 
 
 #: the live view's region zoom steps (1: the whole frame)

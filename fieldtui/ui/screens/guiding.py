@@ -21,7 +21,7 @@ from textual.widgets import Static
 
 from ..widgets.frameview import FrameView
 from ..widgets.guideplot import MINUTES, SCALES, Bullseye, DeviationPlot, PulsePlot, auto_scale, window
-from .base import StageScreen, in_worker
+from .base import StageScreen, age_text, bar, in_worker, mmss, time_left
 
 HISTORY = 3600
 TEXT_HZ = 2.0
@@ -109,6 +109,8 @@ class GuidingScreen(StageScreen):
         self._last_n = 0
         self._state_seen = ""
         self._state_since = 0.0
+        self._progress_shown: tuple[str, str] | None = None
+        self._progress_at = 0.0
 
     # ----- layout ---------------------------------------------------------
     def body(self) -> ComposeResult:
@@ -271,9 +273,9 @@ class GuidingScreen(StageScreen):
             self._state_seen, self._state_since = st, now
         parts = [f"GUIDING · {st}"]
         if st in ("calibrating", "settling", "star lost"):
-            # long states say how long they have run (the title redraws at most once a second)
-            secs = int(now - self._state_since)
-            parts[0] += f" {secs // 60}:{secs % 60:02d}"
+            # long states say how long they have run and, when known, about how long is left
+            # (the title's progress changes at most once a second)
+            parts[0] += f" {self._progress_text(st, now)}"
             self._dirty_text = True
         if detail and detail != st:
             parts.append(detail)
@@ -299,6 +301,30 @@ class GuidingScreen(StageScreen):
              f" {cal.get('pier_side', '')}"),
         ]
         self.set_text("#g-stats", "\n".join(line[:23] for line in lines))
+
+    def _progress_text(self, st: str, now: float) -> str:
+        """'0:42 · about 1:10 left ▮▮▮▯▯▯▯▯▯▯' from the guider's progress (service clock),
+        recomputed at most once a second."""
+        if self._progress_shown and now - self._progress_at < 1.0 and self._progress_shown[0] == st:
+            return self._progress_shown[1]
+        rig = self.app.rig  # type: ignore[attr-defined]
+        p = self.guiding.get("progress") or {}
+        if p.get("what") != st:
+            p = {}
+        at = p.get("at")
+        clock = rig.now() if not rig.virtual else max(rig.now(), float(at or 0.0))
+        since = p.get("since")
+        elapsed = clock - float(since) if since is not None else now - self._state_since
+        text = mmss(elapsed)
+        left = time_left(p.get("left_s"), at, clock)
+        if left is not None:
+            text += f" · about {mmss(left)} left"
+            if st == "calibrating" and p.get("fraction") is not None:
+                text += f" {bar(float(p['fraction']))}"
+            elif st == "settling" and p.get("distance_px") is not None:
+                text += f" ({p['distance_px']:.1f} px, need {p.get('settle_px', 0):g})"
+        self._progress_shown, self._progress_at = (st, text), now
+        return text
 
     # ----- actions --------------------------------------------------------
     async def _send(self, name: str, **args: Any) -> Any:
