@@ -96,3 +96,60 @@ async def test_guiding_title_says_time_left_from_the_guider_progress():
         screen.show_text()
         title = str(screen.query_one(".title").render())
         assert "settling 5 s · about 12 s left (2.3 px, need 1.5)" in title, title
+
+
+async def test_panels_whose_data_is_old_say_its_age():
+    """Hand-set state, drawn at once (no service: set connected, draw, read, in one go)."""
+    import time as _time
+    from fieldtui.ui.screens.base import hhmm
+    from fieldtui.ui.widgets.guideplot import Bullseye, DeviationPlot, PulsePlot
+    from fieldtui.ui.widgets.histogram import HistogramPlot
+    app = FieldApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        rig = app.rig
+        await pilot.press("g")
+        g = app.screen
+        now = _time.time()
+        rig.connected = True
+        rig.extra["guiding"] = {"state": "looping", "exposure_s": 1.0}
+        g.points.extend([[now - 41.0, 0.1, -0.2, 30, 0]])
+        g.star = {"t": now - 125.0}
+        g.show_ages()
+        for w in (DeviationPlot, PulsePlot, Bullseye):
+            assert g.query_one(w).border_title.startswith("41 s old · "), w
+        assert g.query_one("#g-star").border_title == "star 2 min old"
+        g.points.append([now - 1.0, 0.1, -0.2, 30, 0])  # a fresh point (1 s exposures): no age
+        g.star = {"t": now - 1.0}
+        g.show_ages()
+        assert not g.query_one(DeviationPlot).stale and g.query_one("#g-star").border_title == "star"
+        rig.connected = False
+        g.show_ages()
+        assert g.query_one(DeviationPlot).border_title.startswith("stale · ")
+        # the test exposure's histogram, once a minute old
+        await pilot.press("f")
+        f = app.screen
+        rig.connected = True
+        f.test = {"t": rig.now() - 600.0, "exposure": 120.0, "iso": 800, "hist": {}, "advice": []}
+        f.show_test_age()
+        assert f.query_one(HistogramPlot).stale == "10 min old"
+        f.test["t"] = rig.now() - 20.0
+        f.show_test_age()
+        assert f.query_one(HistogramPlot).stale == ""
+        # the Equipment table's answers: when they were checked, and how long ago
+        await pilot.press("e")
+        e = app.screen
+        t = rig.now() - 754.0
+        rig.connected = True
+        rig.check = {"ok": True, "checks": [], "attached": [], "t": t}
+        e.show_ages()
+        assert e.query_one("#devices").border_title == f"answers from the check at {hhmm(t)} UT · 13 min old"
+        # a service that says nothing, not even its heartbeat, for more than 30 s: stale
+        rig.snapshot = {"devices": {}}
+        rig.last_news = _time.monotonic() - 45.0
+        e._watch_news()
+        title = str(e.query_one(".title").render())
+        assert "no news from the rig service for 45 s" in title and e.has_class("-stale")
+        rig.last_news = _time.monotonic()
+        e._watch_news()
+        assert "no news" not in str(e.query_one(".title").render()) and not e.has_class("-stale")
+        rig.connected = False

@@ -4,6 +4,7 @@ picking one of those for its role), the manual checklist."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 from rich.text import Text
 from textual import events
@@ -13,13 +14,15 @@ from textual.widgets import DataTable, Static
 
 from ...config import ConfigError, user_config_path
 from ...userconfig import ROLE_OF_KIND, ChoiceError, choice_keys, save_choice, shadowed_by
-from .base import StageScreen, in_worker
+from .base import StageScreen, age_text, hhmm, in_worker
 
 DEVICE_ORDER = ("guide_camera", "main_camera", "mount", "guide_port", "focuser")
 SYSTEM_ORDER = ("disk", "clock", "site", "cpu")
 #: widths of the device table's first three columns ("disconnected" is 12); each column has a
 #: cell's padding either side, the table a border and a one-cell scroll bar
 MARK_W, NAME_W, STATE_W = 4, 12, 12
+#: answers from a check older than this say their age
+CHECK_OLD_S = 60.0
 TABLE_CHROME = 2 + 2 * 4 + 1
 
 
@@ -107,6 +110,26 @@ class EquipmentScreen(StageScreen):
 
     def on_mount(self) -> None:
         self.refresh_all()
+        self.show_ages()
+        self.set_interval(1.0, self.show_ages)
+
+    def show_ages(self) -> None:
+        """The device table's title: when the answers in it were checked and, once that is a
+        minute ago, how old they are (device states themselves are live)."""
+        rig = self.app.rig  # type: ignore[attr-defined]
+        t = float((rig.check or {}).get("t") or 0.0)
+        if not rig.check:
+            title = "devices · r checks them"
+        elif not t:
+            title = "answers from the last check"
+        else:
+            title = f"answers from the check at {hhmm(t)} UT"
+            age = (rig.now() if rig.connected else time.time()) - t
+            if age > CHECK_OLD_S:
+                title += f" · {age_text(age)}"
+        table = self.query_one("#devices", DataTable)
+        if table.border_title != title:
+            table.border_title = title
 
     def on_resize(self, _event: events.Resize) -> None:
         self.refresh_devices()
@@ -133,6 +156,8 @@ class EquipmentScreen(StageScreen):
             self.refresh_devices()
         if part == "check":
             self.refresh_attached()
+        if part in ("check", "connection"):
+            self.show_ages()
         if part in ("checklist", "connection"):
             self.refresh_checklist()
 

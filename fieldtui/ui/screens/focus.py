@@ -44,6 +44,9 @@ def exposure_progress(total_s: float, elapsed_s: float) -> str:
     return f"{elapsed_s:.0f} s of {total_s:g} s, {left:.0f} s left {bar(elapsed_s / total_s)}"
 
 
+#: a test exposure older than this says its age
+TEST_OLD_S = 60.0
+
 #: the live view's region zoom steps (1: the whole frame)
 REGION_ZOOMS = (1, 2, 4)
 
@@ -138,6 +141,19 @@ class FocusScreen(StageScreen):
         if self._test_state == "running":
             self.show_test()
         self.show_frame_title()
+        self.show_test_age()
+
+    def show_test_age(self) -> None:
+        """The test exposure's histogram says how old it is once it is a minute old (its
+        advice is about the sky as it was then); "stale" while the service is gone."""
+        rig = self.app.rig  # type: ignore[attr-defined]
+        t = float((self.test or {}).get("t") or 0.0)
+        note = ""
+        if t and not rig.connected:
+            note = "stale"
+        elif t and rig.now() - t > TEST_OLD_S:
+            note = age_text(rig.now() - t)
+        self.query_one(HistogramPlot).stale = note
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         rig = self.app.rig  # type: ignore[attr-defined]
@@ -379,6 +395,7 @@ class FocusScreen(StageScreen):
         hist = self.query_one(HistogramPlot)
         if hist.test is not self.test:
             hist.set_test(self.test)
+            self.show_test_age()
         if running:
             total = self._test_total or _seconds_in(act.get("detail", ""))
             elapsed = rig.now() - float(act.get("t") or rig.now())

@@ -110,6 +110,7 @@ class GuidingScreen(StageScreen):
         self._state_seen = ""
         self._state_since = 0.0
         self._progress_shown: tuple[str, str] | None = None
+        self._ages_at = 0.0
         self._progress_at = 0.0
 
     # ----- layout ---------------------------------------------------------
@@ -217,6 +218,8 @@ class GuidingScreen(StageScreen):
         if self._dirty_text:
             self._dirty_text = False
             self.show_text()
+        elif now - self._ages_at >= 1.0:
+            self.show_ages()
 
     # ----- drawing --------------------------------------------------------
     def show_all(self) -> None:
@@ -243,6 +246,32 @@ class GuidingScreen(StageScreen):
         dev.set_data(self.points, now)
         pul.set_data(self.points, now)
         bull.set_data(self.points, self.guiding.get("rms_total_arcsec" if unit == "″" else "rms_total_px"))
+
+    def show_title(self) -> None:
+        self.show_text()
+
+    def show_ages(self) -> None:
+        """Panels whose data is older than the guide loop's cadence say how old it is (the
+        plots' last point, the star box's cut-out); all say "stale" while the service is gone.
+        At most once a second; a title changes only when its text does."""
+        rig = self.app.rig  # type: ignore[attr-defined]
+        self._ages_at = time.monotonic()
+        if not rig.connected:
+            points_note = star_note = "stale"
+        else:
+            now = rig.now()
+            exp = float(self.guiding.get("exposure_s") or 1.0)
+            late = max(10.0, 3 * exp + 5)  # a frame is this late: the data is old
+            last = self.points[-1][0] if self.points else None
+            points_note = age_text(now - last) if last is not None and now - last > late else ""
+            t_star = float((self.star or {}).get("t") or 0.0)
+            star_note = age_text(now - t_star) if t_star and now - t_star > late else ""
+        for w in (self.query_one(DeviationPlot), self.query_one(PulsePlot), self.query_one(Bullseye)):
+            w.stale = points_note
+        view = self.query_one("#g-star", FrameView)
+        title = f"star {star_note}" if star_note else "star"
+        if view.border_title != title:
+            view.border_title = title
 
     def show_star(self) -> None:
         view = self.query_one("#g-star", FrameView)
@@ -282,8 +311,7 @@ class GuidingScreen(StageScreen):
         if not detail or st in ("stopped", "looping"):
             parts.append(STATE_HINT.get(st, ""))
         self.set_title(" · ".join(p for p in parts if p)[:200])
-        for w in (self.query_one(DeviationPlot), self.query_one(PulsePlot)):
-            w.stale = "" if self.connected else "stale"
+        self.show_ages()
         unit = "″" if g.get("pixel_scale") else ""
         recent = [p for p in self.points if p[1] is not None and p[0] >= self._now() - g.get("window_s", 120)]
         pk_ra = max((abs(p[1]) for p in recent), default=None)
