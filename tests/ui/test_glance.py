@@ -153,3 +153,23 @@ async def test_panels_whose_data_is_old_say_its_age():
         e._watch_news()
         assert "no news" not in str(e.query_one(".title").render()) and not e.has_class("-stale")
         rig.connected = False
+
+
+async def test_focus_view_keys_show_only_with_something_to_act_on():
+    app = FieldApp()  # (no service: only the view keys can apply)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f")
+        f = app.screen
+
+        def shown():
+            f.refresh_keys()
+            return [k for k, _, _ in f.query_one("KeyBar").keys()[1]]
+        assert shown() == ["mo"]  # no star to enlarge, no live view to zoom, no histogram
+        f.last = {"star": {"x": 10.0, "y": 12.0}}
+        app.rig.previews["main_camera"] = {"t": 0.0}
+        f.test = {"hist": {"R": [1, 2, 3]}}
+        assert shown() == ["z", "w", "mo", "h"]
+        f.last, f.test = None, None
+        del app.rig.previews["main_camera"]
+        f.region_zoom, f.zoomed = 2, True  # zoomed in: the keys to zoom back stay
+        assert shown() == ["z", "w", "mo"]

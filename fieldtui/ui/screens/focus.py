@@ -157,8 +157,16 @@ class FocusScreen(StageScreen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         rig = self.app.rig  # type: ignore[attr-defined]
-        if action in ("metric", "axis", "zoom", "region", "hist_scale"):
+        # (view keys work without the service, on what the screen holds; each only when it
+        # has something to act on: a key that does nothing now is not shown)
+        if action in ("metric", "axis"):
             return True
+        if action == "zoom":
+            return self.zoomed or bool((self.last or {}).get("star"))
+        if action == "region":
+            return self.region_zoom > 1 or self.camera in rig.previews
+        if action == "hist_scale":
+            return bool((self.test or {}).get("hist"))
         if not rig.connected:
             return False
         if action == "focuser":
@@ -206,6 +214,7 @@ class FocusScreen(StageScreen):
         self.show_test()
         self.show_preview()
         self.show_title()
+        self.refresh_keys()
 
     def rig_changed(self, part: str) -> None:
         super().rig_changed(part)
@@ -469,12 +478,14 @@ class FocusScreen(StageScreen):
             self.show_star()
         else:
             self.show_preview()
+        self.refresh_keys()
 
     def action_region(self) -> None:
         self.region_zoom = REGION_ZOOMS[(REGION_ZOOMS.index(self.region_zoom) + 1) % len(REGION_ZOOMS)]
         self.zoomed = False
         self.show_preview()
         self.show_frame_title()
+        self.refresh_keys()
 
     def action_hist_scale(self) -> None:
         hist = self.query_one(HistogramPlot)
