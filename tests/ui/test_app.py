@@ -56,7 +56,7 @@ async def assert_whole_answers_shown(pilot, app, table):
     checks = {c["name"]: c["detail"] for c in app.rig.check["checks"]}
     for i, key in enumerate([str(k.value) for k in table.rows]):
         table.move_cursor(row=i)
-        await pilot.pause(0.3)
+        await pilot.pause(0.15)
         answer = checks[key]
         assert table.get_row_at(i)[3].plain == answer  # nothing dropped from the cell
         seen = _table_text(table)
