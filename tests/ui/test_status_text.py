@@ -46,6 +46,10 @@ def test_capture_and_stacking_show_progress_and_time_left():
                            "current": {"type": "light", "index": 4, "exposure": 120.0, "started": now - 37.2}}
     st.activities["capture"] = {"name": "capture", "state": "running"}
     assert capture_text(st) == "cap 3/30 · frame 83 s left"  # 120 s frame begun 37 s ago
+    st.extra["capture"].update(left_s=3725.0, at=now - 5.0)  # the plan's estimate, made 5 s ago
+    assert capture_text(st) == "cap 3/30 · 1 h 02 left"
+    st.extra["capture"].update(left_s=300.0)
+    assert capture_text(st) == "cap 3/30 · 5 min left"
     st.extra["capture"]["paused"] = True
     assert capture_text(st) == "cap 3/30 paused"
     st.extra["stacking"] = {"state": "running", "current": {"name": "m31", "stage": "register", "done": 5,

@@ -45,19 +45,34 @@ def status_text(state: RigState, width: int = 80) -> str:
     return text[: max(10, width - 1)]
 
 
+def _hm(seconds: float) -> str:
+    s = int(max(0.0, seconds) + 0.5)
+    if s < 60:
+        return f"{s} s"
+    if s < 3570:
+        return f"{(s + 30) // 60} min"  # to the nearest minute
+    return f"{s // 3600} h {s % 3600 // 60:02d}"
+
+
 def capture_text(state: RigState) -> str:
-    """'cap 3/30 · frame 83 s left' while a plan runs (the frame's time left on the service
-    clock), 'cap 3/30 paused', 'cap 30/30' once done, 'cap idle' before any plan."""
+    """'cap 3/30 · 58 min left' while a plan runs (the plan's time left as the service last
+    estimated it, counted down on its clock; else the frame's: 'cap 3/30 · frame 83 s left'),
+    'cap 3/30 paused', 'cap 30/30' once done, 'cap idle' before any plan."""
     cap = state.extra.get("capture") or {}
     if not cap:
         return "cap idle"
     text = f"cap {cap.get('done', 0)}/{cap.get('planned', cap.get('total', 0))}"
     act = state.activities.get("capture", {}).get("state")
     cur = cap.get("current") or {}
+    now = state.now()
     if cap.get("paused"):
         text += " paused"
-    elif act == "running" and cur.get("exposure") and cur.get("started"):
-        left = float(cur["started"]) + float(cur["exposure"]) - state.now()
+    elif act != "running":
+        pass
+    elif cap.get("left_s") is not None and cap.get("at"):
+        text += f" · {_hm(float(cap['left_s']) - max(0.0, now - float(cap['at'])))} left"
+    elif cur.get("exposure") and cur.get("started"):
+        left = float(cur["started"]) + float(cur["exposure"]) - now
         text += f" · frame {left:.0f} s left" if left > 0 else " · saving"
     return text
 
