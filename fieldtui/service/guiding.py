@@ -40,6 +40,7 @@ from ..devices.proxy import DeviceBusy
 from ..events import GuidePoint, GuideStar, GuideStatus
 from ..guiding import events as ge
 from ..guiding.events import GuideState
+from ..guiding.progress import CalibrationProgress, SettleProgress
 from ..guiding.settings import GuideSettings
 from .activity import Activity
 
@@ -96,6 +97,10 @@ class Guider(Activity):
         self._star_task: Any = None
         self._failed = ""            # why the loop ended on an error ("" while it did not)
         self.guiding_since: float | None = None  # clock time guiding (last) began
+        st = self.settings
+        self._cal_progress = CalibrationProgress(target_px=st.calibration_px, steps=st.calibration_steps)
+        self._settle_progress = SettleProgress(settle_px=st.settle_px, settle_time_s=st.settle_time_s,
+                                               timeout_s=st.settle_timeout_s)
 
     def commands(self) -> dict[str, Any]:
         return {
@@ -193,11 +198,35 @@ class Guider(Activity):
                 "calibration_file": str(self.calibration_path), "exposure_s": self.settings.exposure_s}
 
     # ----- state ----------------------------------------------------------
+    def progress(self) -> dict[str, Any] | None:
+        """While calibrating or settling: since when, steps done of about how many, and about
+        how many seconds are left as of ``at`` (the last frame's clock time); else None."""
+        st = self.state
+        if st == "calibrating":
+            p = self._cal_progress
+            if p.started is None:
+                return None
+            left = p.left_s()
+            exp = p.expected()
+            return {"what": "calibrating", "since": _r(p.started, 2), "at": _r(p.last_t, 2),
+                    "left_s": _r(left, 1), "done": p.done, "total": sum(exp.values()),
+                    "leg": p.leg, "fraction": _r(p.fraction())}
+        if st == "settling":
+            q = self._settle_progress
+            if q.dithered is None:
+                return None
+            return {"what": "settling", "since": _r(q.dithered, 2), "at": _r(q.last_t, 2),
+                    "left_s": _r(q.left_s(), 1), "timeout_s": self.settings.settle_timeout_s,
+                    "distance_px": _r(q.samples[-1][1], 2) if q.samples else None,
+                    "settle_px": self.settings.settle_px}
+        return None
+
     def summary(self) -> dict[str, Any]:
         """What the snapshot carries under "guiding" (and the status bar reads)."""
         w = self.worker
         out: dict[str, Any] = {"state": self.state, "detail": self.detail,
-                               "pixel_scale": self.pixel_scale, "exposure_s": self.settings.exposure_s}
+                               "pixel_scale": self.pixel_scale, "exposure_s": self.settings.exposure_s,
+                               "progress": self.progress()}
         if w is None:
             out.update(rms_total_arcsec=None, calibration=None, star=None, lock=None, frames=0)
             return out
@@ -256,6 +285,9 @@ class Guider(Activity):
     def _on_event(self, ev: ge.GuideEvent) -> None:
         if isinstance(ev, ge.GuideStep):
             self._point(ev)
+            if self.state == "settling":
+                self._settle_progress.on_frame(ev.t, math.hypot(ev.dx, ev.dy))
+                self._activity()  # the time left, every frame of a settle (at most its timeout)
             return
         if isinstance(ev, ge.FrameDropped):
             self._n = ev.frame
@@ -272,8 +304,10 @@ class Guider(Activity):
             detail = f"star at {ev.x:.0f},{ev.y:.0f} SNR {ev.snr:.0f} ({ev.candidates} candidates)"
         elif isinstance(ev, ge.CalibrationStarted):
             detail = "calibration starting"
+            self._cal_progress.start(ev.t)
         elif isinstance(ev, ge.CalibrationStep):
             detail = f"calibrating {ev.direction} step {ev.step}, {ev.dist:.1f} px"
+            self._cal_progress.on_step(ev.t, ev.direction, ev.step, ev.dist)
         elif isinstance(ev, ge.CalibrationDone):
             detail = (f"calibration {'reused' if ev.reused else 'done'}: angle {ev.ra_angle_deg:.1f}°, "
                       f"RA {ev.ra_rate_px_s:.2f} px/s, Dec {ev.dec_rate_px_s:.2f} px/s")
@@ -284,6 +318,7 @@ class Guider(Activity):
             self.guiding_since = ev.t
         elif isinstance(ev, ge.DitherStarted):
             detail = f"dither {math.hypot(ev.ra_px, ev.dec_px):.1f} px, settling"
+            self._settle_progress.start(ev.t)
         elif isinstance(ev, ge.SettleDone):
             detail = (f"settled in {ev.settle_time_s:.0f} s" if ev.ok
                       else f"settle failed: {ev.reason or 'timeout'}")

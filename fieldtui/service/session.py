@@ -531,6 +531,7 @@ class Session:
     async def _cmd_check(self) -> dict[str, Any]:
         from .check import run_checks
         self.check_results = await run_checks(self)
+        self.check_results["t"] = self.clock.now()  # (clients say how old the answers are)
         from ..events import CheckResults
         self.publish(CheckResults(ok=self.check_results["ok"], checks=self.check_results["checks"],
                                   attached=self.check_results.get("attached", [])))

@@ -28,6 +28,7 @@ class RigState:
     clock_seen: float = 0.0      # our monotonic time when it arrived
     virtual: bool = False
     started: float = field(default_factory=time.monotonic)  # when this client began
+    last_news: float = field(default_factory=time.monotonic)  # our monotonic time of the last event
 
     def load(self, snap: dict[str, Any]) -> None:
         self.snapshot = snap
@@ -43,10 +44,12 @@ class RigState:
             "devices", "checklist", "checklist_labels", "alerts", "activities", "heartbeat", "check", "previews"}}
         self.virtual = bool(snap.get("virtual"))
         self.clock_at, self.clock_seen = float(snap.get("clock", time.time())), time.monotonic()
+        self.last_news = time.monotonic()
         self.connected = True
 
     def apply(self, ev: Event) -> str:
         """Fold one event in; returns which part of the state changed."""
+        self.last_news = time.monotonic()
         if isinstance(ev, DeviceStatus):
             self.devices[ev.name] = ev.to_dict()
             return "devices"
@@ -57,7 +60,7 @@ class RigState:
             self.checklist = dict(ev.items)
             return "checklist"
         if isinstance(ev, CheckResults):
-            self.check = {"ok": ev.ok, "checks": ev.checks, "attached": ev.attached}
+            self.check = {"ok": ev.ok, "checks": ev.checks, "attached": ev.attached, "t": ev.t}
             return "check"
         if isinstance(ev, Heartbeat):
             self.heartbeat = ev.to_dict()
@@ -78,6 +81,10 @@ class RigState:
             return "preview"
         self.extra.setdefault("events", {})[ev.kind] = ev.to_dict()
         return ev.kind
+
+    def silent_for(self) -> float:
+        """Seconds since the service last sent anything (it sends a heartbeat every 5 s)."""
+        return time.monotonic() - self.last_news
 
     def failed(self) -> list[dict[str, Any]]:
         """Activities an error ended (state ``failed``), each with its ``reason``."""

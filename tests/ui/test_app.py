@@ -33,6 +33,38 @@ async def test_every_stage_key_and_the_equipment_rows(service):
         rows = {str(k.value): [str(c) for c in table.get_row(k)] for k in table.rows}
         assert "1280x960" in rows["guide_camera"][3] and "tracking on" in rows["mount"][3]
         assert rows["disk"][0] == "ok"
+        # At 80x24 "what it answered" wraps in its column: the highlighted row shows the whole
+        # answer (every word, in order), the screen never scrolls, and the table fits its width.
+        await assert_whole_answers_shown(pilot, app, table)
+
+
+def _table_text(table):
+    return "\n".join(table.render_line(y).text for y in range(table.size.height))
+
+
+def test_row_heights_show_every_answer_when_they_fit_else_the_highlighted_one():
+    from fieldtui.ui.screens.equipment import detail_width, row_heights
+    assert row_heights([2, 3, 1], highlighted=0, budget=6) == [2, 3, 1]
+    assert row_heights([2, 3, 1], highlighted=1, budget=5) == [1, 3, 1]
+    assert row_heights([2, 3, 1], highlighted=2, budget=5) == [1, 1, 1]
+    # 80 columns: border 2, scroll bar 1, four cells' padding 8, columns 4 + 12 + 12
+    assert detail_width(80) == 80 - 11 - 28 == 41
+
+
+async def assert_whole_answers_shown(pilot, app, table):
+    from fieldtui.ui.screens.equipment import detail_width
+    checks = {c["name"]: c["detail"] for c in app.rig.check["checks"]}
+    for i, key in enumerate([str(k.value) for k in table.rows]):
+        table.move_cursor(row=i)
+        await pilot.pause(0.15)
+        answer = checks[key]
+        assert table.get_row_at(i)[3].plain == answer  # nothing dropped from the cell
+        seen = _table_text(table)
+        # (a word longer than the column, a path, is folded: compare without the spaces)
+        assert "".join(answer.split()) in "".join(seen.split()), (key, answer, seen)
+        assert app.screen.max_scroll_y == 0, key  # nothing pushed off the screen
+        assert table.virtual_size.width <= table.scrollable_content_region.width
+        assert table.columns[list(table.columns)[3]].width == detail_width(table.outer_size.width)
 
 
 async def test_checklist_ticks_are_kept_by_the_service(service):

@@ -35,3 +35,24 @@ def test_in_use_by_reads_the_lease_then_the_guider():
     st.devices["guide_camera"]["holder"] = ""
     st.extra["guiding"] = {"state": "guiding"}
     assert in_use_by(st, "guide_port") == "guiding" and in_use_by(st, "focuser") == ""
+
+
+def test_capture_and_stacking_show_progress_and_time_left():
+    from fieldtui.ui.widgets.status import capture_text, stacking_text
+    st = _state()
+    assert capture_text(st) == "cap idle" and stacking_text(st) == ""
+    now = st.now()
+    st.extra["capture"] = {"plan": "m31", "planned": 30, "done": 3, "paused": False,
+                           "current": {"type": "light", "index": 4, "exposure": 120.0, "started": now - 37.2}}
+    st.activities["capture"] = {"name": "capture", "state": "running"}
+    assert capture_text(st) == "cap 3/30 · frame 83 s left"  # 120 s frame begun 37 s ago
+    st.extra["capture"].update(left_s=3725.0, at=now - 5.0)  # the plan's estimate, made 5 s ago
+    assert capture_text(st) == "cap 3/30 · 1 h 02 left"
+    st.extra["capture"].update(left_s=300.0)
+    assert capture_text(st) == "cap 3/30 · 5 min left"
+    st.extra["capture"]["paused"] = True
+    assert capture_text(st) == "cap 3/30 paused"
+    st.extra["stacking"] = {"state": "running", "current": {"name": "m31", "stage": "register", "done": 5,
+                                                            "total": 16, "left_s": 12.4}}
+    assert stacking_text(st) == "stack 5/16 · 12 s left"
+    assert "cap 3/30 paused │ stack 5/16 · 12 s left" in status_text(st, 200)

@@ -52,6 +52,42 @@ def hhmm(unix: float) -> str:
     return datetime.fromtimestamp(unix, timezone.utc).strftime("%H:%M")
 
 
+def bar(done: float, width: int = 10) -> str:
+    """A progress bar of ``width`` cells for ``done`` in [0, 1]."""
+    n = int(max(0.0, min(1.0, done)) * width + 0.5)
+    return "▮" * n + "▯" * (width - n)
+
+
+def mmss(seconds: float) -> str:
+    """A duration as the title shows it: '42 s', '1:10', '1:02:03'."""
+    s = int(max(0.0, seconds) + 0.5)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60}:{s % 60:02d}"
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def age_text(seconds: float) -> str:
+    """How old data is: '12 s old', '3 min old', '1.5 h old'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s old"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min old"
+    return f"{seconds / 3600:.1f} h old"
+
+
+def time_left(left_s: float | None, at: float | None, now: float) -> float | None:
+    """Seconds left now, from an estimate of ``left_s`` made at clock time ``at``."""
+    if left_s is None:
+        return None
+    return max(0.0, float(left_s) - max(0.0, now - float(at or now)))
+
+
+#: seconds without any event (the service sends a heartbeat every 5 s) before panels are stale
+SILENT_S = 30.0
+
+
 class StageScreen(Screen):
     TITLE_TEXT = ""
     DEFAULT_CSS = """
@@ -71,10 +107,12 @@ class StageScreen(Screen):
         return bool(self.app.rig.connected)  # type: ignore[attr-defined]
 
     def stale_note(self) -> str:
-        """'' while the service answers; else what the title says instead of live state."""
+        """'' while the service answers; else what the title says instead of live state (also
+        when it is connected but has sent nothing, not even its 5 s heartbeat, for SILENT_S)."""
         rig = self.app.rig  # type: ignore[attr-defined]
         if rig.connected:
-            return ""
+            silent = rig.silent_for()
+            return f"STALE: no news from the rig service for {mmss(silent)}" if silent > SILENT_S else ""
         if rig.lost_at:
             return f"STALE: service not running since {hhmm(rig.lost_at)} UT · R starts it"
         return "no rig service answers · R starts it"
@@ -106,8 +144,21 @@ class StageScreen(Screen):
 
     def _mark_stale(self) -> None:
         rig = self.app.rig  # type: ignore[attr-defined]
-        self.set_class(not rig.connected and bool(rig.snapshot), "-stale")
+        self._silent = rig.connected and rig.silent_for() > SILENT_S
+        self.set_class((not rig.connected or self._silent) and bool(rig.snapshot), "-stale")
         self.show_title()
+
+    def on_mount(self) -> None:
+        self._silent = False
+        self.set_interval(1.0, self._watch_news)
+
+    def _watch_news(self) -> None:
+        """Once a second: a service that went silent (or spoke again) changes the title and
+        dims the panels; while silent, the title counts the seconds."""
+        rig = self.app.rig  # type: ignore[attr-defined]
+        silent = rig.connected and rig.silent_for() > SILENT_S
+        if silent or silent != getattr(self, "_silent", False):
+            self._mark_stale()
 
     def show_title(self) -> None:
         self.set_title(self.TITLE_TEXT)

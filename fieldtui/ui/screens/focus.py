@@ -20,7 +20,7 @@ from ..widgets.frameview import FrameView, decode_preview
 from ..widgets.histogram import HistogramPlot
 from ..widgets.profile import decode_cutout, enlarge, sparkline
 from ..widgets.trend import TrendPlot
-from .base import StageScreen, in_worker
+from .base import StageScreen, age_text, bar, in_worker
 
 SMALL_STEP = 25
 LARGE_STEP = 100
@@ -36,12 +36,6 @@ def _cam_label(camera: str) -> str:
     return "DSLR" if camera == "main_camera" else "guide"
 
 
-def bar(done: float, width: int = 10) -> str:
-    """A progress bar of ``width`` cells for ``done`` in [0, 1]."""
-    n = int(max(0.0, min(1.0, done)) * width + 0.5)
-    return "▮" * n + "▯" * (width - n)
-
-
 def exposure_progress(total_s: float, elapsed_s: float) -> str:
     """'37 s of 120 s, 83 s left ▮▮▮▯▯▯▯▯▯▯' (read-out time once the exposure is over)."""
     if elapsed_s >= total_s:
@@ -50,13 +44,8 @@ def exposure_progress(total_s: float, elapsed_s: float) -> str:
     return f"{elapsed_s:.0f} s of {total_s:g} s, {left:.0f} s left {bar(elapsed_s / total_s)}"
 
 
-def age_text(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s old"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min old"
-    return f"{seconds / 3600:.1f} h old"
-
+#: a test exposure older than this says its age
+TEST_OLD_S = 60.0
 
 #: the live view's region zoom steps (1: the whole frame)
 REGION_ZOOMS = (1, 2, 4)
@@ -152,11 +141,32 @@ class FocusScreen(StageScreen):
         if self._test_state == "running":
             self.show_test()
         self.show_frame_title()
+        self.show_test_age()
+
+    def show_test_age(self) -> None:
+        """The test exposure's histogram says how old it is once it is a minute old (its
+        advice is about the sky as it was then); "stale" while the service is gone."""
+        rig = self.app.rig  # type: ignore[attr-defined]
+        t = float((self.test or {}).get("t") or 0.0)
+        note = ""
+        if t and not rig.connected:
+            note = "stale"
+        elif t and rig.now() - t > TEST_OLD_S:
+            note = age_text(rig.now() - t)
+        self.query_one(HistogramPlot).stale = note
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         rig = self.app.rig  # type: ignore[attr-defined]
-        if action in ("metric", "axis", "zoom", "region", "hist_scale"):
+        # (view keys work without the service, on what the screen holds; each only when it
+        # has something to act on: a key that does nothing now is not shown)
+        if action in ("metric", "axis"):
             return True
+        if action == "zoom":
+            return self.zoomed or bool((self.last or {}).get("star"))
+        if action == "region":
+            return self.region_zoom > 1 or self.camera in rig.previews
+        if action == "hist_scale":
+            return bool((self.test or {}).get("hist"))
         if not rig.connected:
             return False
         if action == "focuser":
@@ -204,6 +214,7 @@ class FocusScreen(StageScreen):
         self.show_test()
         self.show_preview()
         self.show_title()
+        self.refresh_keys()
 
     def rig_changed(self, part: str) -> None:
         super().rig_changed(part)
@@ -393,6 +404,7 @@ class FocusScreen(StageScreen):
         hist = self.query_one(HistogramPlot)
         if hist.test is not self.test:
             hist.set_test(self.test)
+            self.show_test_age()
         if running:
             total = self._test_total or _seconds_in(act.get("detail", ""))
             elapsed = rig.now() - float(act.get("t") or rig.now())
@@ -466,12 +478,14 @@ class FocusScreen(StageScreen):
             self.show_star()
         else:
             self.show_preview()
+        self.refresh_keys()
 
     def action_region(self) -> None:
         self.region_zoom = REGION_ZOOMS[(REGION_ZOOMS.index(self.region_zoom) + 1) % len(REGION_ZOOMS)]
         self.zoomed = False
         self.show_preview()
         self.show_frame_title()
+        self.refresh_keys()
 
     def action_hist_scale(self) -> None:
         hist = self.query_one(HistogramPlot)

@@ -21,7 +21,7 @@ from textual.widgets import Static
 
 from ..widgets.frameview import FrameView
 from ..widgets.guideplot import MINUTES, SCALES, Bullseye, DeviationPlot, PulsePlot, auto_scale, window
-from .base import StageScreen, in_worker
+from .base import StageScreen, age_text, bar, in_worker, mmss, time_left
 
 HISTORY = 3600
 TEXT_HZ = 2.0
@@ -109,6 +109,9 @@ class GuidingScreen(StageScreen):
         self._last_n = 0
         self._state_seen = ""
         self._state_since = 0.0
+        self._progress_shown: tuple[str, str] | None = None
+        self._ages_at = 0.0
+        self._progress_at = 0.0
 
     # ----- layout ---------------------------------------------------------
     def body(self) -> ComposeResult:
@@ -215,6 +218,8 @@ class GuidingScreen(StageScreen):
         if self._dirty_text:
             self._dirty_text = False
             self.show_text()
+        elif now - self._ages_at >= 1.0:
+            self.show_ages()
 
     # ----- drawing --------------------------------------------------------
     def show_all(self) -> None:
@@ -241,6 +246,32 @@ class GuidingScreen(StageScreen):
         dev.set_data(self.points, now)
         pul.set_data(self.points, now)
         bull.set_data(self.points, self.guiding.get("rms_total_arcsec" if unit == "″" else "rms_total_px"))
+
+    def show_title(self) -> None:
+        self.show_text()
+
+    def show_ages(self) -> None:
+        """Panels whose data is older than the guide loop's cadence say how old it is (the
+        plots' last point, the star box's cut-out); all say "stale" while the service is gone.
+        At most once a second; a title changes only when its text does."""
+        rig = self.app.rig  # type: ignore[attr-defined]
+        self._ages_at = time.monotonic()
+        if not rig.connected:
+            points_note = star_note = "stale"
+        else:
+            now = rig.now()
+            exp = float(self.guiding.get("exposure_s") or 1.0)
+            late = max(10.0, 3 * exp + 5)  # a frame is this late: the data is old
+            last = self.points[-1][0] if self.points else None
+            points_note = age_text(now - last) if last is not None and now - last > late else ""
+            t_star = float((self.star or {}).get("t") or 0.0)
+            star_note = age_text(now - t_star) if t_star and now - t_star > late else ""
+        for w in (self.query_one(DeviationPlot), self.query_one(PulsePlot), self.query_one(Bullseye)):
+            w.stale = points_note
+        view = self.query_one("#g-star", FrameView)
+        title = f"star {star_note}" if star_note else "star"
+        if view.border_title != title:
+            view.border_title = title
 
     def show_star(self) -> None:
         view = self.query_one("#g-star", FrameView)
@@ -271,17 +302,16 @@ class GuidingScreen(StageScreen):
             self._state_seen, self._state_since = st, now
         parts = [f"GUIDING · {st}"]
         if st in ("calibrating", "settling", "star lost"):
-            # long states say how long they have run (the title redraws at most once a second)
-            secs = int(now - self._state_since)
-            parts[0] += f" {secs // 60}:{secs % 60:02d}"
+            # long states say how long they have run and, when known, about how long is left
+            # (the title's progress changes at most once a second)
+            parts[0] += f" {self._progress_text(st, now)}"
             self._dirty_text = True
         if detail and detail != st:
             parts.append(detail)
         if not detail or st in ("stopped", "looping"):
             parts.append(STATE_HINT.get(st, ""))
         self.set_title(" · ".join(p for p in parts if p)[:200])
-        for w in (self.query_one(DeviationPlot), self.query_one(PulsePlot)):
-            w.stale = "" if self.connected else "stale"
+        self.show_ages()
         unit = "″" if g.get("pixel_scale") else ""
         recent = [p for p in self.points if p[1] is not None and p[0] >= self._now() - g.get("window_s", 120)]
         pk_ra = max((abs(p[1]) for p in recent), default=None)
@@ -299,6 +329,30 @@ class GuidingScreen(StageScreen):
              f" {cal.get('pier_side', '')}"),
         ]
         self.set_text("#g-stats", "\n".join(line[:23] for line in lines))
+
+    def _progress_text(self, st: str, now: float) -> str:
+        """'0:42 · about 1:10 left ▮▮▮▯▯▯▯▯▯▯' from the guider's progress (service clock),
+        recomputed at most once a second."""
+        if self._progress_shown and now - self._progress_at < 1.0 and self._progress_shown[0] == st:
+            return self._progress_shown[1]
+        rig = self.app.rig  # type: ignore[attr-defined]
+        p = self.guiding.get("progress") or {}
+        if p.get("what") != st:
+            p = {}
+        at = p.get("at")
+        clock = rig.now() if not rig.virtual else max(rig.now(), float(at or 0.0))
+        since = p.get("since")
+        elapsed = clock - float(since) if since is not None else now - self._state_since
+        text = mmss(elapsed)
+        left = time_left(p.get("left_s"), at, clock)
+        if left is not None:
+            text += f" · about {mmss(left)} left"
+            if st == "calibrating" and p.get("fraction") is not None:
+                text += f" {bar(float(p['fraction']))}"
+            elif st == "settling" and p.get("distance_px") is not None:
+                text += f" ({p['distance_px']:.1f} px, need {p.get('settle_px', 0):g})"
+        self._progress_shown, self._progress_at = (st, text), now
+        return text
 
     # ----- actions --------------------------------------------------------
     async def _send(self, name: str, **args: Any) -> Any:

@@ -24,18 +24,25 @@ class ThrottledPlot(PlotextPlot):
         self._last_draw = 0.0
         self._timer: Any = None
         self._stale = ""
+        self._title = ""  # the title build_plot gave, before the stale/age note
         self.draws = 0
 
     @property
     def stale(self) -> str:
-        """'' for live data; else a note ("stale") the title starts with."""
+        """'' for live data; else a note ("stale", "12 s old") the title starts with. Changing
+        it redraws the title only, not the plot."""
         return self._stale
 
     @stale.setter
     def stale(self, note: str) -> None:
         if note != self._stale:
             self._stale = note
-            self.changed()
+            self._show_title()
+
+    def _show_title(self) -> None:
+        title = f"{self._stale} · {self._title}" if self._stale else self._title
+        if self.border_title != title:
+            self.border_title = title
 
     def set_night(self, night: bool) -> None:
         self.night = night
@@ -65,9 +72,10 @@ class ThrottledPlot(PlotextPlot):
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
+        self.border_title = self._title  # (build_plot sets its own title, or keeps this one)
         self.build_plot()
-        if self._stale:
-            self.border_title = f"{self._stale} · {self.border_title or ''}"
+        self._title = str(self.border_title or "")
+        self._show_title()
         self.refresh()
 
     def build_plot(self) -> None:  # pragma: no cover - subclasses draw

@@ -28,8 +28,10 @@ def status_text(state: RigState, width: int = 80) -> str:
     else:
         loop = acts.get("loop:guide_camera", {})
         gs = "guide loop" if loop.get("state") == "running" else "guide off"
-    cap = state.extra.get("capture") or {}
-    cs = f"cap {cap.get('done', 0)}/{cap.get('total', 0)}" if cap else "cap idle"
+    cs = capture_text(state)
+    stack = stacking_text(state)
+    if stack:
+        cs += f" │ {stack}"
     disk = state.heartbeat.get("disk_free_gb")
     ds = f"disk {disk:.0f}G" if isinstance(disk, (int, float)) else "disk ?"
     bad = [n for n, d in state.devices.items() if d.get("state") not in ("connected", "disabled")]
@@ -41,6 +43,50 @@ def status_text(state: RigState, width: int = 80) -> str:
         alert = f"! {len(bad)} device(s) down" if bad else (last if last else "")
     text = f" {now} UT │ {gs} │ {cs} │ {ds} │ {alert}"
     return text[: max(10, width - 1)]
+
+
+def _hm(seconds: float) -> str:
+    s = int(max(0.0, seconds) + 0.5)
+    if s < 60:
+        return f"{s} s"
+    if s < 3570:
+        return f"{(s + 30) // 60} min"  # to the nearest minute
+    return f"{s // 3600} h {s % 3600 // 60:02d}"
+
+
+def capture_text(state: RigState) -> str:
+    """'cap 3/30 · 58 min left' while a plan runs (the plan's time left as the service last
+    estimated it, counted down on its clock; else the frame's: 'cap 3/30 · frame 83 s left'),
+    'cap 3/30 paused', 'cap 30/30' once done, 'cap idle' before any plan."""
+    cap = state.extra.get("capture") or {}
+    if not cap:
+        return "cap idle"
+    text = f"cap {cap.get('done', 0)}/{cap.get('planned', cap.get('total', 0))}"
+    act = state.activities.get("capture", {}).get("state")
+    cur = cap.get("current") or {}
+    now = state.now()
+    if cap.get("paused"):
+        text += " paused"
+    elif act != "running":
+        pass
+    elif cap.get("left_s") is not None and cap.get("at"):
+        text += f" · {_hm(float(cap['left_s']) - max(0.0, now - float(cap['at'])))} left"
+    elif cur.get("exposure") and cur.get("started"):
+        left = float(cur["started"]) + float(cur["exposure"]) - now
+        text += f" · frame {left:.0f} s left" if left > 0 else " · saving"
+    return text
+
+
+def stacking_text(state: RigState) -> str:
+    """'stack 5/16 · 12 s left' while the stacking worker runs a set ('' otherwise)."""
+    st = state.extra.get("stacking") or {}
+    cur = st.get("current") or {}
+    if st.get("state") != "running" or not cur:
+        return ""
+    text = f"stack {cur.get('done') or 0}/{cur.get('total') or '?'}"
+    if cur.get("left_s") is not None:
+        text += f" · {float(cur['left_s']):.0f} s left"
+    return text
 
 
 class StatusBar(Static):
