@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import threading
 import time
 import tty
 from dataclasses import dataclass, field
@@ -413,11 +414,23 @@ class MountEmulator:
         self._serve_task: asyncio.Task | None = None
         self._slew: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._handled = threading.Condition()
+        self.bytes_handled = 0       # bytes read and acted on since start()
+
+    def wait_handled(self, nbytes: int, timeout: float = 0.5) -> bool:
+        """Block (in a thread) until ``nbytes`` bytes written by the driver since the port
+        opened have been read and acted on, or ``timeout`` seconds (real time) pass: with the
+        virtual clock a command without an answer reaches the model before time moves on.
+        Returns False on the timeout (bytes that never form a command)."""
+        with self._handled:
+            return self._handled.wait_for(lambda: self.bytes_handled >= nbytes, timeout)
 
     # ----- life cycle -----------------------------------------------------------------
     async def start(self) -> str:
         self._loop = asyncio.get_running_loop()
         self._master, self._slave = os.openpty()
+        with self._handled:
+            self.bytes_handled = 0
         tty.setraw(self._slave)
         os.set_blocking(self._master, False)
         self.path = os.ttyname(self._slave)
@@ -468,11 +481,17 @@ class MountEmulator:
 
     async def _serve(self) -> None:
         buf = bytearray()
+        taken = 0
         while True:
-            buf += await self._queue.get()
+            data = await self._queue.get()
+            buf += data
+            taken += len(data)
             while True:
                 cmd = self.handler.split(buf)
                 if cmd is None:
+                    with self._handled:
+                        self.bytes_handled = taken - len(buf)
+                        self._handled.notify_all()
                     break
                 self.commands += 1
                 try:

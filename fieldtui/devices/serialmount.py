@@ -63,6 +63,7 @@ class SerialLink:
         self.ser: Any = None
         self.lock = threading.Lock()
         self.stats = LinkStats()
+        self.bytes_out = 0           # written since the port was opened
 
     # ----- port ---------------------------------------------------------------
     def open(self) -> None:
@@ -78,6 +79,7 @@ class SerialLink:
                 "port name (`fieldtui check` lists the serial ports), and that no other program "
                 "holds it") from None
         self.stats = LinkStats()
+        self.bytes_out = 0
 
     def close(self) -> None:
         if self.ser is not None:
@@ -95,6 +97,7 @@ class SerialLink:
     def write(self, data: bytes) -> None:
         self.ser.write(data)
         self.ser.flush()
+        self.bytes_out += len(data)
 
     def read_until(self, term: bytes = b"#", max_len: int = 96, alphabet: bytes | None = None) -> bytes:
         """Bytes up to and including ``term``. Raises DeviceTimeout (nothing) or
@@ -261,10 +264,15 @@ class SerialMount(Mount):
             self._connected = False
             raise DeviceDisconnected(f"{self.driver} mount on {self.link.port} is not connected")
         try:
-            return await self.clock.run_blocking(fn, *args)
+            result = await self.clock.run_blocking(fn, *args)
         except DeviceDisconnected:
             self._connected = False
             raise
+        if self.emulator is not None and self.clock.virtual:
+            # A command without an answer (a guide pulse) must reach the emulated mount
+            # before virtual time moves on, as it reaches a real one at once.
+            await self.clock.run_blocking(self.emulator.wait_handled, self.link.bytes_out)
+        return result
 
     def lst_deg(self) -> float:
         return astro.local_sidereal_deg(self.clock.now(), self.site[1])
