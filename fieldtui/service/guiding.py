@@ -96,6 +96,12 @@ class Guider(Activity):
         self._star_task: Any = None
         self._failed = ""            # why the loop ended on an error ("" while it did not)
         self.guiding_since: float | None = None  # clock time guiding (last) began
+        # Guiding trouble the capture sequencer watches: a count of guide-star losses and
+        # drift-away alarms (a frame exposed across a change is spoiled), and whether the
+        # star is away from its lock position now.
+        self.trouble = 0
+        self.trouble_reason = ""
+        self.drifting = False
 
     def commands(self) -> dict[str, Any]:
         return {
@@ -263,6 +269,10 @@ class Guider(Activity):
             self.s.publish(GuidePoint(t=ev.t, n=ev.frame, state=self.state, dropped=True))
             return
         if isinstance(ev, ge.Alert):
+            if ev.code == "drift":
+                if ev.level == "critical" and not self.drifting:
+                    self._trouble(ev.message)
+                self.drifting = ev.level == "critical"
             self.s.alert(LEVELS.get(ev.level, "warning"), "guiding", ev.message)
             return
         detail: str | None = None
@@ -282,6 +292,7 @@ class Guider(Activity):
         elif isinstance(ev, ge.GuidingStarted):
             detail = "guiding"
             self.guiding_since = ev.t
+            self.drifting = False
         elif isinstance(ev, ge.DitherStarted):
             detail = f"dither {math.hypot(ev.ra_px, ev.dec_px):.1f} px, settling"
         elif isinstance(ev, ge.SettleDone):
@@ -289,6 +300,7 @@ class Guider(Activity):
                       else f"settle failed: {ev.reason or 'timeout'}")
         elif isinstance(ev, ge.StarLost):
             detail = f"star lost: {ev.reason}"
+            self._trouble(f"guide star lost ({ev.reason})")
             self.s.alert("warning", "guiding", f"Guide star lost ({ev.reason}); waiting for it to come back")
         elif isinstance(ev, ge.StarFound):
             detail = f"star back after {ev.lost_for_s:.0f} s"
@@ -298,6 +310,15 @@ class Guider(Activity):
             detail = ev.reason
             self.guiding_since = None
         self._status(detail)
+
+    def _trouble(self, reason: str) -> None:
+        self.trouble += 1
+        self.trouble_reason = reason
+
+    @property
+    def in_trouble(self) -> bool:
+        """The guide star is lost, or away from its lock position (drift-away alarm)."""
+        return self.state == GuideState.STAR_LOST.value or (self.drifting and self.state in ACTIVE)
 
     def _point(self, ev: ge.GuideStep) -> None:
         self._n = ev.frame
