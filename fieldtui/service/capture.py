@@ -69,7 +69,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..capture.plan import BIAS_EXPOSURE_S, Plan, PlanError, Sequence, Target, frame_name, parse_plan
-from ..capture.quality import FLAT_TARGET, FLAT_TOLERANCE, flat_level, next_flat_exposure, outlier_reasons
+from ..capture.quality import (ELONGATION_MAX, FLAT_TARGET, FLAT_TOLERANCE, flat_level, next_flat_exposure,
+                               outlier_reasons)
 from ..devices.base import DeviceDisconnected, DeviceError
 from ..devices.proxy import DeviceBusy
 from ..events import CaptureFrame, CaptureSetFinished, CaptureWaiting
@@ -615,7 +616,7 @@ class Capture(PlanDesk, Activity):
                                             exposure=exposure, figures=figures, outlier=outlier))
                 remaining = [i for i in range(idx + 1, s.count + 1) if i not in done]
                 if s.type == "light" and remaining:
-                    await self._refocus_triggers(cam, iso, figures.get("hfr"), frame.temperature)
+                    await self._refocus_triggers(cam, iso, figures, frame.temperature)
                 if s.type == "light" and s.dither_every and remaining and len(done) % s.dither_every == 0:
                     await self._dither()
                 if s.delay and remaining:
@@ -809,12 +810,16 @@ class Capture(PlanDesk, Activity):
         self.s.alert("info", self.name, f"{t.name}: meridian flip done in {dt:.0f} s (pier side {side})"
                      + ("; guiding again with the flipped calibration" if guided else ""))
 
-    async def _refocus_triggers(self, cam: "DeviceProxy", iso: int | None, hfr: float | None,
+    async def _refocus_triggers(self, cam: "DeviceProxy", iso: int | None, figures: dict[str, Any],
                                 temperature: float | None) -> None:
-        """After a light: refocus when the HFR grew or the temperature moved (see the module
-        docstring); without a focuser, an alert (once per trigger)."""
+        """After a light with ``figures`` (:func:`~fieldtui.imaging.metrics.frame_metrics`):
+        refocus when the HFR grew or the temperature moved (see the module docstring); without
+        a focuser, an alert (once per trigger). A trailed light (elongation above
+        :data:`~fieldtui.capture.quality.ELONGATION_MAX`) says nothing about focus and is left
+        out of the HFR trigger."""
         c = self.s.cfg.capture
-        if hfr is not None and hfr > 0:
+        hfr, el = figures.get("hfr"), figures.get("elongation")
+        if hfr is not None and hfr > 0 and (el is None or el <= ELONGATION_MAX):
             self._focus_hfr.append(float(hfr))
         if self._focus_temp is None and temperature is not None:
             self._focus_temp = float(temperature)

@@ -1,0 +1,178 @@
+"""The capture sequencer's own moves between frames, on the simulated rig and the virtual
+clock: meridian flip (and a mount that cannot flip), filter change without a wheel, refocus
+triggers, a guide-star loss mid-frame."""
+
+import asyncio
+import json
+import math
+
+import pytest
+
+from fieldtui import astro
+from fieldtui.clock import VirtualClock
+from fieldtui.config import load_config
+from fieldtui.events import Alert, CaptureFrame, CaptureWaiting, GuidePoint
+from fieldtui.service.session import Session
+
+T0 = 1_800_000_000.0   # 2027-01-15 08:00 UTC
+ACTIVITIES = ("fieldtui.service.guiding:Guider", "fieldtui.service.capture:Capture")
+
+LIGHTS = """
+[[target.sequence]]
+type = "light"
+count = {count}
+exposure = {exposure}
+iso = 800
+filter = "{filter}"
+"""
+
+
+def _plan(tmp_path, ra, dec, *seqs, name="triggers"):
+    text = f'[plan]\nname = "{name}"\n[[target]]\nname = "T"\nra_deg = {ra}\ndec_deg = {dec}\n'
+    text += "".join(LIGHTS.format(count=c, exposure=e, filter=f) for c, e, f in seqs)
+    p = tmp_path / "plan.toml"
+    p.write_text(text)
+    return str(p)
+
+
+def _cfg(data_root, ha_min, **over):
+    """640×480 main frames; the mount and the plan's target ``ha_min`` minutes from the meridian
+    at the start (negative: east of it)."""
+    o = {"storage": {"data_root": str(data_root), "min_free_gb": 0.0},
+         "main_camera": {"width": 640, "height": 480}}
+    for k, v in over.items():
+        o.setdefault(k, {}).update(v)
+    cfg = load_config(user=False, overrides=o)
+    cfg.plan.ra_deg = (astro.local_sidereal_deg(T0, cfg.site.longitude) - ha_min / 4.0) % 360.0
+    return cfg
+
+
+def _collect(session, *kinds):
+    q = session.subscribe()
+    got = []
+
+    def drain():
+        while not q.empty():
+            ev = q.get_nowait()
+            if isinstance(ev, kinds):
+                got.append(ev)
+        return got
+    return drain
+
+
+def _journal(res):
+    with open(res["journal"]) as fh:
+        return [json.loads(x) for x in fh]
+
+
+async def _until(clock, cond, limit_s, step=1.0):
+    end = clock.now() + limit_s
+    while not cond():
+        assert clock.now() < end, "timed out on the virtual clock"
+        await clock.sleep(step)
+
+
+def _finished_indices(journal):
+    return sorted(r["index"] for r in journal if r["ev"] == "finished")
+
+
+async def test_non_flipping_mount_pauses_before_the_meridian_then_resumes(data_root, tmp_path):
+    cfg = _cfg(data_root, -3.0, sim={"mount_flips": False},
+               capture={"flip_after_min": 1.0, "meridian_limit_min": 2.0})
+    s = Session(cfg, VirtualClock(T0), activities=ACTIVITIES)
+    await s.start()
+    waits = _collect(s, CaptureWaiting)
+    try:
+        await s.capture.cmd_start(_plan(tmp_path, cfg.plan.ra_deg, cfg.plan.dec_deg, (6, 60, "L")))
+        await _until(s.clock, lambda: s.capture.waiting is not None, 1200)
+        w = s.capture.waiting
+        lst = astro.local_sidereal_deg(s.clock.now(), cfg.site.longitude)
+        ha_min = ((lst - cfg.plan.ra_deg + 540) % 360 - 180) * 4
+        done_at_pause = s.capture.summary["done"]
+        assert s.capture.state == "paused" and w["reason"] == "meridian"
+        assert "cannot flip" in w["message"] and "capture.resume" in w["message"]
+        # before the frame that would have run past the limit (end = HA + 1.5 min > 2 min)
+        assert 0.5 - 0.05 < ha_min <= 2.0 and 1 <= done_at_pause < 6
+        await s.clock.sleep(600)
+        assert s.capture.summary["done"] == done_at_pause          # it really waits
+        await s.commands["capture.resume"]()
+        res = await asyncio.wait_for(asyncio.shield(s.capture.task), 60)
+    finally:
+        await s.stop()
+    assert s.capture.state == "done" and s.capture.summary["done"] == 6
+    assert [e.reason for e in waits()] == ["meridian"] and waits()[0].resume == "capture.resume"
+    assert s.rig.sim.mount.pier_side == "west"                      # never flipped
+
+
+async def test_filter_change_without_a_wheel_pauses_and_resumes(data_root, tmp_path):
+    cfg = _cfg(data_root, -120.0)
+    s = Session(cfg, VirtualClock(T0), activities=ACTIVITIES)
+    await s.start()
+    waits = _collect(s, CaptureWaiting)
+    try:
+        plan = _plan(tmp_path, cfg.plan.ra_deg, cfg.plan.dec_deg, (2, 30, "L"), (2, 30, "Ha"))
+        await s.capture.cmd_start(plan)
+        await _until(s.clock, lambda: s.capture.waiting is not None, 600)
+        assert s.capture.summary["done"] == 2 and s.capture.state == "paused"
+        assert s.capture.waiting["reason"] == "filter"
+        assert "take out L, put in Ha" in s.capture.waiting["message"]
+        await s.clock.sleep(300)
+        assert s.capture.summary["done"] == 2
+        await s.commands["capture.resume"]()
+        await asyncio.wait_for(asyncio.shield(s.capture.task), 60)
+    finally:
+        await s.stop()
+    assert s.capture.state == "done" and s.capture.summary["done"] == 4
+    assert [(e.reason, e.resume) for e in waits()] == [("filter", "capture.resume")]
+    journal = [json.loads(x) for x in (data_root / ".capture" / "triggers.jsonl").read_text().splitlines()]
+    assert [r["filter"] for r in journal if r["ev"] == "filter"] == ["L", "Ha"]
+    assert len(list(data_root.rglob("*/light/*.fits"))) == 4
+
+
+async def _run_focus_plan(data_root, tmp_path, defocus_to=None, after=4, temp_step=None, **over):
+    cfg = _cfg(data_root, -120.0, capture={"autofocus_exposure_s": 5.0, "autofocus_step": 100,
+                                          "refocus_temp_c": 2.0}, **over)
+    s = Session(cfg, VirtualClock(T0), activities=ACTIVITIES)
+    await s.start()
+    frames = _collect(s, CaptureFrame)
+    s.test_alerts = _collect(s, Alert)
+    try:
+        await s.capture.cmd_start(_plan(tmp_path, cfg.plan.ra_deg, cfg.plan.dec_deg, (10, 30, "L")))
+        await _until(s.clock, lambda: len(frames()) >= after, 1200, step=0.5)
+        if defocus_to is not None:
+            s.rig.sim.sky.focus_position = defocus_to
+        if temp_step is not None:
+            s.rig.sim.cfg.sim.temperature_c += temp_step
+        await asyncio.wait_for(asyncio.shield(s.capture.task), 120)
+    finally:
+        await s.stop()
+    assert s.capture.state == "done" and s.capture.summary["done"] == 10
+    return s, frames(), _journal(s.capture.summary)
+
+
+async def test_hfr_growth_triggers_an_autofocus_that_finds_best_focus(data_root, tmp_path):
+    s, frames, journal = await _run_focus_plan(data_root, tmp_path, defocus_to=5350)
+    best = s.rig.sim.cfg.sim.best_focus
+    refocus = [r for r in journal if r["ev"] == "refocus"]
+    assert len(refocus) == 1 and refocus[0]["done"] and "HFR" in refocus[0]["reason"]
+    assert refocus[0]["start"] == 5350 and abs(refocus[0]["best"] - best) <= 60
+    assert abs(s.rig.sim.sky.focus_position - best) <= 60
+    hfr = [f.figures["hfr"] for f in frames]
+    # the last lights are as sharp as the first ones again (better: the start was 130 steps off)
+    assert max(hfr[-2:]) < 1.1 * min(hfr[:3]) and max(hfr[4:6]) > 1.2 * min(hfr[:3])
+
+
+async def test_no_refocus_when_nothing_changes(data_root, tmp_path):
+    # (the unguided simulated mount trails two of these lights: trailing is not focus)
+    s, _, journal = await _run_focus_plan(data_root, tmp_path)
+    assert not any(r["ev"] == "refocus" for r in journal)
+    assert s.rig.sim.sky.focus_position == 5000
+
+
+async def test_temperature_change_without_a_focuser_alerts_only(data_root, tmp_path):
+    s, _, journal = await _run_focus_plan(data_root, tmp_path, after=3, temp_step=-3.0,
+                                          focuser={"driver": "none"})
+    refocus = [r for r in journal if r["ev"] == "refocus"]
+    assert len(refocus) == 1 and not refocus[0]["done"]
+    assert "temperature" in refocus[0]["reason"] and "-3.0 °C" in refocus[0]["reason"]
+    assert any("no focuser, focus by hand" in a.text for a in s.test_alerts())
