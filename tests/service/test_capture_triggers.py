@@ -176,3 +176,96 @@ async def test_temperature_change_without_a_focuser_alerts_only(data_root, tmp_p
     assert len(refocus) == 1 and not refocus[0]["done"]
     assert "temperature" in refocus[0]["reason"] and "-3.0 °C" in refocus[0]["reason"]
     assert any("no focuser, focus by hand" in a.text for a in s.test_alerts())
+
+
+def _pump(session, kind):
+    """Every event of ``kind`` from now on (read as they come: a subscriber's queue is bounded)."""
+    q = session.subscribe()
+    got = []
+
+    async def run():
+        while True:
+            ev = await q.get()
+            if isinstance(ev, kind):
+                got.append(ev)
+    session.test_pump = asyncio.ensure_future(run())
+    return got
+
+
+def _rms(points):
+    return math.sqrt(sum(p.ra ** 2 + p.dec ** 2 for p in points) / len(points)) if points else float("nan")
+
+
+async def _guided_session(cfg):
+    s = Session(cfg, VirtualClock(T0), activities=ACTIVITIES)
+    await s.start()
+    await s.commands["guide.start"]()
+    await _until(s.clock, lambda: s.guider.state == "guiding", 1800)
+    return s
+
+
+GUIDED = {"guide_camera": {"width": 480, "height": 360}, "sim": {"gusts_per_hour": 0.0}}
+
+
+async def test_meridian_flip_mid_plan_resumes_guiding_and_capture_without_recalibrating(data_root, tmp_path):
+    cfg = _cfg(data_root, -6.0, capture={"flip_after_min": 1.0, "meridian_limit_min": 2.0}, **GUIDED)
+    s = await _guided_session(cfg)
+    points = _pump(s, GuidePoint)
+    cal0 = s.guider.worker.engine.calibration
+    assert cal0.pier_side == "west"
+    try:
+        res = await s.capture.run_plan(_plan(tmp_path, cfg.plan.ra_deg, cfg.plan.dec_deg, (10, 60, "L")))
+    finally:
+        await s.stop()
+    journal = _journal(res)
+    assert res["state"] == "done" and res["done"] == 10 and res["flips"] == 1 and res["discarded"] == 0
+    assert _finished_indices(journal) == list(range(1, 11))
+    start, done = [r for r in journal if r["ev"] == "flip"]
+    assert start["stage"] == "start" and 1.0 <= start["ha_min"] < 2.5 and start["guided"]
+    assert done["stage"] == "done" and done["pier_side"] == "east"
+    # the calibration was flipped, not redone: same timestamp, RA reversed
+    cal = done["calibration"]
+    assert cal["pier_side"] == "east" and cal["timestamp"] == cal0.timestamp
+    assert (cal["ra_angle_deg"] - cal0.ra_angle_deg) % 360 == pytest.approx(180.0, abs=0.01)
+    assert s.rig.sim.mount.pier_side == "east" and s.rig.sim.sky.pier_flipped
+    # lights before and after the flip, guided as well after as before
+    starts = [r for r in journal if r["ev"] == "started"]
+    assert any(r["t"] < start["t"] for r in starts) and sum(r["t"] > done["t"] for r in starts) >= 3
+    s.test_pump.cancel()
+    pts = [p for p in points if p.state == "guiding" and p.ra is not None]
+    before = [p for p in pts if start["t"] - 240 <= p.t < start["t"]]        # the 4 min before
+    after = [p for p in pts if done["t"] + 30 < p.t <= done["t"] + 270]      # 4 min after settling
+    print(f"flip {done['seconds']} s, settle {done['settle_s']} s; guided RMS before {_rms(before):.3f}″ "
+          f"({len(before)} frames), after {_rms(after):.3f}″ ({len(after)})")
+    assert len(before) > 200 and len(after) > 200
+    assert _rms(after) < 1.5 * _rms(before), (_rms(before), _rms(after))
+
+
+async def test_guide_star_loss_discards_the_light_and_capture_resumes_once_guiding_is_back(data_root, tmp_path):
+    cfg = _cfg(data_root, -120.0, **GUIDED)
+    s = await _guided_session(cfg)
+    waits = _collect(s, CaptureWaiting)
+    try:
+        await s.capture.cmd_start(_plan(tmp_path, cfg.plan.ra_deg, cfg.plan.dec_deg, (4, 30, "L")))
+        await _until(s.clock, lambda: (s.capture.current or {}).get("index") == 2, 600, step=0.5)
+        await s.clock.sleep(10.0)
+        s.rig.sim.clouds(40.0)                     # the guide star goes for 40 s mid-light
+        await _until(s.clock, lambda: s.capture.waiting is not None, 120, step=0.5)
+        assert s.capture.waiting["reason"] == "guiding" and s.capture.state == "paused"
+        assert "guide star lost" in s.capture.waiting["message"]
+        await asyncio.wait_for(asyncio.shield(s.capture.task), 120)
+    finally:
+        await s.stop()
+    res = s.capture.summary
+    journal = _journal(res)
+    assert s.capture.state == "done" and res["done"] == 4 and res["discarded"] == 1
+    # no frame lost or counted twice: indices 1-4 once each, four files
+    assert _finished_indices(journal) == [1, 2, 3, 4]
+    assert len(set(res["files"])) == 4 and len(list(data_root.rglob("*/light/*.fits"))) == 4
+    disc = [r for r in journal if r["ev"] == "discarded"]
+    back = [r for r in journal if r["ev"] == "guiding_back"]
+    assert [r["index"] for r in disc] == [2] and len(back) == 1
+    # light 2 was taken again after guiding came back and settled (the clouds lasted 40 s)
+    restart = [r for r in journal if r["ev"] == "started" and r["index"] == 2][-1]
+    assert restart["t"] >= back[0]["t"] and back[0]["waited_s"] >= 20 and back[0]["settle_s"] is not None
+    assert [w.reason for w in waits()] == ["guiding"] and waits()[0].resume == ""
