@@ -146,6 +146,7 @@ class CaptureCfg:
     autofocus_points: int = 7         # focuser positions of an autofocus run
     autofocus_step: int = 100         # focuser steps between them
     autofocus_exposure_s: float = 5.0 # main-camera exposure at each position
+    recentre_exposure_s: float = 10.0 # after a flip: a light to measure how far the framing moved (0: none)
 
 
 @dataclass
@@ -413,6 +414,9 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(src, "capture.autofocus_step",
                           f"1 or more steps, the run's span (step × {c.autofocus_points - 1}) within "
                           f"focuser.max_position ({cfg.focuser.max_position})", _describe(c.autofocus_step))
+    if not 0 <= c.recentre_exposure_s <= 300:
+        raise ConfigError(src, "capture.recentre_exposure_s", "seconds between 0 (no check) and 300",
+                          _describe(c.recentre_exposure_s))
     if not 0 < c.autofocus_exposure_s <= 120:
         raise ConfigError(src, "capture.autofocus_exposure_s", "seconds above 0 and at most 120",
                           _describe(c.autofocus_exposure_s))

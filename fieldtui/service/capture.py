@@ -171,6 +171,7 @@ class Capture(PlanDesk, Activity):
         self._east_seen: int | None = None     # target seen east of the meridian (pier side unknown)
         self._focus_hfr: list[float] = []      # lights' HFR since the last focus
         self._focus_temp: float | None = None  # temperature at the last focus
+        self._last_light: Path | None = None   # the last light written (the framing reference)
 
     # ----- commands -------------------------------------------------------
     def commands(self) -> dict[str, Any]:
@@ -541,7 +542,7 @@ class Capture(PlanDesk, Activity):
                     if self._skip:
                         break
                     if s.type == "light":
-                        await self._before_light(ti, t, exposure)
+                        await self._before_light(cam, iso, ti, t, exposure)
                         await self._gate()
                         if self._skip:
                             break
@@ -604,6 +605,8 @@ class Capture(PlanDesk, Activity):
                                           exposure=exposure, iso=iso, gain=gain,
                                           temperature=frame.temperature, figures=figures, outlier=outlier)
                 done[idx] = rec
+                if s.type == "light":
+                    self._last_light = self.root / rel
                 self.summary["done"] += 1
                 self.summary["taken"] += 1
                 self.summary["files"].append(str(self.root / rel))
@@ -659,9 +662,10 @@ class Capture(PlanDesk, Activity):
         assert self.journal is not None
         self.journal.append("filter", filter=s.filter, t=self.s.clock.now())
 
-    async def _before_light(self, ti: int, t: Target, exposure: float) -> None:
+    async def _before_light(self, cam: "DeviceProxy", iso: int | None, ti: int, t: Target,
+                            exposure: float) -> None:
         await self._guide_back()
-        await self._meridian(ti, t, exposure)
+        await self._meridian(cam, iso, ti, t, exposure)
 
     def _guider_activity(self) -> Any:
         return getattr(self.s, "guider", None)
@@ -719,7 +723,7 @@ class Capture(PlanDesk, Activity):
         except DeviceError:
             return None
 
-    async def _meridian(self, ti: int, t: Target, exposure: float) -> None:
+    async def _meridian(self, cam: "DeviceProxy", iso: int | None, ti: int, t: Target, exposure: float) -> None:
         """Before a light: flip when the target is ``flip_after_min`` past the meridian or the
         light would end beyond ``meridian_limit_min``; pause instead when the mount cannot."""
         from .. import astro
@@ -755,12 +759,14 @@ class Capture(PlanDesk, Activity):
             wait_s = (c.flip_after_min - ha_min) * SIDEREAL_S_PER_HA_MIN + 1.0
             self.set_status("running", detail=f"{t.name}: waiting {wait_s:.0f} s to flip at the meridian")
             await self.s.clock.sleep(wait_s)
-        await self._flip(mount, ti, t, st.ra_deg, st.dec_deg)
+        await self._flip(cam, iso, mount, ti, t, st.ra_deg, st.dec_deg)
 
-    async def _flip(self, mount: "DeviceProxy", ti: int, t: Target, ra: float, dec: float) -> None:
+    async def _flip(self, cam: "DeviceProxy", iso: int | None, mount: "DeviceProxy", ti: int, t: Target,
+                    ra: float, dec: float) -> None:
         """The meridian flip between two lights: stop guiding, flip, slew back to the
-        coordinates (the plan's when given and near, else where the mount pointed), pick a
-        guide star again and guide with the flipped calibration (no recalibration), settle."""
+        coordinates (the plan's when given and near, else where the mount pointed), measure
+        how far the framing moved (:meth:`_framing_check`), pick a guide star again and
+        guide with the flipped calibration (no recalibration), settle."""
         from .. import astro
         assert self.journal is not None
         t0 = self.s.clock.now()
@@ -786,6 +792,7 @@ class Capture(PlanDesk, Activity):
                             "then capture.resume")
             self._meridian_ack.add(ti)
             side = "unknown"
+        framing = await self._framing_check(cam, iso) if side != "unknown" else None
         settle = None
         if guided:
             self.set_status("running", detail=f"{t.name}: flipped; picking a guide star again")
@@ -803,12 +810,43 @@ class Capture(PlanDesk, Activity):
         dt = self.s.clock.now() - t0
         self.summary["flips"] += 1
         self.journal.append("flip", stage="done", pier_side=side, seconds=round(dt, 1), settle_s=settle,
+                            framing=framing,
                             calibration=None if cal is None else {
                                 "pier_side": cal.pier_side, "ra_angle_deg": round(cal.ra_angle_deg, 2),
                                 "timestamp": cal.timestamp},
                             t=self.s.clock.now())
+        moved = (f"; the framing moved {framing['offset_arcsec']:.0f}″ ({framing['offset_px']:.0f} px)"
+                 if framing and "offset_px" in framing else "")
         self.s.alert("info", self.name, f"{t.name}: meridian flip done in {dt:.0f} s (pier side {side})"
-                     + ("; guiding again with the flipped calibration" if guided else ""))
+                     + ("; guiding again with the flipped calibration" if guided else "") + moved)
+
+    async def _framing_check(self, cam: "DeviceProxy", iso: int | None) -> dict[str, Any] | None:
+        """After a flip: a ``recentre_exposure_s`` light matched against the last light before
+        the flip (:func:`fieldtui.capture.framing.framing_offset`): how far the framing moved
+        (the goto's pointing error). Measured and reported, not corrected: turning it into a
+        mount move needs the main camera's angle on the sky (plate solving). None when there
+        is nothing to compare or the stars do not match."""
+        from ..capture.framing import framing_offset
+        from ..imaging.io import read_frame
+        from ..stacking.register import RegistrationError
+        c = self.s.cfg.capture
+        if c.recentre_exposure_s <= 0 or self._last_light is None:
+            return None
+        try:
+            ref = await self.s.clock.run_blocking(read_frame, self._last_light)
+        except (OSError, ValueError) as exc:
+            log.info("framing check: cannot read %s: %s", self._last_light, exc)
+            return None
+        self.set_status("running", detail="flipped; measuring how far the framing moved")
+        new = await self._expose(cam, c.recentre_exposure_s, iso, "light")
+        try:
+            off = await self.s.clock.run_blocking(framing_offset, ref.data, ref.bayer, new.data, new.bayer)
+        except RegistrationError as exc:
+            return {"error": str(exc)}
+        scale = self.s.cfg.main_scale
+        return {"dx_px": round(off.dx_px, 1), "dy_px": round(off.dy_px, 1), "offset_px": round(off.offset_px, 1),
+                "offset_arcsec": round(off.offset_px * scale, 1), "rotation_deg": round(off.rotation_deg, 2),
+                "matched": off.matched}
 
     async def _refocus_triggers(self, cam: "DeviceProxy", iso: int | None, figures: dict[str, Any],
                                 temperature: float | None) -> None:

@@ -208,7 +208,8 @@ GUIDED = {"guide_camera": {"width": 480, "height": 360}, "sim": {"gusts_per_hour
 
 
 async def test_meridian_flip_mid_plan_resumes_guiding_and_capture_without_recalibrating(data_root, tmp_path):
-    cfg = _cfg(data_root, -6.0, capture={"flip_after_min": 1.0, "meridian_limit_min": 2.0}, **GUIDED)
+    cfg = _cfg(data_root, -6.0, capture={"flip_after_min": 1.0, "meridian_limit_min": 2.0},
+               main_camera={"width": 1280, "height": 960}, **GUIDED)   # stars enough to match
     s = await _guided_session(cfg)
     points = _pump(s, GuidePoint)
     cal0 = s.guider.worker.engine.calibration
@@ -228,6 +229,9 @@ async def test_meridian_flip_mid_plan_resumes_guiding_and_capture_without_recali
     assert cal["pier_side"] == "east" and cal["timestamp"] == cal0.timestamp
     assert (cal["ra_angle_deg"] - cal0.ra_angle_deg) % 360 == pytest.approx(180.0, abs=0.01)
     assert s.rig.sim.mount.pier_side == "east" and s.rig.sim.sky.pier_flipped
+    # the framing check saw the field turned 180° and moved by the flip's goto error (~1′)
+    fr = done["framing"]
+    assert abs(abs(fr["rotation_deg"]) - 180) < 0.2 and fr["matched"] >= 6 and 5 < fr["offset_arcsec"] < 400
     # lights before and after the flip, guided as well after as before
     starts = [r for r in journal if r["ev"] == "started"]
     assert any(r["t"] < start["t"] for r in starts) and sum(r["t"] > done["t"] for r in starts) >= 3
