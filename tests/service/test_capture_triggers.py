@@ -245,31 +245,43 @@ async def test_meridian_flip_mid_plan_resumes_guiding_and_capture_without_recali
     assert _rms(after) < 1.5 * _rms(before), (_rms(before), _rms(after))
 
 
-async def test_guide_star_loss_discards_the_light_and_capture_resumes_once_guiding_is_back(data_root, tmp_path):
-    cfg = _cfg(data_root, -120.0, **GUIDED)
+async def test_guide_star_loss_and_drift_away_discard_the_light_and_capture_resumes(data_root, tmp_path):
+    # the drift-away alarm after 20 s away from the lock position (inside a 30-s light)
+    cfg = _cfg(data_root, -120.0, guiding={"drift_time_s": 20.0}, **GUIDED)
     s = await _guided_session(cfg)
     waits = _collect(s, CaptureWaiting)
     try:
-        await s.capture.cmd_start(_plan(tmp_path, cfg.plan.ra_deg, cfg.plan.dec_deg, (4, 30, "L")))
+        await s.capture.cmd_start(_plan(tmp_path, cfg.plan.ra_deg, cfg.plan.dec_deg, (5, 30, "L")))
         await _until(s.clock, lambda: (s.capture.current or {}).get("index") == 2, 600, step=0.5)
         await s.clock.sleep(10.0)
         s.rig.sim.clouds(40.0)                     # the guide star goes for 40 s mid-light
         await _until(s.clock, lambda: s.capture.waiting is not None, 120, step=0.5)
         assert s.capture.waiting["reason"] == "guiding" and s.capture.state == "paused"
         assert "guide star lost" in s.capture.waiting["message"]
+        # then the star drifts away: no corrections while the lock sits 6 px off it
+        await _until(s.clock, lambda: (s.capture.current or {}).get("index") == 4, 600, step=0.5)
+        await s.clock.sleep(5.0)
+        w = s.guider.worker
+        w.corrections = False
+        w.engine.set_lock_position(w.engine.lock[0] + 6.0, w.engine.lock[1])
+        await _until(s.clock, lambda: s.capture.waiting is not None, 180, step=0.5)
+        assert "lock position" in s.capture.waiting["message"]
+        w.corrections = True                       # full-strength corrections bring it back
         await asyncio.wait_for(asyncio.shield(s.capture.task), 120)
     finally:
         await s.stop()
     res = s.capture.summary
     journal = _journal(res)
-    assert s.capture.state == "done" and res["done"] == 4 and res["discarded"] == 1
-    # no frame lost or counted twice: indices 1-4 once each, four files
-    assert _finished_indices(journal) == [1, 2, 3, 4]
-    assert len(set(res["files"])) == 4 and len(list(data_root.rglob("*/light/*.fits"))) == 4
+    assert s.capture.state == "done" and res["done"] == 5 and res["discarded"] == 2
+    # no frame lost or counted twice: indices 1-5 once each, five files
+    assert _finished_indices(journal) == [1, 2, 3, 4, 5]
+    assert len(set(res["files"])) == 5 and len(list(data_root.rglob("*/light/*.fits"))) == 5
     disc = [r for r in journal if r["ev"] == "discarded"]
     back = [r for r in journal if r["ev"] == "guiding_back"]
-    assert [r["index"] for r in disc] == [2] and len(back) == 1
-    # light 2 was taken again after guiding came back and settled (the clouds lasted 40 s)
-    restart = [r for r in journal if r["ev"] == "started" and r["index"] == 2][-1]
-    assert restart["t"] >= back[0]["t"] and back[0]["waited_s"] >= 20 and back[0]["settle_s"] is not None
-    assert [w.reason for w in waits()] == ["guiding"] and waits()[0].resume == ""
+    assert [r["index"] for r in disc] == [2, 4] and len(back) == 2
+    # each light taken again after guiding came back and settled (the clouds lasted 40 s)
+    for d, b in zip(disc, back):
+        restart = [r for r in journal if r["ev"] == "started" and r["index"] == d["index"]][-1]
+        assert restart["t"] >= b["t"] and b["settle_s"] is not None
+    assert back[0]["waited_s"] >= 20
+    assert [w.reason for w in waits()] == ["guiding", "guiding"] and waits()[0].resume == ""
