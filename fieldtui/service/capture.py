@@ -796,8 +796,11 @@ class Capture(PlanDesk, Activity):
         settle = None
         if guided:
             self.set_status("running", detail=f"{t.name}: flipped; picking a guide star again")
-            await self.s.commands["guide.select"]()
-            await self.s.commands["guide.start"]()
+            try:
+                await self.s.commands["guide.select"]()
+                await self.s.commands["guide.start"]()
+            except (ValueError, DeviceError) as exc:
+                self.s.alert("warning", self.name, f"after the meridian flip guiding could not start ({exc})")
             end = self.s.clock.now() + GUIDE_BACK_S
             while g.state not in ("guiding", "settling", "failed", "stopped") and self.s.clock.now() < end:
                 await self.s.clock.sleep(1.0)
@@ -877,7 +880,11 @@ class Capture(PlanDesk, Activity):
             self.journal.append("refocus", reason=why, done=False, t=self.s.clock.now())
             self.s.alert("warning", self.name, f"refocus needed ({why}): no focuser, focus by hand")
         else:
-            await self._autofocus(cam, iso, why)
+            try:
+                await self._autofocus(cam, iso, why)
+            except DeviceError as exc:  # the focuser failed: the lights go on, the user is told
+                self.journal.append("refocus", reason=why, done=False, error=str(exc), t=self.s.clock.now())
+                self.s.alert("warning", self.name, f"autofocus failed ({exc}): check the focuser")
         self._focus_hfr = []
         self._focus_temp = temperature
 
