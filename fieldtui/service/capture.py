@@ -739,7 +739,7 @@ class Capture(PlanDesk, Activity):
         if ha_min < 0:
             self._east_seen = ti
         before = st.pier_side == "west" or (st.pier_side == "unknown" and self._east_seen == ti)
-        if not before or ti in self._meridian_ack or ha_min < -12 * 60 + 1:
+        if not before or ti in self._meridian_ack:
             return
         c = self.s.cfg.capture
         end_min = ha_min + (exposure + DOWNLOAD_MARGIN_S) / SIDEREAL_S_PER_HA_MIN
