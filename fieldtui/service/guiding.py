@@ -17,7 +17,9 @@ events:
 Alerts (star lost, drift-away, calibration warnings, camera lost) go through
 :meth:`Session.alert`. The night's guide log (PHD2 format) is written into
 the night folder; the calibration is stored there too and reused until the
-camera or the pier side changes (the engine checks).
+camera changes: the engine scales it for the declination and flips it after a
+meridian flip. ``trouble`` counts guide-star losses and drift-away alarms and
+``in_trouble`` says one is going on (the capture sequencer pauses on them).
 
 ``guide.dither`` returns once the mount has settled (or the settle timed
 out), so a capture schedule can ``await session.commands["guide.dither"]()``
