@@ -94,6 +94,10 @@ SIDEREAL_S_PER_HA_MIN = 59.836  # seconds of time per minute of hour angle (a si
 DOWNLOAD_MARGIN_S = 30.0  # a light's end for the meridian check: exposure plus download
 GUIDE_BACK_S = 1800.0   # a flip: how long the guider may take to guide again
 HFR_WINDOW = 3          # lights in the refocus trigger's reference and recent medians
+RECENTRE_MIN_PX = 10.0  # after a flip: a framing offset above this (main px) is corrected
+RECENTRE_STEP_PX = 8.0  # the guide-lock moves (guide px) that measure the cameras' relation
+RECENTRE_DONE_PX = 3.0  # ... and the correction moves repeat while more than this is left
+RECENTRE_MOVES = 3      # (at most this many)
 
 
 class _Stop(Exception):
@@ -172,6 +176,7 @@ class Capture(PlanDesk, Activity):
         self._focus_hfr: list[float] = []      # lights' HFR since the last focus
         self._focus_temp: float | None = None  # temperature at the last focus
         self._last_light: Path | None = None   # the last light written (the framing reference)
+        self._framing_ref: Any = None          # its frame, read back after a flip
 
     # ----- commands -------------------------------------------------------
     def commands(self) -> dict[str, Any]:
@@ -806,6 +811,8 @@ class Capture(PlanDesk, Activity):
                 await self.s.clock.sleep(1.0)
             if g.state in ("guiding", "settling"):
                 settle = (await self.s.commands["guide.dither"](amount_px=0.0)).get("settle_time_s")
+                if framing and framing.get("offset_px", 0.0) > RECENTRE_MIN_PX:
+                    framing["recentre"] = await self._recentre(cam, iso)
             else:
                 self.s.alert("warning", self.name, f"after the meridian flip guiding did not start "
                              f"({g.state}): capture goes on unguided")
@@ -836,20 +843,68 @@ class Capture(PlanDesk, Activity):
         if c.recentre_exposure_s <= 0 or self._last_light is None:
             return None
         try:
-            ref = await self.s.clock.run_blocking(read_frame, self._last_light)
+            self._framing_ref = await self.s.clock.run_blocking(read_frame, self._last_light)
         except (OSError, ValueError) as exc:
             log.info("framing check: cannot read %s: %s", self._last_light, exc)
             return None
         self.set_status("running", detail="flipped; measuring how far the framing moved")
-        new = await self._expose(cam, c.recentre_exposure_s, iso, "light")
         try:
-            off = await self.s.clock.run_blocking(framing_offset, ref.data, ref.bayer, new.data, new.bayer)
+            off = await self._framing_now(cam, iso)
         except RegistrationError as exc:
             return {"error": str(exc)}
         scale = self.s.cfg.main_scale
         return {"dx_px": round(off.dx_px, 1), "dy_px": round(off.dy_px, 1), "offset_px": round(off.offset_px, 1),
                 "offset_arcsec": round(off.offset_px * scale, 1), "rotation_deg": round(off.rotation_deg, 2),
                 "matched": off.matched}
+
+    async def _framing_now(self, cam: "DeviceProxy", iso: int | None) -> Any:
+        """A ``recentre_exposure_s`` light's :class:`~fieldtui.capture.framing.FramingOffset`
+        from the pre-flip reference. Raises RegistrationError when the stars do not match."""
+        from ..capture.framing import framing_offset
+        ref = self._framing_ref
+        assert ref is not None
+        new = await self._expose(cam, self.s.cfg.capture.recentre_exposure_s, iso, "light")
+        return await self.s.clock.run_blocking(framing_offset, ref.data, ref.bayer, new.data, new.bayer)
+
+    async def _recentre(self, cam: "DeviceProxy", iso: int | None) -> dict[str, Any]:
+        """Bring the framing back to where it was before the flip, through the guider (no plate
+        solving): two known moves of the lock position (``RECENTRE_STEP_PX`` guide px along x,
+        then y) measured on the main camera give the 2×2 map from guide px to main px
+        (rotation, scale and any mirroring between the two cameras); the lock then moves by
+        the guide-px vector that cancels the offset and a light measures what is left, up to
+        ``RECENTRE_MOVES`` times while more than ``RECENTRE_DONE_PX`` main px are left.
+        Returns the figures (``before_px``, ``after_px``, ``lock_move_px``) or ``error``."""
+        import numpy as np
+
+        from ..stacking.register import RegistrationError
+        lock = self.s.commands["guide.lock"]
+        settle = self.s.commands["guide.dither"]
+        self.set_status("running", detail="flipped; re-centring the framing through the guider")
+        try:
+            o1 = await self._framing_now(cam, iso)
+            await lock(dx=RECENTRE_STEP_PX)
+            await settle(amount_px=0.0)
+            o2 = await self._framing_now(cam, iso)
+            await lock(dy=RECENTRE_STEP_PX)
+            await settle(amount_px=0.0)
+            o3 = await self._framing_now(cam, iso)
+            a = np.array([[o2.dx_px - o1.dx_px, o3.dx_px - o2.dx_px],
+                          [o2.dy_px - o1.dy_px, o3.dy_px - o2.dy_px]]) / RECENTRE_STEP_PX
+            if abs(np.linalg.det(a)) < 1e-6:
+                return {"error": "the guide moves did not move the main camera's field"}
+            o, total, moves = o3, np.zeros(2), 0
+            while o.offset_px > RECENTRE_DONE_PX and moves < RECENTRE_MOVES:
+                g = -np.linalg.solve(a, np.array([o.dx_px, o.dy_px]))
+                await lock(dx=float(g[0]), dy=float(g[1]))
+                await settle(amount_px=0.0)
+                o = await self._framing_now(cam, iso)
+                total += g
+                moves += 1
+        except (ValueError, DeviceError, RegistrationError) as exc:
+            return {"error": str(exc)}
+        return {"before_px": round(o1.offset_px, 1), "after_px": round(o.offset_px, 1), "moves": moves,
+                "lock_move_px": [round(float(total[0]), 2), round(float(total[1]), 2)],
+                "main_px_per_guide_px": round(float(math.sqrt(abs(np.linalg.det(a)))), 3)}
 
     async def _refocus_triggers(self, cam: "DeviceProxy", iso: int | None, figures: dict[str, Any],
                                 temperature: float | None) -> None:

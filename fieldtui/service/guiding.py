@@ -112,6 +112,7 @@ class Guider(Activity):
             "guide.calibrate": self.cmd_calibrate,
             "guide.start": self.cmd_start,
             "guide.dither": self.cmd_dither,
+            "guide.lock": self.cmd_lock,
             "guide.stop": self.cmd_stop,
             "guide.clear_calibration": self.cmd_clear_calibration,
             "guide.state": self.cmd_state,
@@ -420,6 +421,24 @@ class Guider(Activity):
                     "distance_px": None, "settle_time_s": self.s.clock.monotonic() - t0}
         return {"ok": done.ok, "reason": done.reason, "distance_px": round(done.distance_px, 3),
                 "settle_time_s": round(done.settle_time_s, 2)}
+
+    async def cmd_lock(self, x: float | None = None, y: float | None = None,
+                       dx: float = 0.0, dy: float = 0.0) -> list[float]:
+        """Move the lock position (guide-camera px) to (``x``, ``y``), or by (``dx``, ``dy``):
+        guiding then moves the telescope until the star sits there (``guide.dither`` with
+        ``amount_px=0`` waits for it to settle). Returns the lock position. Raises ValueError
+        when not guiding or when the position is off the frame."""
+        w = self.worker
+        if w is None or w.state not in (GuideState.GUIDING, GuideState.SETTLING) or w.engine.lock is None:
+            raise ValueError(f"not guiding ({self.state}): no lock position to move")
+        e = w.engine
+        nx = (e.lock[0] if x is None else float(x)) + dx
+        ny = (e.lock[1] if y is None else float(y)) + dy
+        if not e._inside(nx, ny):
+            raise ValueError(f"lock position ({nx:.1f}, {ny:.1f}) is too close to the frame's edge")
+        e.set_lock_position(nx, ny, "moved by a command")
+        w._flush_engine_events()
+        return [round(nx, 3), round(ny, 3)]
 
     async def cmd_stop(self, keep_looping: bool = False) -> str:
         """Stop guiding (``keep_looping``: the exposures go on) or stop everything

@@ -232,6 +232,10 @@ async def test_meridian_flip_mid_plan_resumes_guiding_and_capture_without_recali
     # the framing check saw the field turned 180° and moved by the flip's goto error (~1′)
     fr = done["framing"]
     assert abs(abs(fr["rotation_deg"]) - 180) < 0.2 and fr["matched"] >= 6 and 5 < fr["offset_arcsec"] < 400
+    # and the guider brought it back: main px per guide px is the ratio of the two plate scales
+    rc = fr["recentre"]
+    assert rc["before_px"] == pytest.approx(fr["offset_px"], rel=0.1) and rc["after_px"] < 3.0
+    assert rc["main_px_per_guide_px"] == pytest.approx(cfg.guide_scale / cfg.main_scale, rel=0.1)
     # lights before and after the flip, guided as well after as before
     starts = [r for r in journal if r["ev"] == "started"]
     assert any(r["t"] < start["t"] for r in starts) and sum(r["t"] > done["t"] for r in starts) >= 3
