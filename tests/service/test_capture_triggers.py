@@ -110,6 +110,8 @@ async def test_filter_change_without_a_wheel_pauses_and_resumes(data_root, tmp_p
     await s.start()
     waits = _collect(s, CaptureWaiting)
     try:
+        with pytest.raises(ValueError, match="not guiding"):   # nothing to move the lock of
+            await s.commands["guide.lock"](dx=1.0)
         plan = _plan(tmp_path, cfg.plan.ra_deg, cfg.plan.dec_deg, (2, 30, "L"), (2, 30, "Ha"))
         await s.capture.cmd_start(plan)
         await _until(s.clock, lambda: s.capture.waiting is not None, 600)
