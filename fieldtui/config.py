@@ -135,6 +135,21 @@ class StorageCfg:
 
 
 @dataclass
+class CaptureCfg:
+    """What the capture sequencer does by itself between frames (service/capture.py)."""
+
+    meridian_flip: bool = True        # flip when the target passes the meridian (false: pause instead)
+    flip_after_min: float = 5.0       # minutes past the meridian the flip is done (between frames)
+    meridian_limit_min: float = 10.0  # minutes past the meridian the mount may track before a flip
+    refocus_hfr_pct: float = 20.0     # refocus when the HFR grows by this much (0: never)
+    refocus_temp_c: float = 2.0       # refocus when the temperature changes by this much (0: never)
+    autofocus_points: int = 7         # focuser positions of an autofocus run
+    autofocus_step: int = 100         # focuser steps between them
+    autofocus_exposure_s: float = 5.0 # main-camera exposure at each position
+    recentre_exposure_s: float = 10.0 # after a flip: a light to measure how far the framing moved (0: none)
+
+
+@dataclass
 class PlanCfg:
     target: str = "M33"
     ra_deg: float = 23.4621
@@ -190,6 +205,7 @@ class SimCfg:
     focus_blur_arcsec_per_step: float = 0.02
     vignetting: float = 0.3
     hot_pixels: int = 60
+    mount_flips: bool = True
 
 
 @dataclass
@@ -205,6 +221,7 @@ class Config:
     indi: IndiCfg = field(default_factory=IndiCfg)
     storage: StorageCfg = field(default_factory=StorageCfg)
     plan: PlanCfg = field(default_factory=PlanCfg)
+    capture: CaptureCfg = field(default_factory=CaptureCfg)
     exposure: ExposureCfg = field(default_factory=ExposureCfg)
     service: ServiceCfg = field(default_factory=ServiceCfg)
     ui: UiCfg = field(default_factory=UiCfg)
@@ -378,6 +395,33 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(src, "indi.port", "a TCP port between 1 and 65535", _describe(cfg.indi.port))
     if cfg.indi.timeout_s <= 0:
         raise ConfigError(src, "indi.timeout_s", "a positive number", _describe(cfg.indi.timeout_s))
+    c = cfg.capture
+    if not 0 <= c.flip_after_min <= 60:
+        raise ConfigError(src, "capture.flip_after_min", "minutes past the meridian between 0 and 60",
+                          _describe(c.flip_after_min))
+    if not c.flip_after_min <= c.meridian_limit_min <= 120:
+        raise ConfigError(src, "capture.meridian_limit_min",
+                          f"minutes past the meridian from capture.flip_after_min ({c.flip_after_min:g}) "
+                          "to 120", _describe(c.meridian_limit_min))
+    if not 0 <= c.refocus_hfr_pct <= 500:
+        raise ConfigError(src, "capture.refocus_hfr_pct", "a percentage between 0 (never) and 500",
+                          _describe(c.refocus_hfr_pct))
+    if not 0 <= c.refocus_temp_c <= 30:
+        raise ConfigError(src, "capture.refocus_temp_c", "degrees between 0 (never) and 30",
+                          _describe(c.refocus_temp_c))
+    if not 5 <= c.autofocus_points <= 21:
+        raise ConfigError(src, "capture.autofocus_points", "5 to 21 positions (a V curve needs 5)",
+                          _describe(c.autofocus_points))
+    if not 1 <= c.autofocus_step * (c.autofocus_points - 1) <= cfg.focuser.max_position:
+        raise ConfigError(src, "capture.autofocus_step",
+                          f"1 or more steps, the run's span (step × {c.autofocus_points - 1}) within "
+                          f"focuser.max_position ({cfg.focuser.max_position})", _describe(c.autofocus_step))
+    if not 0 <= c.recentre_exposure_s <= 300:
+        raise ConfigError(src, "capture.recentre_exposure_s", "seconds between 0 (no check) and 300",
+                          _describe(c.recentre_exposure_s))
+    if not 0 < c.autofocus_exposure_s <= 120:
+        raise ConfigError(src, "capture.autofocus_exposure_s", "seconds above 0 and at most 120",
+                          _describe(c.autofocus_exposure_s))
     try:
         from zoneinfo import ZoneInfo
         ZoneInfo(cfg.site.timezone)

@@ -256,3 +256,17 @@ class CaptureSetFinished(Event):
     files: list[str] = field(default_factory=list)
     outliers: list[str] = field(default_factory=list)
     root: str = ""
+
+
+@dataclass
+class CaptureWaiting(Event):
+    """The capture sequencer waits between frames: for the user (``resume`` names the command
+    that goes on: a filter change without a wheel, the meridian on a mount that cannot flip)
+    or by itself (``resume`` empty: the guide star is lost or away, capture goes on once
+    guiding is back and settled). ``reason``: "filter", "meridian", "guiding"; ``message``:
+    what to do, in one line."""
+
+    plan: str = ""
+    reason: str = ""
+    message: str = ""
+    resume: str = ""

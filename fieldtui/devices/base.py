@@ -103,12 +103,25 @@ class MainCamera(Device):
         return await self.expose(seconds, iso)
 
 
+PierSide = Literal["east", "west", "unknown"]
+
+
 @dataclass
 class MountState:
+    """Where the mount points, as it reports it.
+
+    ``pier_side`` follows ASCOM's and INDI's convention (the side of the pier the
+    telescope is on): ``"west"`` = on the west side, pointing east (the usual side for
+    a target east of the meridian, hour angle < 0); ``"east"`` = on the east side,
+    pointing west (after a meridian flip, hour angle > 0); ``"unknown"`` when the mount
+    or its protocol does not say (never guessed from the hour angle: a mount tracking
+    past the meridian without flipping is still on its first side).
+    """
+
     ra_deg: float
     dec_deg: float
     tracking: bool
-    pier_side: Literal["east", "west", "unknown"] = "unknown"
+    pier_side: PierSide = "unknown"
     slewing: bool = False
 
 
@@ -132,6 +145,16 @@ class Mount(Device):
 
     async def abort(self) -> None:
         return None
+
+    can_flip: bool = False
+    """Whether :meth:`flip` can take the telescope to the other side of the pier."""
+
+    async def flip(self) -> None:
+        """Meridian flip: slew to the coordinates the mount points at now, on the other side of
+        the pier (the target must be past the meridian); returns when the slew has ended.
+        Raises DeviceUnsupported when the mount or its driver cannot (see :attr:`can_flip`),
+        DeviceError when the target is not past the meridian."""
+        raise DeviceUnsupported(f"{self.driver} mount cannot do a meridian flip")
 
     async def park(self) -> None:
         """Slew to the park position and stop tracking; returns when parked.
@@ -160,6 +183,11 @@ class GuidePort(Device):
 
     kind = "guide_port"
     guide_rate: float = 0.5  # fraction of sidereal
+    pier_aware: bool = False
+    """True when N/S pulses always move the telescope north/south on the sky whatever the pier
+    side (a mount's own pulse-guide command, which knows its side); False for an ST4 port,
+    whose Dec motor runs the same way on both sides, so after a meridian flip a North pulse
+    moves the telescope south. The guider flips its calibration accordingly."""
 
     @abc.abstractmethod
     async def pulse(self, direction: Direction, ms: int) -> None:

@@ -523,8 +523,8 @@ class MountEmulator:
         return self.mount.rig.lst_deg()
 
     def pier_west(self) -> bool:
-        ha = (self.lst_deg() - self.mount.ra + 540.0) % 360.0 - 180.0
-        return ha >= 0
+        """On the west side of the pier (pointing east), as the simulated mount says."""
+        return self.mount.pier_side == "west"
 
     def start_slew(self, ra_deg: float, dec_deg: float) -> None:
         self.abort()

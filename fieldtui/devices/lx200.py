@@ -131,7 +131,7 @@ class Lx200Mount(SerialMount):
         slewing = self._x(":D#", _slewing)
         if self.has_status:
             self._tracking = self._x(":GW#", _status)[1] == "T"
-        return MountState(ra, dec, self._tracking, self.pier_side(ra), slewing)  # type: ignore[arg-type]
+        return MountState(ra, dec, self._tracking, "unknown", slewing)  # type: ignore[arg-type]
 
     def _sync_altaz(self) -> tuple[float, float]:
         return self._x(":GA#", _dec), self._x(":GZ#", _dec)

@@ -127,7 +127,7 @@ class NexStarMount(SerialMount):
         if slewing not in (b"0#", b"1#"):
             raise DeviceGarbage(f"goto status {slewing!r}")
         self._tracking = self._x(b"t", _byte) != TRACK_OFF
-        return MountState(ra, dec, self._tracking, self.pier_side(ra), slewing == b"1#")  # type: ignore[arg-type]
+        return MountState(ra, dec, self._tracking, "unknown", slewing == b"1#")  # type: ignore[arg-type]
 
     def _sync_altaz(self) -> tuple[float, float]:
         az, alt = self._x(b"z", _pair)

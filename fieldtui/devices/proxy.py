@@ -29,7 +29,7 @@ from .base import Device, DeviceDisconnected, DeviceError, DeviceTimeout
 #: seconds a call may take, by method (an exposure: its length plus the margin)
 CALL_TIMEOUT_S: dict[str, float] = {
     "state": 10.0, "position": 10.0, "sync": 10.0, "set_tracking": 10.0, "abort": 10.0,
-    "move_to": 120.0, "move_by": 120.0, "slew_to": 300.0,
+    "move_to": 120.0, "move_by": 120.0, "slew_to": 300.0, "flip": 300.0,
 }
 DEFAULT_TIMEOUT_S = 30.0
 PULSE_MARGIN_S = 5.0
@@ -39,7 +39,7 @@ EXPOSE_MARGIN_S = {"main_camera": 30.0}
 DEFAULT_EXPOSE_MARGIN_S = 10.0
 #: calls that act on the device and need its lease (or no holder at all)
 EXCLUSIVE = frozenset({"expose", "live_view", "pulse", "move_to", "move_by", "slew_to", "sync",
-                       "set_tracking"})
+                       "set_tracking", "flip"})
 
 
 class DeviceBusy(DeviceError):

@@ -228,8 +228,10 @@ class SerialMount(Mount):
     """A mount on a serial line; subclasses implement the protocol's ``_sync_*`` calls
     (blocking, run in a thread) and this class makes them async.
 
-    ``clock`` times pulses and gives the sidereal time for the pier side and
-    Alt/Az; ``site`` is (latitude, longitude) in degrees."""
+    ``clock`` times pulses and gives the sidereal time for
+    Alt/Az; ``site`` is (latitude, longitude) in degrees. The pier side is "unknown": the
+    LX200 and NexStar position commands do not give it (a guess from the hour angle would
+    be wrong for a mount tracking past the meridian)."""
 
     protocol = ""
     DEFAULT_BAUD = 9600
@@ -276,10 +278,6 @@ class SerialMount(Mount):
 
     def lst_deg(self) -> float:
         return astro.local_sidereal_deg(self.clock.now(), self.site[1])
-
-    def pier_side(self, ra_deg: float) -> str:
-        ha = (self.lst_deg() - ra_deg + 540.0) % 360.0 - 180.0
-        return "west" if ha >= 0 else "east"
 
     async def connect(self) -> DeviceInfo:
         """Open the port and identify the mount (a second caller while connected gets the

@@ -261,6 +261,26 @@ class SimMount(_SimDevice, Mount):
         self.ra, self.dec = rig.cfg.plan.ra_deg, rig.cfg.plan.dec_deg
         self.tracking = True
         self.slewing = False
+        # The side of the pier (ASCOM/INDI convention, see MountState): the natural one for the
+        # configured target at the start; the sky's camera angles hold on this first side.
+        self.home_side = self.pier_side = self.natural_side(self.ra)
+
+    @property
+    def can_flip(self) -> bool:  # type: ignore[override]
+        return bool(self.rig.cfg.sim.mount_flips)
+
+    def hour_angle(self, ra_deg: float) -> float:
+        """Hour angle of ``ra_deg`` now, degrees in [-180, 180) (positive: west of the meridian)."""
+        return (self.rig.lst_deg() - ra_deg + 540.0) % 360.0 - 180.0
+
+    def natural_side(self, ra_deg: float) -> str:
+        """The side a goto to ``ra_deg`` picks now: ``"west"`` (pointing east) for a target east
+        of the meridian, ``"east"`` (pointing west) for one on or past it."""
+        return "east" if self.hour_angle(ra_deg) >= 0 else "west"
+
+    def _set_side(self, side: str) -> None:
+        self.pier_side = side
+        self.rig.sky.set_pier_flipped(side != self.home_side)
 
     async def connect(self) -> DeviceInfo:
         await self._gate(connecting=True)
@@ -276,9 +296,7 @@ class SimMount(_SimDevice, Mount):
         cosd = max(math.cos(math.radians(self.dec)), 1e-6)
         ra = (self.ra + float(ex) / 3600.0 / cosd) % 360.0
         dec = self.dec + float(ey) / 3600.0
-        lst = self.rig.lst_deg()
-        ha = (lst - ra + 540.0) % 360.0 - 180.0
-        return MountState(ra, dec, self.tracking, "west" if ha >= 0 else "east", self.slewing)
+        return MountState(ra, dec, self.tracking, self.pier_side, self.slewing)  # type: ignore[arg-type]
 
     async def slew_to(self, ra_deg: float, dec_deg: float) -> None:
         await self._gate()
@@ -294,9 +312,38 @@ class SimMount(_SimDevice, Mount):
         finally:
             self.slewing = False
         self.ra, self.dec = ra_deg % 360.0, dec_deg
-        self.rig.sky.recentre(self.ra, self.dec)
+        if dist > 0.01:  # a re-centring move of a few arcseconds stays on the same field
+            self.rig.sky.recentre(self.ra, self.dec)
         # A goto lands with a small pointing error that a sync removes.
         self.rig.sky.slew_offset = self.rig.sky.rng.normal(0, 60.0, 2) if dist > 0.01 else self.rig.sky.slew_offset
+        # A goto takes the target's natural side of the pier (through a flip when needed).
+        side = self.natural_side(self.ra)
+        if side != self.pier_side:
+            self._set_side(side)
+            self.rig.sky.slew_offset = self.rig.sky.rng.normal(0, 60.0, 2)
+
+    async def flip(self) -> None:
+        """Meridian flip: the same coordinates on the other side of the pier. Both axes turn
+        about half a revolution (180° at the slew rate); the goto lands with a new pointing
+        error like any long slew; both cameras' images turn 180° on the sky and an ST4 Dec
+        pulse now moves the other way on the sky (:class:`SimGuidePort`). Raises
+        DeviceUnsupported with ``[sim] mount_flips = false``, DeviceError when the target is
+        not past the meridian (the other side cannot reach it)."""
+        await self._gate()
+        if not self.can_flip:
+            raise DeviceUnsupported("the simulated mount is set up not to flip ([sim] mount_flips = false)")
+        side = self.natural_side(self.ra)
+        if side == self.pier_side:
+            ha_min = self.hour_angle(self.ra) * 4.0
+            raise DeviceError(f"no flip: the mount is on the {side} side of the pier already and the "
+                              f"target is {abs(ha_min):.0f} min {'past' if ha_min >= 0 else 'before'} the meridian")
+        self.slewing = True
+        try:
+            await self.clock.sleep(180.0 / self.rig.cfg.mount.slew_rate_deg_s)
+        finally:
+            self.slewing = False
+        self._set_side(side)
+        self.rig.sky.slew_offset = self.rig.sky.rng.normal(0, 60.0, 2)
 
     async def sync(self, ra_deg: float, dec_deg: float) -> None:
         await self._gate()
@@ -354,6 +401,8 @@ class SimGuidePort(_SimDevice, GuidePort):
         super().__init__(rig)
         self.via = via
         self.guide_rate = rig.cfg.mount.guide_rate
+        # The mount's own pulse-guide command knows its pier side; an ST4 cable does not.
+        self.pier_aware = via == "mount"
 
     async def connect(self) -> DeviceInfo:
         await self._gate(connecting=True)
@@ -367,6 +416,10 @@ class SimGuidePort(_SimDevice, GuidePort):
             raise DeviceDisconnected(f"guide pulses go through the {backing.replace('_', ' ')}, which is not connected")
         if ms < 0:
             raise ValueError("pulse duration must not be negative")
+        if not self.pier_aware and self.rig.sky.pier_flipped and direction in ("N", "S"):
+            # ST4: the Dec motor turns the same way, which on the other side of the pier
+            # moves the telescope the other way in declination.
+            direction = "S" if direction == "N" else "N"
         self.rig.sky.apply_pulse(direction, ms, self.clock.monotonic())
         await self.clock.sleep(ms / 1000.0)
 

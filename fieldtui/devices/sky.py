@@ -97,6 +97,7 @@ class Sky:
         # full gap): unknown to the guider when the night starts.
         self._dec_gap_pos = s.backlash_start * s.backlash_arcsec
         self.slew_offset = np.zeros(2)  # goto error, arcsec (x east, y north)
+        self.pier_flipped = False       # on the other side of the pier than at the start
         self.focus_position = cfg.focuser.max_position // 2
         self.clouds_until = -math.inf
         self.cloud_factor = 0.02
@@ -175,6 +176,17 @@ class Sky:
             flat=flat, bayer=m.bayer or None)
 
     # ----- the mount ------------------------------------------------------
+    def set_pier_flipped(self, flipped: bool) -> None:
+        """The telescope is now on the other side of the pier than at the start (``True``) or
+        back on its first side: a German equatorial turns both cameras 180° on the sky, so
+        both images rotate by 180° about their centres (the configured camera angles hold on
+        the first side)."""
+        if flipped == self.pier_flipped:
+            return
+        self.pier_flipped = flipped
+        for optics in (self.guide, self.main):
+            optics.angle_deg = (optics.angle_deg + 180.0) % 360.0
+
     def _make_gusts(self, span: float) -> np.ndarray:
         s = self.cfg.sim
         n = self.rng.poisson(s.gusts_per_hour * span / 3600.0) if s.gusts_per_hour > 0 else 0

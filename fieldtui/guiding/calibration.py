@@ -128,6 +128,33 @@ class Calibration:
         d.update(ra_vx=self.ra_vx * k, ra_vy=self.ra_vy * k, dec_deg=dec_deg)
         return Calibration(**d)
 
+    def after_flip(self, pier_side: str, pier_aware: bool = False) -> "Calibration":
+        """The calibration on the other side of the pier, after a meridian flip.
+
+        A German equatorial turns the guide camera 180° on the sky. A West pulse still
+        moves the telescope west, so the RA vector reverses in the image. In Dec the
+        camera's turn reverses the vector too; with an ST4 cable (``pier_aware`` False)
+        the Dec motor now also moves the telescope the other way on the sky, and the two
+        cancel: the Dec vector is kept. A mount's own pulse-guide command knows its side
+        (``pier_aware`` True: North stays north), so the Dec vector reverses with the
+        camera. The rates, the mirroring and the declination stay. PHD2 does the same
+        (its calibration flip and the "reverse Dec output after meridian flip" option).
+        ``pier_side`` is the new side ("east" or "west").
+        """
+        d = asdict(self)
+        k = -1.0 if pier_aware else 1.0
+        d.update(ra_vx=-self.ra_vx, ra_vy=-self.ra_vy, dec_vx=k * self.dec_vx, dec_vy=k * self.dec_vy,
+                 pier_side=pier_side, warnings=list(self.warnings))
+        return Calibration(**d)
+
+    def for_pier_side(self, pier_side: str, pier_aware: bool = False) -> "Calibration":
+        """This calibration for ``pier_side``: itself when the side is the same or either side
+        is unknown, else :meth:`after_flip`."""
+        known = ("east", "west")
+        if pier_side in known and self.pier_side in known and pier_side != self.pier_side:
+            return self.after_flip(pier_side, pier_aware)
+        return self
+
     def matches(self, camera: str, pier_side: str) -> bool:
         """Still valid for this camera and pier side?"""
         if camera and self.camera and camera != self.camera:

@@ -104,6 +104,7 @@ class GuideEngine:
         self.dec_deg = dec_deg
         self.camera = camera
         self.pier_side = pier_side
+        self.pier_aware = False  # the guide port's N/S follow the pier side (see GuidePort.pier_aware)
         self.saturation = saturation
         self.calibration: Calibration | None = calibration
         self.state = GuideState.STOPPED
@@ -265,12 +266,14 @@ class GuideEngine:
 
     def start_guiding(self) -> None:
         """Guide on the next frame; selects a star and calibrates first when
-        needed (a stored calibration is reused while camera and pier side
-        are unchanged)."""
+        needed (a stored calibration is reused while the camera is the same:
+        adjusted for the declination and flipped after a meridian flip)."""
         self.start_looping()
+        if self.calibration is not None and self.calibration.matches(self.camera, ""):
+            self._flip_calibration(self.pier_side)
         if self.calibration is not None and not self.calibration.matches(self.camera, self.pier_side):
-            self._alert("info", "calibration", "The stored calibration is for another camera or "
-                        "pier side: calibrating again")
+            self._alert("info", "calibration", "The stored calibration is for another camera: "
+                        "calibrating again")
             self.calibration = None
         if self.calibration is None:
             self.start_calibration(then_guide=True)
@@ -278,7 +281,22 @@ class GuideEngine:
             self._pending = "guide"
 
     def set_calibration(self, cal: Calibration | None) -> None:
+        """Use ``cal`` (None: forget it), adjusted to the declination (cos δ) and flipped to the
+        pier side the mount reports."""
         self.calibration = cal.for_declination(self.dec_deg) if cal is not None else None
+        self._flip_calibration(self.pier_side)
+
+    def _flip_calibration(self, pier_side: str) -> None:
+        """A calibration made on the other side of the pier is flipped rather than redone
+        (:meth:`Calibration.after_flip`; ``pier_aware`` says how the guide port's Dec behaves)."""
+        cal = self.calibration
+        if cal is None:
+            return
+        new = cal.for_pier_side(pier_side, self.pier_aware)
+        if new is not cal:
+            self.calibration = new
+            self._alert("info", "calibration", f"Pier side is now {pier_side}: calibration flipped "
+                        f"(RA reversed, Dec {'reversed' if self.pier_aware else 'kept'}), not redone")
 
     def set_pointing(self, dec_deg: float | None = None, pier_side: str | None = None) -> None:
         """The mount's declination and pier side changed (after a slew or a
@@ -289,10 +307,7 @@ class GuideEngine:
                 self.calibration = self.calibration.for_declination(dec_deg)
         if pier_side is not None and pier_side != self.pier_side:
             self.pier_side = pier_side
-            if self.calibration is not None and not self.calibration.matches(self.camera, pier_side):
-                self.calibration = None
-                self._alert("info", "calibration", f"Pier side is now {pier_side}: the next "
-                            "guiding start calibrates again")
+            self._flip_calibration(pier_side)
 
     def set_lock_position(self, x: float, y: float, reason: str = "set by the user") -> None:
         self.lock = (x, y)

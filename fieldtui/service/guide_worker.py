@@ -65,6 +65,7 @@ class GuideWorker:
                                   guide_rate=getattr(port, "guide_rate", None), dec_deg=dec_deg,
                                   camera=getattr(camera, "model", "") or type(camera).__name__,
                                   saturation=white, seed=seed)
+        self.engine.pier_aware = bool(getattr(port, "pier_aware", False))
         self.calibration_path = Path(calibration_path) if calibration_path else None
         self.log_dir = Path(log_dir) if log_dir else None
         self.log: GuideLogWriter | None = None

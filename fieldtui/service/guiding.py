@@ -17,7 +17,9 @@ events:
 Alerts (star lost, drift-away, calibration warnings, camera lost) go through
 :meth:`Session.alert`. The night's guide log (PHD2 format) is written into
 the night folder; the calibration is stored there too and reused until the
-camera or the pier side changes (the engine checks).
+camera changes: the engine scales it for the declination and flips it after a
+meridian flip. ``trouble`` counts guide-star losses and drift-away alarms and
+``in_trouble`` says one is going on (the capture sequencer pauses on them).
 
 ``guide.dither`` returns once the mount has settled (or the settle timed
 out), so a capture schedule can ``await session.commands["guide.dither"]()``
@@ -101,6 +103,12 @@ class Guider(Activity):
         self._cal_progress = CalibrationProgress(target_px=st.calibration_px, steps=st.calibration_steps)
         self._settle_progress = SettleProgress(settle_px=st.settle_px, settle_time_s=st.settle_time_s,
                                                timeout_s=st.settle_timeout_s)
+        # Guiding trouble the capture sequencer watches: a count of guide-star losses and
+        # drift-away alarms (a frame exposed across a change is spoiled), and whether the
+        # star is away from its lock position now.
+        self.trouble = 0
+        self.trouble_reason = ""
+        self.drifting = False
 
     def commands(self) -> dict[str, Any]:
         return {
@@ -109,6 +117,7 @@ class Guider(Activity):
             "guide.calibrate": self.cmd_calibrate,
             "guide.start": self.cmd_start,
             "guide.dither": self.cmd_dither,
+            "guide.lock": self.cmd_lock,
             "guide.stop": self.cmd_stop,
             "guide.clear_calibration": self.cmd_clear_calibration,
             "guide.state": self.cmd_state,
@@ -295,6 +304,10 @@ class Guider(Activity):
             self.s.publish(GuidePoint(t=ev.t, n=ev.frame, state=self.state, dropped=True))
             return
         if isinstance(ev, ge.Alert):
+            if ev.code == "drift":
+                if ev.level == "critical" and not self.drifting:
+                    self._trouble(ev.message)
+                self.drifting = ev.level == "critical"
             self.s.alert(LEVELS.get(ev.level, "warning"), "guiding", ev.message)
             return
         detail: str | None = None
@@ -316,6 +329,7 @@ class Guider(Activity):
         elif isinstance(ev, ge.GuidingStarted):
             detail = "guiding"
             self.guiding_since = ev.t
+            self.drifting = False
         elif isinstance(ev, ge.DitherStarted):
             detail = f"dither {math.hypot(ev.ra_px, ev.dec_px):.1f} px, settling"
             self._settle_progress.start(ev.t)
@@ -324,6 +338,7 @@ class Guider(Activity):
                       else f"settle failed: {ev.reason or 'timeout'}")
         elif isinstance(ev, ge.StarLost):
             detail = f"star lost: {ev.reason}"
+            self._trouble(f"guide star lost ({ev.reason})")
             self.s.alert("warning", "guiding", f"Guide star lost ({ev.reason}); waiting for it to come back")
         elif isinstance(ev, ge.StarFound):
             detail = f"star back after {ev.lost_for_s:.0f} s"
@@ -333,6 +348,15 @@ class Guider(Activity):
             detail = ev.reason
             self.guiding_since = None
         self._status(detail)
+
+    def _trouble(self, reason: str) -> None:
+        self.trouble += 1
+        self.trouble_reason = reason
+
+    @property
+    def in_trouble(self) -> bool:
+        """The guide star is lost, or away from its lock position (drift-away alarm)."""
+        return self.state == GuideState.STAR_LOST.value or (self.drifting and self.state in ACTIVE)
 
     def _point(self, ev: ge.GuideStep) -> None:
         self._n = ev.frame
@@ -432,6 +456,24 @@ class Guider(Activity):
                     "distance_px": None, "settle_time_s": self.s.clock.monotonic() - t0}
         return {"ok": done.ok, "reason": done.reason, "distance_px": round(done.distance_px, 3),
                 "settle_time_s": round(done.settle_time_s, 2)}
+
+    async def cmd_lock(self, x: float | None = None, y: float | None = None,
+                       dx: float = 0.0, dy: float = 0.0) -> list[float]:
+        """Move the lock position (guide-camera px) to (``x``, ``y``), or by (``dx``, ``dy``):
+        guiding then moves the telescope until the star sits there (``guide.dither`` with
+        ``amount_px=0`` waits for it to settle). Returns the lock position. Raises ValueError
+        when not guiding or when the position is off the frame."""
+        w = self.worker
+        if w is None or w.state not in (GuideState.GUIDING, GuideState.SETTLING) or w.engine.lock is None:
+            raise ValueError(f"not guiding ({self.state}): no lock position to move")
+        e = w.engine
+        nx = (e.lock[0] if x is None else float(x)) + dx
+        ny = (e.lock[1] if y is None else float(y)) + dy
+        if not e._inside(nx, ny):
+            raise ValueError(f"lock position ({nx:.1f}, {ny:.1f}) is too close to the frame's edge")
+        e.set_lock_position(nx, ny, "moved by a command")
+        w._flush_engine_events()
+        return [round(nx, 3), round(ny, 3)]
 
     async def cmd_stop(self, keep_looping: bool = False) -> str:
         """Stop guiding (``keep_looping``: the exposures go on) or stop everything
