@@ -185,6 +185,7 @@ class StackWorker(SubprocessActivity):
 
     # ----- the queue ----------------------------------------------------------
     def _keep(self, result: dict[str, Any]) -> None:
+        result.setdefault("at", self.s.clock.now())  # when it was stacked (clock time)
         self.results.append(result)
         del self.results[:-KEEP_RESULTS]
 
@@ -359,7 +360,8 @@ class StackWorker(SubprocessActivity):
             if msg.get("event") != "live" or proc is not self._live_latest or self.live is None:
                 continue
             self.live.update(frames=msg.get("frames", 0), masters=msg.get("masters") or self.live["masters"],
-                             last={k: msg.get(k) for k in ("file", "accepted", "reason", "fwhm")})
+                             last={k: msg.get(k) for k in ("file", "accepted", "reason", "fwhm")},
+                             at=self.s.clock.now())
             if msg.get("thumb"):
                 self.live["thumb"] = msg["thumb"]
             self._publish_idle()

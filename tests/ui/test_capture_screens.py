@@ -135,6 +135,11 @@ async def test_capture_screen_loads_runs_pauses_resumes_edits_and_aborts(fast_se
         assert "paused" in str(app.screen.query_one(".title").render())
         keys = str(app.screen.query_one("KeyBar").render())
         assert "u Resume" in keys and "p Pause" not in keys and "r Run" not in keys, keys
+        # waiting for the user (a filter change without a wheel): the title says what to do
+        _cap(app)["waiting"] = {"reason": "filter", "message": "put the Ha filter in", "resume": "capture.resume"}
+        app.screen.show_title()
+        assert "put the Ha filter in · u goes on" in str(app.screen.query_one(".title").render())
+        _cap(app)["waiting"] = None
         # N on the lights: 30 frames instead of 40 (the running plan follows)
         await pilot.press("N")
         await pilot.pause(0.2)

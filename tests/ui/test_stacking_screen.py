@@ -73,6 +73,12 @@ async def test_add_a_night_by_key_then_progress_result_rejected_and_preview(serv
         snap["live"]["running"] = False   # the set is over: back to the newest stack
         app.screen.show_all()
         assert "3 frames" not in view.border_title and r["name"] in view.border_title
+        # the result is stamped with its time; shown 12 minutes later the preview says its age
+        assert abs(r["at"] - app.rig.now()) < 60
+        r["at"] = app.rig.now() - 720
+        app.screen._thumb_key = None
+        app.screen.show_all()
+        assert view.border_title.endswith("· 12 min old"), view.border_title
         await pilot.press("question_mark")
         await pilot.pause(0.3)
         help_text = str(app.screen.query_one("#help-text").render())

@@ -315,7 +315,10 @@ class CaptureScreen(StageScreen):
             state = "paused" if state == "paused" else "pausing after this frame"
         text = f"CAPTURE · {snap.get('plan', '?')} · {state}"
         detail = act.get("detail") or ""
-        if detail and state in ("stopped", "failed", "idle", "done"):
+        waiting = snap.get("waiting") or {}
+        if waiting.get("message"):  # a filter change, the meridian, the guider: what to do
+            text += f" · {waiting['message']}" + (" · u goes on" if waiting.get("resume") else "")
+        elif detail and state in ("stopped", "failed", "idle", "done"):
             text += f" · {detail}"
         elif not self.running and snap.get("done", 0) < snap.get("planned", 0):
             text += " · r runs it"

@@ -26,7 +26,7 @@ from textual.widgets import Input, Static
 from ..widgets.frameview import FrameView, decode_preview
 from ..widgets.plot import ThrottledPlot
 from ..widgets.trend import DAY, NIGHT
-from .base import StageScreen
+from .base import StageScreen, age_text
 from .focus import bar
 
 RESULT = Binding.Group("Set", compact=True)
@@ -188,7 +188,25 @@ class StackingScreen(StageScreen):
 
     def on_mount(self) -> None:
         self.watch(self.app, "theme", self._theme_changed, init=False)
+        self.set_interval(5.0, self._show_age)
         self.show_all()
+
+    def _show_age(self) -> None:
+        """The preview's title says how old what it shows is (once over a minute)."""
+        view = self.query_one(FrameView)
+        base = getattr(self, "_view_title", "")
+        at = getattr(self, "_view_at", None)
+        title = base
+        if base and at is not None:
+            age = self.app.rig.now() - float(at)  # type: ignore[attr-defined]
+            if age >= 60:
+                title = f"{base} · {age_text(age)}"
+        if view.border_title != title:
+            view.border_title = title
+
+    def _view(self, title: str, at: float | None) -> None:
+        self._view_title, self._view_at = title, at
+        self._show_age()
 
     def _theme_changed(self, _theme: str) -> None:
         night = self.night
@@ -271,7 +289,7 @@ class StackingScreen(StageScreen):
         if key != self._thumb_key:
             self._thumb_key = key
             view.show(zoom_crop(decode_preview(live["thumb"]), self.zoom))
-            view.border_title = f"{live.get('name')} · {live.get('frames')} frames · ×{self.zoom}"
+        self._view(f"{live.get('name')} · {live.get('frames')} frames · ×{self.zoom}", live.get("at"))
         return True
 
     def show_result(self) -> None:
@@ -289,7 +307,7 @@ class StackingScreen(StageScreen):
             rej.border_title = "left out"
             self.set_text("#st-rejected", "no set stacked yet · a adds one")
             plot.set_frames([], "")
-            view.border_title = "preview"
+            self._view("preview", None)
             view.show(None)
             self._thumb_key = None
             return
@@ -313,10 +331,10 @@ class StackingScreen(StageScreen):
             self._thumb_key = key
             if thumb:
                 view.show(zoom_crop(decode_preview(thumb), self.zoom))
-                view.border_title = f"{r['name']} · ×{self.zoom}"
+                self._view(f"{r['name']} · ×{self.zoom}", r.get("at"))
             else:
                 view.show(None)
-                view.border_title = f"{r['name']} · no preview (only the newest set keeps one)"
+                self._view(f"{r['name']} · no preview (only the newest set keeps one)", None)
 
     # ----- keys -----------------------------------------------------------
     def action_add(self) -> None:
