@@ -36,6 +36,17 @@ async def test_every_stage_key_and_the_equipment_rows(service):
         # At 80x24 "what it answered" wraps in its column: the highlighted row shows the whole
         # answer (every word, in order), the screen never scrolls, and the table fits its width.
         await assert_whole_answers_shown(pilot, app, table)
+        # With INDI roles configured the check has an "indi" line: the server's devices and
+        # their connection state, a row of the table like the others.
+        app.rig.check["checks"].append({"name": "indi", "ok": False, "fix": "start the missing driver",
+                                        "detail": "INDI server 127.0.0.1:7624: CCD Simulator (connected), "
+                                                  "Telescope Simulator (not connected); missing: focuser"})
+        app.screen.refresh_devices()
+        assert await wait_until(pilot, lambda: table.row_count == 10)
+        row = [str(c) for c in table.get_row("indi")]
+        assert row[0] == "FAIL" and row[2] == "failed"
+        assert "CCD Simulator (connected)" in " ".join(_table_text(table).split()) or \
+            "CCD Simulator (connected)" in row[3]
 
 
 def _table_text(table):

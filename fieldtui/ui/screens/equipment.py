@@ -17,7 +17,7 @@ from ...userconfig import ROLE_OF_KIND, ChoiceError, choice_keys, save_choice, s
 from .base import StageScreen, age_text, hhmm, in_worker
 
 DEVICE_ORDER = ("guide_camera", "main_camera", "mount", "guide_port", "focuser")
-SYSTEM_ORDER = ("disk", "clock", "site", "cpu")
+SYSTEM_ORDER = ("indi", "disk", "clock", "site", "cpu")  # "indi": the server's devices, with INDI roles
 #: widths of the device table's first three columns ("disconnected" is 12); each column has a
 #: cell's padding either side, the table a border and a one-cell scroll bar
 MARK_W, NAME_W, STATE_W = 4, 12, 12
