@@ -94,14 +94,17 @@ class RefitJob:
 
 
 def fit_periodic(t: np.ndarray, g: np.ndarray, *, harmonics: int = 3, period_min_s: float = 60.0,
-                 period_max_s: float = 1500.0, period_cycles: float = 1.5,
-                 fixed_period: float | None = None) -> PeriodicFit:
+                 period_max_s: float = 1500.0, period_cycles: float = 1.1,
+                 fixed_period: float | None = None, prior_period: float | None = None) -> PeriodicFit:
     """Fit a linear trend plus ``harmonics`` harmonics of the worm period to
     the gear error ``g`` (px) at times ``t`` (s, increasing), shape (n,).
 
     The period is ``fixed_period`` or found in the data (a least-squares scan
     over candidate periods between ``period_min_s`` and the span divided by
-    ``period_cycles``).  Pure: arrays in, a :class:`PeriodicFit` out."""
+    ``period_cycles``).  ``prior_period`` (the period fitted last time) is
+    kept unless another one fits clearly better, so a long night never
+    swaps the worm period for one of its multiples.  Pure: arrays in, a
+    :class:`PeriodicFit` out."""
     span = float(t[-1] - t[0]) if len(t) > 1 else 0.0
     lo = period_min_s
     hi = min(period_max_s, span / period_cycles)
@@ -112,7 +115,7 @@ def fit_periodic(t: np.ndarray, g: np.ndarray, *, harmonics: int = 3, period_min
             return PeriodicFit(fixed_period, None, False)
         period = fixed_period
     else:
-        period = _find_period(t, g, lo, hi, harmonics, span)
+        period = _find_period(t, g, lo, hi, harmonics, span, prior_period)
     coef, res = _lstsq(_harmonic_design(t, period, harmonics), g)
     # Compare with what the local line leaves (seeing, gusts): the
     # harmonic model must explain the gear error about as well, and it
@@ -130,13 +133,23 @@ def fit_periodic(t: np.ndarray, g: np.ndarray, *, harmonics: int = 3, period_min
     return PeriodicFit(period, coef, bool(ok), res, res_trend)
 
 
+def _residuals(t: np.ndarray, g: np.ndarray, periods: np.ndarray, harmonics: int) -> np.ndarray:
+    return np.array([_lstsq(_harmonic_design(t, float(p), harmonics), g)[1] for p in periods])
+
+
 def _find_period(t: np.ndarray, g: np.ndarray, lo: float, hi: float, harmonics: int,
-                 span: float) -> float:
-    # Decimate to ~1 sample per 2 s for the scan; periods on a log grid.
+                 span: float, prior: float | None = None) -> float:
+    """The worm period: a scan on a grid even in frequency, fine enough that
+    a candidate is never more than an eighth of a cycle out of phase over
+    the span (a coarser grid steps over the narrow dip of the true period
+    in an hour of data and lands on a multiple), then a refinement."""
+    # Decimate to ~1 sample per 2 s for the scan.
     step = max(1, int(len(t) // max(1.0, span / 2.0)))
     ts, gs = t[::step], g[::step]
-    grid = np.exp(np.linspace(math.log(lo), math.log(hi), 160))
-    res = np.array([_lstsq(_harmonic_design(ts, p, harmonics), gs)[1] for p in grid])
+    df = 1.0 / (8.0 * max(span, 1.0))
+    freqs = np.arange(1.0 / hi, 1.0 / lo + df, df)
+    grid = np.sort(1.0 / freqs)
+    res = _residuals(ts, gs, grid, harmonics)
     # A multiple of the worm period fits as well (its harmonics include
     # the worm's): take the shortest period that fits about as well as
     # the best one, then the best candidate next to it.
@@ -144,12 +157,23 @@ def _find_period(t: np.ndarray, g: np.ndarray, lo: float, hi: float, harmonics: 
     i = int(good[0])
     while i + 1 < len(grid) and res[i + 1] < res[i]:
         i += 1
-    # Refine around the best candidate on the full data.
+    best, best_res = _refine(t, g, grid, i, harmonics)
+    if prior is not None and lo <= prior <= hi:
+        j = int(np.argmin(np.abs(grid - prior)))
+        p2, r2 = _refine(t, g, grid, j, harmonics)
+        # Keep the period already in use unless the new one is clearly better.
+        if r2 <= 1.05 * best_res:
+            return p2
+    return best
+
+
+def _refine(t: np.ndarray, g: np.ndarray, grid: np.ndarray, i: int, harmonics: int) -> tuple[float, float]:
     a = float(grid[max(i - 1, 0)])
     b = float(grid[min(i + 1, len(grid) - 1)])
     fine = np.linspace(a, b, 21)
-    fres = np.array([_lstsq(_harmonic_design(t, p, harmonics), g)[1] for p in fine])
-    return float(fine[int(np.argmin(fres))])
+    fres = _residuals(t, g, fine, harmonics)
+    k = int(np.argmin(fres))
+    return float(fine[k]), float(fres[k])
 
 
 def _local_residual(t: np.ndarray, g: np.ndarray, window: float = 20.0) -> float:
@@ -180,7 +204,7 @@ class GearModel:
     :meth:`accept` installs its result (the last model predicts until then)."""
 
     def __init__(self, *, trend_s: float = 20.0, harmonics: int = 3, period_min_s: float = 60.0,
-                 period_max_s: float = 1500.0, period_cycles: float = 1.5, refit_s: float = 30.0,
+                 period_max_s: float = 1500.0, period_cycles: float = 1.1, refit_s: float = 30.0,
                  history_s: float = 3600.0, period_s: float | None = None,
                  max_samples: int = 7200) -> None:
         self.trend_s = trend_s
@@ -226,7 +250,10 @@ class GearModel:
         while self.t and self.t[-1] - self.t[0] > self.history_s:
             self.t.popleft()
             self.g.popleft()
-        if self.t[-1] - self._fit_at >= self.refit_s:
+        # Until a periodic model holds, refit three times as often: the
+        # first worm cycle is where a lagging model costs most.
+        every = self.refit_s if self.periodic_ok else self.refit_s / 3.0
+        if self.t[-1] - self._fit_at >= every:
             self._fit_at = self.t[-1]
             if self.defer:
                 self._due = True
@@ -236,7 +263,8 @@ class GearModel:
     def _params(self) -> dict[str, Any]:
         return {"harmonics": self.harmonics, "period_min_s": self.period_min_s,
                 "period_max_s": self.period_max_s, "period_cycles": self.period_cycles,
-                "fixed_period": self.fixed_period}
+                "fixed_period": self.fixed_period,
+                "prior_period": self.period if self.periodic_ok and self.fixed_period is None else None}
 
     def refit_job(self) -> RefitJob | None:
         """The due refit (deferred mode), or None (not due, or one still running)."""
@@ -272,14 +300,22 @@ class GearModel:
         return self.t[-1] - self.t[0] if len(self.t) > 1 else 0.0
 
     # ------------------------------------------------------------ the models
-    def trend(self) -> tuple[float, float] | None:
-        """(slope px/s, value at the newest time) of the line through the last trend_s."""
+    def trend(self, dt: float = 0.0) -> tuple[float, float] | None:
+        """(slope px/s, value at the newest time) of the local model: a line
+        through the last ``trend_s`` seconds (at least 6 cycles of ``dt``),
+        or a parabola when the curvature is significant (3 sigma).
+
+        Steep periodic error bends within a window: a line's slope is that
+        of the window's middle, half a window late (0.07 px per 1.1-s cycle
+        on ±45″ over 240 s at 4.3″/px), a parabola's slope is that of its
+        end (0.024 px); on a straight drift the line's smaller noise wins."""
         if len(self.t) < 4:
             return None
+        window = max(self.trend_s, 6.0 * dt)
         tn = self.t[-1]
         ts, gs = [], []
         for tt, gg in zip(reversed(self.t), reversed(self.g)):
-            if tn - tt > self.trend_s:
+            if tn - tt > window:
                 break
             ts.append(tt)
             gs.append(gg)
@@ -287,6 +323,17 @@ class GearModel:
             return None
         t = np.asarray(ts) - tn
         g = np.asarray(gs)
+        if len(ts) >= 8:
+            a = np.column_stack([np.ones_like(t), t, t * t])
+            coef, res = _lstsq(a, g)
+            n = len(ts)
+            sigma = res * math.sqrt(n / (n - 3))
+            try:
+                cov = np.linalg.inv(a.T @ a) * sigma * sigma
+            except np.linalg.LinAlgError:
+                cov = None
+            if cov is not None and abs(coef[2]) > 3.0 * math.sqrt(max(cov[2, 2], 0.0)):
+                return float(coef[1]), float(coef[0])
         coef, _ = _lstsq(np.column_stack([np.ones_like(t), t]), g)
         return float(coef[1]), float(coef[0])
 
@@ -309,7 +356,7 @@ class GearModel:
             b = self.value(t_abs + dt)
             if a is not None and b is not None:
                 return b - a, "periodic"
-        tr = self.trend()
+        tr = self.trend(dt)
         if tr is None:
             return 0.0, "none"
         return tr[0] * dt, "trend"

@@ -172,7 +172,7 @@ def test_deferred_refit_gives_the_inline_model_and_the_last_one_predicts_meanwhi
     samples = [(t, float(gear(t)) + rng.normal(0, NOISE)) for t in np.arange(0.0, 1800.0)]
     inline, deferred = GearModel(), GearModel()
     deferred.defer = True
-    jobs = []
+    jobs, gaps = [], []
     for t, g in samples:
         inline.add(t, g)
         before = (deferred.period, deferred.periodic_ok)
@@ -181,9 +181,14 @@ def test_deferred_refit_gives_the_inline_model_and_the_last_one_predicts_meanwhi
         job = deferred.refit_job()
         if job is not None:
             assert deferred.refit_job() is None  # one refit at a time
+            if jobs:
+                gaps.append((job.t[-1] - jobs[-1].t[-1], deferred.periodic_ok))
             jobs.append(job)
             deferred.accept(job, job.run())  # as a worker does, one frame later at most
-    assert len(jobs) == 60  # one every refit_s = 30 s
+    # Every refit_s = 30 s once the periodic model holds, three times as often before.
+    assert {round(g) for g, ok in gaps if ok} == {30}
+    assert {round(g) for g, ok in gaps if not ok} <= {9, 10}
+    assert sum(ok for _, ok in gaps) >= 40  # from 1.1 worm periods (528 s) on
     # The same history gives the same model, inline or in a job.
     assert inline.periodic_ok and deferred.periodic_ok
     assert deferred.period == inline.period == pytest.approx(PERIOD, rel=0.02)
@@ -231,5 +236,26 @@ def test_engine_hands_out_refits_and_takes_a_detection_made_elsewhere():
         for job in eng.take_refit_jobs():
             jobs.append(job)
             assert eng.accept_refit(job, job.run())
-    # At the start, then every 30 s (RA only: Dec has no periodic model).
-    assert len(jobs) == 4 and all(j.model is eng.ra_algo.model for j in jobs)
+    # At the start, then every 10 s while no periodic model holds (RA only:
+    # Dec has no periodic model).
+    assert len(jobs) == 10 and all(j.model is eng.ra_algo.model for j in jobs)
+
+
+def _steep_pe(t: np.ndarray, amp_px: float = 9.0, period: float = 240.0) -> np.ndarray:
+    # The simulator's shape: fundamental, 2nd and 3rd harmonics at 0.2 and 0.1.
+    w = 2 * math.pi / period
+    return amp_px * (np.sin(w * t + 0.3) + 0.2 * np.sin(2 * w * t + 2.1) + 0.1 * np.sin(3 * w * t + 4.0))
+
+
+@pytest.mark.parametrize("prior", [None, 240.3])
+def test_an_hour_of_steep_periodic_error_keeps_the_worm_period_not_a_multiple(prior):
+    """±45″ over 240 s on 4.3″/px: an hour of history (what the model keeps
+    over a long night).  A coarse period grid stepped over the narrow dip
+    at 240 s and settled on 720 s (3×), which then failed its check."""
+    from fieldtui.guiding.predictive import fit_periodic
+    rng = np.random.default_rng(11)
+    t = np.arange(0.0, 3600.0, 1.1)
+    g = _steep_pe(t) + 0.01 * t + rng.normal(0, 0.12, len(t))
+    fit = fit_periodic(t, g, prior_period=prior)
+    assert fit.ok
+    assert fit.period == pytest.approx(240.0, abs=0.5)
