@@ -148,6 +148,7 @@ class GuideEngine:
         # Dec backlash compensation, from the calibration's measurement.
         self.backlash_comp: BacklashCompensator | None = None
         self._comp_from_cal: Calibration | None = None
+        self._live: dict[str, str] = {}
 
     # ------------------------------------------------------------------ setup
     def _make_algorithms(self) -> tuple[GuideAlgorithm, GuideAlgorithm]:
@@ -157,7 +158,9 @@ class GuideEngine:
         ra = make_algorithm(s.ra_algorithm, hysteresis=s.ra_hysteresis,
                             aggression=s.ra_predictive_aggression if ra_pred else s.ra_aggression,
                             min_move=s.ra_min_move, prediction_gain=s.ra_prediction_gain,
-                            trend_s=s.ra_trend_s, period_s=s.ra_period_s or None)
+                            trend_s=s.ra_trend_s, period_s=s.ra_period_s or None,
+                            classic_hysteresis=s.ra_hysteresis, classic_aggression=s.ra_aggression,
+                            classic_min_move=s.ra_min_move)
         dec = make_algorithm(s.dec_algorithm, axis="dec",
                              aggression=s.dec_predictive_aggression if dec_pred else s.dec_aggression,
                              min_move=s.dec_min_move, hysteresis=s.ra_hysteresis,
@@ -701,6 +704,7 @@ class GuideEngine:
                 dec_out = (self.dec_algo.result(dec_in, t=t_mid) if self.dec_algo.uses_time
                            else self.dec_algo.result(dec_in))
                 algo_out = (ra_out, dec_out)
+                self._note_live(t)
             if s.tolerance_px > 0:
                 # The tolerance holds back feedback on small errors, never a
                 # predictive algorithm's feed-forward of the mount's own error.
@@ -766,6 +770,24 @@ class GuideEngine:
         elif self.state == GuideState.SETTLING:
             self._settle(t, dist)
         return pulses
+
+    def _note_live(self, t: float) -> None:
+        """Say when an axis's predictive guider hands over to the classic one or takes back."""
+        for axis, algo in (("RA", self.ra_algo), ("Dec", self.dec_algo)):
+            live = getattr(algo, "live", None)
+            if live is None:
+                continue
+            was = self._live.get(axis)
+            self._live[axis] = live
+            if was is not None and was != live:
+                if live == "predictive":
+                    msg = (f"{axis}: the predictive model would have guided better than "
+                           "the classic guider over the last minutes; it is in charge again")
+                else:
+                    msg = (f"{axis}: the predictive model is not predicting (gusts, or no "
+                           f"periodic error or drift to learn); {live} guides this axis "
+                           "until the model would do better")
+                self._alert("info", "predictive", msg)
 
     @staticmethod
     def _to_pulse(out_px: float, rate: float, pos_dir: str, neg_dir: str,

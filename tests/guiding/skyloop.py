@@ -115,6 +115,9 @@ class SkyLoop:
 
 def guided(cfg: Any, minutes: float, **settings: Any) -> LoopResult:
     """Calibrate, guide ``minutes`` and return the statistics."""
+    # A small frame holds few stars: the bright one the simulator puts near
+    # the middle is enough to guide on.
+    settings.setdefault("min_stars", 1)
     s = replace(GuideSettings.from_config(cfg), **settings)
     loop = SkyLoop(cfg, s)
     loop.start()

@@ -259,3 +259,36 @@ def test_an_hour_of_steep_periodic_error_keeps_the_worm_period_not_a_multiple(pr
     fit = fit_periodic(t, g, prior_period=prior)
     assert fit.ok
     assert fit.period == pytest.approx(240.0, abs=0.5)
+
+
+def _one_axis_loop(algo, gear: np.ndarray, jitter: float = 0.12, dt: float = 1.1,
+                   seed: int = 0) -> float:
+    """RMS displacement (px) of one RA axis guided by ``algo`` on ``gear`` (px per
+    cycle) with Gaussian seeing ``jitter``; the first third is left out."""
+    rng = np.random.default_rng(seed)
+    s, d = 0.0, []
+    for k, gk in enumerate(gear):
+        x = gk - s + rng.normal(0, jitter)
+        s += algo.result(x, t=k * dt) if algo.uses_time else algo.result(x)
+        d.append(x)
+    a = np.asarray(d[len(d) // 3:])
+    return float(np.sqrt(np.mean(a * a)))
+
+
+def test_predictive_hands_over_to_the_classic_when_it_does_not_predict():
+    """A windy mount (a random walk of 0.25 px per cycle) has nothing to learn:
+    the replayed hysteresis guider does better, takes over, and the axis
+    ends as good as hysteresis alone.  On periodic error it keeps the axis."""
+    from fieldtui.guiding.algorithms import Hysteresis
+    from fieldtui.guiding.predictive import Predictive
+    n = 1800
+    walk = np.cumsum(np.random.default_rng(5).normal(0, 0.25, n))
+    p, h = Predictive(), Hysteresis()
+    rp, rh = _one_axis_loop(p, walk), _one_axis_loop(h, walk)
+    assert p.live == "hysteresis" and p.switches >= 1
+    assert rp <= 1.05 * rh
+    pe = 3.0 * np.sin(2 * np.pi * np.arange(n) * 1.1 / 480.0)
+    p, h = Predictive(), Hysteresis()
+    rp, rh = _one_axis_loop(p, pe), _one_axis_loop(h, pe)
+    assert p.live == "predictive" and p.switches == 0
+    assert rp < 0.85 * rh
