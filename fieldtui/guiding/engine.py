@@ -68,7 +68,7 @@ class Decision:
 class _Star:
     x: float
     y: float
-    ref_dx: float = 0.0  # extras: offset from the primary at lock time
+    ref_dx: float = 0.0  # extras: offset from the guide star (at selection, then at guiding start)
     ref_dy: float = 0.0
     mass: float = 0.0
     snr: float = 0.0
@@ -149,6 +149,7 @@ class GuideEngine:
         self.backlash_comp: BacklashCompensator | None = None
         self._comp_from_cal: Calibration | None = None
         self._live: dict[str, str] = {}
+        self._extras_ref_due = False
 
     # ------------------------------------------------------------------ setup
     def _make_algorithms(self) -> tuple[GuideAlgorithm, GuideAlgorithm]:
@@ -616,8 +617,9 @@ class GuideEngine:
         if not keep_lock or self.lock is None or not self._inside(*self.lock):
             self.lock = (self.star.x, self.star.y)
             self._emit(LockPositionSet(t, self.star.x, self.star.y, "guiding started"))
-        for e in self.extras:
-            e.ref_dx, e.ref_dy = e.x - self.star.x, e.y - self.star.y
+        # The extras' offsets from the guide star are taken again on the first
+        # guiding frame (calibration moved the field since they were picked).
+        self._extras_ref_due = True
         self.ra_algo.reset()
         self.dec_algo.reset()
         self.guide_start_t = t
@@ -654,23 +656,39 @@ class GuideEngine:
         dx, dy = self.star.x - self.lock[0], self.star.y - self.lock[1]
         if not self.extras:
             return dx, dy, 1
-        wsum = self.star.snr
+        def weight(snr: float, hfd: float) -> float:
+            # Inverse variance: the star's own seeing jitter (~0.1 px, the
+            # same for every star) plus its centroid noise (measured on the
+            # simulator: about 4 HFD / SNR px).  SNR alone let a bright guide
+            # star drown the others, whose own jitter averaging is for.
+            noise = 4.0 * hfd / max(snr, 1e-6)
+            return 1.0 / (0.1 ** 2 + noise * noise)
+
+        wsum = weight(self.star.snr, self.star.hfd)
         sx, sy = dx * wsum, dy * wsum
         used = 1
         keep: list[_Star] = []
+        fresh = self._extras_ref_due
+        self._extras_ref_due = False
         for e in self.extras:
-            m = measure_star(data, e.x, e.y, self.box_half, self.saturation)
+            # Search where the guide star says it is: an extra keeps its
+            # offset from the guide star however the mount moved.
+            m = measure_star(data, self.star.x + e.ref_dx, self.star.y + e.ref_dy, self.box_half,
+                             self.saturation)
             if m is None or m.snr < self.settings.lost_snr:
                 continue  # dropped from averaging from now on
             e.x, e.y, e.snr = m.x, m.y, m.snr
             keep.append(e)
+            if fresh:
+                e.ref_dx, e.ref_dy = m.x - self.star.x, m.y - self.star.y
             ex = m.x - (self.lock[0] + e.ref_dx)
             ey = m.y - (self.lock[1] + e.ref_dy)
             if math.hypot(ex - dx, ey - dy) > 1.5:
                 continue  # disagrees: a neighbour or a hot pixel got in its box
-            sx += ex * m.snr
-            sy += ey * m.snr
-            wsum += m.snr
+            w = weight(m.snr, m.hfd)
+            sx += ex * w
+            sy += ey * w
+            wsum += w
             used += 1
         self.extras = keep
         return sx / wsum, sy / wsum, used

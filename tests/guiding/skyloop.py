@@ -43,6 +43,7 @@ class LoopResult:
     calibration: Any
     engine: GuideEngine
     sky: Sky
+    true_rms: float         # RMS of the true pointing error about its mean (arcsec), no seeing
 
     @property
     def ratio(self) -> float:
@@ -63,6 +64,8 @@ class SkyLoop:
                                   guide_rate=cfg.mount.guide_rate, dec_deg=cfg.plan.dec_deg,
                                   camera="sim", pier_side="east", seed=cfg.sim.seed)
         self.events: list[Any] = []
+        self.truth: list[tuple[float, float]] = []  # true pointing error at guided frames, arcsec
+        self.measure_err: list[tuple[float, float]] = []  # measured offset - true shift, px
         self.corrections = True
 
     def gain(self) -> float:
@@ -76,8 +79,17 @@ class SkyLoop:
         return data, truth
 
     def step(self) -> None:
-        data, _ = self.frame()
+        t_start = self.t
+        data, truth = self.frame()
         d = self.engine.on_frame(data, self.t)
+        if self.engine.state == GuideState.GUIDING:
+            ex, ey = self.sky.mount_error(t_start + self.settings.exposure_s / 2.0)
+            self.truth.append((float(ex), float(ey)))
+            st = next((e for e in d.events if isinstance(e, GuideStep)), None)
+            if st is not None:
+                # Measured offset minus the field's true shift (camera px).
+                sx, sy = truth["star_shift_px"]
+                self.measure_err.append((st.dx - sx, st.dy - sy))
         self.events.extend(d.events)
         longest = 0.0
         calibrating = self.engine.state == GuideState.CALIBRATING or any(
@@ -110,7 +122,16 @@ class SkyLoop:
         return LoopResult(st.rms_total_arcsec, st.rms_ra_arcsec, st.rms_dec_arcsec,
                           self.sky.seeing_floor(self.settings.exposure_s), st.frames,
                           [e for e in self.events if isinstance(e, Alert)],
-                          self.engine.calibration, self.engine, self.sky)
+                          self.engine.calibration, self.engine, self.sky, _true_rms(self.truth))
+
+
+def _true_rms(truth: list[tuple[float, float]]) -> float:
+    if not truth:
+        return math.nan
+    n = len(truth)
+    mx = sum(x for x, _ in truth) / n
+    my = sum(y for _, y in truth) / n
+    return math.sqrt(sum((x - mx) ** 2 + (y - my) ** 2 for x, y in truth) / n)
 
 
 def guided(cfg: Any, minutes: float, **settings: Any) -> LoopResult:
