@@ -38,7 +38,7 @@ from .algorithms import GuideAlgorithm, make_algorithm
 from .backlash import BacklashCompensator
 from .predictive import GearModel, PeriodicFit, RefitJob
 from .calibration import Calibration, CalibrationSettings, Calibrator
-from .centroid import StarMeasurement, measure_star
+from .centroid import UNDERSAMPLED_HFD, StarMeasurement, measure_star
 from .events import (
     Alert, CalibrationDone, CalibrationFailed, CalibrationStarted, CalibrationStep, DitherStarted,
     FrameDropped, GuideEvent, GuideState, GuideStep, GuidingStarted, GuidingStopped,
@@ -451,6 +451,7 @@ class GuideEngine:
             self.extras = []
             self._select_at = None
             self._emit(StarSelected(t, m.x, m.y, m.snr, m.hfd, 0, 0, auto=False))
+            self._note_undersampled(m.hfd)
             return True
         try:
             sel = self._detected(data)
@@ -461,7 +462,15 @@ class GuideEngine:
         self.star = _Star(p.x, p.y, mass=p.mass, snr=p.snr, hfd=p.hfd)
         self.extras = [_Star(c.x, c.y, c.x - p.x, c.y - p.y, c.mass, c.snr, c.hfd) for c in sel.extras]
         self._emit(StarSelected(t, p.x, p.y, p.snr, p.hfd, sel.visible, len(self.extras), auto=True))
+        self._note_undersampled(p.hfd)
         return True
+
+    def _note_undersampled(self, hfd: float) -> None:
+        if 0 < hfd < UNDERSAMPLED_HFD:
+            self._alert("info", "undersampled", f"The guide star is undersampled (HFD {hfd:.1f} px, "
+                        f"FWHM about {hfd / 1.2:.1f} px; under ~2 px): its centre comes from a "
+                        "Gaussian fit, which stays unbiased. A longer guide scope (or a camera "
+                        "with smaller pixels) would put more pixels on each star")
 
     def _fail_start(self, msg: str) -> None:
         what = self._pending
