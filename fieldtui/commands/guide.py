@@ -51,6 +51,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="override the simulator seed")
     p.add_argument("--goto", action="store_true",
                    help="first unpark the mount and slew to the [plan] target (ra_deg, dec_deg)")
+    p.add_argument("--assistant", action="store_true",
+                   help="guiding assistant: calibrate, watch the star unguided for --minutes, measure "
+                        "Dec backlash; print seeing, drift, polar error, periodic error, backlash and "
+                        "recommended settings (also written to the guide log with --log-dir)")
     p.add_argument("--build-darks", action="store_true",
                    help="build the guide camera's dark library (darks and hot-pixel map per "
                         "exposure at the guiding gain; the simulated guide scope caps itself) and exit")
@@ -156,6 +160,43 @@ async def run_build_darks(cfg: Any, *, fast: bool, exposures: tuple[float, ...],
     return {"folder": str(lib.folder), "gain": gain,
             "darks": [{"exposure_s": d.exposure_s, "frames": d.frames, "hot_pixels": d.hot_pixels,
                        "file": lib.file_name(d.exposure_s, d.gain)} for d in darks]}
+
+
+async def run_assistant_cli(cfg: Any, *, minutes: float, fast: bool, log_dir: str | None = None,
+                            darks: Any = None) -> dict[str, Any]:
+    """The guiding assistant on the simulated rig: its findings, and the simulator's settings
+    to compare them with."""
+    from ..clock import RealClock, VirtualClock
+    from ..devices.sim import SimRig
+    from ..service.assistant import AssistantError, run_assistant
+    from ..service.guide_worker import GuideWorker
+
+    clock = VirtualClock() if fast else RealClock()
+    rig = SimRig(cfg, clock)
+    await rig.connect_all()
+    worker = GuideWorker(rig.guide_camera, rig.guide_port, clock, GuideSettings.from_config(cfg),
+                         mount=rig.mount, pixel_scale=cfg.guide_scale, log_dir=log_dir,
+                         focal_mm=cfg.guide_scope.focal_length_mm, seed=cfg.sim.seed, darks=darks)
+    try:
+        f = await run_assistant(worker, clock, minutes=minutes, pixel_scale=cfg.guide_scale,
+                                dec_deg=cfg.plan.dec_deg)
+        out: dict[str, Any] = {"findings": f.to_dict(), "lines": f.lines()}
+    except AssistantError as exc:
+        out = {"error": str(exc)}
+    driver = getattr(clock, "_driver", None)
+    if driver is not None:
+        driver.cancel()
+    s = cfg.sim
+    out["simulator"] = {"pe_amplitude_arcsec": s.pe_amplitude_arcsec, "pe_period_s": s.pe_period_s,
+                        "polar_error_arcmin": s.polar_error_arcmin,
+                        "ra_drift_arcsec_min": s.ra_drift_arcsec_min,
+                        "dec_drift_arcsec_min": rig.sky.dec_drift_per_s * 60.0,
+                        "backlash_arcsec": s.backlash_arcsec,
+                        "seeing_jitter_arcsec": rig.sky.seeing_jitter_sigma(cfg.guiding.exposure_s)}
+    if log_dir:
+        logs = sorted(Path(log_dir).glob("PHD2_GuideLog_*.txt"), key=lambda p: p.stat().st_mtime)
+        out["guide_log"] = str(logs[-1]) if logs else None
+    return out
 
 
 async def run_guide(cfg: Any, *, minutes: float, fast: bool, corrections: bool = True,
@@ -431,6 +472,24 @@ def run(args: argparse.Namespace) -> int:
             print(f"fieldtui guide: no guide darks in {library.folder}: build them first with "
                   "fieldtui guide --build-darks", file=sys.stderr)
             return 2
+    if args.assistant:
+        if cfg.guide_camera.driver != "sim":
+            print("fieldtui guide: --assistant runs on the simulated rig; on a real rig run the "
+                  "guiding assistant from the client's Guiding screen (A)", file=sys.stderr)
+            return 2
+        if not args.minutes > 0:
+            print(f"fieldtui guide: --minutes {args.minutes:g}: the assistant needs a positive "
+                  "time to watch the star (10 is a good start)", file=sys.stderr)
+            return 2
+        out = asyncio.run(run_assistant_cli(cfg, minutes=args.minutes, fast=args.fast,
+                                            log_dir=args.log_dir, darks=library))
+        if args.json:
+            print(json.dumps(out, indent=2))
+        elif "error" in out:
+            print(out["error"])
+        else:
+            print("\n".join(out["lines"]))
+        return 1 if "error" in out else 0
     res = asyncio.run(run_guide(cfg, minutes=args.minutes, fast=args.fast,
                                 corrections=not args.no_corrections, log_dir=args.log_dir,
                                 dither_every_min=args.dither_every, goto=args.goto, darks=library))
