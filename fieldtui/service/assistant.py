@@ -52,8 +52,22 @@ async def run_assistant(worker: Any, clock: Any, *, minutes: float, pixel_scale:
             alerts.append(ev)
 
     worker.subscribe(collect)
+    old_drift, old_corr = worker.engine.settings.drift_time_s, worker.corrections
     worker.corrections = False
     worker.engine.settings.drift_time_s = math.inf  # the star wanders on purpose
+    try:
+        return await _run(worker, clock, steps, alerts, frame_evt, minutes, pixel_scale, dec_deg,
+                          backlash)
+    finally:
+        worker.engine.settings.drift_time_s = old_drift
+        worker.corrections = old_corr
+        if collect in worker._callbacks:
+            worker._callbacks.remove(collect)
+
+
+async def _run(worker: Any, clock: Any, steps: list[GuideStep], alerts: list[Alert],
+               frame_evt: asyncio.Event, minutes: float, pixel_scale: float, dec_deg: float | None,
+               backlash: bool) -> AssistantFindings:
     await worker.calibrate(then_guide=True) if worker.engine.calibration is None else await worker.start_guiding()
     deadline = clock.now() + 1800.0
     while worker.state != GuideState.GUIDING and clock.now() < deadline:

@@ -365,7 +365,7 @@ class GuideWorker:
             self.dark_in_use = gd
             if gd is None:
                 msg = (f"No guide dark for gain {gain} at this frame size: guiding without one "
-                       "(build the dark library: fieldtui guide --build-darks, or 'k' on the "
+                       "(build the dark library: fieldtui guide --build-darks, or D on the "
                        "Guiding screen)")
             else:
                 msg = (f"Guide dark of {gd.exposure_s:g} s at gain {gd.gain} in use "
