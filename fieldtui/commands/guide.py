@@ -231,7 +231,7 @@ async def run_guide(cfg: Any, *, minutes: float, fast: bool, corrections: bool =
     try:
         return await _guide(cfg, clock, result, camera, guide_port, mount, sky, minutes=minutes,
                             corrections=corrections, log_dir=log_dir, dither_every_min=dither_every_min,
-                            on_event=on_event, goto=goto, server=server)
+                            on_event=on_event, goto=goto, server=server, darks=darks)
     finally:
         if server is not None:
             await server.close()
@@ -239,7 +239,7 @@ async def run_guide(cfg: Any, *, minutes: float, fast: bool, corrections: bool =
 
 async def _guide(cfg: Any, clock: Any, result: dict[str, Any], camera: Any, guide_port: Any, mount: Any,
                  sky: Any, *, minutes: float, corrections: bool, log_dir: str | None, dither_every_min: float,
-                 on_event: Any, goto: bool, server: Any) -> dict[str, Any]:
+                 on_event: Any, goto: bool, server: Any, darks: Any = None) -> dict[str, Any]:
     from ..devices.base import DeviceError
     from ..service.guide_worker import GuideWorker
 
