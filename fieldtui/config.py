@@ -187,6 +187,7 @@ class SimCfg:
     seed: int = 7
     seeing_fwhm_arcsec: float = 2.5
     seeing_jitter: float = 0.2
+    seeing_jitter_shared: float = 0.3
     sky_mag_arcsec2: float = 20.5
     temperature_c: float = 13.0
     pe_amplitude_arcsec: float = 15.0

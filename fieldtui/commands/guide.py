@@ -51,6 +51,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="override the simulator seed")
     p.add_argument("--goto", action="store_true",
                    help="first unpark the mount and slew to the [plan] target (ra_deg, dec_deg)")
+    p.add_argument("--assistant", action="store_true",
+                   help="guiding assistant: calibrate, watch the star unguided for --minutes, measure "
+                        "Dec backlash; print seeing, drift, polar error, periodic error, backlash and "
+                        "recommended settings (also written to the guide log with --log-dir)")
+    p.add_argument("--build-darks", action="store_true",
+                   help="build the guide camera's dark library (darks and hot-pixel map per "
+                        "exposure at the guiding gain; the simulated guide scope caps itself) and exit")
+    p.add_argument("--dark-exposures", default="0.5,1,2,4", metavar="S,S,...",
+                   help="exposures for --build-darks (seconds, comma-separated)")
+    p.add_argument("--dark-frames", type=int, default=10, metavar="N",
+                   help="darks per exposure for --build-darks (median of N)")
+    p.add_argument("--darks", action="store_true",
+                   help="guide with the dark library: subtract the closest dark, map out hot pixels")
+    p.add_argument("--dark-dir", metavar="DIR",
+                   help="the dark library's folder (default: guide_darks/ in the state folder)")
+
 
 
 async def goto_target(mount: Any, cfg: Any) -> dict[str, Any]:
@@ -120,9 +136,72 @@ async def _real_rig(cfg: Any, clock: Any) -> tuple[Any, Any, Any, Any]:
     return _LatencyCamera(d["guide_camera"]), d["guide_port"], mount or mount_error, server
 
 
+async def run_build_darks(cfg: Any, *, fast: bool, exposures: tuple[float, ...], frames: int,
+                          dark_dir: str | None = None) -> dict[str, Any]:
+    """Build the guide dark library on the simulated rig; a summary per exposure."""
+    from ..clock import RealClock, VirtualClock
+    from ..devices.sim import SimRig
+    from ..service.guide_darks import DarkLibrary, build_dark_library
+
+    clock = VirtualClock() if fast else RealClock()
+    rig = SimRig(cfg, clock)
+    await rig.connect_all()
+    lib = DarkLibrary(dark_dir)
+    gain = cfg.guiding.gain if cfg.guiding.gain is not None else cfg.guide_camera.gain
+
+    def cover(on: bool) -> None:
+        rig.guide_covered = on
+
+    darks = await build_dark_library(rig.guide_camera, clock, lib, gain=gain, exposures=exposures,
+                                     frames=frames, cover=cover)
+    driver = getattr(clock, "_driver", None)
+    if driver is not None:
+        driver.cancel()
+    return {"folder": str(lib.folder), "gain": gain,
+            "darks": [{"exposure_s": d.exposure_s, "frames": d.frames, "hot_pixels": d.hot_pixels,
+                       "file": lib.file_name(d.exposure_s, d.gain)} for d in darks]}
+
+
+async def run_assistant_cli(cfg: Any, *, minutes: float, fast: bool, log_dir: str | None = None,
+                            darks: Any = None) -> dict[str, Any]:
+    """The guiding assistant on the simulated rig: its findings, and the simulator's settings
+    to compare them with."""
+    from ..clock import RealClock, VirtualClock
+    from ..devices.sim import SimRig
+    from ..service.assistant import AssistantError, run_assistant
+    from ..service.guide_worker import GuideWorker
+
+    clock = VirtualClock() if fast else RealClock()
+    rig = SimRig(cfg, clock)
+    await rig.connect_all()
+    worker = GuideWorker(rig.guide_camera, rig.guide_port, clock, GuideSettings.from_config(cfg),
+                         mount=rig.mount, pixel_scale=cfg.guide_scale, log_dir=log_dir,
+                         focal_mm=cfg.guide_scope.focal_length_mm, seed=cfg.sim.seed, darks=darks)
+    try:
+        f = await run_assistant(worker, clock, minutes=minutes, pixel_scale=cfg.guide_scale,
+                                dec_deg=cfg.plan.dec_deg)
+        out: dict[str, Any] = {"findings": f.to_dict(), "lines": f.lines()}
+    except AssistantError as exc:
+        out = {"error": str(exc)}
+    driver = getattr(clock, "_driver", None)
+    if driver is not None:
+        driver.cancel()
+    s = cfg.sim
+    out["simulator"] = {"pe_amplitude_arcsec": s.pe_amplitude_arcsec, "pe_period_s": s.pe_period_s,
+                        "polar_error_arcmin": s.polar_error_arcmin,
+                        "ra_drift_arcsec_min": s.ra_drift_arcsec_min,
+                        "dec_drift_arcsec_min": rig.sky.dec_drift_per_s * 60.0,
+                        "backlash_arcsec": s.backlash_arcsec,
+                        "seeing_jitter_arcsec": rig.sky.seeing_jitter_sigma(cfg.guiding.exposure_s)}
+    if log_dir:
+        logs = sorted(Path(log_dir).glob("PHD2_GuideLog_*.txt"), key=lambda p: p.stat().st_mtime)
+        out["guide_log"] = str(logs[-1]) if logs else None
+    return out
+
+
 async def run_guide(cfg: Any, *, minutes: float, fast: bool, corrections: bool = True,
                     log_dir: str | None = None, dither_every_min: float = 0.0,
-                    on_event: Any = None, goto: bool = False) -> dict[str, Any]:
+                    on_event: Any = None, goto: bool = False, darks: Any = None) -> dict[str, Any]:
     """Calibrate, guide ``minutes`` and return the statistics (see the module docstring).
     ``fast``: the simulated rig on the virtual clock. A real (INDI) rig that fails to connect
     or to go to the target gives ``{"error": ...}``."""
@@ -152,7 +231,7 @@ async def run_guide(cfg: Any, *, minutes: float, fast: bool, corrections: bool =
     try:
         return await _guide(cfg, clock, result, camera, guide_port, mount, sky, minutes=minutes,
                             corrections=corrections, log_dir=log_dir, dither_every_min=dither_every_min,
-                            on_event=on_event, goto=goto, server=server)
+                            on_event=on_event, goto=goto, server=server, darks=darks)
     finally:
         if server is not None:
             await server.close()
@@ -160,7 +239,7 @@ async def run_guide(cfg: Any, *, minutes: float, fast: bool, corrections: bool =
 
 async def _guide(cfg: Any, clock: Any, result: dict[str, Any], camera: Any, guide_port: Any, mount: Any,
                  sky: Any, *, minutes: float, corrections: bool, log_dir: str | None, dither_every_min: float,
-                 on_event: Any, goto: bool, server: Any) -> dict[str, Any]:
+                 on_event: Any, goto: bool, server: Any, darks: Any = None) -> dict[str, Any]:
     from ..devices.base import DeviceError
     from ..service.guide_worker import GuideWorker
 
@@ -204,7 +283,8 @@ async def _guide(cfg: Any, clock: Any, result: dict[str, Any], camera: Any, guid
     scale = 206.265 * camera.pixel_um / cfg.guide_scope.focal_length_mm if sky is None else cfg.guide_scale
     worker = GuideWorker(camera, guide_port, clock, settings, mount=mount,
                          pixel_scale=scale, log_dir=log_dir, on_event=collect,
-                         focal_mm=cfg.guide_scope.focal_length_mm, seed=cfg.sim.seed)
+                         focal_mm=cfg.guide_scope.focal_length_mm, seed=cfg.sim.seed,
+                         darks=darks)
     worker.corrections = corrections
     t_cal = clock.now()
     await worker.calibrate(then_guide=True)
@@ -357,9 +437,62 @@ def run(args: argparse.Namespace) -> int:
             print(f"fieldtui guide: the rig service (pid {status.get('pid')}) owns the devices: guide from "
                   "the client, or stop the service (fieldtui service stop) first", file=sys.stderr)
             return 2
+    if args.build_darks:
+        if cfg.guide_camera.driver != "sim":
+            print("fieldtui guide: --build-darks runs on the simulated rig; build a real guide "
+                  "camera's darks from the client's Guiding screen (D)", file=sys.stderr)
+            return 2
+        try:
+            exposures = tuple(float(v) for v in args.dark_exposures.split(",") if v.strip())
+            if not exposures or any(e <= 0 for e in exposures):
+                raise ValueError
+        except ValueError:
+            print(f"fieldtui guide: --dark-exposures {args.dark_exposures!r}: give positive "
+                  "seconds separated by commas, e.g. 0.5,1,2,4", file=sys.stderr)
+            return 2
+        if args.dark_frames < 3:
+            print(f"fieldtui guide: --dark-frames {args.dark_frames}: take at least 3 darks per "
+                  "exposure (their median is the master dark)", file=sys.stderr)
+            return 2
+        out = asyncio.run(run_build_darks(cfg, fast=args.fast, exposures=exposures,
+                                          frames=args.dark_frames, dark_dir=args.dark_dir))
+        if args.json:
+            print(json.dumps(out, indent=2))
+        else:
+            for d in out["darks"]:
+                print(f"Dark {d['exposure_s']:g} s, gain {out['gain']}: median of {d['frames']}, "
+                      f"{d['hot_pixels']} hot pixels mapped")
+            print(f"Dark library {out['folder']}")
+        return 0
+    library = None
+    if args.darks:
+        from ..service.guide_darks import DarkLibrary
+        library = DarkLibrary(args.dark_dir)
+        if not library.load_all():
+            print(f"fieldtui guide: no guide darks in {library.folder}: build them first with "
+                  "fieldtui guide --build-darks", file=sys.stderr)
+            return 2
+    if args.assistant:
+        if cfg.guide_camera.driver != "sim":
+            print("fieldtui guide: --assistant runs on the simulated rig; on a real rig run the "
+                  "guiding assistant from the client's Guiding screen (A)", file=sys.stderr)
+            return 2
+        if not args.minutes > 0:
+            print(f"fieldtui guide: --minutes {args.minutes:g}: the assistant needs a positive "
+                  "time to watch the star (10 is a good start)", file=sys.stderr)
+            return 2
+        out = asyncio.run(run_assistant_cli(cfg, minutes=args.minutes, fast=args.fast,
+                                            log_dir=args.log_dir, darks=library))
+        if args.json:
+            print(json.dumps(out, indent=2))
+        elif "error" in out:
+            print(out["error"])
+        else:
+            print("\n".join(out["lines"]))
+        return 1 if "error" in out else 0
     res = asyncio.run(run_guide(cfg, minutes=args.minutes, fast=args.fast,
                                 corrections=not args.no_corrections, log_dir=args.log_dir,
-                                dither_every_min=args.dither_every, goto=args.goto))
+                                dither_every_min=args.dither_every, goto=args.goto, darks=library))
     if args.json:
         print(json.dumps(res, indent=2))
     elif "error" in res:

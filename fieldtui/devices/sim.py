@@ -144,7 +144,7 @@ class SimGuideCamera(_SimDevice, GuideCamera):
         sky = self.rig.sky
         data, truth = await self.clock.run_blocking(
             sky.render, sky.guide, m0, seconds, gain_e_adu=self.e_per_adu(gain), roi=roi,
-            bit_depth=self.bit_depth, rng=sky.rng)
+            bit_depth=self.bit_depth, rng=sky.rng, light=not self.rig.guide_covered)
         if self.name in self.rig.faults.garbage:
             raise DeviceGarbage("guide camera sent a frame of the wrong size")
         self.last_truth = truth
@@ -152,7 +152,8 @@ class SimGuideCamera(_SimDevice, GuideCamera):
                      black_level=self.rig.sky.guide.bias_adu, white_level=float(2 ** self.bit_depth - 1),
                      bit_depth=self.bit_depth, pixel_um=self.pixel_um,
                      focal_mm=self.rig.cfg.guide_scope.focal_length_mm,
-                     temperature=self.rig.cfg.sim.temperature_c, camera=self.model, kind="light",
+                     temperature=self.rig.cfg.sim.temperature_c, camera=self.model,
+                     kind="dark" if self.rig.guide_covered else "light",
                      meta={"roi": roi, "truth": truth})
 
 
@@ -457,6 +458,7 @@ class SimRig:
         self.cfg = cfg
         self.clock = clock
         self.faults = SimFaults()
+        self.guide_covered = False  # the guide scope's cap is on: the guide camera takes darks
         self.sky = Sky(cfg, clock.monotonic())
         self.guide_camera = SimGuideCamera(self)
         self.main_camera = SimMainCamera(self)

@@ -107,6 +107,7 @@ class Sky:
         self.guide = self._guide_optics()
         self.main = self._main_optics()
         self._noise_pool: dict[tuple[int, int], np.ndarray] = {}
+        self._own_rng = np.random.default_rng([s.seed, 0x5EE])  # each star's own jitter
 
     # ----- catalogue ---------------------------------------------------
     def recentre(self, ra_deg: float, dec_deg: float) -> None:
@@ -330,6 +331,15 @@ class Sky:
             ex, ey = self.mount_error(ts)
             jit = self.seeing_jitter_sigma(exposure)
             jx, jy = rng.normal(0.0, jit, 2)
+            own = None
+            if optics.name == "guide":
+                # Stars arcminutes apart see different air through a small
+                # aperture: only a share of the jitter's variance is common
+                # to all stars, the rest is each star's own (from a generator
+                # of its own, so the other random streams stay as they were).
+                shared = min(max(self.cfg.sim.seeing_jitter_shared, 0.0), 1.0)
+                jx, jy = jx * math.sqrt(shared), jy * math.sqrt(shared)
+                own = math.sqrt(1.0 - shared) * jit / optics.scale  # px
             # Stars move opposite to the pointing error.
             dx = -(ex - ex.mean()) + (-ex.mean() + jx)
             dy = -(ey - ey.mean()) + (-ey.mean() + jy)
@@ -353,6 +363,9 @@ class Sky:
                 fx = np.clip((sx + x0).astype(int), 0, optics.width - 1)
                 sf = sf * optics.flat[fy, fx]
             if optics.name == "guide":
+                if own:
+                    sx = sx + self._own_rng.normal(0.0, own, len(sx))
+                    sy = sy + self._own_rng.normal(0.0, own, len(sy))
                 self._stamps(mean, sx, sy, sf, offx, offy, sigma_px)
             else:
                 self._deposit(mean, sx, sy, sf, offx, offy, sigma_px)

@@ -141,7 +141,8 @@ def make_algorithm(name: str, axis: str = "ra", **kw: float) -> GuideAlgorithm:
         from .predictive import Predictive
         # No minimum move: the small feedback gain averages seeing instead.
         return Predictive(**{k: kw[k] for k in ("aggression", "prediction_gain", "trend_s",
-                                                 "harmonics", "period_s") if k in kw})
+                                                 "harmonics", "period_s", "classic_hysteresis",
+                                                 "classic_aggression", "classic_min_move") if k in kw})
     if key == "resistswitch":
         return ResistSwitch(**{k: kw[k] for k in ("min_move", "aggression") if k in kw})
     if key in ("none", "off"):

@@ -38,7 +38,7 @@ from .algorithms import GuideAlgorithm, make_algorithm
 from .backlash import BacklashCompensator
 from .predictive import GearModel, PeriodicFit, RefitJob
 from .calibration import Calibration, CalibrationSettings, Calibrator
-from .centroid import StarMeasurement, measure_star
+from .centroid import UNDERSAMPLED_HFD, StarMeasurement, measure_star
 from .events import (
     Alert, CalibrationDone, CalibrationFailed, CalibrationStarted, CalibrationStep, DitherStarted,
     FrameDropped, GuideEvent, GuideState, GuideStep, GuidingStarted, GuidingStopped,
@@ -68,7 +68,7 @@ class Decision:
 class _Star:
     x: float
     y: float
-    ref_dx: float = 0.0  # extras: offset from the primary at lock time
+    ref_dx: float = 0.0  # extras: offset from the guide star (at selection, then at guiding start)
     ref_dy: float = 0.0
     mass: float = 0.0
     snr: float = 0.0
@@ -148,6 +148,8 @@ class GuideEngine:
         # Dec backlash compensation, from the calibration's measurement.
         self.backlash_comp: BacklashCompensator | None = None
         self._comp_from_cal: Calibration | None = None
+        self._live: dict[str, str] = {}
+        self._extras_ref_due = False
 
     # ------------------------------------------------------------------ setup
     def _make_algorithms(self) -> tuple[GuideAlgorithm, GuideAlgorithm]:
@@ -157,7 +159,9 @@ class GuideEngine:
         ra = make_algorithm(s.ra_algorithm, hysteresis=s.ra_hysteresis,
                             aggression=s.ra_predictive_aggression if ra_pred else s.ra_aggression,
                             min_move=s.ra_min_move, prediction_gain=s.ra_prediction_gain,
-                            trend_s=s.ra_trend_s, period_s=s.ra_period_s or None)
+                            trend_s=s.ra_trend_s, period_s=s.ra_period_s or None,
+                            classic_hysteresis=s.ra_hysteresis, classic_aggression=s.ra_aggression,
+                            classic_min_move=s.ra_min_move)
         dec = make_algorithm(s.dec_algorithm, axis="dec",
                              aggression=s.dec_predictive_aggression if dec_pred else s.dec_aggression,
                              min_move=s.dec_min_move, hysteresis=s.ra_hysteresis,
@@ -447,6 +451,7 @@ class GuideEngine:
             self.extras = []
             self._select_at = None
             self._emit(StarSelected(t, m.x, m.y, m.snr, m.hfd, 0, 0, auto=False))
+            self._note_undersampled(m.hfd)
             return True
         try:
             sel = self._detected(data)
@@ -457,7 +462,15 @@ class GuideEngine:
         self.star = _Star(p.x, p.y, mass=p.mass, snr=p.snr, hfd=p.hfd)
         self.extras = [_Star(c.x, c.y, c.x - p.x, c.y - p.y, c.mass, c.snr, c.hfd) for c in sel.extras]
         self._emit(StarSelected(t, p.x, p.y, p.snr, p.hfd, sel.visible, len(self.extras), auto=True))
+        self._note_undersampled(p.hfd)
         return True
+
+    def _note_undersampled(self, hfd: float) -> None:
+        if 0 < hfd < UNDERSAMPLED_HFD:
+            self._alert("info", "undersampled", f"The guide star is undersampled (HFD {hfd:.1f} px, "
+                        f"FWHM about {hfd / 1.2:.1f} px; under ~2 px): its centre comes from a "
+                        "Gaussian fit, which stays unbiased. A longer guide scope (or a camera "
+                        "with smaller pixels) would put more pixels on each star")
 
     def _fail_start(self, msg: str) -> None:
         what = self._pending
@@ -613,8 +626,9 @@ class GuideEngine:
         if not keep_lock or self.lock is None or not self._inside(*self.lock):
             self.lock = (self.star.x, self.star.y)
             self._emit(LockPositionSet(t, self.star.x, self.star.y, "guiding started"))
-        for e in self.extras:
-            e.ref_dx, e.ref_dy = e.x - self.star.x, e.y - self.star.y
+        # The extras' offsets from the guide star are taken again on the first
+        # guiding frame (calibration moved the field since they were picked).
+        self._extras_ref_due = True
         self.ra_algo.reset()
         self.dec_algo.reset()
         self.guide_start_t = t
@@ -651,23 +665,39 @@ class GuideEngine:
         dx, dy = self.star.x - self.lock[0], self.star.y - self.lock[1]
         if not self.extras:
             return dx, dy, 1
-        wsum = self.star.snr
+        def weight(snr: float, hfd: float) -> float:
+            # Inverse variance: the star's own seeing jitter (~0.1 px, the
+            # same for every star) plus its centroid noise (measured on the
+            # simulator: about 4 HFD / SNR px).  SNR alone let a bright guide
+            # star drown the others, whose own jitter averaging is for.
+            noise = 4.0 * hfd / max(snr, 1e-6)
+            return 1.0 / (0.1 ** 2 + noise * noise)
+
+        wsum = weight(self.star.snr, self.star.hfd)
         sx, sy = dx * wsum, dy * wsum
         used = 1
         keep: list[_Star] = []
+        fresh = self._extras_ref_due
+        self._extras_ref_due = False
         for e in self.extras:
-            m = measure_star(data, e.x, e.y, self.box_half, self.saturation)
+            # Search where the guide star says it is: an extra keeps its
+            # offset from the guide star however the mount moved.
+            m = measure_star(data, self.star.x + e.ref_dx, self.star.y + e.ref_dy, self.box_half,
+                             self.saturation)
             if m is None or m.snr < self.settings.lost_snr:
                 continue  # dropped from averaging from now on
             e.x, e.y, e.snr = m.x, m.y, m.snr
             keep.append(e)
+            if fresh:
+                e.ref_dx, e.ref_dy = m.x - self.star.x, m.y - self.star.y
             ex = m.x - (self.lock[0] + e.ref_dx)
             ey = m.y - (self.lock[1] + e.ref_dy)
             if math.hypot(ex - dx, ey - dy) > 1.5:
                 continue  # disagrees: a neighbour or a hot pixel got in its box
-            sx += ex * m.snr
-            sy += ey * m.snr
-            wsum += m.snr
+            w = weight(m.snr, m.hfd)
+            sx += ex * w
+            sy += ey * w
+            wsum += w
             used += 1
         self.extras = keep
         return sx / wsum, sy / wsum, used
@@ -701,6 +731,7 @@ class GuideEngine:
                 dec_out = (self.dec_algo.result(dec_in, t=t_mid) if self.dec_algo.uses_time
                            else self.dec_algo.result(dec_in))
                 algo_out = (ra_out, dec_out)
+                self._note_live(t)
             if s.tolerance_px > 0:
                 # The tolerance holds back feedback on small errors, never a
                 # predictive algorithm's feed-forward of the mount's own error.
@@ -766,6 +797,24 @@ class GuideEngine:
         elif self.state == GuideState.SETTLING:
             self._settle(t, dist)
         return pulses
+
+    def _note_live(self, t: float) -> None:
+        """Say when an axis's predictive guider hands over to the classic one or takes back."""
+        for axis, algo in (("RA", self.ra_algo), ("Dec", self.dec_algo)):
+            live = getattr(algo, "live", None)
+            if live is None:
+                continue
+            was = self._live.get(axis)
+            self._live[axis] = live
+            if was is not None and was != live:
+                if live == "predictive":
+                    msg = (f"{axis}: the predictive model would have guided better than "
+                           "the classic guider over the last minutes; it is in charge again")
+                else:
+                    msg = (f"{axis}: the predictive model is not predicting (gusts, or no "
+                           f"periodic error or drift to learn); {live} guides this axis "
+                           "until the model would do better")
+                self._alert("info", "predictive", msg)
 
     @staticmethod
     def _to_pulse(out_px: float, rate: float, pos_dir: str, neg_dir: str,

@@ -97,6 +97,10 @@ class GuideLogWriter:
         if self.fsync and self._own:
             os.fsync(self._f.fileno())
 
+    def info(self, text: str) -> None:
+        """An ``INFO:`` line (the guiding assistant's findings, notes), as PHD2 writes them."""
+        self._write(f"INFO: {text}")
+
     def close(self, t: float | None = None) -> None:
         if self._section == "guide" and t is not None:
             self._write(f"Guiding Ends at {_stamp(t)}")

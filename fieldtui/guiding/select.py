@@ -42,12 +42,34 @@ def detect_candidates(data: np.ndarray, saturation: float | None = None,
     way the guide loop will measure it: same SNR scale, raw peak for saturation."""
     out = []
     for s in detect_stars(data, threshold_sigma=threshold_sigma):
-        m = measure_star(data, float(s.x), float(s.y), half=8, saturation=saturation, recentre=False)
+        m = measure_star(data, float(s.x), float(s.y), half=8, saturation=saturation, recentre=False,
+                         fit_narrow=False)
         if m is None:
             continue
         out.append(Candidate(float(s.x), float(s.y), m.snr, m.mass, m.peak, float(s.hfd or m.hfd),
                              bool(s.saturated) or m.saturated))
     return out
+
+
+UNDERSAMPLED_HFD = 2.0  # px: stars narrower than this are undersampled (FWHM under ~1.7 px)
+
+
+def undersampled_min_hfd(cands: list[Candidate], min_hfd: float) -> float:
+    """The minimum star HFD to apply: ``min_hfd``, or, when the field's real
+    stars are all narrower than that (a short guide scope in good seeing
+    undersamples them: 120 mm at 1.2″ seeing gives stars of HFD 1.2-1.4 px,
+    and a 1.5-px floor throws every one away and guides on a faint blend),
+    0.75 x the median HFD of the ten best-exposed unsaturated stars.  Hot
+    pixels stay out: a single or paired hot pixel never has the three
+    pixels over threshold a star measurement needs, and the dark library
+    maps them out."""
+    good = sorted((c for c in cands if not c.saturated and c.snr >= 20.0), key=lambda c: -c.snr)[:10]
+    if len(good) < 3:
+        return min_hfd
+    med = float(np.median([c.hfd for c in good]))
+    if med >= min_hfd:
+        return min_hfd
+    return min(min_hfd, 0.75 * med)
 
 
 def select_guide_star(data: np.ndarray, *, min_snr: float = 6.0, min_stars: int = 4,
@@ -67,6 +89,7 @@ def select_guide_star(data: np.ndarray, *, min_snr: float = 6.0, min_stars: int 
     if edge_margin is None:
         edge_margin = max(3 * box_half, int(0.05 * min(w, h)))
     cands = candidates if candidates is not None else detect_candidates(data, saturation)
+    min_hfd = undersampled_min_hfd(cands, min_hfd)
     narrow = [c for c in cands if c.hfd < min_hfd]
     cands = [c for c in cands if c.hfd >= min_hfd]
     visible = [c for c in cands if c.snr >= min_snr]

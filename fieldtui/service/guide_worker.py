@@ -54,7 +54,8 @@ class GuideWorker:
                  on_event: EventCallback | None = None, seed: int = 0,
                  expose_timeout_s: float = 15.0, pulse_timeout_s: float = 5.0,
                  retry_s: float = 2.0, max_retry_s: float = 30.0, focal_mm: float | None = None,
-                 spawn: Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"] | None = None) -> None:
+                 spawn: Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"] | None = None,
+                 darks: Any = None) -> None:
         self.camera = camera
         self.port = port
         self.clock = clock
@@ -93,6 +94,10 @@ class GuideWorker:
         self.disconnects = 0
         self._settle_waiters: list[asyncio.Future[SettleDone]] = []
         self.corrections = True  # False: measure only, never pulse (for comparisons)
+        # A DarkLibrary (fieldtui.service.guide_darks): each frame has the dark of
+        # the closest exposure subtracted and the mapped hot pixels replaced.
+        self.darks = darks
+        self.dark_in_use: Any = None
         if self.calibration_path is not None:
             cal = load_calibration(self.calibration_path)
             if cal is not None:
@@ -309,6 +314,8 @@ class GuideWorker:
                 t = self._mono_of(frame, self.clock.monotonic(), s.exposure_s)
                 calibrating = self.engine.state == GuideState.CALIBRATING
                 try:
+                    if self.darks is not None:
+                        frame = await self._dark_subtracted(frame)
                     detection: Any = None
                     if self.engine.needs_detection(t):
                         detection = await self.clock.run_blocking(self.engine.detect, frame.data)
@@ -346,6 +353,28 @@ class GuideWorker:
         finally:
             for task in list(self._refits):
                 task.cancel()
+
+    async def _dark_subtracted(self, frame: Any) -> Any:
+        """The frame with its dark subtracted and hot pixels replaced (in a thread)."""
+        from dataclasses import replace as dc_replace
+        from ..guiding.darks import apply_dark
+        s = self.settings
+        gain = s.gain if s.gain is not None else getattr(frame, "gain", 0) or 0
+        gd = self.darks.find(s.exposure_s, int(gain), tuple(frame.data.shape))
+        if gd is not self.dark_in_use:
+            self.dark_in_use = gd
+            if gd is None:
+                msg = (f"No guide dark for gain {gain} at this frame size: guiding without one "
+                       "(build the dark library: fieldtui guide --build-darks, or D on the "
+                       "Guiding screen)")
+            else:
+                msg = (f"Guide dark of {gd.exposure_s:g} s at gain {gd.gain} in use "
+                       f"({gd.hot_pixels} hot pixels mapped out)")
+            self._dispatch([Alert(self.clock.monotonic(), "info" if gd else "warning", "darks", msg)])
+        if gd is None:
+            return frame
+        data = await self.clock.run_blocking(apply_dark, frame.data, gd)
+        return dc_replace(frame, data=data)
 
     async def _pulse(self, pulses: list[Pulse]) -> None:
         """RA and Dec pulses at the same time (ST4 drives both lines)."""

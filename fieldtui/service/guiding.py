@@ -122,6 +122,8 @@ class Guider(Activity):
             "guide.clear_calibration": self.cmd_clear_calibration,
             "guide.state": self.cmd_state,
             "guide.resume": self.cmd_resume,
+            "guide.darks": self.cmd_darks,
+            "guide.assistant": self.cmd_assistant,
         }
 
     # ----- the worker -----------------------------------------------------
@@ -163,7 +165,7 @@ class Guider(Activity):
             mount=mount, pixel_scale=self.pixel_scale, log_dir=self.s.night_dir,
             calibration_path=self.calibration_path, on_event=self._on_event,
             focal_mm=cfg.guide_scope.focal_length_mm, seed=getattr(cfg.sim, "seed", 0) or 0,
-            spawn=lambda coro, name: self.spawn(coro, name))
+            spawn=lambda coro, name: self.spawn(coro, name), darks=self._dark_library())
         return self.worker
 
     def _running(self) -> bool:
@@ -399,7 +401,77 @@ class Guider(Activity):
             lock=[round(e.lock[0], 2), round(e.lock[1], 2)] if e.lock else None,
             snr=round(star.snr, 1) if star else 0.0, hfd=round(star.hfd, 2) if star else 0.0))
 
+    def _dark_library(self) -> Any:
+        from .guide_darks import DarkLibrary
+        return DarkLibrary()
+
     # ----- commands -------------------------------------------------------
+    async def cmd_darks(self, exposures: list[float] | None = None, frames: int = 10) -> dict[str, Any]:
+        """Build the guide camera's dark library (the guide scope must be capped;
+        the simulated rig caps itself) at the guiding gain; not while the loop runs."""
+        from .guide_darks import DEFAULT_EXPOSURES, build_dark_library
+        if self._running():
+            raise ValueError("stop the guide loop first (x): darks need the guide camera")
+        if frames < 3:
+            raise ValueError(f"{frames} darks per exposure are too few; take at least 3")
+        exps = tuple(float(e) for e in (exposures or DEFAULT_EXPOSURES))
+        if not exps or any(e <= 0 for e in exps):
+            raise ValueError("dark exposures must be positive seconds")
+        self.s.device("guide_camera")
+        try:
+            camera = self.lease("guide_camera")
+        except DeviceBusy as exc:
+            raise ValueError(f"{exc}: stop it first") from None
+        sim = self.s.rig.sim
+        lib = self._dark_library()
+        gain = self.settings.gain if self.settings.gain is not None else self.s.cfg.guide_camera.gain
+
+        def cover(on: bool) -> None:
+            if sim is not None:
+                sim.guide_covered = on
+
+        try:
+            self._status("taking guide darks")
+            darks = await build_dark_library(camera, self.s.clock, lib, gain=gain, exposures=exps,
+                                             frames=frames, cover=cover)
+        finally:
+            self.release()
+        hot = ", ".join(f"{d.exposure_s:g} s: {d.hot_pixels}" for d in darks)
+        self.s.alert("info", "guiding", f"Guide dark library built at gain {gain} (hot pixels mapped "
+                     f"{hot}); guiding subtracts them from now on")
+        if self.worker is not None:
+            self.worker.darks = lib
+        self._status("guide darks ready")
+        return {"folder": str(lib.folder), "gain": gain,
+                "darks": [{"exposure_s": d.exposure_s, "hot_pixels": d.hot_pixels} for d in darks]}
+
+    async def cmd_assistant(self, minutes: float = 10.0) -> str:
+        """Start the guiding assistant (unguided for ``minutes``, then Dec backlash);
+        its findings come as alerts and go into the guide log."""
+        from .assistant import AssistantError, run_assistant
+        if not minutes > 0:
+            raise ValueError("the assistant needs a positive number of minutes")
+        if self._running() and self.state in ("guiding", "settling", "calibrating"):
+            raise ValueError(f"stop guiding first (x): the assistant watches the star unguided "
+                             f"(now {self.state})")
+        w = self._ensure_worker()
+
+        async def run() -> None:
+            try:
+                f = await run_assistant(w, self.s.clock, minutes=minutes,
+                                        pixel_scale=self.pixel_scale or 1.0,
+                                        dec_deg=self.s.cfg.plan.dec_deg)
+            except AssistantError as exc:
+                self.s.alert("warning", "guiding", str(exc))
+                return
+            for line in f.lines():
+                self.s.alert("info", "guiding", line)
+
+        self._start_star_feed()
+        self.spawn(run(), name="guide-assistant")
+        self._status(f"guiding assistant: {minutes:g} min unguided, then Dec backlash")
+        return self.state
+
     async def cmd_loop(self) -> str:
         w = self._ensure_worker()
         w.start()

@@ -70,12 +70,18 @@ def test_min_hfd_refuses_spots_narrower_than_a_star():
     assert (sel.primary.x, sel.primary.y) == (200, 80)
     assert all(c.hfd >= 1.5 for c in sel.extras) and len(sel.extras) == 3
     assert sel.visible == 4
-    # an undersampling guide scope: the user lowers the minimum and its stars count again
+    # an undersampling guide scope: every star of the field is narrower than the
+    # minimum, so the field itself says how narrow a star is (0.75 x the median)
     small = [_cand(x, y, s, 1.2) for x, y, s in ((200, 80, 300.0), (150, 160, 200.0), (250, 170, 150.0),
                                                 (90, 170, 120.0))]
+    assert select_guide_star(data, candidates=small).primary.x == 200
+    # ... while a spot much narrower than those stars is still refused
+    spot = small + [_cand(100, 100, 900.0, 0.6)]
+    sel = select_guide_star(data, candidates=spot, extra_stars=4)
+    assert sel.primary.x == 200 and all(c.hfd > 1.0 for c in sel.extras)
+    # too few stars to tell: the configured minimum holds
     with pytest.raises(NoGuideStar, match="narrower than a star"):
-        select_guide_star(data, candidates=small)
-    assert select_guide_star(data, candidates=small, min_hfd=1.0).primary.x == 200
+        select_guide_star(data, candidates=small[:2], min_stars=1)
 
 
 def test_engine_with_multi_star_guides_on_real_stars_only(hotpair):

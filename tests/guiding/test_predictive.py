@@ -172,7 +172,7 @@ def test_deferred_refit_gives_the_inline_model_and_the_last_one_predicts_meanwhi
     samples = [(t, float(gear(t)) + rng.normal(0, NOISE)) for t in np.arange(0.0, 1800.0)]
     inline, deferred = GearModel(), GearModel()
     deferred.defer = True
-    jobs = []
+    jobs, gaps = [], []
     for t, g in samples:
         inline.add(t, g)
         before = (deferred.period, deferred.periodic_ok)
@@ -181,9 +181,14 @@ def test_deferred_refit_gives_the_inline_model_and_the_last_one_predicts_meanwhi
         job = deferred.refit_job()
         if job is not None:
             assert deferred.refit_job() is None  # one refit at a time
+            if jobs:
+                gaps.append((job.t[-1] - jobs[-1].t[-1], deferred.periodic_ok))
             jobs.append(job)
             deferred.accept(job, job.run())  # as a worker does, one frame later at most
-    assert len(jobs) == 60  # one every refit_s = 30 s
+    # Every refit_s = 30 s once the periodic model holds, three times as often before.
+    assert {round(g) for g, ok in gaps if ok} == {30}
+    assert {round(g) for g, ok in gaps if not ok} <= {9, 10}
+    assert sum(ok for _, ok in gaps) >= 40  # from 1.1 worm periods (528 s) on
     # The same history gives the same model, inline or in a job.
     assert inline.periodic_ok and deferred.periodic_ok
     assert deferred.period == inline.period == pytest.approx(PERIOD, rel=0.02)
@@ -231,5 +236,59 @@ def test_engine_hands_out_refits_and_takes_a_detection_made_elsewhere():
         for job in eng.take_refit_jobs():
             jobs.append(job)
             assert eng.accept_refit(job, job.run())
-    # At the start, then every 30 s (RA only: Dec has no periodic model).
-    assert len(jobs) == 4 and all(j.model is eng.ra_algo.model for j in jobs)
+    # At the start, then every 10 s while no periodic model holds (RA only:
+    # Dec has no periodic model).
+    assert len(jobs) == 10 and all(j.model is eng.ra_algo.model for j in jobs)
+
+
+def _steep_pe(t: np.ndarray, amp_px: float = 9.0, period: float = 240.0) -> np.ndarray:
+    # The simulator's shape: fundamental, 2nd and 3rd harmonics at 0.2 and 0.1.
+    w = 2 * math.pi / period
+    return amp_px * (np.sin(w * t + 0.3) + 0.2 * np.sin(2 * w * t + 2.1) + 0.1 * np.sin(3 * w * t + 4.0))
+
+
+@pytest.mark.parametrize("prior", [None, 240.3])
+def test_an_hour_of_steep_periodic_error_keeps_the_worm_period_not_a_multiple(prior):
+    """±45″ over 240 s on 4.3″/px: an hour of history (what the model keeps
+    over a long night).  A coarse period grid stepped over the narrow dip
+    at 240 s and settled on 720 s (3×), which then failed its check."""
+    from fieldtui.guiding.predictive import fit_periodic
+    rng = np.random.default_rng(11)
+    t = np.arange(0.0, 3600.0, 1.1)
+    g = _steep_pe(t) + 0.01 * t + rng.normal(0, 0.12, len(t))
+    fit = fit_periodic(t, g, prior_period=prior)
+    assert fit.ok
+    assert fit.period == pytest.approx(240.0, abs=0.5)
+
+
+def _one_axis_loop(algo, gear: np.ndarray, jitter: float = 0.12, dt: float = 1.1,
+                   seed: int = 0) -> float:
+    """RMS displacement (px) of one RA axis guided by ``algo`` on ``gear`` (px per
+    cycle) with Gaussian seeing ``jitter``; the first third is left out."""
+    rng = np.random.default_rng(seed)
+    s, d = 0.0, []
+    for k, gk in enumerate(gear):
+        x = gk - s + rng.normal(0, jitter)
+        s += algo.result(x, t=k * dt) if algo.uses_time else algo.result(x)
+        d.append(x)
+    a = np.asarray(d[len(d) // 3:])
+    return float(np.sqrt(np.mean(a * a)))
+
+
+def test_predictive_hands_over_to_the_classic_when_it_does_not_predict():
+    """A windy mount (a random walk of 0.25 px per cycle) has nothing to learn:
+    the replayed hysteresis guider does better, takes over, and the axis
+    ends as good as hysteresis alone.  On periodic error it keeps the axis."""
+    from fieldtui.guiding.algorithms import Hysteresis
+    from fieldtui.guiding.predictive import Predictive
+    n = 1800
+    walk = np.cumsum(np.random.default_rng(5).normal(0, 0.25, n))
+    p, h = Predictive(), Hysteresis()
+    rp, rh = _one_axis_loop(p, walk), _one_axis_loop(h, walk)
+    assert p.live == "hysteresis" and p.switches >= 1
+    assert rp <= 1.05 * rh
+    pe = 3.0 * np.sin(2 * np.pi * np.arange(n) * 1.1 / 480.0)
+    p, h = Predictive(), Hysteresis()
+    rp, rh = _one_axis_loop(p, pe), _one_axis_loop(h, pe)
+    assert p.live == "predictive" and p.switches == 0
+    assert rp < 0.85 * rh

@@ -167,3 +167,27 @@ async def test_stop_while_settling_sticks_and_the_dither_is_answered(cfg):
         assert res["ok"] is False, res
     finally:
         await session.stop()
+
+
+async def test_guide_darks_and_assistant_commands(cfg, tmp_path, monkeypatch):
+    """D and A on the Guiding screen: the dark library is built on the capped
+    simulated scope and used by the next loop; the assistant reports its findings."""
+    from dataclasses import replace as dc_replace
+    monkeypatch.setenv("FIELDTUI_STATE_DIR", str(tmp_path / "state"))
+    cfg = dc_replace(cfg, guide_camera=dc_replace(cfg.guide_camera, width=480, height=360))
+    session = await _session(cfg, min_stars=1)
+    g = session.guider
+    try:
+        res = await _cmd(session, "guide.darks", exposures=[1.0], frames=3)
+        assert res["darks"][0]["hot_pixels"] > 0
+        assert (tmp_path / "state" / "guide_darks" / "guide_dark_1000ms_g50.npz").exists()
+        assert session.rig.sim.guide_covered is False  # uncapped again
+        await _cmd(session, "guide.assistant", minutes=2.0)
+        await _until(session, lambda: any("Guiding assistant:" in a.text for a in session.alerts),
+                     clock_s=900)
+        texts = [a.text for a in session.alerts]
+        assert any(t.startswith("Seeing jitter") for t in texts)
+        assert any("Guide dark of 1 s at gain 50 in use" in t for t in texts)
+        assert g.worker.corrections is True  # guiding afterwards corrects again
+    finally:
+        await session.stop()

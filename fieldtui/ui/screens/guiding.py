@@ -83,6 +83,10 @@ class GuidingScreen(StageScreen):
         Binding("d", "dither", "Dith", tooltip="dither, then settle (while guiding)"),
         Binding("x", "stop", "Stop", tooltip="stop guiding back to looping (asks first while guiding); "
                 "again: stop the loop"),
+        Binding("A", "assistant", "Assist", tooltip="guiding assistant: 10 min unguided, then Dec "
+                "backlash; seeing, drift, polar and periodic error, backlash and recommended settings"),
+        Binding("D", "darks", "Darks", tooltip="build the guide camera's dark library and hot-pixel "
+                "map (cap the guide scope first; about 2 min)"),
         Binding("z", "uncalibrate", "Uncal", tooltip="forget the calibration: the next guide calibrates"),
         Binding("U", "resume", "Resume", tooltip="take up the guiding a crashed service was doing "
                 "(shown only after the service reported it interrupted)"),
@@ -377,6 +381,15 @@ class GuidingScreen(StageScreen):
         """Calibrate while guiding; the service guides again after it (client or not)."""
         if await self._send("guide.calibrate", then_guide=True) is not None:
             self.app.notify("recalibrating: guiding resumes after the calibration")
+
+    def action_assistant(self) -> None:
+        self.ask("Run the guiding assistant? The star is watched unguided for 10 minutes, then "
+                 "Dec is pulsed north and south to measure backlash.",
+                 lambda: self._send("guide.assistant", minutes=10.0))
+
+    def action_darks(self) -> None:
+        self.ask("Build the guide dark library? Cap the guide scope first (the simulated rig caps "
+                 "itself); the guide loop must be stopped.", lambda: self._send("guide.darks"))
 
     @in_worker
     async def action_guide(self) -> None:

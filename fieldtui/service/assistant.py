@@ -1,0 +1,144 @@
+"""The guiding assistant on a running guide worker: a few minutes unguided, then Dec backlash.
+
+:func:`run_assistant` calibrates (when needed), watches the star with the
+corrections held back for ``minutes``, then measures the Dec backlash with
+north and south pulses of its own (clear the play northward, a north leg,
+a south leg; the backlash is the south pulse time that moved nothing) and
+hands it all to :func:`fieldtui.guiding.assistant.analyze_unguided`.  The
+findings go into the guide log as ``INFO:`` lines and come back as
+:class:`~fieldtui.guiding.assistant.AssistantFindings`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any
+
+import numpy as np
+
+from ..guiding.assistant import AssistantFindings, analyze_unguided
+from ..guiding.events import Alert, GuideState, GuideStep
+
+try:  # the calibration's backlash measurement (fieldtui.guiding.backlash)
+    from ..guiding.backlash import measure_backlash
+except ImportError:  # pragma: no cover - before that module is merged
+    measure_backlash = None  # type: ignore[assignment]
+
+BACKLASH_STEPS = 8       # pulses on each of the north and south legs
+BACKLASH_STEP_PX = 2.5   # star motion per pulse at the calibrated Dec rate
+CLEAR_PX = 3.0           # north motion that proves the play is taken up
+CLEAR_MAX_STEPS = 30
+
+
+class AssistantError(Exception):
+    """The assistant could not run; the message says why."""
+
+
+async def run_assistant(worker: Any, clock: Any, *, minutes: float, pixel_scale: float,
+                        dec_deg: float | None, backlash: bool = True) -> AssistantFindings:
+    """Run the guiding assistant on ``worker`` (a GuideWorker, not yet started).
+
+    Raises AssistantError when calibration or the star fails."""
+    steps: list[GuideStep] = []
+    alerts: list[Alert] = []
+    frame_evt = asyncio.Event()
+
+    def collect(ev: Any) -> None:
+        if isinstance(ev, GuideStep):
+            steps.append(ev)
+            frame_evt.set()
+        elif isinstance(ev, Alert):
+            alerts.append(ev)
+
+    worker.subscribe(collect)
+    old_drift, old_corr = worker.engine.settings.drift_time_s, worker.corrections
+    worker.corrections = False
+    worker.engine.settings.drift_time_s = math.inf  # the star wanders on purpose
+    try:
+        return await _run(worker, clock, steps, alerts, frame_evt, minutes, pixel_scale, dec_deg,
+                          backlash)
+    finally:
+        worker.engine.settings.drift_time_s = old_drift
+        worker.corrections = old_corr
+        if collect in worker._callbacks:
+            worker._callbacks.remove(collect)
+
+
+async def _run(worker: Any, clock: Any, steps: list[GuideStep], alerts: list[Alert],
+               frame_evt: asyncio.Event, minutes: float, pixel_scale: float, dec_deg: float | None,
+               backlash: bool) -> AssistantFindings:
+    await worker.calibrate(then_guide=True) if worker.engine.calibration is None else await worker.start_guiding()
+    deadline = clock.now() + 1800.0
+    while worker.state != GuideState.GUIDING and clock.now() < deadline:
+        if worker.engine.state == GuideState.LOOPING and worker.engine._pending is None:
+            break
+        await clock.sleep(1.0)
+    if worker.state != GuideState.GUIDING:
+        await worker.stop()
+        why = next((a.message for a in reversed(alerts) if a.level == "critical"), "guiding did not start")
+        raise AssistantError(f"the guiding assistant could not start: {why}")
+    if worker.log is not None:
+        worker.log.info(f"Guiding assistant started: {minutes:g} min unguided, then Dec backlash")
+    steps.clear()
+    await clock.sleep(minutes * 60.0)
+    unguided = list(steps)
+    bl = None
+    if backlash and measure_backlash is not None and worker.engine.calibration is not None:
+        bl = await _measure_backlash(worker, clock, steps, frame_evt, pixel_scale)
+    t = np.array([s.t for s in unguided])
+    ra = np.array([s.ra_px for s in unguided])
+    dec = np.array([s.dec_px for s in unguided])
+    try:
+        findings = analyze_unguided(t, ra, dec, pixel_scale=pixel_scale, dec_deg=dec_deg,
+                                    exposure_s=worker.settings.exposure_s, backlash=bl)
+    except ValueError as exc:
+        await worker.stop()
+        raise AssistantError(f"the guiding assistant: {exc}") from None
+    if backlash and measure_backlash is None:
+        findings.advice.append("Dec backlash was not measured (this build has no backlash tool)")
+    if worker.log is not None:
+        for line in findings.lines():
+            worker.log.info(line)
+    await worker.stop()
+    return findings
+
+
+async def _next_position(steps: list[GuideStep], frame_evt: asyncio.Event, clock: Any,
+                         frames: int = 2) -> tuple[float, float]:
+    """The star after ``frames`` new frames (the first may have been exposed
+    while the pulse ran)."""
+    n = len(steps)
+    while len(steps) < n + frames:
+        frame_evt.clear()
+        await clock.wait_for(frame_evt.wait(), 60.0)
+    s = steps[-1]
+    return s.x, s.y
+
+
+async def _measure_backlash(worker: Any, clock: Any, steps: list[GuideStep], frame_evt: asyncio.Event,
+                            pixel_scale: float) -> Any:
+    cal = worker.engine.calibration
+    rate = cal.dec_rate
+    ms = int(min(max(1000.0 * BACKLASH_STEP_PX / rate, 50), 5000))
+    u = np.array([cal.dec_vx, cal.dec_vy]) / rate  # star motion for a North pulse
+    port = worker.port
+
+    async def pulse(direction: str) -> tuple[float, float]:
+        await clock.wait_for(port.pulse(direction, ms), ms / 1000.0 + 5.0)
+        return await _next_position(steps, frame_evt, clock)
+
+    start = np.array(await _next_position(steps, frame_evt, clock, 1))
+    for _ in range(CLEAR_MAX_STEPS):  # take up the play northward
+        p = np.array(await pulse("N"))
+        if float((p - start) @ u) >= CLEAR_PX:
+            break
+    else:
+        return None
+    north = [p]
+    for _ in range(BACKLASH_STEPS):
+        north.append(np.array(await pulse("N")))
+    south = [north[-1]]
+    for _ in range(BACKLASH_STEPS):
+        south.append(np.array(await pulse("S")))
+    return measure_backlash(np.array(north), ms, np.array(south), ms, pixel_scale=pixel_scale)
