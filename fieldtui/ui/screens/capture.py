@@ -549,7 +549,9 @@ class CaptureScreen(StageScreen):
             self.show_plan()
             self.refresh_keys()
 
-    def action_count(self) -> None:
+    def _ask_edit(self, field: str, prompt: str, shown: str, parse: Any, what: str) -> None:
+        """Ask for a new value of the selected sequence's ``field`` (``parse`` turns the
+        answer into it, ValueError: ``what`` it must be) and send ``capture.edit``."""
         q = self.selected()
         if q is None:
             return
@@ -559,32 +561,22 @@ class CaptureScreen(StageScreen):
             if not text:
                 return
             try:
-                n = int(text)
+                value = parse(text)
             except ValueError:
-                self.message(f"a count is a whole number, not {text!r}", "error")
+                self.message(f"{what}, not {text!r}", "error")
                 return
-            self.run_command(self._edit(ti, si, count=n))
-        self.app.push_screen(AskScreen(f"Frames for {q['target']} {q['type']} ({q['done']} taken):",
-                                       str(q["count"])), chosen)
+            self.run_command(self._edit(ti, si, **{field: value}))
+        self.app.push_screen(AskScreen(prompt.format(**q), shown), chosen)
+
+    def action_count(self) -> None:
+        q = self.selected() or {}
+        self._ask_edit("count", "Frames for {target} {type} ({done} taken):", str(q.get("count", "")),
+                       int, "a count is a whole number")
 
     def action_exposure(self) -> None:
-        q = self.selected()
-        if q is None:
-            return
-        ti, si = q["ti"], q["si"]
-
-        def chosen(text: str | None) -> None:
-            if not text:
-                return
-            try:
-                e = float(text.rstrip("s "))
-            except ValueError:
-                self.message(f"an exposure is a number of seconds, not {text!r}", "error")
-                return
-            self.run_command(self._edit(ti, si, exposure=e))
-        now = q.get("exposure")
-        self.app.push_screen(AskScreen(f"Exposure (s) for {q['target']} {q['type']}:",
-                                       "" if now is None else f"{now:g}"), chosen)
+        now = (self.selected() or {}).get("exposure")
+        self._ask_edit("exposure", "Exposure (s) for {target} {type}:", "" if now is None else f"{now:g}",
+                       lambda text: float(text.rstrip("s ")), "an exposure is a number of seconds")
 
     async def _edit(self, ti: int, si: int, **args: Any) -> None:
         res = await self._send("capture.edit", target=ti, sequence=si, **args)
