@@ -178,8 +178,12 @@ class BacklashCompensator:
                  gear_at: float | None = None) -> None:
         self.gap_ms = max(float(gap_ms), 0.0)
         self.ceiling_ms = max(ceiling_ms if ceiling_ms is not None else 2.0 * self.gap_ms, 0.0)
-        # 0: against the south side (after south pulses), gap_ms: the north side;
-        # unknown: halfway.
+        # 0: against the south side (after south pulses), gap_ms: the north side.
+        # Unknown (``gear_at`` None: a calibration reused after a slew or a flip): the
+        # first pulse gets nothing added and the gear is then taken to rest on that
+        # pulse's side, as PHD2 does (adding half the play blindly jolts the star by up
+        # to half the backlash when the gear was already on that side).
+        self.known = gear_at is not None
         self.pos_ms = self.gap_ms / 2.0 if gear_at is None else min(max(gear_at, 0.0), 1.0) * self.gap_ms
         self._pending: tuple[int, float] | None = None  # (direction, extra ms) awaiting its outcome
         self._misses: deque[float] = deque(maxlen=self.HISTORY)
@@ -191,12 +195,18 @@ class BacklashCompensator:
         return self.gap_ms - pos if direction > 0 else pos
 
     def extra_ms(self, direction: int) -> float:
-        """Pulse time to add to a Dec pulse toward ``direction`` (0 when it does not reverse)."""
-        return self.play_ms(direction) if direction else 0.0
+        """Pulse time to add to a Dec pulse toward ``direction`` (0 when it does not reverse,
+        or while the gear's place is unknown)."""
+        return self.play_ms(direction) if direction and self.known else 0.0
 
     def sent(self, direction: int, ms: float, extra_ms: float = 0.0) -> None:
         """A Dec pulse of ``ms`` (including ``extra_ms`` of compensation) went out."""
         if not direction or ms <= 0:
+            return
+        if not self.known:
+            self.known = True
+            self.pos_ms = self.gap_ms if direction > 0 else 0.0
+            self._pending = None
             return
         self.pos_ms = min(max(self.pos_ms + direction * ms, 0.0), self.gap_ms)
         self._pending = (direction, extra_ms) if extra_ms > 0 else None

@@ -103,3 +103,12 @@ def test_compensator_adapts_from_under_and_overshoot():
         c2.sent(+1, 2500.0, extra_ms=c2.extra_ms(+1))
         c2.outcome(0.1, rate, min_move)
     assert c2.gap_ms == 2000.0
+
+
+def test_an_unknown_gear_gets_nothing_added_until_its_first_pulse_places_it():
+    # a calibration reused after a slew or a flip: where the gear sits is unknown
+    c = BacklashCompensator(2000.0)
+    assert c.extra_ms(1) == 0.0 and c.extra_ms(-1) == 0.0
+    c.sent(-1, 50.0)                 # a south pulse: the gear now rests on the south side
+    assert c.extra_ms(-1) == 0.0     # more south: no play
+    assert c.extra_ms(1) == 2000.0   # a reversal meets the whole play

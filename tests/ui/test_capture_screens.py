@@ -151,6 +151,7 @@ async def test_capture_screen_loads_runs_pauses_resumes_edits_and_aborts(fast_se
         # u: goes on (frames land), p: paused again; the last frame's figures and the trend
         await pilot.press("u")
         assert await wait_until(pilot, lambda: _state(app) == "running" and not _cap(app)["paused"])
+        assert await wait_until(pilot, lambda: _cap(app)["done"] > done, timeout=60)  # frames land again
         await pilot.press("p")
         assert await wait_until(pilot, lambda: _state(app) == "paused", timeout=60)
         assert done < _cap(app)["done"] < 30
