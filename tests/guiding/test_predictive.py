@@ -292,3 +292,11 @@ def test_predictive_hands_over_to_the_classic_when_it_does_not_predict():
     rp, rh = _one_axis_loop(p, pe), _one_axis_loop(h, pe)
     assert p.live == "predictive" and p.switches == 0
     assert rp < 0.85 * rh
+
+
+def test_predictive_feedback_gain_per_second_on_long_cycles():
+    """Up to 1.5-s cycles the gain is the aggression; a 4.5-s cycle corrects
+    the fraction three 1.5-s cycles would: 1 - 0.8^3 = 0.488."""
+    p = Predictive(aggression=0.2)
+    assert p._gain(1.1) == 0.2 and p._gain(1.5) == 0.2
+    assert p._gain(4.5) == pytest.approx(0.488)
