@@ -204,7 +204,7 @@ class CaptureScreen(StageScreen):
         self.query_one("#cap-plan").border_title = "plan"
         self.query_one("#cap-now").border_title = "now"
         self.query_one("#cap-last").border_title = "last frame"
-        self.query_one("#cap-sky").border_title = "altitude (no plot yet)"
+        self.query_one("#cap-sky").border_title = "altitude · a plots the night"
         self.set_interval(1.0, self._tick)
         self._first_load()
         self.show_all()
