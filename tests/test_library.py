@@ -90,3 +90,21 @@ def test_library_check_command(captured, tmp_path):
     states = {r["rule"]: (r["state"], r["have"]) for r in s["rules"]}
     assert states["darks"] == ("missing", 2) and states["flats"] == ("missing", 2)
     assert states["biases"] == ("missing", 0)
+
+
+def test_library_check_takes_the_dark_temperature_tolerance_from_the_config(tmp_path):
+    from tests.capture.libframes import write_frames
+    root = tmp_path / "data"
+    write_frames(root, "2026-11-29", "M42", "light", 10, exposure=60, iso=800, temp=10.0)
+    write_frames(root, "2026-11-29", "M42", "dark", 10, exposure=60, iso=800, temp=13.0)   # 3 °C warmer
+    conf = tmp_path / "wide.toml"
+    conf.write_text("[plan]\ndark_temp_tolerance_c = 5.0\n")
+
+    def darks(*extra):
+        p = subprocess.run([sys.executable, "-m", "fieldtui", *extra, "library", "check", str(root), "--json",
+                            "--db", str(tmp_path / "c.sqlite")], capture_output=True, text=True, timeout=120)
+        (s,) = json.loads(p.stdout)
+        return {r["rule"]: r["state"] for r in s["rules"]}["darks"]
+
+    assert darks() != "done"                          # the default 2 °C: the darks do not match
+    assert darks("--config", str(conf)) == "done"     # the config's 5 °C: they do

@@ -27,8 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         if name == "scan":
             a.add_argument("--rebuild", action="store_true", help="drop the index of DIR first")
         else:
-            a.add_argument("--temp-tolerance", type=float, default=2.0, metavar="C",
-                           help="darks within this many °C of the lights match (2)")
+            a.add_argument("--temp-tolerance", type=float, default=None, metavar="C",
+                           help="darks within this many °C of the lights match (default: the "
+                                "config's [plan] dark_temp_tolerance_c, 2)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,7 +50,11 @@ def run(args: argparse.Namespace) -> int:
             return 0
         from ..capture.calibration import checklist
         out = []
-        for s, rules in checklist(lib.frames(), args.temp_tolerance):
+        tol = args.temp_tolerance
+        if tol is None:
+            from ..config import load_config
+            tol = load_config(getattr(args, "config", None)).plan.dark_temp_tolerance_c
+        for s, rules in checklist(lib.frames(), tol):
             setting = f"gain {s.gain}" if s.gain is not None else f"ISO {s.iso}"
             temp = "?" if s.temperature is None else f"{s.temperature:g}"
             head = (f"{s.count} lights {setting} {s.exposure:g} s {temp} °C"
