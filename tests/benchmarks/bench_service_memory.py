@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_service_ping import _drain, fast_service  # noqa: E402
+from bench_service_ping import fast_service, guiding_client  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:
@@ -38,30 +38,10 @@ def rss_mb(pid: int) -> float:
 
 
 async def measure(hours: float, sock: Path, pid: int) -> dict:
-    from fieldtui.service.client import RigClient
-
-    client = RigClient(sock)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            await client.connect(timeout=2.0)
-            break
-        except Exception:  # noqa: BLE001 - not up yet
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
-    drain = asyncio.ensure_future(_drain(client))
+    client, drain = await guiding_client(sock)
     samples: list[dict] = []
     t_wall = time.monotonic()
     try:
-        while True:
-            try:
-                await client.command("guide.start", timeout=30)
-                break
-            except Exception:  # noqa: BLE001 - devices still connecting
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.2)
         while (st := await client.command("guide.state", minutes=0.0, timeout=60))["state"] != "guiding":
             await asyncio.sleep(0.5)
         t0 = (await client.command("ping", timeout=60))["clock"]

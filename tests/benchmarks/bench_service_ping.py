@@ -91,7 +91,10 @@ async def _drain(client) -> None:  # noqa: ANN001
         pass
 
 
-async def measure(seconds: float, every: float, sock: Path) -> dict:
+async def guiding_client(sock: Path):  # noqa: ANN201 - (RigClient, Task)
+    """A client of the service at ``sock`` with guiding asked for (the connection and
+    ``guide.start`` retried for 30 s while the service and its devices start), its
+    events drained in the background: (client, drain task)."""
     from fieldtui.service.client import RigClient
 
     client = RigClient(sock)
@@ -105,16 +108,21 @@ async def measure(seconds: float, every: float, sock: Path) -> dict:
                 raise
             await asyncio.sleep(0.2)
     drain = asyncio.ensure_future(_drain(client))
+    while True:
+        try:
+            await client.command("guide.start", timeout=30)
+            break
+        except Exception:  # noqa: BLE001 - e.g. the guide camera is still connecting
+            if time.monotonic() > deadline:
+                drain.cancel()
+                raise
+            await asyncio.sleep(0.2)
+    return client, drain
+
+
+async def measure(seconds: float, every: float, sock: Path) -> dict:
+    client, drain = await guiding_client(sock)
     try:
-        # Devices connect in the background: retry until guiding is accepted.
-        while True:
-            try:
-                await client.command("guide.start", timeout=30)
-                break
-            except Exception:  # noqa: BLE001 - e.g. the guide camera is still connecting
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.2)
         t_guide = time.monotonic()
         while True:
             st = await client.command("guide.state", minutes=0.0, timeout=30)
