@@ -27,7 +27,9 @@ def _elliptical_model(p: np.ndarray, xx: np.ndarray, yy: np.ndarray):
     dx = xx - x0
     dy = yy - y0
     q = ia * dx * dx + 2.0 * ib * dx * dy + ic * dy * dy
-    f = np.exp(-0.5 * np.minimum(q, 700.0))
+    # A trial step can leave the form indefinite (q < 0); such a trial is refused by the
+    # caller, and clipping q at 0 keeps its exp from overflowing on the way.
+    f = np.exp(-0.5 * np.clip(q, 0.0, 700.0))
     m = amp * f + sky
     af = amp * f
     j = np.empty(m.shape + (7,))
