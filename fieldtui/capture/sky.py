@@ -517,7 +517,7 @@ def plot_night(plt: Any, tl: Timeline, *, colour: bool = True, frame_colours: bo
     and ``plt.clear_figure()`` and refreshes the widget after; pass ``frame_colours=False``
     there: the widget sets its own theme for the canvas, axes and ticks on every render).
 
-    x: local time over the dark part of the night (Sun below 0°, with a margin), in hours
+    x: local time (the title gives its offset from UT) over the dark part of the night (Sun below 0°, with a margin), in hours
     after local midnight of the evening (``18`` = 18:00, ``26`` = 02:00, ticks labelled
     ``HH:MM``); y: altitude 0–90°. Each target's curve (a red shade and its own marker),
     ``M`` at each meridian transit, the altitude limit as a horizontal line, astronomical
@@ -573,7 +573,19 @@ def plot_night(plt: Any, tl: Timeline, *, colour: bool = True, frame_colours: bo
     plt.ylabel("altitude °")
     dark = f"dusk {hm(night.dusk, tz)} dawn {hm(night.dawn, tz)}" if night.dusk or night.dawn \
         else "no astronomical darkness"
-    plt.title(title or f"{night.date}  {dark}  limit {tl.min_alt_deg:g}°")
+    plt.title(title or f"{night.date}  {dark} {utc_offset(midnight, tz)}  limit {tl.min_alt_deg:g}°")
+
+
+def utc_offset(t: float, tz: str) -> str:
+    """The zone's offset from UT at unix time ``t``, as a clock reads it: ``UT``, ``UT+1``,
+    ``UT−3``, ``UT+5:30`` (the plot's times are local; the screens' side panels give UT)."""
+    off = datetime.fromtimestamp(t, ZoneInfo(tz)).utcoffset()
+    minutes = int(round(off.total_seconds() / 60)) if off is not None else 0
+    if minutes == 0:
+        return "UT"
+    sign = "+" if minutes > 0 else "−"
+    h, m = divmod(abs(minutes), 60)
+    return f"UT{sign}{h}" + (f":{m:02d}" if m else "")
 
 
 def render_plot(tl: Timeline, width: int = 100, height: int = 22, *, colour: bool = True) -> str:

@@ -247,3 +247,15 @@ def test_a_white_night_has_no_dusk_and_every_light_sequence_says_so():
     plan = _plan("Vega", 279.2347, 38.7837, 2)
     (w,) = sky.plan_timeline(plan, oslo, _local(n, 23), night=n).warnings
     assert "no astronomical darkness tonight" in w and w.startswith("target 1 (Vega), sequence 1")
+
+
+def test_the_plot_says_how_its_local_times_relate_to_ut(hanle_night):
+    # The plot's axis is local time; the screens' side panels give UT.
+    tl = sky.plan_timeline(_plan("Setter", *M31, 2), HANLE, hanle_night.dusk, night=hanle_night)
+    assert "UT+5:30" in sky.render_plot(tl, 100, 20, colour=False).splitlines()[0]
+    winter = datetime(2026, 11, 29, 12, tzinfo=timezone.utc).timestamp()
+    summer = datetime(2026, 6, 21, 12, tzinfo=timezone.utc).timestamp()
+    assert sky.utc_offset(winter, "Europe/Berlin") == "UT+1"
+    assert sky.utc_offset(summer, "Europe/Berlin") == "UT+2"
+    assert sky.utc_offset(winter, "America/Santiago") == "UT−3"
+    assert sky.utc_offset(winter, "UTC") == "UT"
