@@ -19,7 +19,7 @@ from ..service.client import CommandFailed, RigClient, ServiceUnavailable
 from .screens.equipment import EquipmentScreen
 from .screens.focus import FocusScreen
 from .screens.base import hhmm
-from .screens.dialogs import ConfirmScreen, HelpScreen
+from .screens.dialogs import AlertsScreen, ConfirmScreen, HelpScreen
 from .screens.guiding import GuidingScreen
 from .screens.stacking import StackingScreen
 from .screens.calibration import CalibrationScreen
@@ -57,6 +57,8 @@ class FieldApp(App):
         Binding("R", "restart_service", "Restart", tooltip="start the rig service again (shown only "
                 "while none answers)"),
         Binding("question_mark", "help", "Help", key_display="?", tooltip="every key of this screen"),
+        Binding("exclamation_mark", "alerts", "Alerts", key_display="!", show=False,
+                tooltip="the night's alerts, newest first and in full"),
         Binding("q", "quit", "Quit", tooltip="quit the client; the rig service and the night go on"),
     ]
 
@@ -238,6 +240,10 @@ class FieldApp(App):
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
+
+    def action_alerts(self) -> None:
+        if not isinstance(self.screen, (AlertsScreen, HelpScreen)):
+            self.push_screen(AlertsScreen())
 
     def action_restart_service(self) -> None:
         if self.rig.connected or self._starting:

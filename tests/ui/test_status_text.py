@@ -56,3 +56,21 @@ def test_capture_and_stacking_show_progress_and_time_left():
                                                             "total": 16, "left_s": 12.4}}
     assert stacking_text(st) == "stack 5/16 · 12 s left"
     assert "cap 3/30 paused │ stack 5/16 · 12 s left" in status_text(st, 200)
+
+
+def test_at_80_columns_the_alert_keeps_the_room():
+    st = _state(alerts=[{"text": "star lost 3 times in 10 min; check clouds", "level": "warning"}])
+    assert len(status_text(st, 200)) > 80
+    st.extra["guiding"] = {"state": "guiding", "rms_total_arcsec": 0.77}
+    st.extra["capture"] = {"planned": 30, "done": 3, "paused": True}
+    st.activities["capture"] = {"name": "capture", "state": "running"}
+    st.heartbeat["disk_free_gb"] = 120.0
+    wide = status_text(st, 200)
+    assert "UT │ guide guiding 0.77\" │ cap 3/30 paused │ disk 120G │ star lost" in wide
+    narrow = status_text(st, 80)
+    assert len(narrow) <= 79 and narrow.endswith("star lost 3 times in 10 min; check clouds")
+    assert "│guiding 0.77\"│cap 3/30 paused│star" in narrow and "disk" not in narrow  # 120 GB: room to spare
+    st.heartbeat["disk_free_gb"] = 4.0
+    assert "│disk 4G│" in status_text(st, 80)
+    tiny = status_text(st, 60)
+    assert len(tiny) == 59 and tiny.endswith("…")

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from fieldtui.ui.app import FieldApp
-from fieldtui.ui.screens.dialogs import ConfirmScreen, HelpScreen
+from fieldtui.ui.screens.dialogs import AlertsScreen, ConfirmScreen, HelpScreen
 from fieldtui.ui.screens.focus import FocusScreen, exposure_progress
 
 from .conftest import wait_until
@@ -194,6 +194,16 @@ async def test_help_lists_every_key_of_the_screen(service):
         text = str(app.screen.query_one("#help-text").render())
         assert "histogram counts on a log or linear scale" in text and "focuser in 25 steps" in text
         await pilot.press("question_mark")
+        assert isinstance(app.screen, FocusScreen)
+        # ! lists the alerts in full, newest first
+        app.rig.alerts = [{"t": 1_800_000_000.0, "level": "info", "source": "guiding", "text": "older"},
+                          {"t": 1_800_000_060.0, "level": "warning", "source": "capture", "text": "x" * 150}]
+        await pilot.press("exclamation_mark")
+        assert isinstance(app.screen, AlertsScreen)
+        lines = str(app.screen.query_one("#alerts-text").render()).splitlines()
+        assert lines[0].startswith("08:01:00 UT  warning  capture: xxx") and lines[1].endswith("guiding: older")
+        assert "x" * 150 in "".join(lines)  # wrapped, not cut
+        await pilot.press("escape")
         assert isinstance(app.screen, FocusScreen)
 
 

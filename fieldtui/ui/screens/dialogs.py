@@ -1,7 +1,9 @@
-"""Small pop-ups over a stage screen: a one-key confirmation, and the help for every key."""
+"""Small pop-ups over a stage screen: a one-key confirmation, the help for every key, and the
+night's alerts."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from textual import events
@@ -85,6 +87,50 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll() as box:
             box.border_title = "keys · ↑↓ scroll · ? Esc q close"
             yield Static("\n".join(lines), id="help-text", markup=False)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def action_scroll(self, lines: int) -> None:
+        box = self.query_one(VerticalScroll)
+        box.scroll_to(y=box.scroll_y + lines, animate=False)
+
+
+def alert_lines(alerts: list[dict[str, Any]]) -> list[str]:
+    """The alerts (event dicts: ``t`` unix time, ``level``, ``source``, ``text``), newest
+    first, one line each: ``21:43:05 UT  warning  guiding: star lost``."""
+    lines = []
+    for a in reversed(alerts):
+        t = a.get("t")
+        stamp = datetime.fromtimestamp(t, timezone.utc).strftime("%H:%M:%S UT") if t else "--:--:-- UT"
+        who = f"{a['source']}: " if a.get("source") else ""
+        lines.append(f"{stamp}  {a.get('level', 'info'):<8} {who}{a.get('text', '')}")
+    return lines or ["no alerts yet tonight"]
+
+
+class AlertsScreen(ModalScreen[None]):
+    """The alerts the client has (the service's last 20 when it connected, and every one since,
+    up to 50), newest first and in full (``!``, Esc or q closes); the status bar shows only the
+    latest, cut to the terminal's width."""
+
+    DEFAULT_CSS = """
+    AlertsScreen { align: center middle; background: $background; }
+    AlertsScreen VerticalScroll { width: 100%; max-width: 120; height: 100%; border: round $border;
+                                  background: $background; }
+    AlertsScreen Static { color: $text; padding: 0 1; }
+    """
+    BINDINGS = [
+        Binding("escape,exclamation_mark,q", "close", "Close"),
+        Binding("down,j", "scroll(1)", "Down", show=False),
+        Binding("up,k", "scroll(-1)", "Up", show=False),
+        Binding("pagedown,space", "scroll(10)", "Page down", show=False),
+        Binding("pageup", "scroll(-10)", "Page up", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll() as box:
+            box.border_title = "alerts, newest first · ↑↓ scroll · ! Esc q close"
+            yield Static("\n".join(alert_lines(self.app.rig.alerts)), id="alerts-text", markup=False)  # type: ignore[attr-defined]
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -11,6 +11,10 @@ from ..state import RigState
 
 
 def status_text(state: RigState, width: int = 80) -> str:
+    """The status bar's line for a terminal ``width`` columns wide: clock (UT), guiding,
+    capture, stacking, free disk and the latest alert (a failed activity or a device down
+    first). When it does not fit, the other parts get shorter so the alert keeps the room;
+    an alert still too long ends in "…" (``!`` lists the alerts whole)."""
     if not state.connected:
         if state.snapshot and state.lost_at:
             since = datetime.fromtimestamp(state.lost_at, timezone.utc).strftime("%H:%M")
@@ -18,13 +22,14 @@ def status_text(state: RigState, width: int = 80) -> str:
         if time.monotonic() - state.started > 10:
             return " no rig service answers — R starts it (or `fieldtui service start`)"[: max(10, width - 1)]
         return " connecting to the rig service…"
-    now = datetime.fromtimestamp(state.now(), timezone.utc).strftime("%H:%M:%S")
+    stamp = datetime.fromtimestamp(state.now(), timezone.utc)
     acts = state.activities
     g = state.extra.get("guiding") or {}
+    rms = ""
     if g:
         gs = f"guide {g.get('state', '?')}"
         if g.get("rms_total_arcsec") is not None:
-            gs += f" {g['rms_total_arcsec']:.2f}\""
+            rms = f" {g['rms_total_arcsec']:.2f}\""
     else:
         loop = acts.get("loop:guide_camera", {})
         gs = "guide loop" if loop.get("state") == "running" else "guide off"
@@ -41,8 +46,21 @@ def status_text(state: RigState, width: int = 80) -> str:
         alert = f"! {failed[-1]['name']} failed: {failed[-1].get('reason', '')}"
     else:
         alert = f"! {len(bad)} device(s) down" if bad else (last if last else "")
-    text = f" {now} UT │ {gs} │ {cs} │ {ds} │ {alert}"
-    return text[: max(10, width - 1)]
+    limit = max(10, width - 1)
+    text = f" {stamp:%H:%M:%S} UT │ {gs}{rms} │ {cs} │ {ds} │ {alert}"
+    if len(text) <= limit or not alert:
+        return text[:limit]
+    # Narrow terminal: the alert matters more than the seconds, the word "guide" before a
+    # guiding state, and a disk with room to spare (still shown when under 20 GB).
+    short_gs = gs.removeprefix("guide ") if g else gs
+    parts = [f" {stamp:%H:%M}", short_gs + rms, cs]
+    if not isinstance(disk, (int, float)) or disk < 20:
+        parts.append(ds)
+    head = "│".join(parts) + "│"
+    room = limit - len(head)
+    if len(alert) > room:
+        alert = alert[: max(0, room - 1)] + "…"
+    return (head + alert)[:limit]
 
 
 def _hm(seconds: float) -> str:
