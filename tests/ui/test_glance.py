@@ -116,8 +116,11 @@ async def test_panels_whose_data_is_old_say_its_age():
         g.star = {"t": now - 125.0}
         g.show_ages()
         for w in (DeviationPlot, PulsePlot, Bullseye):
-            assert g.query_one(w).border_title.startswith("41 s old · "), w
-        assert g.query_one("#g-star").border_title == "star 2 min old"
+            panel = g.query_one(w)
+            title = panel.border_title
+            # the age first, and the title shortened to fit the panel at 80 columns
+            assert title.startswith("41 s old") and len(title) <= panel.size.width - 4, (w, title)
+        assert g.query_one("#g-star").border_title == "2 min old"  # a 16-column panel: the age only
         g.points.append([now - 1.0, 0.1, -0.2, 30, 0])  # a fresh point (1 s exposures): no age
         g.star = {"t": now - 1.0}
         g.show_ages()
@@ -173,3 +176,14 @@ async def test_focus_view_keys_show_only_with_something_to_act_on():
         del app.rig.previews["main_camera"]
         f.region_zoom, f.zoomed = 2, True  # zoomed in: the keys to zoom back stay
         assert shown() == ["z", "w", "mo"]
+
+
+def test_a_note_keeps_its_room_in_a_narrow_title():
+    from fieldtui.ui.widgets.plot import with_note
+    title = "RA bright, Dec dim · ±2″ · 10 min"
+    assert with_note("", title, 20) == title
+    assert with_note("41 s old", title, 80) == "41 s old · RA bright, Dec dim · ±2″ · 10 min"
+    assert with_note("41 s old", title, 40) == "41 s old · RA bright, Dec dim · ±2″"
+    assert with_note("41 s old", title, 33) == "41 s old · RA bright, Dec dim"
+    assert with_note("41 s old", title, 20) == "41 s old"
+    assert with_note("stale", title, 0) == "stale · " + title  # not laid out yet

@@ -21,6 +21,7 @@ from textual.widgets import Static
 
 from ..widgets.frameview import FrameView
 from ..widgets.guideplot import MINUTES, SCALES, Bullseye, DeviationPlot, PulsePlot, auto_scale, window
+from ..widgets.plot import with_note
 from .base import StageScreen, age_text, bar, in_worker, mmss, time_left
 
 HISTORY = 3600
@@ -273,7 +274,7 @@ class GuidingScreen(StageScreen):
         for w in (self.query_one(DeviationPlot), self.query_one(PulsePlot), self.query_one(Bullseye)):
             w.stale = points_note
         view = self.query_one("#g-star", FrameView)
-        title = f"star {star_note}" if star_note else "star"
+        title = with_note(star_note, "star", view.size.width) if star_note else "star"
         if view.border_title != title:
             view.border_title = title
 

@@ -14,6 +14,19 @@ from textual_plotext import PlotextPlot
 MAX_HZ = 2.0
 
 
+def with_note(note: str, title: str, width: int) -> str:
+    """A panel's title with a note first ("12 s old · RA bright, Dec dim · ±2″ · 10 min"),
+    fitted to a panel ``width`` columns wide (0: not laid out yet, no limit): the title's
+    last " · " parts go first, so the note always shows whole."""
+    if not note:
+        return title
+    room = width - 4 if width else 10**6  # the border's corners and a space each side
+    parts = title.split(" · ") if title else []
+    while parts and len(note) + 3 + len(" · ".join(parts)) > room:
+        parts.pop()
+    return " · ".join([note, *parts])
+
+
 class ThrottledPlot(PlotextPlot):
     """A PlotextPlot redrawn at most MAX_HZ times a second, and only when its data changed."""
 
@@ -40,9 +53,12 @@ class ThrottledPlot(PlotextPlot):
             self._show_title()
 
     def _show_title(self) -> None:
-        title = f"{self._stale} · {self._title}" if self._stale else self._title
+        title = with_note(self._stale, self._title, self.size.width)
         if self.border_title != title:
             self.border_title = title
+
+    def on_resize(self) -> None:
+        self._show_title()
 
     def set_night(self, night: bool) -> None:
         self.night = night
