@@ -355,7 +355,8 @@ async def _guide(cfg: Any, clock: Any, result: dict[str, Any], camera: Any, guid
     if cal is not None:
         result["calibration"] = {
             "camera_angle_deg": cal.ra_angle_deg, "ra_rate_px_s": cal.ra_rate,
-            "dec_rate_px_s": cal.dec_rate, "flipped": cal.flipped,
+            "dec_rate_px_s": cal.dec_rate, "flipped": cal.flipped, "mirrored": cal.mirrored,
+            "dec_reversed": cal.dec_reversed,
             "orthogonality_error_deg": cal.orthogonality_error_deg, "warnings": cal.warnings}
     if worker.latencies_ms:
         # Wall time from a frame in hand to its pulses decided (star detection

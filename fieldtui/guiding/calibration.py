@@ -55,6 +55,10 @@ class Calibration:
     # pulse; None: not measured), and whether it is only a lower bound.
     backlash_ms: float | None = None
     backlash_lower_bound: bool = False
+    # Dec pulses move the telescope the other way on the sky than when this was measured
+    # (an ST4 calibration carried across a meridian flip): the Dec vector's parity says so,
+    # while the camera is no more mirrored than before.
+    dec_reversed: bool = False
 
     # --- derived quantities -------------------------------------------------
     @property
@@ -76,7 +80,9 @@ class Calibration:
 
     @property
     def flipped(self) -> bool:
-        """Mirrored camera.
+        """Odd parity (PHD2's word): the Dec vector is on the mirrored side of the RA vector.
+        That is a mirrored camera, or Dec pulses reversed on the sky (:attr:`dec_reversed`;
+        :attr:`mirrored` tells the two apart).
 
         Angles run from +x toward +y (y down, as images are stored).  In an
         unmirrored view of the sky (north up, east left, as through a
@@ -85,6 +91,12 @@ class Calibration:
         the RA motion.  A mirror reverses that.
         """
         return _wrap180(self.dec_angle_deg - self.ra_angle_deg) > 0
+
+    @property
+    def mirrored(self) -> bool:
+        """The camera's image is mirrored (a diagonal, an odd number of reflections): the
+        parity with any Dec reversal from a meridian flip taken out."""
+        return self.flipped != self.dec_reversed
 
     @property
     def orthogonality_error_deg(self) -> float:
@@ -144,7 +156,8 @@ class Calibration:
         d = asdict(self)
         k = -1.0 if pier_aware else 1.0
         d.update(ra_vx=-self.ra_vx, ra_vy=-self.ra_vy, dec_vx=k * self.dec_vx, dec_vy=k * self.dec_vy,
-                 pier_side=pier_side, warnings=list(self.warnings))
+                 pier_side=pier_side, warnings=list(self.warnings),
+                 dec_reversed=self.dec_reversed if pier_aware else not self.dec_reversed)
         return Calibration(**d)
 
     def for_pier_side(self, pier_side: str, pier_aware: bool = False) -> "Calibration":
@@ -166,13 +179,15 @@ class Calibration:
 
     def summary(self) -> str:
         return (f"camera angle {self.ra_angle_deg:.1f}°, RA {self.ra_rate:.2f} px/s, "
-                f"Dec {self.dec_rate:.2f} px/s{', mirrored' if self.flipped else ''}")
+                f"Dec {self.dec_rate:.2f} px/s{', mirrored' if self.mirrored else ''}"
+                f"{', Dec reversed by the meridian flip' if self.dec_reversed else ''}")
 
     # --- storage --------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.update(ra_angle_deg=self.ra_angle_deg, dec_angle_deg=self.dec_angle_deg,
-                 ra_rate_px_s=self.ra_rate, dec_rate_px_s=self.dec_rate, flipped=self.flipped)
+                 ra_rate_px_s=self.ra_rate, dec_rate_px_s=self.dec_rate, flipped=self.flipped,
+                 mirrored=self.mirrored)
         return d
 
     @classmethod

@@ -261,7 +261,8 @@ class Guider(Activity):
             "lock": [_r(e.lock[0], 2), _r(e.lock[1], 2)] if e.lock else None,
             "calibration": None if cal is None else {
                 "angle_deg": _r(cal.ra_angle_deg, 1), "ra_rate_px_s": _r(cal.ra_rate),
-                "dec_rate_px_s": _r(cal.dec_rate), "flipped": cal.flipped,
+                "dec_rate_px_s": _r(cal.dec_rate), "flipped": cal.flipped, "mirrored": cal.mirrored,
+                "dec_reversed": cal.dec_reversed,
                 "ortho_err_deg": _r(cal.orthogonality_error_deg, 1), "pier_side": cal.pier_side,
                 "warnings": list(cal.warnings)},
             "frames": w.frames,

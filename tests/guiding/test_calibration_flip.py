@@ -35,12 +35,21 @@ def test_flip_by_hand():
     # same side or an unknown side: unchanged
     assert cal.for_pier_side("west") is cal and cal.for_pier_side("unknown") is cal
     # pier-aware pulses: both vectors turn 180° with the camera, the handedness stays; ST4:
-    # North now moves the telescope south, so West-to-North reads as mirrored
+    # North now moves the telescope south, so West-to-North has odd parity (PHD2's word),
+    # though the camera is no more mirrored than before
     assert aware.flipped == cal.flipped and st4.flipped != cal.flipped
+    assert not cal.mirrored and not st4.mirrored and not aware.mirrored
+    assert st4.dec_reversed and not aware.dec_reversed and "Dec reversed" in st4.summary()
+    assert "mirrored" not in st4.summary()
+    # a mirrored camera stays mirrored across flips of either kind, and survives a save
+    mir = Calibration(ra_vx=-3.0, ra_vy=0.0, dec_vx=0.0, dec_vy=-2.5, pier_side="west")
+    assert mir.mirrored and mir.after_flip("east").mirrored and mir.after_flip("east", True).mirrored
+    assert Calibration.from_dict(st4.to_dict()).dec_reversed and not st4.to_dict()["mirrored"]
     assert st4.orthogonality_error_deg == pytest.approx(cal.orthogonality_error_deg)
     # two flips give the calibration back
     back = st4.after_flip("west")
     assert (back.ra_vx, back.dec_vy, back.pier_side) == (cal.ra_vx, cal.dec_vy, "west")
+    assert not back.dec_reversed
 
 
 def test_engine_flips_instead_of_recalibrating_and_scales_for_declination():
