@@ -20,6 +20,16 @@ Rejection follows the definitions Siril documents for its stacking
   fraction falls from 0.84 % to 0.45 % and the stack's noise over a plain
   mean from +4 % to +2 % (Siril 1.0.6 rejects 0.53 % a side on the
   benchmark's lights);
+* for both, the deviation is never taken below the frames' noise pooled over
+  the block (:func:`pooled_deviation`): estimated from one pixel's 16 values
+  it is often low by chance, and every Gaussian value it then rejects pulls
+  the mean by ~3σ/15 — rejection is one-sided at a pixel. On 16 frames of
+  pure noise winsorized 3σ/3σ rejected 0.44 % of the values and raised the
+  noise over a plain mean by 1.9 %; with the floor 0.12 % and 0.7 %, and a
+  10σ cosmic-ray hit is still always rejected (a faint 4σ trail 51 % of the
+  time instead of 58 %). On the benchmark's 16 lights (bilinear resampling)
+  the stack's noise fell by 0.8 % per pixel, 0.7 % on 4×4 and 1.2 % on 16×16
+  blocks; Siril 1.0.6, without such a floor, rejects 0.53 % a side there;
 * ``linear``: a straight line fitted to the sorted values; values further
   than k × the mean absolute deviation from the line are rejected (best
   with many frames and a sky that changes through the night). The line
@@ -37,6 +47,7 @@ of 60 000 pixels in ~10 ms, against 180 ms (sigma) to 900 ms
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numba
@@ -71,9 +82,10 @@ _KIND = {"none": 0, "sigma": 1, "winsorized": 2, "linear": 3}
 
 
 @numba.njit(cache=True, nogil=True)
-def _pixel(v, w, c1, c2, m, kind, k_lo, k_hi, iters, use_median):
+def _pixel(v, w, c1, c2, m, kind, k_lo, k_hi, iters, use_median, floor):
     """Combine the ``m`` finite values ``v[:m]`` (weights ``w[:m]``), sorting both in place;
-    ``c1``, ``c2`` (length ≥ m + 1) are scratch for prefix sums of v and v².
+    ``c1``, ``c2`` (length ≥ m + 1) are scratch for prefix sums of v and v²; ``floor`` the
+    least deviation sigma and winsorized clipping use (0: none).
     Returns (value, number rejected)."""
     # insertion sort of (v, w) by v: N is tens, this beats a general sort
     for i in range(1, m):
@@ -158,6 +170,8 @@ def _pixel(v, w, c1, c2, m, kind, k_lo, k_hi, iters, use_median):
                     # deviation comes out low (0.90 σ at n = 16, 0.95 at 32), which
                     # rejected ~3× the nominal fraction and cost 3 % of the stack's SNR
                     sd *= 1.0 + 2.0 / (n + 3.5)
+                if sd < floor:
+                    sd = floor
                 while new_lo < new_hi and v[new_lo] < med - k_lo * sd:
                     new_lo += 1
                 while new_hi > new_lo and v[new_hi - 1] > med + k_hi * sd:
@@ -181,7 +195,7 @@ def _pixel(v, w, c1, c2, m, kind, k_lo, k_hi, iters, use_median):
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _combine_rows(flat, weights, kind, k_lo, k_hi, iters, use_median, out, nrej):
+def _combine_rows(flat, weights, kind, k_lo, k_hi, iters, use_median, floors, nfloor, out, nrej):
     n, p = flat.shape
     block = 1024
     nblocks = (p + block - 1) // block
@@ -198,7 +212,7 @@ def _combine_rows(flat, weights, kind, k_lo, k_hi, iters, use_median, out, nrej)
                     v[m] = x
                     w[m] = weights[i]
                     m += 1
-            r, k = _pixel(v, w, c1, c2, m, kind, k_lo, k_hi, iters, use_median)
+            r, k = _pixel(v, w, c1, c2, m, kind, k_lo, k_hi, iters, use_median, floors[q % nfloor])
             out[q] = r
             nrej[q] = k
 
@@ -210,6 +224,7 @@ def combine(
     rejection: Rejection | None = None,
     weights: np.ndarray | None = None,
     return_rejected: bool = False,
+    floor: str | float | np.ndarray | None = "pooled",
 ):
     """Combine ``block`` (shape ``(N, *S)``, float) over its first axis.
 
@@ -221,7 +236,14 @@ def combine(
     values rejected at each pixel (int16, shape ``S``). Runs on every core
     (numba, one pixel at a time: sort, clip, average).
 
-    Raises ValueError for an unknown method or a weights length ≠ N.
+    ``floor`` is the least deviation sigma and winsorized clipping use:
+    ``"pooled"`` (default) the frames' noise measured on the block
+    (:func:`pooled_deviation`, per channel for a ``(N, rows, columns,
+    channels)`` block), a number, one number per channel (the last axis),
+    or None (the pixel's own estimate alone, as Siril).
+
+    Raises ValueError for an unknown method, a weights length ≠ N or a
+    floor of another length.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
@@ -239,11 +261,46 @@ def combine(
     p = flat.shape[1]
     out = np.empty(p, np.float32)
     nrej = np.empty(p, np.int16)
+    if isinstance(floor, str):
+        if floor != "pooled":
+            raise ValueError(f"floor must be 'pooled', a number, per-channel numbers or None, not {floor!r}")
+        floors = pooled_deviation(block) if rej.kind in ("sigma", "winsorized") and method == "mean" else None
+    else:
+        floors = floor
+    floors = np.zeros(1) if floors is None else np.atleast_1d(np.asarray(floors, np.float64))
+    if floors.ndim != 1 or p % len(floors):
+        raise ValueError(f"floor must be one number or one per channel (the last axis), got shape {floors.shape}")
     _combine_rows(flat, w, _KIND[rej.kind], float(rej.low), float(rej.high), int(rej.iterations),
-                  method == "median", out, nrej)
+                  method == "median", np.nan_to_num(floors), len(floors), out, nrej)
     if return_rejected:
         return out.reshape(shape), nrej.reshape(shape)
     return out.reshape(shape)
+
+
+def pooled_deviation(block: np.ndarray, samples: int = 20000) -> np.ndarray:
+    """The standard deviation of one frame's value of a pixel, pooled over the pixels of
+    ``block`` (shape ``(N, *S)``; a block of four or more axes is ``(N, rows, columns,
+    channels)`` and gets one figure per channel): the robust rms of the differences between
+    consecutive frames' values of the same pixel, ÷ √2, on up to ``samples`` pixels spread
+    over the block. A difference cancels the signal, so stars and gradients do not count;
+    outliers (a cosmic ray, a trail) spoil two differences of one pixel and the median
+    ignores them. Returns ``(C,)`` float64 (C = 1 for a block of fewer than four axes),
+    0 where it cannot be measured (fewer than two frames or no finite pair)."""
+    block = np.asarray(block)
+    n = block.shape[0]
+    nch = block.shape[-1] if block.ndim >= 4 else 1
+    out = np.zeros(nch)
+    if n < 2:
+        return out
+    v = block.reshape(n, -1, nch)
+    step = max(1, v.shape[1] // samples)
+    for c in range(nch):
+        sub = v[:, ::step, c]
+        d = np.abs(sub[1:] - sub[:-1]).ravel()
+        d = d[np.isfinite(d)]
+        if d.size:
+            out[c] = 1.4826 * float(np.median(d)) / math.sqrt(2.0)
+    return out
 
 
 def rows_per_chunk(n_frames: int, row_pixels: int, budget_bytes: int = 128 * 2**20) -> int:

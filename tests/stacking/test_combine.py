@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fieldtui.stacking.combine import Rejection, combine
+from fieldtui.stacking.combine import Rejection, combine, pooled_deviation
 
 
 def test_sigma_clipping_drops_the_outlier_and_averages_the_rest():
@@ -51,3 +51,40 @@ def test_bad_arguments():
         combine(np.zeros((3, 2)), weights=np.ones(2))
     with pytest.raises(ValueError):
         combine(np.zeros((3, 2)), method="sum")
+
+
+def test_pooled_deviation_is_one_frames_noise_whatever_the_signal():
+    rng = np.random.default_rng(3)
+    # a signal that changes from pixel to pixel (stars, gradient) but not between frames,
+    # noise of 7 ADU; one frame with cosmic-ray hits on a tenth of its pixels
+    signal = rng.uniform(0, 5000, (60, 80)).astype(np.float32)
+    block = signal + rng.normal(0, 7.0, (16, 60, 80)).astype(np.float32)
+    block[4, ::10] += 3000
+    assert pooled_deviation(block)[0] == pytest.approx(7.0, rel=0.04)
+    # colour: one figure per channel (the last axis)
+    rgb = signal[..., None] + rng.normal(0, 1, (16, 60, 80, 3)).astype(np.float32) * np.float32([3, 5, 9])
+    assert pooled_deviation(rgb) == pytest.approx([3, 5, 9], rel=0.04)
+    assert pooled_deviation(block[:1])[0] == 0
+
+
+def test_winsorized_rejection_of_sixteen_frames_costs_under_one_percent_of_noise():
+    # 16 frames of pure Gaussian noise: the winsorized deviation estimated from 16 values alone
+    # is often low, and every value it rejects pulls the mean by ~3σ/15 (the rejection cost
+    # +1.9 % of noise over a plain mean, 0.44 % of values rejected); never below the frames'
+    # pooled deviation: +0.7 %, 0.12 % rejected (3σ of a Gaussian: 0.27 % both sides)
+    rng = np.random.default_rng(4)
+    block = rng.standard_normal((16, 250_000)).astype(np.float32)
+    plain = block.mean(axis=0).std()
+    res, nrej = combine(block, rejection=Rejection("winsorized", 3, 3), return_rejected=True)
+    assert res.std() / plain - 1 < 0.01
+    assert nrej.mean() / 16 < 0.0027
+    old, old_rej = combine(block, rejection=Rejection("winsorized", 3, 3), return_rejected=True, floor=None)
+    assert old.std() / plain - 1 > 0.015 and old_rej.mean() > nrej.mean()
+    # the theory: the mean of N frames has σ/√N
+    assert res.std() == pytest.approx(1 / 4, rel=0.012)
+    # outliers are still rejected: a 10σ hit in one frame every time, a faint 4σ trail half the time
+    block[3, :1000] += 10
+    block[5, 1000:2000] += 4
+    _, nrej = combine(block[:, :2000], rejection=Rejection("winsorized", 3, 3), return_rejected=True)
+    assert (nrej[:1000] >= 1).all()
+    assert (nrej[1000:2000] >= 1).mean() > 0.4
