@@ -61,8 +61,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-crop", action="store_true", help="keep the partly covered borders")
     p.add_argument("--debayer", choices=["malvar", "bilinear"], default="malvar",
                    help="debayer method (malvar: sharper; bilinear: smoother, less noise per pixel)")
-    p.add_argument("--interpolation", choices=["lanczos", "cubic", "linear"], default="lanczos",
-                   help="resampling kernel (lanczos keeps stars sharpest; cubic, linear smooth the noise)")
+    p.add_argument("--interpolation", choices=["linear", "cubic", "lanczos"], default="linear",
+                   help="resampling kernel (linear: Siril's noise and star size; lanczos: stars 4 %% "
+                        "narrower, 35 %% more noise per pixel; cubic between)")
 
 
 def options_from(args: argparse.Namespace):

@@ -43,7 +43,9 @@ class StackOptions:
     ``"noise"`` (inverse variance) or ``"none"``; ``master_method`` and
     ``master_rejection`` for the masters; ``dark_scaling`` ``none``,
     ``exposure`` or ``optimise``; selection thresholds as in
-    :func:`.quality.select`; ``model`` ``similarity`` or ``affine``;
+    :func:`.quality.select`; ``kernel`` the resampling kernel of
+    :func:`.register.warp` (``linear`` by default: see :mod:`.register` for the
+    measured trade-off); ``model`` ``similarity`` or ``affine``;
     ``crop`` the partly covered borders; ``reference`` the light whose grid
     the stack is on (a path; default the frame with the most and sharpest
     stars); ``master_bias``/``master_dark``/``master_flat`` master files
@@ -66,7 +68,7 @@ class StackOptions:
     dark_scaling: str = "none"
     cosmetic: bool = True
     debayer: str = "malvar"
-    kernel: str = "lanczos"
+    kernel: str = "linear"
     model: str = "similarity"
     max_fwhm: float | None = None
     fwhm_sigma: float | None = None

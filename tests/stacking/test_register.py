@@ -75,3 +75,34 @@ def test_common_box_is_covered_by_every_frame():
         assert (q[:, 0] >= 0).all() and (q[:, 0] <= CAM.width - 1).all()
         assert (q[:, 1] >= 0).all() and (q[:, 1] <= CAM.height - 1).all()
     assert (x1 - x0) * (y1 - y0) > 0.6 * CAM.width * CAM.height
+
+
+def test_stacked_noise_of_resampled_frames_is_the_kernels_known_fraction_of_one_over_root_n():
+    """The stack's default kernel (bilinear) reads a frame shifted by a fraction (tx, ty) as
+    ((1 − tx)·a + tx·b) per axis: white noise of σ comes out with
+    σ·√(((1 − tx)² + tx²)·((1 − ty)² + ty²)) per pixel (2/3 of σ on average over
+    shifts), and the mean of N such frames with σ/N·√(Σ factor²)."""
+    from fieldtui.stacking.combine import Rejection, combine
+    from fieldtui.stacking.pipeline import StackOptions
+
+    kernel = StackOptions().kernel
+    assert kernel == "linear"
+    rng = np.random.default_rng(21)
+    n, size = 16, 300
+    frac = rng.integers(0, 32, (n, 2)) / 32  # OpenCV resamples at 1/32 px steps: exact factors
+    frac[0] = 0.0                             # the reference, not resampled
+    frames, factors = [], []
+    for i in range(n):
+        shift = rng.integers(-20, 20, 2) + frac[i]
+        m = np.array([[1.0, 0.0, shift[0]], [0.0, 1.0, shift[1]]])
+        noise = rng.standard_normal((size + 60, size + 60)).astype(np.float32)
+        frames.append(warp(noise, m, (size, size), origin=(25, 25), kernel=kernel))
+        tx, ty = frac[i]
+        factors.append(np.sqrt(((1 - tx) ** 2 + tx ** 2) * ((1 - ty) ** 2 + ty ** 2)))
+    block = np.stack(frames)
+    for i in range(n):  # each frame: its factor (±2 %, 90 000 pixels)
+        assert block[i].std() == pytest.approx(factors[i], rel=0.02)
+    predicted = np.sqrt(np.sum(np.square(factors))) / n
+    # the stack, with the default rejection: within 2 % of the prediction
+    assert combine(block, rejection=Rejection("winsorized")).std() == pytest.approx(predicted, rel=0.02)
+    assert combine(block, rejection=Rejection("none")).std() == pytest.approx(predicted, rel=0.01)
