@@ -82,22 +82,25 @@ _KIND = {"none": 0, "sigma": 1, "winsorized": 2, "linear": 3}
 
 
 @numba.njit(cache=True, nogil=True)
-def _pixel(v, w, c1, c2, m, kind, k_lo, k_hi, iters, use_median, floor):
-    """Combine the ``m`` finite values ``v[:m]`` (weights ``w[:m]``), sorting both in place;
-    ``c1``, ``c2`` (length ≥ m + 1) are scratch for prefix sums of v and v²; ``floor`` the
-    least deviation sigma and winsorized clipping use (0: none).
-    Returns (value, number rejected)."""
-    # insertion sort of (v, w) by v: N is tens, this beats a general sort
+def _pixel(v, w, r, c1, c2, m, kind, k_lo, k_hi, iters, use_median, floor):
+    """Combine the ``m`` finite values ``v[:m]`` (weights ``w[:m]``, their frames' relative
+    noise ``r[:m]``), sorting the three in place; ``c1``, ``c2`` (length ≥ m + 1) are scratch
+    for prefix sums of v and v²; ``floor`` the least deviation sigma and winsorized clipping
+    use (0: none). Returns (value, number rejected)."""
+    # insertion sort of (v, w, r) by v: N is tens, this beats a general sort
     for i in range(1, m):
         x = v[i]
         y = w[i]
+        z = r[i]
         j = i - 1
         while j >= 0 and v[j] > x:
             v[j + 1] = v[j]
             w[j + 1] = w[j]
+            r[j + 1] = r[j]
             j -= 1
         v[j + 1] = x
         w[j + 1] = y
+        r[j + 1] = z
     if m == 0:
         return np.nan, 0
     if use_median:
@@ -172,9 +175,10 @@ def _pixel(v, w, c1, c2, m, kind, k_lo, k_hi, iters, use_median, floor):
                     sd *= 1.0 + 2.0 / (n + 3.5)
                 if sd < floor:
                     sd = floor
-                while new_lo < new_hi and v[new_lo] < med - k_lo * sd:
+                # each value against its own frame's noise (rejection peels the ends only)
+                while new_lo < new_hi and v[new_lo] < med - k_lo * sd * r[new_lo]:
                     new_lo += 1
-                while new_hi > new_lo and v[new_hi - 1] > med + k_hi * sd:
+                while new_hi > new_lo and v[new_hi - 1] > med + k_hi * sd * r[new_hi - 1]:
                     new_hi -= 1
             if new_hi <= new_lo:  # never reject everything: keep the middle value
                 mid = lo + (n - 1) // 2
@@ -195,13 +199,14 @@ def _pixel(v, w, c1, c2, m, kind, k_lo, k_hi, iters, use_median, floor):
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _combine_rows(flat, weights, kind, k_lo, k_hi, iters, use_median, floors, nfloor, out, nrej):
+def _combine_rows(flat, weights, rel, kind, k_lo, k_hi, iters, use_median, floors, nfloor, out, nrej):
     n, p = flat.shape
     block = 1024
     nblocks = (p + block - 1) // block
     for b in numba.prange(nblocks):
         v = np.empty(n, np.float64)
         w = np.empty(n, np.float64)
+        r = np.empty(n, np.float64)
         c1 = np.empty(n + 1, np.float64)
         c2 = np.empty(n + 1, np.float64)
         for q in range(b * block, min(p, (b + 1) * block)):
@@ -211,9 +216,10 @@ def _combine_rows(flat, weights, kind, k_lo, k_hi, iters, use_median, floors, nf
                 if np.isfinite(x):
                     v[m] = x
                     w[m] = weights[i]
+                    r[m] = rel[i]
                     m += 1
-            r, k = _pixel(v, w, c1, c2, m, kind, k_lo, k_hi, iters, use_median, floors[q % nfloor])
-            out[q] = r
+            res, k = _pixel(v, w, r, c1, c2, m, kind, k_lo, k_hi, iters, use_median, floors[q % nfloor])
+            out[q] = res
             nrej[q] = k
 
 
@@ -225,6 +231,7 @@ def combine(
     weights: np.ndarray | None = None,
     return_rejected: bool = False,
     floor: str | float | np.ndarray | None = "pooled",
+    noise: np.ndarray | None = None,
 ):
     """Combine ``block`` (shape ``(N, *S)``, float) over its first axis.
 
@@ -240,10 +247,18 @@ def combine(
     ``"pooled"`` (default) the frames' noise measured on the block
     (:func:`pooled_deviation`, per channel for a ``(N, rows, columns,
     channels)`` block), a number, one number per channel (the last axis),
-    or None (the pixel's own estimate alone, as Siril).
+    or None (the pixel's own estimate alone, as Siril). ``noise`` (shape
+    ``(N,)``, any unit) is each frame's per-pixel noise when they differ
+    (resampling smooths each frame by its own sub-pixel shift: the
+    reference, not resampled, has 1.5× the others' noise per pixel with
+    bilinear): sigma and winsorized clipping then hold each value to k ×
+    its own frame's share of the deviation (the noise ÷ its rms over the
+    frames), where one threshold for all would reject the noisiest frame's
+    honest values — a loss on every scale, as those frames are no noisier
+    on scales of a few pixels.
 
-    Raises ValueError for an unknown method, a weights length ≠ N or a
-    floor of another length.
+    Raises ValueError for an unknown method, a weights or noise length ≠ N,
+    a noise that is not positive or a floor of another length.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
@@ -270,7 +285,14 @@ def combine(
     floors = np.zeros(1) if floors is None else np.atleast_1d(np.asarray(floors, np.float64))
     if floors.ndim != 1 or p % len(floors):
         raise ValueError(f"floor must be one number or one per channel (the last axis), got shape {floors.shape}")
-    _combine_rows(flat, w, _KIND[rej.kind], float(rej.low), float(rej.high), int(rej.iterations),
+    if noise is None:
+        rel = np.ones(n, np.float64)
+    else:
+        rel = np.asarray(noise, np.float64)
+        if rel.shape != (n,) or not (rel > 0).all():
+            raise ValueError(f"noise must be {n} positive numbers, got {rel}")
+        rel = rel / math.sqrt(float(np.mean(rel * rel)))
+    _combine_rows(flat, w, rel, _KIND[rej.kind], float(rej.low), float(rej.high), int(rej.iterations),
                   method == "median", np.nan_to_num(floors), len(floors), out, nrej)
     if return_rejected:
         return out.reshape(shape), nrej.reshape(shape)

@@ -50,12 +50,13 @@ class LiveStack:
 
     ``bayer`` the frames' pattern (None for mono); ``clip`` the rejection
     threshold in running σ, applied once ``min_frames`` frames cover a
-    pixel; ``max_fwhm`` leaves out frames with wider stars (sensor px).
+    pixel; ``max_fwhm`` leaves out frames with wider stars (sensor px);
+    ``kernel`` the resampling kernel (bilinear, as the batch stack's default).
     Memory: three float32 planes of the stacked image (mean, M2, count).
     """
 
     def __init__(self, bayer: str | None = None, *, clip: float = 4.0, min_frames: int = 3,
-                 max_fwhm: float | None = None, kernel: str = "lanczos"):
+                 max_fwhm: float | None = None, kernel: str = "linear"):
         self.bayer = bayer
         self.clip = clip
         self.min_frames = min_frames

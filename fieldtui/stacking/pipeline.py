@@ -29,7 +29,8 @@ from . import calibrate as cal
 from . import quality as qual
 from .combine import Rejection, combine, rows_per_chunk
 from .debayer import debayer
-from .register import RegistrationError, common_box, match_stars, match_translation, source_box, warp
+from .register import (RegistrationError, common_box, match_stars, match_translation, noise_factor, source_box,
+                       warp)
 
 Progress = Callable[[str, int, int], None]
 
@@ -475,6 +476,7 @@ def _stack(lights, darks, flats, biases, dark_flats, opts, progress, rejected, w
     ref_stats = items[ref]["stats"]
     norm = []
     wts = []
+    frame_noise = []  # per pixel, normalised and resampled: what each frame's values scatter by
     for k in used:
         st = items[k]["stats"]
         if opts.normalise:
@@ -483,9 +485,14 @@ def _stack(lights, darks, flats, biases, dark_flats, opts, progress, rejected, w
         else:
             sc, off = np.ones(nch), np.zeros(nch)
         norm.append((sc.astype(np.float32), off.astype(np.float32)))
-        wts.append(qual.weight(qualities[k], float(np.mean(sc))) if opts.weighting == "noise" else 1.0)
+        kept = noise_factor(mats[k], shape, opts.kernel)
+        frame_noise.append(qualities[k].noise * float(np.mean(sc)) * math.sqrt(kept))
+        wts.append(qual.weight(qualities[k], float(np.mean(sc)), kept) if opts.weighting == "noise" else 1.0)
     wts = np.asarray(wts, float)
     wts = wts / wts.max() if wts.max() > 0 else np.ones(len(used))
+    frame_noise = np.asarray(frame_noise, float)
+    if not (np.isfinite(frame_noise).all() and (frame_noise > 0).all()):
+        frame_noise = None
     image = np.empty((oh, ow, nch), np.float32)
     step = rows_per_chunk(len(used), ow * nch, opts.memory_mb * 2**20)
     n_chunks = math.ceil(oh / step)
@@ -509,7 +516,7 @@ def _stack(lights, darks, flats, biases, dark_flats, opts, progress, rejected, w
             block[i] += off
             del wp, region
         image[yy:yy + rows] = combine(np.ascontiguousarray(block) if rows < step else block, method=opts.method,
-                                      rejection=opts.rejection, weights=wts)
+                                      rejection=opts.rejection, weights=wts, noise=frame_noise)
         if progress:
             progress("stack", ci + 1, n_chunks)
     image = image[..., 0] if nch == 1 else image
