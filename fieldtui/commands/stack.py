@@ -63,7 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="debayer method (malvar: sharper; bilinear: smoother, less noise per pixel)")
     p.add_argument("--interpolation", choices=["linear", "cubic", "lanczos"], default="linear",
                    help="resampling kernel (linear: Siril's noise and star size; lanczos: stars 4 %% "
-                        "narrower, 35 %% more noise per pixel; cubic between)")
+                        "narrower, 36 %% more noise per pixel; cubic between)")
 
 
 def options_from(args: argparse.Namespace):

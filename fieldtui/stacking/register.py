@@ -29,9 +29,9 @@ moment of 1/6), so no kernel matches Siril's noise with sharper stars.
 Measured on the benchmark's 16 lights of 4.3 MP (stars of 3.20 px), noise
 per pixel / 4×4 / 16×16 blocks, FWHM of the stars unsaturated in the lights:
 Siril 1.0.6 (bilinear, its command line's kernel) 8.77 / 11.97 / 12.92,
-3.34 px; bilinear here 8.87 / 12.03 / 12.87, 3.34 px; Lanczos-4 11.91 /
-12.89 / 13.06, 3.21 px. Bilinear is the stack's default; Lanczos keeps
-stars 4 % narrower for 35 % more noise per pixel.
+3.34 px; bilinear here 8.75 / 11.97 / 12.78, 3.34 px; Lanczos-4 11.90 /
+12.88 / 13.06, 3.21 px. Bilinear is the stack's default; Lanczos keeps
+stars 4 % narrower for 36 % more noise per pixel (8 % on 4×4 blocks).
 
 Transforms are 2×3 matrices ``M`` taking reference pixel coordinates
 ``(x, y, 1)`` to the frame's: resampling a frame onto the reference grid

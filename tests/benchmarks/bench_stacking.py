@@ -18,12 +18,19 @@ too), so both results are on the first light's grid, where the truth is.
 
 Noise is the robust rms of (result − truth) on star-free sky, in the truth's
 ADU after scaling each result by aperture photometry of faint stars; per
-pixel and on 4×4 blocks (resampling smooths neighbouring pixels' noise,
-which lowers the per-pixel figure without adding signal). FWHM is the star
-engine's median on the result.
+pixel, on 4×4 and on 16×16 blocks (resampling smooths neighbouring pixels'
+noise, which lowers the small-scale figures without adding signal). For
+colour, of the sum of the channels and (``noise_rgb``) of each channel
+against its own truth: the sum weighs the channels by each program's colour
+balance. FWHM (``fwhm_px``) is the star engine's median over the stars whose
+peak stayed under 80 % of the lights' white level; ``fwhm_px_all``, the
+figure before, took the 80 brightest, most of them saturated in the lights,
+and measured how each kernel reshapes flat tops.
 
-Measured on this 2-core machine shared with other work (load 8–12, so times
-move by tens of per cent between runs), fieldtui / Siril 1.0.6:
+Measured on this 2-core machine shared with other work (load 8–15, so times
+move by tens of per cent between runs), fieldtui / Siril 1.0.6, earlier
+figures (Lanczos resampling, fwhm_px_all; medium and large before the last
+fixes to cosmetic correction and registration):
 
 ======================  ===============  ===========  ==============  ===========
 set                     wall s           peak GB      noise 4×4       FWHM px
@@ -35,35 +42,54 @@ medium colour (DNG)     276 / 354        0.87 / 1.53  26.3 / 22.7     5.40 / 5.6
 large mono (50×18 MP)   375 / —          1.31 / —
 ======================  ===============  ===========  ==============  ===========
 
-(The medium and large runs were made before the last two fixes to
-cosmetic correction and registration, with the previous star engine's FWHM.)
+Noise and star size against Siril now (small sets; ``FIELDTUI_BENCH_DIR=/tmp/b
+.venv/bin/python -m pytest tests/benchmarks/bench_stacking.py -s -n 0 -k mono``,
+then ``-k colour``; load 11–15): noise per pixel / 4×4 / 16×16 blocks, FWHM of
+the unsaturated stars (the field's are 3.20 px) and, after the slash, fwhm_px_all:
 
-Where the noise gap came from (small mono set; noise per pixel / on 4×4 / on
-16×16 blocks, FWHM; load average 15–20, so the times say little):
+===============================  ===========================  =============
+run                              noise 1 / 4×4 / 16×16        FWHM px
+===============================  ===========================  =============
+mono: Siril 1.0.6                8.765 / 11.968 / 12.918      3.340 / 4.31
+mono: fieldtui (bilinear)        8.751 / 11.966 / 12.780      3.341 / 4.24
+mono: ``--interpolation lanczos``  11.899 / 12.884 / 13.055   3.205 / 3.63
+mono before: Lanczos default     12.019 / 13.038 / 13.209     3.205 / 3.67
+mono before: bilinear            8.938 / 12.112 / 13.025      3.339 / 4.29
+colour: Siril 1.0.6              20.60 / 31.13 / 34.40        3.283 / 4.24
+colour: fieldtui (bilinear)      21.90 / 33.45 / 35.39        3.255 / 4.01
+colour: ``--interpolation lanczos``  28.07 / 35.60 / 35.84    3.129 / 3.52
+colour before: Lanczos default   28.22 / 35.76 / 36.09        — / 3.52
+colour before: bilinear          22.14 / 33.61 / 35.34        3.256 / 4.00
+colour: ``--debayer bilinear``   13.14 / 28.35 / 34.02        3.664 / 4.39
+===============================  ===========================  =============
 
-=======================================  =========================  =====  ======  =======
-run                                      noise 1 / 4×4 / 16×16      FWHM   peak GB wall s
-=======================================  =========================  =====  ======  =======
-Siril 1.0.6                              8.77 / 11.97 / 12.92       4.31   0.34    93
-before: Lanczos                          12.16 / 13.16 / 13.54      3.67   0.58    35*
-before: bilinear resampling              9.02 / 12.20 / 13.22       4.29   0.44    137
-now: Lanczos (default)                   12.02 / 13.04 / 13.21      3.67   0.44    123
-now: ``--interpolation linear``          8.94 / 12.11 / 13.03       4.29   0.44    98
-=======================================  =========================  =====  ======  =======
+Colour per channel (noise_rgb, each against its own truth), Siril / fieldtui:
+R 8.64 / 16.92 / 21.96 against 9.13 / 18.06 / 21.90, G 8.93 / 16.05 / 18.04
+against 8.71 / 15.54 / 17.85, B 7.86 / 14.90 / 19.15 against 8.63 / 16.34 /
+19.36: green is better than Siril's at every scale, red and blue 6–10 % worse
+per pixel and on 4×4 blocks, equal on 16×16. The gap is the debayering of the
+sparse channels: Siril 1.0.6 uses RCD (its default), ours Malvar; bilinear
+debayering is quieter than both but widens stars by 12 %.
 
-(* a quieter moment of the machine.) Most of the gap on 4×4 blocks was the
-resampling kernel: a smoothing kernel shares each pixel's noise with its
-neighbours, and a 4×4 block's edge pixels with the next block, so even the
-4×4 figure falls as the kernel smooths (on a 1000×760 version of the set our
-bilinear run matches Siril at every block size: 9.03/12.17/13.32 against
-8.81/11.96/13.32, with the same FWHM, 3.35 px: Siril's result sits where
-bilinear resampling puts it). The rest was the winsorized rejection's deviation,
-low with few frames (fixed: see :mod:`fieldtui.stacking.combine`). At Siril's
-sharpness our noise is now within 2 % of its figure per pixel and 1 % on 16×16
-blocks; the default keeps Lanczos for stars 15 % narrower, at a higher noise per
-pixel. Colour (the 1000×760 version, before the rejection fix), on 16×16 blocks:
-Siril 35.1, ours Malvar 36.4, ours ``--debayer bilinear`` 35.7 (per pixel 20.7,
-28.1, 15.3): again the interpolations' smoothing. Peak memory: 0.58 → 0.44 GB
+What closed the mono gap (small set, same data): the resampling kernel
+(Lanczos keeps 0.91 of the noise per pixel over random shifts, bilinear 0.67,
+and no kernel is quieter for the widening bilinear causes, see
+:mod:`fieldtui.stacking.register`: bilinear is the default now, as on Siril's
+command line); rejection's false positives (the deviation estimated from 16
+values is often low; never below the frames' pooled noise now: 8.94 / 12.11 /
+13.03 → 8.87 / 12.03 / 12.87); and frames weighted and clipped by their noise
+as resampled (the reference, not resampled, has 1.5× the others' noise per
+pixel: 8.75 / 11.97 / 12.78), see :mod:`fieldtui.stacking.combine` and
+:func:`fieldtui.stacking.quality.weight`. Not the size: the noise excess was
+the same on a 1000×760 version (9.03 / 12.17 / 13.32 against Siril's 8.81 /
+11.96 / 13.32, the 16×16 figure's error there ±1.3 %) and uniform over the
+field (per pixel 0.15–0.19 above Siril's in each ninth of the 4.3 MP frame);
+the difference of the two stacks has no structure beyond a pixel (64-px tile
+medians of ours − Siril's: 0.03 ADU rms); calibrated frames, masters (dark
+4.08 against 4.10 ADU per pixel, flat 0.74 % against 0.76 %) and the warp
+itself (Siril's registered frame equals OpenCV's bilinear warp of its
+calibrated frame to 1 % of the noise) are the same; weights, normalisation
+and cosmetic correction change nothing measurable. Peak memory: 0.58 → 0.44 GB
 (pool results held frames' pixels; glibc kept large temporaries; 64 MB blocks);
 the imports and compiled kernels alone are ~0.18 GB, so 0.7× Siril's 0.34–0.39 GB
 is not reached.
@@ -163,7 +189,7 @@ def _read_result(path: Path) -> np.ndarray:
 
 
 def _score(img: np.ndarray, truth: np.ndarray, box: tuple[int, int, int, int],
-           saturated: np.ndarray | None = None) -> dict:
+           saturated: np.ndarray | None = None, stars: bool = True) -> dict:
     """Background noise against the truth (in the truth's ADU), star FWHM (px): of the stars
     unsaturated in the lights (``saturated``: the reference grid's pixels that were, a
     boolean ``(H, W)``), and of the brightest stars found whatever they were (``fwhm_px_all``)."""
@@ -205,6 +231,14 @@ def _score(img: np.ndarray, truth: np.ndarray, box: tuple[int, int, int, int],
     db = np.nan_to_num(d[:hh, :ww]).reshape(hh // 16, 16, ww // 16, 16).mean(axis=(1, 3))
     sb = sky[:hh, :ww].reshape(hh // 16, 16, ww // 16, 16).all(axis=(1, 3))
     noise16 = float(1.4826 * np.median(np.abs(db[sb] - np.median(db[sb])))) * 16
+    out = {"noise": round(noise, 3), "noise_4x4": round(noise4, 3), "noise_16x16": round(noise16, 3)}
+    if img.ndim == 3:
+        # each channel against its own truth: the sum above weighs the channels by each
+        # program's colour balance (Siril's blue sky is 0.14 of its green, ours 0.6)
+        out["noise_rgb"] = [[v for k, v in _score(img[..., c], t[..., c], (0, 0) + img.shape[1::-1],
+                                                   stars=False).items()] for c in range(3)]
+    if not stars:
+        return out
     # most of the 80 brightest stars were saturated in the lights: their flat tops, as each
     # kernel reshapes them, made that figure (3.67 px for Lanczos, 4.29 bilinear, 4.31 Siril
     # on the small mono set, where the field's stars are 3.20 px), so the FWHM is measured
@@ -216,8 +250,7 @@ def _score(img: np.ndarray, truth: np.ndarray, box: tuple[int, int, int, int],
                                            saturated_pixels=saturated[y0:y1, x0:x1])
                  if st.fitted and not st.saturated]
     fwhm = float(np.median([st.fwhm for st in stars])) if stars else float("nan")
-    out = {"noise": round(noise, 3), "noise_4x4": round(noise4, 3), "noise_16x16": round(noise16, 3),
-           "fwhm_px": round(fwhm, 3), "fwhm_px_all": round(fwhm_all, 3)}
+    out.update(fwhm_px=round(fwhm, 3), fwhm_px_all=round(fwhm_all, 3))
     if img.ndim == 3:
         bg = [float(np.median(img[..., c][sky])) for c in range(3)]
         out["background_rgb"] = [round(v, 5) for v in bg]
