@@ -134,25 +134,35 @@ def make_set(root: Path, name: str, bayer: str) -> tuple[synth.Camera, synth.Fie
 
 
 def _run(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
-    """Wall seconds, peak resident memory (GB) of the process and its children (sampled
-    every 50 ms), output."""
+    """Wall seconds, peak resident memory (GB), output of ``cmd``.
+
+    The peak is the larger of two measures taken the same way for both programs: the
+    kernel's high-water mark of the process (``ru_maxrss`` from ``wait4``, which also
+    covers any child it waited for: exact, but per process) and the resident memory of
+    the whole process tree summed, sampled every 20 ms (catches children that run at
+    the same time, may miss a short peak)."""
     import tempfile
+
+    import psutil
     log = tempfile.TemporaryFile(mode="w+")
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, text=True)
-    peak = 0
-    import psutil
+    sampled = 0
     proc = psutil.Process(p.pid)
-    while p.poll() is None:
+    while True:
+        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+        if pid == p.pid:
+            p.returncode = os.waitstatus_to_exitcode(status)
+            break
         try:
             rss = proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
-            peak = max(peak, rss)
+            sampled = max(sampled, rss)
         except psutil.Error:
             pass
-        time.sleep(0.05)
+        time.sleep(0.02)
     secs = time.perf_counter() - t0
     log.seek(0)
-    return secs, peak / 2**30, log.read()
+    return secs, max(sampled, ru.ru_maxrss * 1024) / 2**30, log.read()
 
 
 def _read_result(path: Path) -> np.ndarray:
