@@ -7,4 +7,4 @@ compiler is found the build goes on without it and stacking uses its numba kerne
 from setuptools import Extension, setup
 
 setup(ext_modules=[Extension("fieldtui.stacking._combine", ["fieldtui/stacking/_combine.c"],
-                             extra_compile_args=["-O3"], optional=True)])
+                             extra_compile_args=["-O3", "-ffp-contract=off"], optional=True)])

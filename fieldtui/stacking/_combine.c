@@ -1,9 +1,10 @@
 /* The per-pixel kernel of fieldtui.stacking.combine, compiled: sort, reject, average.
  *
- * The same algorithm as the numba kernel in combine.py (_pixel), line for line, in
+ * The same algorithm as the numba kernel (_combine_numba.py, _pixel), line for line, in
  * double precision; see combine.py for the rejection rules and their sources. A
  * plain C extension (no numpy headers): arrays come in as buffers, and the GIL is
  * released while it runs, so Python threads can combine parts of a block at once.
+ * (-ffp-contract=off: no fused multiply-adds, so the doubles round as numba's do.)
  * Built by setup.py where a C compiler is available; combine.py falls back to the
  * numba kernel without it.
  */
