@@ -133,36 +133,48 @@ def make_set(root: Path, name: str, bayer: str) -> tuple[synth.Camera, synth.Fie
     return cam, fld, exposure
 
 
+GNU_TIME = shutil.which("time")  # /usr/bin/time (Debian package time)
+
+
 def _run(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
     """Wall seconds, peak resident memory (GB), output of ``cmd``.
 
     The peak is the larger of two measures taken the same way for both programs: the
-    kernel's high-water mark of the process (``ru_maxrss`` from ``wait4``, which also
-    covers any child it waited for: exact, but per process) and the resident memory of
-    the whole process tree summed, sampled every 20 ms (catches children that run at
-    the same time, may miss a short peak)."""
+    kernel's high-water mark of the process (``ru_maxrss``, exact but per process) and the
+    resident memory of the whole process tree summed, sampled every 20 ms (catches
+    children that run at the same time, may miss a short peak). ``ru_maxrss`` comes from
+    GNU ``time`` (``/usr/bin/time -f %M``), which starts the program: a process started
+    straight from this one inherits this process's own high-water mark (Linux carries
+    the old memory's high-water mark across ``exec``, and vfork's old memory is the
+    parent's), which made the second program of a run look as big as the benchmark
+    (0.47 GB for a 0.23 GB run). Without GNU time only the sampled figure is taken."""
     import tempfile
 
     import psutil
     log = tempfile.TemporaryFile(mode="w+")
+    rss_file = Path(tempfile.mkstemp(suffix=".maxrss")[1])
+    full = [GNU_TIME, "-f", "%M", "-o", str(rss_file), *cmd] if GNU_TIME else cmd
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, text=True)
+    p = subprocess.Popen(full, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, text=True)
     sampled = 0
     proc = psutil.Process(p.pid)
-    while True:
-        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
-        if pid == p.pid:
-            p.returncode = os.waitstatus_to_exitcode(status)
-            break
+    while p.poll() is None:
         try:
-            rss = proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
-            sampled = max(sampled, rss)
+            # the program and its children (not GNU time itself)
+            rss = sum(c.memory_info().rss for c in proc.children(recursive=True))
+            sampled = max(sampled, rss + (0 if GNU_TIME else proc.memory_info().rss))
         except psutil.Error:
             pass
         time.sleep(0.02)
     secs = time.perf_counter() - t0
+    maxrss = 0
+    try:
+        maxrss = int(rss_file.read_text().split()[-1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    rss_file.unlink(missing_ok=True)
     log.seek(0)
-    return secs, max(sampled, ru.ru_maxrss * 1024) / 2**30, log.read()
+    return secs, max(sampled, maxrss) / 2**30, log.read()
 
 
 def _read_result(path: Path) -> np.ndarray:
