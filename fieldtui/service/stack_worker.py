@@ -82,13 +82,11 @@ def options_to_json(opts) -> dict[str, Any]:
 
 def limit_threads(n: int) -> None:
     """Use at most ``n`` threads in this process: the pipeline's pool (its ``threads``
-    option), numba's parallel kernels and OpenCV (both default to every core)."""
+    option), the combination kernel (:func:`fieldtui.stacking.combine.set_threads`; numba's
+    too when its fallback runs) and OpenCV (both default to every core)."""
     n = max(1, int(n))
-    try:
-        import numba
-        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    except (ImportError, ValueError):
-        pass
+    from ..stacking.combine import set_threads
+    set_threads(n)
     try:
         import cv2
         cv2.setNumThreads(n)

@@ -36,7 +36,7 @@ combines there.
 
 Each set runs in its own child process, so memory is given back between
 sets and a cancel is a SIGTERM. Unless the set's options say ``threads``, the
-child uses every core but one while the guider is busy (numba, OpenCV and the
+child uses every core but one while the guider is busy (the combination kernel, OpenCV and the
 pipeline's pool alike: :func:`.stack_worker.limit_threads`), every core
 otherwise; the live stack's child uses one. Status events are published at most once a
 second (wall time) while a set runs, and at every change of stage or set.

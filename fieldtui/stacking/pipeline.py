@@ -238,6 +238,7 @@ def _master(files: list[Path], kind: str, opts: StackOptions, scratch: _Scratch,
         if f.temperature is not None:
             temps.append(float(f.temperature))
         a = f.data.astype(np.float32)
+        f.data = None  # only its settings are kept (``first``): the pixels are in ``a``
         if subtract is not None:
             if subtract.shape != a.shape:
                 rejected.append({"file": str(p), "reason": "not the size of the master it is calibrated by"})
@@ -267,7 +268,7 @@ def _master(files: list[Path], kind: str, opts: StackOptions, scratch: _Scratch,
             scratch.rows(p, w, y, y1, out=b[i])
             if k != 1.0:
                 b[i] *= np.float32(k)
-        out[y:y1] = combine(b, method=opts.master_method, rejection=opts.master_rejection)
+        out[y:y1] = combine(b, method=opts.master_method, rejection=opts.master_rejection, threads=opts.threads)
     del block
     for p in paths:
         p.unlink(missing_ok=True)
@@ -370,6 +371,7 @@ def _stack(lights, darks, flats, biases, dark_flats, opts, progress, rejected, w
     masters.bayer = bayer
     shape = first.data.shape
     h, w = shape
+    first.data = None  # its settings only, from here on
     for name in ("bias", "dark"):
         m = getattr(masters, name)
         if m is not None and m.shape != shape:
@@ -387,6 +389,9 @@ def _stack(lights, darks, flats, biases, dark_flats, opts, progress, rejected, w
         _save_masters(Path(opts.save_masters), masters, first, dframe)
     if opts.cosmetic:
         masters.bad_pixels = cal.find_bad_pixels(masters)
+    calstat = "".join(c for c, m in (("B", masters.bias), ("D", masters.dark), ("F", masters.flat)) if m is not None)
+    if masters.dark is not None and opts.dark_scaling == "none":
+        masters.bias = None  # the dark holds the bias: calibration reads only the dark
     if masters.dark is not None and dframe is not None and first.exposure and dframe.exposure \
             and abs(dframe.exposure - first.exposure) > 0.05 * first.exposure and opts.dark_scaling == "none":
         warnings.append(f"darks of {dframe.exposure:g} s for lights of {first.exposure:g} s "
@@ -401,6 +406,7 @@ def _stack(lights, darks, flats, biases, dark_flats, opts, progress, rejected, w
             return p, None
         r = cal.calibrate(f.data, masters, light_exposure=f.exposure, dark_scaling=opts.dark_scaling,
                           cosmetic=opts.cosmetic, white_level=f.white_level)
+        f.data = None  # the raw pixels, while the calibrated ones are measured
         q = qual.measure(r.data, bayer)
         stats = _channel_stats(r.data, bayer)
         path = scratch.put(r.data)
@@ -423,6 +429,8 @@ def _stack(lights, darks, flats, biases, dark_flats, opts, progress, rejected, w
                 warnings.extend(r.warnings)
                 neg_warned = True
             items[str(p)] = it
+    # the calibrated frames are in the scratch files: the masters are done with
+    masters.bias = masters.dark = masters.flat = masters.bad_pixels = None
     if not items:
         raise StackError("no light frame could be read")
     # ----- selection
@@ -516,11 +524,12 @@ def _stack(lights, darks, flats, biases, dark_flats, opts, progress, rejected, w
             block[i] += off
             del wp, region
         image[yy:yy + rows] = combine(np.ascontiguousarray(block) if rows < step else block, method=opts.method,
-                                      rejection=opts.rejection, weights=wts, noise=frame_noise)
+                                      rejection=opts.rejection, weights=wts, noise=frame_noise,
+                                      threads=opts.threads)
         if progress:
             progress("stack", ci + 1, n_chunks)
     image = image[..., 0] if nch == 1 else image
-    hdr = _header(items[ref]["frame"], used, items, opts, box, masters, bayer)
+    hdr = _header(items[ref]["frame"], used, items, opts, box, calstat, bayer)
     quality = {}
     for k, it in items.items():
         d = it["q"].as_dict()
@@ -789,7 +798,7 @@ def _channel_stats(data: np.ndarray, bayer: str | None) -> np.ndarray:
     return np.array(out)
 
 
-def _header(frame: Frame, used: list[str], items: dict, opts: StackOptions, box, masters: cal.Masters,
+def _header(frame: Frame, used: list[str], items: dict, opts: StackOptions, box, calstat: str,
             bayer: str | None) -> dict:
     from ..imaging.io import fits_header
     h = fits_header(frame)
@@ -807,8 +816,7 @@ def _header(frame: Frame, used: list[str], items: dict, opts: StackOptions, box,
                          "UTC start of the first frame")
         h["DATE-END"] = (dt.datetime.fromtimestamp(max(ts), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
                          "UTC start of the last frame")
-    h["CALSTAT"] = ("".join(c for c, m in (("B", masters.bias), ("D", masters.dark), ("F", masters.flat))
-                            if m is not None), "Calibration applied: Bias, Dark, Flat")
+    h["CALSTAT"] = (calstat, "Calibration applied: Bias, Dark, Flat")
     if bayer:
         h["CFA-PAT"] = (bayer, "Bayer pattern of the raw frames")
         h["DEBAYER"] = (opts.debayer, "Debayer method")

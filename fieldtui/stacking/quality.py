@@ -36,9 +36,12 @@ class FrameQuality:
 def luminance(data: np.ndarray, bayer: str | None) -> tuple[np.ndarray, float, float]:
     """The plane stars are measured on, and the factor and offset taking its
     coordinates to sensor pixels: a Bayer mosaic's 2×2 super-pixels (×2, +0.5)."""
+    a = np.asarray(data, np.float32)
+    if not np.isfinite(a.sum()):  # a copy only when there is something to replace
+        a = np.nan_to_num(a)
     if bayer:
-        return bin_bayer(np.nan_to_num(data)), 2.0, 0.5
-    return np.nan_to_num(np.asarray(data, np.float32)), 1.0, 0.0
+        return bin_bayer(a), 2.0, 0.5
+    return a, 1.0, 0.0
 
 
 def measure(data: np.ndarray, bayer: str | None, *, max_stars: int = 300, max_fit: int = 60) -> FrameQuality:

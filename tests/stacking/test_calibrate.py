@@ -118,3 +118,34 @@ def test_cosmetic_correction_leaves_saturated_star_cores_alone():
     assert core.sum() > 4
     assert np.array_equal(res.data[core], raw[core].astype(np.float32))
     assert res.data[12, 60] < 200 and res.corrected >= 1
+
+
+@pytest.mark.parametrize("bayer", [None, "GRBG"])
+def test_cosmetic_outliers_found_in_strips_as_on_the_whole_frame(bayer):
+    import tracemalloc
+
+    from fieldtui.stacking.calibrate import find_cosmetic_outliers
+    rng = np.random.default_rng(5)
+    h, w = 640, 600
+    data = rng.normal(100.0, 5.0, (h, w)).astype(np.float32)
+    yy, xx = np.mgrid[-6:7, -6:7]
+    for cy, cx in rng.integers(10, 590, (60, 2)):  # stars, some on strip edges
+        data[cy - 6:cy + 7, cx - 6:cx + 7] += 800.0 * np.exp(-(yy ** 2 + xx ** 2) / (2 * 1.2 ** 2))
+    hy, hx = rng.integers(2, h - 2, 200), rng.integers(2, w - 2, 200)
+    hy[:20] = np.arange(20) * 32 % h  # hot pixels on the strips' first and last rows too
+    hy[20:40] = (np.arange(20) * 32 + 31) % h
+    data[hy, hx] += 3000.0
+    data[300:303, 10:14] = np.nan
+    whole = find_cosmetic_outliers(data, bayer, rows=h)
+    assert whole[hy, hx].mean() > 0.95
+    for rows in (3, 32):
+        assert np.array_equal(find_cosmetic_outliers(data, bayer, rows=rows), whole), rows
+    # working memory: the float32 plane of excesses, the map and one strip's temporaries
+    # (whole-frame temporaries took ~17 bytes a pixel)
+    tracemalloc.start()
+    try:
+        find_cosmetic_outliers(data, bayer, rows=32)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 6.5 * h * w

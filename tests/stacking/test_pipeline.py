@@ -145,3 +145,33 @@ def test_simulated_dslr_set_comes_out_with_neutral_background(dslr_night):
     bg = np.median(pv.reshape(-1, 3), axis=0)
     assert 40 < bg[1] < 90
     assert abs(bg[0] - bg[1]) <= 2 and abs(bg[2] - bg[1]) <= 2, bg
+
+
+def test_stacking_memory_follows_the_budget_not_the_number_of_frames(tmp_path):
+    # tracemalloc (numpy's arrays) from registration's end to the stack: the image, one
+    # block of rows of every frame within memory_mb, one frame's source rows; 12 frames
+    # held whole would be 12 × 0.48 MB
+    import tracemalloc
+    cam = synth.Camera(width=400, height=300, hot_pixels=0, seed=31)
+    sets = write_set(tmp_path, cam, synth.Field.random(cam, n=80, seed=32), random_mats(cam, 12, seed=33),
+                     kinds=())
+    files = sorted(sets["light"][0].iterdir())
+    frame = 400 * 300 * 4
+    peaks = {}
+    for n in (4, 12):
+        base = []
+
+        def progress(stage, done, total):
+            if stage == "register" and done == total:
+                base.append(tracemalloc.get_traced_memory()[0])
+                tracemalloc.reset_peak()
+
+        tracemalloc.start()
+        try:
+            res = stack(files[:n], options=StackOptions(memory_mb=1, reference=str(files[0])), progress=progress)
+            peaks[n] = tracemalloc.get_traced_memory()[1] - base[-1]
+        finally:
+            tracemalloc.stop()
+        assert len(res.used) == n
+    assert peaks[12] < frame + 2**20 + 0.5 * 2**20, peaks
+    assert abs(peaks[12] - peaks[4]) < 0.25 * 2**20, peaks

@@ -111,3 +111,21 @@ def test_masters_saved_and_reused_give_the_same_stack(mono_set, tmp_path, capsys
     a = fits.getdata(tmp_path / "a.fits")
     b = fits.getdata(tmp_path / "b.fits")
     assert a.shape == b.shape and np.allclose(a, b, rtol=1e-4, atol=0.05)
+
+
+def test_stack_command_loads_no_jit_compiler_nor_ui(mono_set, tmp_path):
+    # numba and its LLVM were 0.13 GB of the stacking process's memory: with the compiled
+    # kernel built, a whole `fieldtui stack` run never imports them (nor Textual, nor the service)
+    import importlib
+    if importlib.import_module("fieldtui.stacking.combine")._ckernel is None:
+        pytest.skip("the C kernel is not built (numba's runs)")
+    code = ("import sys; from fieldtui.commands import main; rc = main(sys.argv[1:]); "
+            "print('LOADED=' + ','.join(m for m in ('numba', 'llvmlite', 'textual', 'fieldtui.ui', "
+            "'fieldtui.service') if m in sys.modules)); sys.exit(rc)")
+    out = tmp_path / "s.fits"
+    r = subprocess.run([sys.executable, "-c", code, "stack", "--lights", str(mono_set / "light"), "--darks",
+                        str(mono_set / "dark"), "--flats", str(mono_set / "flat"), "--out", str(out),
+                        "--no-preview", "--no-library"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert out.exists()
+    assert r.stdout.strip().splitlines()[-1] == "LOADED="

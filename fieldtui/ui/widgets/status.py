@@ -50,9 +50,9 @@ def status_text(state: RigState, width: int = 80) -> str:
     text = f" {stamp:%H:%M:%S} UT │ {gs}{rms} │ {cs} │ {ds} │ {alert}"
     if len(text) <= limit or not alert:
         return text[:limit]
-    # Narrow terminal: the alert matters more than the seconds, the word "guide" before a
-    # guiding state, and a disk with room to spare (still shown when under 20 GB).
-    short_gs = gs.removeprefix("guide ") if g else gs
+    # Narrow terminal: the alert matters more than the seconds, "guide guiding" said twice,
+    # and a disk with room to spare (still shown when under 20 GB).
+    short_gs = "guiding" if gs == "guide guiding" else gs
     parts = [f" {stamp:%H:%M}", short_gs + rms, cs]
     if not isinstance(disk, (int, float)) or disk < 20:
         parts.append(ds)
