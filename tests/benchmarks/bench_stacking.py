@@ -86,8 +86,8 @@ the unsaturated stars (the field's are 3.20 px) and, after the slash, fwhm_px_al
 run                              noise 1 / 4×4 / 16×16        FWHM px
 ===============================  ===========================  =============
 mono: Siril 1.0.6                8.765 / 11.968 / 12.918      3.340 / 4.31
-mono: fieldtui (bilinear)        8.751 / 11.966 / 12.780      3.341 / 4.24
-mono: ``--interpolation lanczos``  11.899 / 12.884 / 13.055   3.205 / 3.63
+mono: fieldtui (bilinear)        8.751 / 11.965 / 12.792      3.342 / 4.24
+mono: ``--interpolation lanczos``  11.901 / 12.887 / 13.065   3.205 / 3.63
 mono before: Lanczos default     12.019 / 13.038 / 13.209     3.205 / 3.67
 mono before: bilinear            8.938 / 12.112 / 13.025      3.339 / 4.29
 colour: Siril 1.0.6              20.60 / 31.13 / 34.40        3.283 / 4.24
