@@ -18,7 +18,12 @@ still show (√2 × sim.seeing_jitter × sim.seeing_fwhm_arcsec / √exposure).
 Guide frames are 320×240 by default (the physics, the worker and the engine are those of a
 full frame, only fewer pixels are rendered; a 30-minute run takes ~10 s); ``--full`` uses
 the config's 1280×960, as the issue measured (the assistant's rigs use 640×480 frames
-unless ``--full``: a 320×240 frame of some fields holds too few stars for it to start).
+unless ``--full``: a 320×240 frame of some fields holds too few stars for it to start;
+a table row whose 320×240 frame has too few stars to pick a guide star is measured on
+640×480 instead, and says so).  Small frames change which star is guided on: at 2–4 s
+the bright star near the middle saturates the 12-bit guide camera and a 320×240 frame
+leaves only faint ones (SNR 35–70), a full frame a brighter one; each row notes its
+guide star's SNR and HFD.
 The user's own config file is not read.
 
 The assistant part runs ``fieldtui guide --assistant`` (its function,
@@ -27,7 +32,8 @@ polar error, drift and backlash, and prints each finding against the simulator's
 with the error in per cent (the issue's target: within 20 %).
 
 Writes bench-results/guiding_table.json, bench-results/guiding_table.md and, for each run,
-the config file its command line uses (bench-results/guiding_table/<row>-<algorithms>.toml):
+the config file its command line uses (bench-results/guiding_table/<row>-<algorithms>.toml;
+with ``--full``: guiding_table_full.*):
 ``FIELDTUI_USER_CONFIG=/dev/null fieldtui guide --config FILE --minutes 30 --fast --json``
 repeats a row by hand.  ``--rows`` takes row keys or shell patterns (``--list`` lists them;
 the assistant's cases are ``assist-*``).  ``--jobs N`` runs N rows at once in a process
@@ -56,6 +62,7 @@ SMALL = {"guide_camera": {"width": 320, "height": 240}}
 # The assistant needs min_stars (4) stars in view before it can start: a 320x240 frame of
 # some fields has only 2 at SNR >= 6.
 ASSIST_SMALL = {"guide_camera": {"width": 640, "height": 480}}
+RETRY_SIZE = ASSIST_SMALL  # a table row whose 320x240 frame holds too few stars
 ALGORITHMS = {
     "predictive": {"ra_algorithm": "predictive", "dec_algorithm": "predictive"},
     "classic": {"ra_algorithm": "hysteresis", "dec_algorithm": "resist_switch"},
@@ -199,10 +206,15 @@ class Watch:
         self.ra_limited = self.dec_limited = 0
         self.ra_limit_run = self.ra_limit_run_max = 0
         self.stars_used_max = 0
+        self.stars: list[dict[str, Any]] = []
 
     def __call__(self, ev: Any) -> None:
-        from fieldtui.guiding.events import Alert, CalibrationDone, CalibrationStarted, GuideStep
-        if isinstance(ev, Alert):
+        from fieldtui.guiding.events import (Alert, CalibrationDone, CalibrationStarted, GuideStep,
+                                             StarSelected)
+        if isinstance(ev, StarSelected):
+            self.stars.append({"x": round(ev.x, 1), "y": round(ev.y, 1), "snr": round(ev.snr, 1),
+                               "hfd_px": round(ev.hfd, 2), "extra_stars": ev.extra_stars})
+        elif isinstance(ev, Alert):
             self.alerts.append((ev.level, ev.code, ev.message))
         elif isinstance(ev, CalibrationStarted):
             self.calibrations += 1
@@ -225,16 +237,13 @@ class Watch:
             "calibrations_started": self.calibrations, "calibrations": self.cal_done,
             "guide_steps": self.steps, "ra_limited_frames": self.ra_limited,
             "ra_limited_run_max": self.ra_limit_run_max, "dec_limited_frames": self.dec_limited,
-            "stars_used_max": self.stars_used_max,
+            "stars_used_max": self.stars_used_max, "guide_stars": self.stars,
         }
 
 
 def run_row(row: Row, algo: str, minutes: float, full: bool, cfg_path: str) -> dict[str, Any]:
     """Guide one row with one algorithm pair; the figures as a dict (never raises: an
     exception is a finding and comes back as ``exception``)."""
-    from fieldtui.commands.guide import run_guide
-    from fieldtui.config import load_config
-
     t0, c0 = time.perf_counter(), time.process_time()
     mins = minutes * row.minutes_x
     out: dict[str, Any] = {"row": row.key, "condition": row.label, "algorithms": algo,
@@ -243,10 +252,17 @@ def run_row(row: Row, algo: str, minutes: float, full: bool, cfg_path: str) -> d
                            "command": command(cfg_path, mins, row.dither_min)}
     watch = Watch()
     try:
-        ov = merge({} if full else SMALL, row.overrides, {"guiding": ALGORITHMS[algo]})
-        cfg = load_config(user=False, overrides=ov)
-        res = asyncio.run(run_guide(cfg, minutes=mins, fast=True, dither_every_min=row.dither_min,
-                                    on_event=watch))
+        size = {} if full else SMALL
+        res = _guide(row, algo, mins, size, watch)
+        if not full and str(res.get("error", "")).startswith("Cannot pick a guide star"):
+            # Too few stars in a 320x240 corner of this field (a frame-size artefact):
+            # measure the row on a larger frame, and say so.
+            size, watch = RETRY_SIZE, Watch()
+            Path(cfg_path).write_text(toml_text(merge(size, row.overrides, {"guiding": ALGORITHMS[algo]})))
+            out["retried"] = f"320x240: {res['error']}"
+            res = _guide(row, algo, mins, size, watch)
+        out["frame_size"] = (f"{size['guide_camera']['width']}x{size['guide_camera']['height']}"
+                             if size else "1280x960")
         floor = res.get("seeing_floor_arcsec")
         out.update({
             "error": res.get("error"),
@@ -268,6 +284,14 @@ def run_row(row: Row, algo: str, minutes: float, full: bool, cfg_path: str) -> d
     out["wall_s"] = round(time.perf_counter() - t0, 1)
     out["cpu_s"] = round(time.process_time() - c0, 1)
     return out
+
+
+def _guide(row: Row, algo: str, minutes: float, size: dict[str, Any], watch: Watch) -> dict[str, Any]:
+    from fieldtui.commands.guide import run_guide
+    from fieldtui.config import load_config
+    cfg = load_config(user=False, overrides=merge(size, row.overrides, {"guiding": ALGORITHMS[algo]}))
+    return asyncio.run(run_guide(cfg, minutes=minutes, fast=True, dither_every_min=row.dither_min,
+                                 on_event=watch))
 
 
 def command(cfg_path: str, minutes: float, dither: float = 0.0, assistant: bool = False) -> str:
@@ -343,8 +367,15 @@ def notes(r: dict[str, Any]) -> str:
     out = []
     if r.get("exception"):
         out.append(f"**CRASH** {r['exception']}")
+    if r.get("retried"):
+        out.append(f"measured on {r['frame_size']} frames ({_short(r['retried'], 90)})")
     if r.get("error"):
         out.append(f"**error:** {_short(r['error'], 300)}")
+    stars = r.get("guide_stars") or []
+    if stars:
+        st = stars[0]
+        out.append(f"guide star SNR {st['snr']:.0f}, HFD {st['hfd_px']:.1f} px"
+                   + (f" ({len(stars)} selections)" if len(stars) > 1 else ""))
     for a in r.get("alerts", []):
         n = f" ×{a['count']}" if a["count"] > 1 else ""
         out.append(f"{a['level']} `{a['code']}`{n}: {_short(a['message'])}")
@@ -485,7 +516,8 @@ def main(argv: list[str] | None = None) -> int:
     if not rows and not cases:
         ap.error(f"--rows {args.rows!r} selects nothing (--list lists the rows)")
 
-    cfg_dir = OUT / "guiding_table"
+    name = "guiding_table_full" if args.full else "guiding_table"
+    cfg_dir = OUT / name
     cfg_dir.mkdir(parents=True, exist_ok=True)
     size = {} if args.full else SMALL
     tasks: list[tuple[Any, ...]] = []
@@ -523,12 +555,12 @@ def main(argv: list[str] | None = None) -> int:
         "assistant": [r for r in results if "algorithms" not in r],
         "wall_s": round(time.time() - t0, 1),
     }
-    (OUT / "guiding_table.json").write_text(json.dumps(res, indent=2, ensure_ascii=False))
+    (OUT / f"{name}.json").write_text(json.dumps(res, indent=2, ensure_ascii=False))
     md = markdown(res)
-    (OUT / "guiding_table.md").write_text(md)
+    (OUT / f"{name}.md").write_text(md)
     print()
     print(md)
-    print(f"wrote {OUT / 'guiding_table.json'} and {OUT / 'guiding_table.md'} in {res['wall_s']:.0f} s")
+    print(f"wrote {OUT / name}.json and {OUT / name}.md in {res['wall_s']:.0f} s")
     return 0
 
 
