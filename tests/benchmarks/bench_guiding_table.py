@@ -91,7 +91,7 @@ ROWS: list[Row] = [
         issue="0.77 / 0.71 / 1.08"),
     Row("backlash-30", "Dec backlash 30″", {"sim": {"backlash_arcsec": 30.0}},
         issue="1.38 / 0.71 / 1.96"),
-    Row("backlash-30-2x", "Dec backlash 30″, a run twice as long", {"sim": {"backlash_arcsec": 30.0}},
+    Row("backlash-30-2x", "Dec backlash 30″, a longer run", {"sim": {"backlash_arcsec": 30.0}},
         minutes_x=2.0, issue="1.59 over 60 min"),
     Row("backlash-60", "Dec backlash 60″", {"sim": {"backlash_arcsec": 60.0}},
         issue="1.67 / 0.71 / 2.36", expect="the backlash warning (about 60″)"),
@@ -114,7 +114,7 @@ ROWS: list[Row] = [
         issue="1.87 / 1.41 / 1.32"),
     Row("gusts-20x10", "20 gusts an hour of 10″", {"sim": {"gusts_per_hour": 20.0, "gust_arcsec": 10.0}},
         issue="1.25 / 0.71 / 1.77"),
-    Row("pe-45-240-4x", "periodic error ±45″/240 s, a run 4× as long (120 min)", {"sim": dict(STEEP_PE)},
+    Row("pe-45-240-4x", "periodic error ±45″/240 s, a longer run", {"sim": dict(STEEP_PE)},
         minutes_x=4.0, issue="1.48 / 0.71 / 2.10"),
     Row("backlash-60-no-drift", "Dec backlash 60″, no polar drift",
         {"sim": {"backlash_arcsec": 60.0, "polar_error_arcmin": 0.0}},
@@ -302,11 +302,12 @@ def command(cfg_path: str, minutes: float, dither: float = 0.0, assistant: bool 
 
 
 def pct(measured: float | None, configured: float) -> float | None:
-    """Error of ``measured`` against ``configured`` in per cent (None when either is missing
-    or the configured value is 0)."""
+    """Error of ``measured`` against ``configured`` in per cent of the setting, negative when
+    the measurement falls short of it (on either side of 0); None when either is missing or
+    the setting is 0."""
     if measured is None or not configured:
         return None
-    return 100.0 * (measured - configured) / abs(configured)
+    return 100.0 * (measured - configured) / configured
 
 
 def run_assist(case: AssistCase, minutes: float, full: bool, cfg_path: str) -> dict[str, Any]:
@@ -409,6 +410,25 @@ def markdown(res: dict[str, Any]) -> str:
              f"otherwise, {res['when']}, commit {res['commit']}; ratio = guided RMS / seeing floor; "
              "\"issue\" is what the issue measured (guided / floor / ratio, predictive). "
              f"Wall time {res['wall_s']:.0f} s with --jobs {res['jobs']}.", "",
+             "## Summary", "",
+             "| row | condition | issue | predictive: guided ″ / floor ″ / ratio | "
+             "hysteresis + resist switch: guided ″ / ratio |",
+             "|---|---|---|---|---|"]
+    by_row: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in res["table"]:
+        by_row.setdefault(r["row"], {})[r["algorithms"]] = r
+    for key, algos in by_row.items():
+        first = next(iter(algos.values()))
+        mins = "" if first["minutes"] == res["minutes"] else f" ({first['minutes']:g} min)"
+        if any(r.get("retried") for r in algos.values()):
+            mins += f" ({first.get('frame_size')} frames)"
+        p, c = algos.get("predictive"), algos.get("classic")
+        cell_p = (f"{_f(p.get('guided_arcsec'))} / {_f(p.get('floor_arcsec'))} / **{_f(p.get('ratio'))}**"
+                  if p and p.get("ratio") is not None else ("error" if p else ""))
+        cell_c = (f"{_f(c.get('guided_arcsec'))} / **{_f(c.get('ratio'))}**"
+                  if c and c.get("ratio") is not None else ("error" if c else ""))
+        lines.append(f"| {key} | {first['condition']}{mins} | {first['issue']} | {cell_p} | {cell_c} |")
+    lines += ["", "## Each run", "",
              "| row | condition | algorithms | guided ″ | floor ″ | ratio | issue | frames | "
              "alerts and notes | command |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -516,6 +536,12 @@ def main(argv: list[str] | None = None) -> int:
     if not rows and not cases:
         ap.error(f"--rows {args.rows!r} selects nothing (--list lists the rows)")
 
+    from fieldtui.config import load_config
+    for r in rows:  # a key the config does not know stops here, before any run
+        for algo in algos:
+            load_config(user=False, overrides=merge(r.overrides, {"guiding": ALGORITHMS[algo]}))
+    for a in cases:
+        load_config(user=False, overrides=a.overrides)
     name = "guiding_table_full" if args.full else "guiding_table"
     cfg_dir = OUT / name
     cfg_dir.mkdir(parents=True, exist_ok=True)
