@@ -489,7 +489,7 @@ def print_row(r: dict[str, Any]) -> None:
 def git_commit() -> str:
     import subprocess
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+        return subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
                               cwd=Path(__file__).parent, timeout=10).stdout.strip() or "?"
     except Exception:  # noqa: BLE001
         return "?"
@@ -557,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
         path.write_text(toml_text(merge({} if args.full else ASSIST_SMALL, a.overrides)))
         tasks.append((run_assist, a, args.assistant_minutes, args.full, str(path)))
 
-    t0 = time.time()
+    t0, commit = time.time(), git_commit()  # the code that runs, even if HEAD moves meanwhile
     results: list[dict[str, Any]] = []
     if args.jobs == 1:
         for fn, *a in tasks:
@@ -573,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     order = {(t[1].key, t[2] if t[0] is run_row else ""): i for i, t in enumerate(tasks)}
     results.sort(key=lambda r: order[(r["row"], r.get("algorithms", ""))])
     res = {
-        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": git_commit(),
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t0)), "commit": commit,
         "frames_size": "1280x960" if args.full else "320x240 (assistant 640x480)", "minutes": args.minutes,
         "assistant_minutes": args.assistant_minutes, "jobs": args.jobs,
         "algorithms": {a: ALGORITHMS[a] for a in algos},
