@@ -23,8 +23,17 @@ a table row whose 320×240 frame has too few stars to pick a guide star is measu
 640×480 instead, and says so).  Small frames change which star is guided on: at 2–4 s
 the bright star near the middle saturates the 12-bit guide camera and a 320×240 frame
 leaves only faint ones (SNR 35–70), a full frame a brighter one; each row notes its
-guide star's SNR and HFD.
-The user's own config file is not read.
+guide star's SNR and HFD (and a 320×240 frame holds only 3 stars besides the guide
+star for ``multi_star = 4``).  The user's own config file is not read.
+
+Every row is a config change except two: dithering is ``--dither-every`` and the longer
+runs are ``--minutes``.  The issue's "dec_mode = north while the drift runs south" is
+``dec_mode = "north"`` on the shipped rig, whose 4′ polar error drifts the pointing north
+(the star needs south pulses).  Its "ASICap-style tolerance" case names no value and is
+left out; its max_ra_pulse_ms = 200 case (steep periodic error) is a row.
+
+Run time on the shared 2-core machine (load 10-20): the whole default run ~10 min wall
+(~3 min CPU); ``--full --algorithms predictive`` ~25 min.
 
 The assistant part runs ``fieldtui guide --assistant`` (its function,
 :func:`~fieldtui.commands.guide.run_assistant_cli`) on rigs of known periodic error,
