@@ -425,6 +425,7 @@ class GustTracker:
 
     KEEP = 120
     WARMUP = 40
+    PAUSE_FRAMES = 30
     MIN_RATES = 3
 
     def __init__(self, onset_sigma: float = 8.0, end_sigma: float = 2.5, min_px: float = 0.3,
@@ -454,6 +455,7 @@ class GustTracker:
         self._pending: list[float] = []  # its relaxation rates, kept if it relaxes
         self._held: list[tuple[float, float]] = []  # its (t, gear) frames
         self.returned: list[tuple[float, float]] = []
+        self._paused = 0
 
     def _noise(self) -> tuple[float, float] | None:
         """(median, robust sigma) of the quiet innovations, px; None while warming up."""
@@ -487,6 +489,9 @@ class GustTracker:
         med, sig = noise
         xc = x - med
         if not self.active:
+            if self._paused > 0:
+                self._paused -= 1
+                return False
             if abs(xc) > max(self.onset_sigma * sig, self.min_px):
                 self.active, self.since, self.frames, self.x, self.t = True, t, 1, xc, t
                 self._first = 0.0
@@ -517,6 +522,12 @@ class GustTracker:
         self.x, self.t = xc, t
         self._held.append((t, gear))
         return True
+
+    def pause(self) -> None:
+        """The lock moved (a dither): the settling that follows is no gust.  Any gust
+        under way ends as not one, and none starts for the next :attr:`PAUSE_FRAMES`."""
+        self._abort()
+        self._paused = self.PAUSE_FRAMES
 
     def _abort(self) -> None:
         if self.active:
@@ -710,6 +721,8 @@ class Predictive(GuideAlgorithm):
 
     def lock_moved(self, delta: float) -> None:
         self._lock += delta
+        if self.gust is not None:
+            self.gust.pause()
 
     def summary(self) -> str:
         per = f"{self.model.period:.0f} s" if self.model.period else "learning"
@@ -912,6 +925,8 @@ class PredictiveDec(GuideAlgorithm):
 
     def lock_moved(self, delta: float) -> None:
         self._lock += delta
+        if self.gust is not None:
+            self.gust.pause()
 
     def summary(self) -> str:
         return (f"Minimum move = {self.min_move:.3f} Aggression = {self.aggression * 100:.0f}% "
