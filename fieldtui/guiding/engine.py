@@ -166,6 +166,9 @@ class GuideEngine:
                              aggression=s.dec_predictive_aggression if dec_pred else s.dec_aggression,
                              min_move=s.dec_min_move, hysteresis=s.ra_hysteresis,
                              drift_s=s.dec_drift_s, drift_gain=s.dec_drift_gain)
+        ra_gust, dec_gust = getattr(ra, "gust", None), getattr(dec, "gust", None)
+        if ra_gust is not None and dec_gust is not None:
+            dec_gust.rates = ra_gust.rates  # one tube: a gust relaxes alike on both axes
         return ra, dec
 
     # ------------------------------------------------------- off-loop work
