@@ -65,6 +65,8 @@ try:
     from . import _combine as _ckernel
 except ImportError:  # not built (no C compiler): the numba kernel
     _ckernel = None
+if _ckernel is not None and "rel" not in (_ckernel.combine_rows.__doc__ or ""):
+    _ckernel = None  # built from an older _combine.c (no per-frame noise): numba until rebuilt
 
 #: threads :func:`combine` splits its pixels over (``set_threads``)
 _THREADS = max(1, os.cpu_count() or 1)
