@@ -516,6 +516,8 @@ class Predictive(GuideAlgorithm):
         if self._last_t is not None and t > self._last_t:
             self._dts.append(t - self._last_t)
         self._last_t = t
+        if self.next_cycle_s:
+            return self.next_cycle_s
         return float(np.median(self._dts)) if self._dts else 0.0
 
     def _gain(self, dt: float) -> float:
@@ -697,7 +699,8 @@ class PredictiveDec(GuideAlgorithm):
             self.last_prediction = 0.0
         else:
             self.side = 1 if self.drift_rate > 0 else -1
-            ff = self.drift_gain * self.drift_rate * float(np.median(self._dts))
+            cycle = self.next_cycle_s or float(np.median(self._dts))
+            ff = self.drift_gain * self.drift_rate * cycle
             self.last_prediction = ff
             fb = self.aggression * distance
             if (fb > 0) - (fb < 0) != self.side:
