@@ -610,7 +610,9 @@ class GuideEngine:
         assert self.star is not None and self.calibrator is not None
         cal = self.calibrator
         n_before = len(cal.records)
-        req = cal.update(self.star.x, self.star.y)
+        # The frame shows the star mid-exposure: the calibration takes the mount's
+        # own motion out of the rates with these times.
+        req = cal.update(self.star.x, self.star.y, t - self._frame_exp / 2.0)
         for rec in cal.records[n_before:]:
             leg, step, dx, dy, x, y, dist = rec
             ms = cal.pulse_ms if req is None else req.ms
@@ -641,7 +643,7 @@ class GuideEngine:
             else:
                 self._set_state(GuideState.LOOPING, "calibration complete")
             return []
-        return [Pulse(req.direction, req.ms)] if req is not None else []
+        return [Pulse(req.direction, req.ms)] if req is not None and req.ms > 0 else []
 
     # ---------------------------------------------------------------- guiding
     def _begin_guiding(self, t: float, keep_lock: bool) -> None:
