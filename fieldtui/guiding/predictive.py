@@ -548,7 +548,10 @@ class Predictive(GuideAlgorithm):
         pred = 0.0
         if dt > 0:
             pred, self.last_source = self.model.increment(t, dt)
-            pred = max(-self.max_prediction_px, min(self.max_prediction_px, pred))
+            # The cap is per cycle of up to gain_cycle_s: a 4-s cycle on ±45″ over 240 s
+            # needs ~1 px of feed-forward and was clipped to 1 px.
+            cap = self.max_prediction_px * max(1.0, dt / self.gain_cycle_s)
+            pred = max(-cap, min(cap, pred))
         self.last_prediction = pred
         # The guider not in charge, replayed on the same gear error.
         other = "hysteresis" if self.live == "predictive" else "predictive"
