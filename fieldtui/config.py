@@ -437,6 +437,7 @@ _RANGES: dict[str, tuple[float, float, bool, str]] = {
     "guiding.exposure_s": (0, 600, False, "seconds above 0, at most 600"),
     "sim.seeing_fwhm_arcsec": (0, 60, False, "arc-seconds above 0, at most 60"),
     "sim.pe_period_s": (0, 86400, False, "seconds above 0"),
+    "guiding.settle_exposure_s": (0, 600, True, "seconds, 0 (the guide exposure) to 600"),
     "guiding.cycle_time_s": (0, 3600, True, "seconds, 0 or more (0 = back to back)"),
     "guiding.correction_time_s": (0, 3600, True, "seconds, 0 or more (0 = every frame)"),
     "guiding.tolerance_px": (0, 100, True, "pixels, 0 or more (0 = off)"),

@@ -14,6 +14,7 @@ from fieldtui.config import ConfigError, load_config
     ("guiding", "calibration_steps", 0, "between 2 and 100 steps"),
     ("guiding", "calibration_px", 0.0, "pixels between 2 and 500"),
     ("guiding", "cycle_time_s", -1.0, "seconds, 0 or more"),
+    ("guiding", "settle_exposure_s", -0.5, "seconds, 0 (the guide exposure) to 600"),
     ("guiding", "box_px", 0, "a guide box side between 8 and 400 px"),
     ("guiding", "exposure_s", float("nan"), "seconds above 0"),
     ("guiding", "ra_hysteresis", 1.0, "a fraction from 0 to under 1"),
@@ -69,7 +70,7 @@ def test_an_error_in_the_guide_loop_reaches_the_user(monkeypatch, capsys, tmp_pa
     small = tmp_path / "small.toml"
     small.write_text("[guide_camera]\nwidth = 320\nheight = 240\n")
 
-    def broken(self, data, t, detection=None):
+    def broken(self, data, t, detection=None, exposure_s=None):
         raise RuntimeError("centroid table is corrupt")
 
     monkeypatch.setattr(GuideEngine, "on_frame", broken)

@@ -19,6 +19,9 @@ class GuideAlgorithm:
     name = "None"
     min_move: float = 0.0
     uses_time = False  # True: result() wants the frame time (t=...)
+    # Seconds from this frame's middle to the next one's, when the engine knows
+    # it differs from the cycles seen so far (exposures that change); else None.
+    next_cycle_s: float | None = None
 
     def result(self, distance: float) -> float:
         return distance

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import deque
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -138,6 +139,11 @@ class GuideEngine:
         self._last_data: np.ndarray | None = None
         self._detection: object = _NOT_GIVEN
         self._defer_refits = False
+        # Exposure timing: this frame's exposure, the last frame's end, and the
+        # time between frames beyond their exposures (readout, pulses, cycle time).
+        self._frame_exp = self.settings.exposure_s
+        self._prev_frame_t: float | None = None
+        self._overheads: deque[float] = deque(maxlen=15)
         # Limits that bind: corrections in a row, last alert time, tolerance side.
         self._limit_run: dict[str, int] = {"RA": 0, "Dec": 0}
         self._limit_alert_at: dict[str, float] = {}
@@ -372,10 +378,30 @@ class GuideEngine:
     def _elapsed(self, t: float) -> float:
         return t - self.guide_start_t if self.guide_start_t is not None else 0.0
 
-    def on_frame(self, data: np.ndarray, t: float, detection: object = _NOT_GIVEN) -> Decision:
+    @property
+    def next_exposure_s(self) -> float:
+        """The exposure (s) the next guide frame should have: ``settle_exposure_s``
+        while settling after a dither (when set), else ``exposure_s``."""
+        s = self.settings
+        if self.state == GuideState.SETTLING and s.settle_exposure_s > 0:
+            return s.settle_exposure_s
+        return s.exposure_s
+
+    def on_frame(self, data: np.ndarray, t: float, detection: object = _NOT_GIVEN,
+                 exposure_s: float | None = None) -> Decision:
         """One guide frame: ``data`` (h, w) ADU, ``t`` the end of its exposure (s,
         monotonic).  ``detection``: the result of :meth:`detect` on this frame,
-        when the caller ran it elsewhere (see :meth:`needs_detection`)."""
+        when the caller ran it elsewhere (see :meth:`needs_detection`).
+        ``exposure_s``: the frame's exposure (default the settings' ``exposure_s``;
+        give it when the frame followed :attr:`next_exposure_s`)."""
+        exp = self.settings.exposure_s if exposure_s is None else float(exposure_s)
+        if self._prev_frame_t is not None and t > self._prev_frame_t:
+            self._overheads.append(max(t - self._prev_frame_t - exp, 0.0))
+        self._prev_frame_t = t
+        if exp != self._frame_exp and self.star is not None and self._frame_exp > 0:
+            # The star's flux goes with the exposure: a shorter frame is not a lost star.
+            self.star.mass *= exp / self._frame_exp
+        self._frame_exp = exp
         self._detection = detection
         try:
             return self._on_frame(data, t)
@@ -587,7 +613,9 @@ class GuideEngine:
         assert self.star is not None and self.calibrator is not None
         cal = self.calibrator
         n_before = len(cal.records)
-        req = cal.update(self.star.x, self.star.y)
+        # The frame shows the star mid-exposure: the calibration takes the mount's
+        # own motion out of the rates with these times.
+        req = cal.update(self.star.x, self.star.y, t - self._frame_exp / 2.0)
         for rec in cal.records[n_before:]:
             leg, step, dx, dy, x, y, dist = rec
             ms = cal.pulse_ms if req is None else req.ms
@@ -618,7 +646,7 @@ class GuideEngine:
             else:
                 self._set_state(GuideState.LOOPING, "calibration complete")
             return []
-        return [Pulse(req.direction, req.ms)] if req is not None else []
+        return [Pulse(req.direction, req.ms)] if req is not None and req.ms > 0 else []
 
     # ---------------------------------------------------------------- guiding
     def _begin_guiding(self, t: float, keep_lock: bool) -> None:
@@ -728,7 +756,8 @@ class GuideEngine:
             if self._recovering_since is not None:
                 ra_out, dec_out = ra_in, dec_in  # full corrections until it is back
             else:
-                t_mid = t - s.exposure_s / 2.0  # the frame shows the star mid-exposure
+                t_mid = t - self._frame_exp / 2.0  # the frame shows the star mid-exposure
+                self._plan_cycle()
                 ra_out = (self.ra_algo.result(ra_in, t=t_mid) if self.ra_algo.uses_time
                           else self.ra_algo.result(ra_in))
                 dec_out = (self.dec_algo.result(dec_in, t=t_mid) if self.dec_algo.uses_time
@@ -800,6 +829,19 @@ class GuideEngine:
         elif self.state == GuideState.SETTLING:
             self._settle(t, dist)
         return pulses
+
+    def _plan_cycle(self) -> None:
+        """Tell the algorithms how far the next frame's middle is from this one's,
+        when the exposures change (settling on shorter ones): the usual cycle
+        (exposure plus overhead) plus half the change of exposure.  With one
+        exposure throughout they go by the cycles they saw (None)."""
+        s = self.settings
+        hint: float | None = None
+        if s.settle_exposure_s > 0 and s.settle_exposure_s != s.exposure_s and self._overheads:
+            ovh = float(np.median(self._overheads))
+            hint = ovh + 0.5 * (self._frame_exp + self.next_exposure_s)
+        for algo in (self.ra_algo, self.dec_algo):
+            algo.next_cycle_s = hint
 
     def _note_live(self, t: float) -> None:
         """Say when an axis's predictive guider hands over to the classic one or takes back."""

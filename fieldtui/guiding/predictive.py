@@ -261,6 +261,18 @@ class GearModel:
         self._due = False
         self._in_flight = False
         self._generation = 0
+        self._reset_record()
+
+    # How the two models' predictions fared, sample by sample (see _score).
+    RECORD_S = 60.0  # the track record's memory, seconds
+    RECORD_MIN = 10  # scored predictions before the periodic model's record counts
+    RECORD_VETO = 1.6  # the periodic model is vetoed when its record is this much worse
+
+    def _reset_record(self) -> None:
+        self._last: tuple[float, float] | None = None  # newest (t, g) when the models predicted
+        self._cands: dict[str, Any] = {}
+        self.record: dict[str, float] = {}  # EWMA of each model's squared prediction error, px²
+        self.record_n = 0
 
     def clear(self) -> None:
         self.t.clear()
@@ -273,10 +285,12 @@ class GearModel:
         self._due = False
         self._in_flight = False
         self._generation += 1  # a refit running on the old history is dropped
+        self._reset_record()
 
     def add(self, t: float, g: float) -> None:
         if self.t0 is None:
             self.t0 = t
+        self._score(t - self.t0, g)
         self.t.append(t - self.t0)
         self.g.append(g)
         while self.t and self.t[-1] - self.t[0] > self.history_s:
@@ -381,14 +395,63 @@ class GearModel:
         tt = np.asarray([t_abs - self.t0])
         return float((_harmonic_design(tt, self.period, self.harmonics) @ self.coef)[0])
 
+    def _score(self, t: float, g: float) -> None:
+        """Score the predictions the local and the periodic model made at the last
+        sample against the change seen now (``t`` s since t0, gear ``g`` px).
+
+        Both predicted the same change, so the measurement noise is common to
+        their errors and the comparison of their mean squares is paired."""
+        last, cands = self._last, self._cands
+        self._last, self._cands = None, {}
+        if last is None or len(cands) < 2:
+            return
+        t_prev, g_prev = last
+        h = t - t_prev
+        if h <= 0:
+            return
+        seen = g - g_prev
+        period, coef = cands["periodic"]
+        v = _harmonic_design(np.asarray([t_prev, t]), period, self.harmonics) @ coef
+        a = min(0.2, max(h / self.RECORD_S, 1.0 / 200.0))
+        for name, pred in (("trend", cands["trend"] * h), ("periodic", float(v[1] - v[0]))):
+            e2 = (pred - seen) ** 2
+            old = self.record.get(name, e2)
+            self.record[name] = old + a * (e2 - old)
+        self.record_n += 1
+
+    @property
+    def periodic_proven(self) -> bool:
+        """The periodic model holds (:func:`fit_periodic`'s checks) and its record
+        over about the last :attr:`RECORD_S` seconds is not clearly worse than the
+        local model's (``RECORD_VETO`` times its mean square error, noise included).
+
+        A periodic fit can pass its checks on too short a history: 3 minutes into
+        a 480-s worm with 4-s exposures, a fitted ~150-s period predicted each
+        cycle's change to 0.28-0.36″ where the local line did 0.14-0.16″ and put
+        the star 0.5″ off.  Its record vetoes it until it predicts.  (Choosing by
+        the record alone flips between two good models on noise: the mean square
+        errors of 1-s cycles are mostly the seeing jitter's.)"""
+        if not self.periodic_ok:
+            return False
+        if self.record_n < self.RECORD_MIN or "periodic" not in self.record:
+            return True
+        return self.record["periodic"] <= self.RECORD_VETO * self.record.get("trend", math.inf)
+
     def increment(self, t_abs: float, dt: float) -> tuple[float, str]:
-        """Predicted gear-error change from t_abs to t_abs + dt, and which model said so."""
-        if self.periodic_ok:
+        """Predicted gear-error change from t_abs to t_abs + dt, and which model said so.
+
+        The periodic model speaks when :attr:`periodic_proven`; both models keep
+        predicting so their records stay current."""
+        tr = self.trend(dt)
+        self._cands = {}
+        if self.t and tr is not None and self.coef is not None and self.period is not None:
+            self._last = (self.t[-1], self.g[-1])
+            self._cands = {"trend": tr[0], "periodic": (self.period, self.coef)}
+        if self.periodic_proven:
             a = self.value(t_abs)
             b = self.value(t_abs + dt)
             if a is not None and b is not None:
                 return b - a, "periodic"
-        tr = self.trend(dt)
         if tr is None:
             return 0.0, "none"
         return tr[0] * dt, "trend"
@@ -624,6 +687,8 @@ class Predictive(GuideAlgorithm):
         if self._last_t is not None and t > self._last_t:
             self._dts.append(t - self._last_t)
         self._last_t = t
+        if self.next_cycle_s:
+            return self.next_cycle_s
         return float(np.median(self._dts)) if self._dts else 0.0
 
     def _gain(self, dt: float) -> float:
@@ -663,7 +728,10 @@ class Predictive(GuideAlgorithm):
         pred = 0.0
         if dt > 0:
             pred, self.last_source = self.model.increment(t, dt)
-            pred = max(-self.max_prediction_px, min(self.max_prediction_px, pred))
+            # The cap is per cycle of up to gain_cycle_s: a 4-s cycle on ±45″ over 240 s
+            # needs ~1 px of feed-forward and was clipped to 1 px.
+            cap = self.max_prediction_px * max(1.0, dt / self.gain_cycle_s)
+            pred = max(-cap, min(cap, pred))
         self.last_prediction = pred
         # The guider not in charge, replayed on the same gear error.
         other = "hysteresis" if self.live == "predictive" else "predictive"
@@ -866,7 +934,8 @@ class PredictiveDec(GuideAlgorithm):
             self.last_prediction = 0.0
         else:
             self.side = 1 if self.drift_rate > 0 else -1
-            ff = self.drift_gain * self.drift_rate * float(np.median(self._dts))
+            cycle = self.next_cycle_s or float(np.median(self._dts))
+            ff = self.drift_gain * self.drift_rate * cycle
             self.last_prediction = ff
             fb = self.aggression * distance
             if (fb > 0) - (fb < 0) != self.side:

@@ -14,6 +14,10 @@ class GuideSettings:
     # Exposure loop.  cycle_time_s (ASICap's "guider cycle time") is an
     # extra wait between guide frames; 0 means back to back.
     exposure_s: float = 1.0
+    # While settling after a dither: this exposure instead (0: exposure_s).
+    # Shorter frames correct the dither's step more often and prove the star
+    # settled sooner (a PHD2 user request).
+    settle_exposure_s: float = 0.0
     gain: int | None = None
     cycle_time_s: float = 0.0
     # ASICap's "correction time": corrections at most this often, from the

@@ -291,9 +291,10 @@ class GuideWorker:
         bad_in_row = 0
         try:
             while self._running:
+                exp = self.engine.next_exposure_s  # shorter while settling, when set
                 try:
-                    frame = await self.clock.wait_for(self.camera.expose(s.exposure_s, s.gain),
-                                                      s.exposure_s + self.expose_timeout_s)
+                    frame = await self.clock.wait_for(self.camera.expose(exp, s.gain),
+                                                      exp + self.expose_timeout_s)
                 except asyncio.CancelledError:
                     raise
                 except DeviceDisconnected as exc:
@@ -306,21 +307,22 @@ class GuideWorker:
                     if errors_in_row == 3:
                         self._dispatch([Alert(self.clock.monotonic(), "warning", "camera",
                                               f"Guide camera failed {errors_in_row} frames in a row: {exc}")])
-                    await self.clock.sleep(min(1.0, s.exposure_s))
+                    await self.clock.sleep(min(1.0, exp))
                     continue
                 errors_in_row = 0
                 self.frames += 1
                 t0 = time.perf_counter()
-                t = self._mono_of(frame, self.clock.monotonic(), s.exposure_s)
+                t = self._mono_of(frame, self.clock.monotonic(), exp)
                 calibrating = self.engine.state == GuideState.CALIBRATING
                 try:
                     if self.darks is not None:
-                        frame = await self._dark_subtracted(frame)
+                        frame = await self._dark_subtracted(frame, exp)
                     detection: Any = None
                     if self.engine.needs_detection(t):
                         detection = await self.clock.run_blocking(self.engine.detect, frame.data)
-                    decision = (self.engine.on_frame(frame.data, t, detection=detection)
-                                if detection is not None else self.engine.on_frame(frame.data, t))
+                    decision = (self.engine.on_frame(frame.data, t, detection=detection, exposure_s=exp)
+                                if detection is not None
+                                else self.engine.on_frame(frame.data, t, exposure_s=exp))
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - one bad frame must not end guiding
@@ -354,13 +356,15 @@ class GuideWorker:
             for task in list(self._refits):
                 task.cancel()
 
-    async def _dark_subtracted(self, frame: Any) -> Any:
-        """The frame with its dark subtracted and hot pixels replaced (in a thread)."""
+    async def _dark_subtracted(self, frame: Any, exposure_s: float | None = None) -> Any:
+        """The frame (of ``exposure_s``, default the guide exposure) with its dark
+        subtracted and hot pixels replaced (in a thread)."""
         from dataclasses import replace as dc_replace
         from ..guiding.darks import apply_dark
         s = self.settings
         gain = s.gain if s.gain is not None else getattr(frame, "gain", 0) or 0
-        gd = self.darks.find(s.exposure_s, int(gain), tuple(frame.data.shape))
+        exp = s.exposure_s if exposure_s is None else exposure_s
+        gd = self.darks.find(exp, int(gain), tuple(frame.data.shape))
         if gd is not self.dark_in_use:
             self.dark_in_use = gd
             if gd is None:

@@ -72,18 +72,19 @@ class SkyLoop:
         g = self.settings.gain if self.settings.gain is not None else self.cfg.guide_camera.gain
         return 3.0 * 10 ** (-g / 200.0)
 
-    def frame(self):
-        e = self.settings.exposure_s
+    def frame(self, exposure: float | None = None):
+        e = self.settings.exposure_s if exposure is None else exposure
         data, truth = self.sky.render(self.sky.guide, self.t, e, gain_e_adu=self.gain())
         self.t += e + self.overhead
         return data, truth
 
     def step(self) -> None:
         t_start = self.t
-        data, truth = self.frame()
-        d = self.engine.on_frame(data, self.t)
+        exp = self.engine.next_exposure_s  # the worker's choice: shorter while settling, when set
+        data, truth = self.frame(exp)
+        d = self.engine.on_frame(data, self.t, exposure_s=exp)
         if self.engine.state == GuideState.GUIDING:
-            ex, ey = self.sky.mount_error(t_start + self.settings.exposure_s / 2.0)
+            ex, ey = self.sky.mount_error(t_start + exp / 2.0)
             self.truth.append((float(ex), float(ey)))
             st = next((e for e in d.events if isinstance(e, GuideStep)), None)
             if st is not None:
