@@ -104,3 +104,15 @@ def test_seeing_floor_is_what_the_simulator_says():
     from fieldtui.devices.sky import Sky
     sky = Sky(r, 0.0)
     assert sky.seeing_floor(4.0) == pytest.approx(math.sqrt(2) * 0.2 * 2.5 / 2.0)
+
+
+def test_the_undersampled_note_waits_for_clearly_undersampled_stars():
+    """The default 180-mm guide scope gives stars of HFD 1.9-2.0 px, which guide as well as
+    wider ones: no note. A 120-mm scope in 1.2″ seeing gives HFD ~1.3 px: the note."""
+    from fieldtui.guiding.engine import GuideEngine
+    e = GuideEngine()
+    e._note_undersampled(1.95)
+    assert not [ev for ev in e.pop_events() if getattr(ev, "code", "") == "undersampled"]
+    e._note_undersampled(1.3)
+    (note,) = [ev for ev in e.pop_events() if getattr(ev, "code", "") == "undersampled"]
+    assert "HFD 1.3 px" in note.message
