@@ -595,7 +595,7 @@ class GuideEngine:
         assert self.star is not None and self.calibrator is not None
         cal = self.calibrator
         n_before = len(cal.records)
-        req = cal.update(self.star.x, self.star.y, t)
+        req = cal.update(self.star.x, self.star.y)
         for rec in cal.records[n_before:]:
             leg, step, dx, dy, x, y, dist = rec
             ms = cal.pulse_ms if req is None else req.ms
