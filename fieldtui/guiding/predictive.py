@@ -812,15 +812,10 @@ class PredictiveDec(GuideAlgorithm):
         arr = np.asarray(self._recent)
         mean = float(arr.mean())
         sem = float(arr.std(ddof=1)) / math.sqrt(n)
-        # Reversing wants a whole minimum move: a backlash compensation a little
-        # off leaves the star that far past after each reversal, and a half
-        # minimum move then kept it reversing through the play every ~17 s.
-        side = 1 if mean > 0 else -1
-        floor = self.min_move if self.side and side != self.side else 0.5 * self.min_move
-        if abs(mean) <= max(3.0 * sem, floor):
+        if abs(mean) <= max(3.0 * sem, 0.5 * self.min_move):
             return 0.0
         self._recent.clear()
-        self.side = side
+        self.side = 1 if mean > 0 else -1
         return mean
 
     def _note(self, out: float) -> None:
