@@ -37,6 +37,12 @@ class GuideAlgorithm:
         """The lock position moved by ``delta`` px along this axis (a dither)."""
         return None
 
+    def hold_comparison(self, on: bool) -> None:
+        """While on (settling after a dither, recovering from a lost star), an
+        algorithm that proves itself against a replayed classic guider scores
+        neither of them."""
+        return None
+
     def feed_forward(self) -> float:
         """Of the last :meth:`result`, the part (px) predicted from the mount's own
         error rather than from the displacement (a tolerance must not hold it back)."""
@@ -136,7 +142,8 @@ def make_algorithm(name: str, axis: str = "ra", **kw: float) -> GuideAlgorithm:
     key = name.lower().replace("_", "").replace("-", "").replace(" ", "")
     if key == "predictive" and axis == "dec":
         from .predictive import PredictiveDec
-        return PredictiveDec(**{k: kw[k] for k in ("min_move", "aggression", "drift_s", "drift_gain")
+        return PredictiveDec(**{k: kw[k] for k in ("min_move", "aggression", "drift_s", "drift_gain",
+                                                    "classic_min_move", "classic_aggression")
                                 if k in kw})
     if key == "hysteresis":
         return Hysteresis(**{k: kw[k] for k in ("hysteresis", "aggression", "min_move") if k in kw})

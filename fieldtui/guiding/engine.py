@@ -37,7 +37,7 @@ import numpy as np
 
 from .algorithms import GuideAlgorithm, make_algorithm
 from .backlash import BacklashCompensator
-from .predictive import GearModel, PeriodicFit, RefitJob
+from .predictive import GearModel, PeriodicFit, PredictiveDec, RefitJob
 from .calibration import Calibration, CalibrationSettings, Calibrator
 from .centroid import StarMeasurement, measure_star
 from .events import (
@@ -158,6 +158,10 @@ class GuideEngine:
         self._comp_from_cal: Calibration | None = None
         self._live: dict[str, str] = {}
         self._extras_ref_due = False
+        # After a lost star: the predictive guiders' comparison waits until the star
+        # has been settled again (since when it is, None: not yet).
+        self._hold_after_lost = False
+        self._hold_ok_since: float | None = None
 
     # ------------------------------------------------------------------ setup
     def _make_algorithms(self) -> tuple[GuideAlgorithm, GuideAlgorithm]:
@@ -173,10 +177,14 @@ class GuideEngine:
         dec = make_algorithm(s.dec_algorithm, axis="dec",
                              aggression=s.dec_predictive_aggression if dec_pred else s.dec_aggression,
                              min_move=s.dec_min_move, hysteresis=s.ra_hysteresis,
-                             drift_s=s.dec_drift_s, drift_gain=s.dec_drift_gain)
+                             drift_s=s.dec_drift_s, drift_gain=s.dec_drift_gain,
+                             classic_min_move=s.dec_min_move, classic_aggression=s.dec_aggression)
         ra_gust, dec_gust = getattr(ra, "gust", None), getattr(dec, "gust", None)
         if ra_gust is not None and dec_gust is not None:
             dec_gust.rates = ra_gust.rates  # one tube: a gust relaxes alike on both axes
+        if isinstance(dec, PredictiveDec):
+            # The Dec mode blocks the replayed classic's pulses as it blocks the live ones.
+            dec.directions = {"north": -1, "south": 1, "off": None}.get(s.dec_mode.lower(), 0)
         return ra, dec
 
     # ------------------------------------------------------- off-loop work
@@ -597,6 +605,9 @@ class GuideEngine:
             self._set_state(GuideState.LOOPING, "star found")
             self._pending = "calibrate"
             return
+        if back in TRACKING:
+            self._hold_after_lost = True
+            self._hold_ok_since = None
         self._set_state(back, "star found")
 
     # ------------------------------------------------------------ calibration
@@ -691,8 +702,16 @@ class GuideEngine:
         if (not self.settings.dec_backlash_comp or ms is None or cal is None
                 or cal.backlash_lower_bound or ms < 100.0):
             self.backlash_comp = None
-            return
-        self.backlash_comp = BacklashCompensator(ms, gear_at=gear_at)
+        else:
+            self.backlash_comp = BacklashCompensator(ms, gear_at=gear_at)
+        if isinstance(self.dec_algo, PredictiveDec):
+            # The play no compensation adds back: the replayed classic's reversals lose it.
+            play = 0.0
+            if self.backlash_comp is None and ms is not None and cal is not None:
+                play = ms / 1000.0 * cal.dec_rate
+            # gear_at 0: resting on its south side, where positive (south) corrections left it.
+            self.dec_algo.set_play(play, resting=(1 if gear_at == 0.0 else -1 if gear_at == 1.0
+                                                  else None))
 
     def _offset(self, data: np.ndarray) -> tuple[float, float, int]:
         """Star offset from the lock position (camera px), averaged over the
@@ -748,6 +767,9 @@ class GuideEngine:
         dist = math.hypot(dx, dy)
 
         self._acc.append((ra_px, dec_px))
+        held = self._comparison_held(t, dist)
+        self.ra_algo.hold_comparison(held)
+        self.dec_algo.hold_comparison(held)
         correct = (s.correction_time_s <= 0 or self._last_corr_t is None
                    or t - self._last_corr_t >= s.correction_time_s - 1e-6
                    or self.state == GuideState.SETTLING)
@@ -848,6 +870,25 @@ class GuideEngine:
         for algo in (self.ra_algo, self.dec_algo):
             algo.next_cycle_s = hint
 
+    def _comparison_held(self, t: float, dist: float) -> bool:
+        """Frames that say nothing about a guider (settling after a dither, and after a
+        lost star until the star has stayed within settle_px for settle_time_s) are not
+        scored by the predictive guiders' replay of the classic ones."""
+        if self.state == GuideState.SETTLING:
+            return True
+        if not self._hold_after_lost:
+            return False
+        s = self.settings
+        if dist > s.settle_px:
+            self._hold_ok_since = None
+            return True
+        if self._hold_ok_since is None:
+            self._hold_ok_since = t
+        if t - self._hold_ok_since >= s.settle_time_s:
+            self._hold_after_lost = False
+            return False
+        return True
+
     def _note_live(self, t: float) -> None:
         """Say when an axis's predictive guider hands over to the classic one or takes back."""
         for axis, algo in (("RA", self.ra_algo), ("Dec", self.dec_algo)):
@@ -861,9 +902,10 @@ class GuideEngine:
                     msg = (f"{axis}: the predictive model would have guided better than "
                            "the classic guider over the last minutes; it is in charge again")
                 else:
-                    msg = (f"{axis}: the predictive model is not predicting (gusts, or no "
-                           f"periodic error or drift to learn); {live} guides this axis "
-                           "until the model would do better")
+                    why = ("gusts, Dec backlash no compensation takes up, or no drift to learn"
+                           if axis == "Dec" else "gusts, or no periodic error or drift to learn")
+                    msg = (f"{axis}: the predictive model is not predicting ({why}); {live} "
+                           "guides this axis until the model would do better")
                 self._alert("info", "predictive", msg)
 
     @staticmethod

@@ -798,8 +798,45 @@ class Predictive(GuideAlgorithm):
                 f"Minimum move = {self.min_move:.3f}, Period = {per}")
 
 
+class DecPlay:
+    """Where a Dec gear sits in its play, for the replay of a Dec guider (px).
+
+    ``gap_px``: play no compensation takes up (0: none, every correction
+    moves the axis by what was asked).  A correction toward one side first
+    takes up what is left of the play on that side, and only the rest moves
+    the axis, as the simulator's and a real mount's Dec gear do.  Where the
+    gear sits is unknown until the first correction, which is taken to meet
+    no play (it leaves the gear resting on its side, as the backlash
+    compensator assumes)."""
+
+    def __init__(self, gap_px: float = 0.0) -> None:
+        self.gap_px = max(float(gap_px), 0.0)
+        self.pos = 0.0  # 0: against the side negative corrections push on, gap_px: the other
+        self.known = False
+
+    def copy(self) -> "DecPlay":
+        c = DecPlay(self.gap_px)
+        c.pos, c.known = self.pos, self.known
+        return c
+
+    def moved(self, out: float) -> float:
+        """How far a correction of ``out`` px moves the axis (same sign, never longer)."""
+        if out == 0.0 or self.gap_px <= 0.0:
+            return out
+        d = 1.0 if out > 0 else -1.0
+        if not self.known:
+            self.known = True
+            self.pos = self.gap_px if d > 0 else 0.0
+            return out
+        play = self.gap_px - self.pos if d > 0 else self.pos
+        take = min(abs(out), play)
+        self.pos = min(max(self.pos + d * take, 0.0), self.gap_px)
+        return out - d * take
+
+
 class PredictiveDec(GuideAlgorithm):
-    """Dec: a feed-forward of the steady drift, and gentle one-sided feedback.
+    """Dec: a feed-forward of the steady drift, and gentle one-sided feedback,
+    proving itself all night against the classic resist-switch guider.
 
     Polar misalignment drifts Dec at a steady rate.  A resist-switch guider
     lets the star walk a minimum move before it pushes it back, and each
@@ -818,26 +855,61 @@ class PredictiveDec(GuideAlgorithm):
     seeing would only shake the star and reverse the motor through its
     backlash: the mean of the last :attr:`AVERAGE_FRAMES` frames is corrected
     once it stands out from their scatter (:meth:`_averaged`).
+
+    Never worse than the classic: what resist switch (``classic_min_move``,
+    ``classic_aggression``, fast switch) would have done is replayed on the
+    same gear error, as :class:`Predictive` replays hysteresis on RA, with
+    two things RA does not have.  The Dec gear has play: a replayed reversal
+    moves the star only once the play is taken up (:class:`DecPlay` with
+    :attr:`play_px`, the measured backlash that no compensation adds back;
+    the live guider's own lost motion is taken out of the gear error the
+    same way), and the one-direction ``dec_mode`` blocks the replay's
+    pulses as it blocks the live ones (:attr:`directions`).  And while
+    :meth:`hold_comparison` is on (settling after a dither, recovering from
+    a lost star) nothing is scored: those frames say nothing about either
+    guider, so the replay follows the live guider and starts again from
+    where it is.  The guider in charge is whichever kept the smaller mean
+    square displacement over about the last ``compare_cycles`` scored
+    cycles (15 % hysteresis, for :attr:`PERSIST` cycles in a row), or half of
+    it over the last :attr:`FAST_CYCLES`; :attr:`live` says which,
+    :attr:`switches` counts the changes.  The drift model keeps learning
+    either way.
     """
 
     name = "Predictive Dec"
     uses_time = True
     AVERAGE_FRAMES = 8  # frames averaged while no drift is clear
+    MARGIN = 1.15  # the replayed guider must keep the star this much closer (mean square)
+    # ... or, over the last FAST_CYCLES scored cycles already, FAST_MARGIN times closer.
+    FAST_CYCLES = 150.0
+    FAST_MARGIN = 3.0
+    # The slow score must say so this many scored cycles in a row: a gust's few
+    # frames tip a 600-cycle mean over the margin for a moment, and the classic then
+    # guides the calm that follows worse (20 gusts/h of 10": 1.57 -> 1.61 without).
+    PERSIST = 300
 
     def __init__(self, min_move: float = 0.2, aggression: float = 0.2, drift_s: float = 120.0,
                  drift_gain: float = 0.3, min_drift_s: float = 30.0, fast_switch: bool = True,
-                 gusts: bool = True) -> None:
+                 classic_min_move: float | None = None, classic_aggression: float = 1.0,
+                 compare_cycles: float = 600.0, gusts: bool = True) -> None:
         self.gust = GustTracker() if gusts else None
         self.min_move = min_move
         self.aggression = aggression
         self.drift_s = drift_s
         self.drift_gain = drift_gain
         self.min_drift_s = min_drift_s
-        self.fallback = ResistSwitch(min_move=min_move, aggression=1.0, fast_switch=fast_switch)
+        self.compare_cycles = compare_cycles
+        cm = min_move if classic_min_move is None else classic_min_move
+        self.classic = ResistSwitch(min_move=cm, aggression=classic_aggression, fast_switch=fast_switch)
+        self.fallback = self.classic  # the name older code used
+        self.play_px = 0.0  # uncompensated Dec play (px), set by the engine from the calibration
+        self._live_play = DecPlay()
+        self.directions = 0  # 0: both, +1 / -1: only that sign (dec_mode), None: none ("off")
+        self.switches = 0
         self.reset()
 
     def reset(self) -> None:
-        self.fallback.reset()
+        self.classic.reset()
         if self.gust is not None:
             self.gust.reset()
         self.samples: deque[tuple[float, float, int]] = deque()  # t, gear, stretch
@@ -853,6 +925,38 @@ class PredictiveDec(GuideAlgorithm):
         self.drift_sigma = math.inf
         self.side = 0
         self.last_prediction = 0.0
+        # The replay: the live guider's modelled lost motion and play, the other's
+        # sum of motion and play, the mean square displacements and their count.
+        self.live = "predictive"
+        # Where the live gear sits in its play is the mount's, kept over a reset.
+        self._live_play_before = self._live_play.copy()
+        self._lost_live = 0.0
+        self._shadow_moved = 0.0
+        self._shadow_play = self._live_play.copy()
+        self._ms = {"predictive": 0.0, "resist switch": 0.0}
+        self._ms_fast = {"predictive": 0.0, "resist switch": 0.0}
+        self._n = 0
+        self._better_for = 0  # scored cycles in a row the slow score favoured the other guider
+        self._held = False
+        self.last_other = 0.0  # the replayed guider's displacement on the last frame (px)
+
+    def set_play(self, play_px: float, resting: int | None = None) -> None:
+        """The Dec play (px) that no backlash compensation adds back; the replay's
+        reversals, and the live guider's, lose this much motion.  ``resting``: the
+        sign of the corrections that last moved the gear (+1: positive ones, the
+        calibration's south leg), None: unknown."""
+        self.play_px = max(float(play_px), 0.0)
+        self._live_play = DecPlay(self.play_px)
+        if resting:
+            self._live_play.known = True
+            self._live_play.pos = self.play_px if resting > 0 else 0.0
+        self._live_play_before = self._live_play.copy()
+        self._shadow_play = self._live_play.copy()
+
+    def hold_comparison(self, on: bool) -> None:
+        """While on, frames are not scored and the replay follows the live guider
+        (dithers, settling, star-loss recovery)."""
+        self._held = bool(on)
 
     def _fit_rate(self) -> tuple[float, float]:
         """Common slope over the stretches (px/s) and its standard error."""
@@ -885,15 +989,46 @@ class PredictiveDec(GuideAlgorithm):
         sigma = float(np.sqrt(r @ r / max(len(r) - 2, 1)) / math.sqrt(sxx))
         return slope, sigma
 
+    def _allowed(self, out: float) -> float:
+        """``out`` as the Dec mode lets it through (what the engine does to a pulse)."""
+        if self.directions is None:
+            return 0.0
+        if self.directions and out * self.directions < 0:
+            return 0.0
+        return out
+
+    def _predictive(self, distance: float, clear: bool, back: float = 0.0) -> tuple[float, float]:
+        """The predictive guider's correction for ``distance`` and its feed-forward part;
+        ``back``: a finished gust's correction being taken back (px), which the caller
+        adds to the output."""
+        prev, self._prev = self._prev, distance
+        big = 3.0 * self.min_move
+        self._recent.append(distance)
+        distance -= back
+        if abs(distance) > big and abs(prev) > big and (distance > 0) == (prev > 0):
+            self._recent.clear()  # a confirmed large deflection: correct it whichever side
+            return distance, 0.0
+        if not clear:
+            return self._averaged(), 0.0
+        self.side = 1 if self.drift_rate > 0 else -1
+        cycle = self.next_cycle_s or float(np.median(self._dts))
+        ff = self.drift_gain * self.drift_rate * cycle
+        fb = self.aggression * distance
+        if (fb > 0) - (fb < 0) != self.side:
+            fb = 0.0
+        return ff + fb, ff
+
     def result(self, distance: float, t: float | None = None) -> float:  # type: ignore[override]
-        rs = self.fallback.result(distance)
+        distance = float(distance)
         if t is None:
-            self._note(rs)
-            return rs
+            out = self.classic.result(distance)  # no clock: nothing to learn, resist switch
+            self._note(out)
+            return out
         if self._last_t is not None and t > self._last_t:
             self._dts.append(t - self._last_t)
         self._last_t = t
-        gear = distance + self._sum + self._lock
+        g = distance + self._sum + self._lock
+        gear = g - self._lost_live
         gust = self.gust
         in_gust = gust is not None and gust.update(t, self._innovation(t, gear), gear)
         if gust is not None:
@@ -902,46 +1037,75 @@ class PredictiveDec(GuideAlgorithm):
             self.samples.append((t, gear, self._stretch))
         while self.samples and t - self.samples[0][0] > self.drift_s:
             self.samples.popleft()
-        if not self.samples:
-            self._note(0.0)
-            return 0.0
-        span = t - self.samples[0][0]
+        span = t - self.samples[0][0] if self.samples else 0.0
         self.drift_rate, self.drift_sigma = self._fit_rate()
-        clear = (span >= self.min_drift_s and abs(self.drift_rate) > 3.0 * self.drift_sigma
-                 and self._dts)
-        prev, self._prev = self._prev, distance
-        big = 3.0 * self.min_move
-        self._recent.append(distance)
-        out = 0.0
+        clear = bool(span >= self.min_drift_s and abs(self.drift_rate) > 3.0 * self.drift_sigma
+                     and self._dts)
+        # A gust's frames say nothing about either guider: not scored, and the replay
+        # follows the live guider through them.
+        held = self._held or in_gust
+        other = "resist switch" if self.live == "predictive" else "predictive"
         if in_gust and gust.learned:
             # A gust: corrected by the tracker (and taken back when it is over).
-            out = gust.correction(float(np.median(self._dts)) if self._dts else 1.0)
-            self.last_prediction = 0.0
-            if clear:
-                self.last_prediction = self.drift_gain * self.drift_rate * float(np.median(self._dts))
-                out += self.last_prediction
+            cycle = self.next_cycle_s or (float(np.median(self._dts)) if self._dts else 1.0)
+            out = gust.correction(cycle)
+            ff = self.drift_gain * self.drift_rate * cycle if clear else 0.0
+            out += ff
+            self.classic.result(distance)
+            self._prev = distance
             self._recent.clear()
-            self._note(out)
-            return out
-        back = gust.release() if gust is not None and gust.corr else 0.0
-        distance -= back
-        if abs(distance) > big and abs(prev) > big and (distance > 0) == (prev > 0):
-            out = distance  # a confirmed large deflection: correct it whichever side
-            self._recent.clear()
-            self.last_prediction = 0.0
-        elif not clear:
-            out = self._averaged()
-            self.last_prediction = 0.0
-        else:
-            self.side = 1 if self.drift_rate > 0 else -1
-            cycle = self.next_cycle_s or float(np.median(self._dts))
-            ff = self.drift_gain * self.drift_rate * cycle
+            other_out = out
+            d_other = distance
             self.last_prediction = ff
-            fb = self.aggression * distance
-            if (fb > 0) - (fb < 0) != self.side:
-                fb = 0.0
-            out = ff + fb
-        out += back
+        else:
+            back = gust.release() if gust is not None and gust.corr else 0.0
+            # The other guider's displacement: the gear error without the live guider's
+            # lost motion, less what the other's corrections would have moved the axis.
+            if held:
+                d_other = distance - back
+            else:
+                d_other = g - self._lost_live - self._shadow_moved - self._lock
+            if self.live == "predictive":
+                p_out, ff = self._predictive(distance, clear, back)
+                c_out = self.classic.result(d_other)
+            else:
+                p_out, ff = self._predictive(d_other, clear)
+                c_out = self.classic.result(distance - back)
+            out, other_out = (p_out, c_out) if self.live == "predictive" else (c_out, p_out)
+            out += back
+            self.last_prediction = ff if self.live == "predictive" else 0.0
+        self.last_other = d_other
+        if not held:
+            for ms, cycles in ((self._ms, self.compare_cycles), (self._ms_fast, self.FAST_CYCLES)):
+                a = 1.0 / cycles
+                ms[self.live] += a * (distance * distance - ms[self.live])
+                ms[other] += a * (d_other * d_other - ms[other])
+            self._n += 1
+        # The live guider's correction through its play (corrected in applied()).
+        self._live_play_before = self._live_play.copy()
+        self._lost_live += out - self._live_play.moved(out)
+        if held:
+            # The replay stands where the live guider stands.
+            self._shadow_moved = self._sum + out - self._lost_live
+            self._shadow_play = self._live_play.copy()
+        else:
+            self._shadow_moved += self._shadow_play.moved(self._allowed(other_out))
+        if not held:
+            slow = self._n >= self.compare_cycles and self._ms[other] * self.MARGIN < self._ms[self.live]
+            self._better_for = self._better_for + 1 if slow else 0
+        better = (self._better_for >= self.PERSIST
+                  or (self._n >= self.FAST_CYCLES
+                      and self._ms_fast[other] * self.FAST_MARGIN < self._ms_fast[self.live]))
+        if not held and better:
+            # Hand over: the new guider takes the axis as it is, the old one is
+            # replayed from there.
+            self.live, self.switches = other, self.switches + 1
+            self._better_for = 0
+            self._shadow_moved = self._sum + out - self._lost_live
+            self._shadow_play = self._live_play.copy()
+            if self.live == "predictive":
+                self._recent.clear()
+            self.last_prediction = 0.0
         self._note(out)
         return out
 
@@ -988,6 +1152,14 @@ class PredictiveDec(GuideAlgorithm):
 
     def applied(self, requested: float, actual: float) -> None:
         self._sum += actual - requested
+        if actual != requested:
+            # Redo the live correction's way through the play with what was sent.
+            self._lost_live -= requested - (self._live_play_before.copy().moved(requested))
+            self._live_play = self._live_play_before.copy()
+            self._lost_live += actual - self._live_play.moved(actual)
+            if self._held:
+                self._shadow_moved = self._sum - self._lost_live
+                self._shadow_play = self._live_play.copy()
 
     def feed_forward(self) -> float:
         return self.last_prediction
@@ -999,4 +1171,5 @@ class PredictiveDec(GuideAlgorithm):
 
     def summary(self) -> str:
         return (f"Minimum move = {self.min_move:.3f} Aggression = {self.aggression * 100:.0f}% "
-                f"Drift feed-forward {self.drift_gain * 100:.0f}% over {self.drift_s:.0f} s")
+                f"Drift feed-forward {self.drift_gain * 100:.0f}% over {self.drift_s:.0f} s, "
+                f"proving itself against Resist Switch (Minimum move = {self.classic.min_move:.3f})")

@@ -45,10 +45,13 @@ def test_multi_star_averages_its_stars():
         tr = np.asarray(loop.truth)
         used = [s.stars_used for s in (e for e in loop.events if type(e).__name__ == "GuideStep")]
         out[ms] = (float(np.sqrt(((me - me.mean(0)) ** 2).sum(1).mean())),
-                   float(np.std(tr[:, 0])), max(used))
+                   float(np.std(tr[:, 0])), max(used), float(np.std(tr[:, 1])))
     assert out[0][2] == 1 and out[4][2] == 5
     assert out[4][0] < 0.8 * out[0][0], out
     assert out[4][1] < out[0][1], out
+    # Dec too: the predictive Dec guider has no minimum move while the drift is clear,
+    # and without one its averaging threshold is 3 standard errors of its own frames.
+    assert out[4][3] < out[0][3], out
 
 
 def test_undersampled_stars_are_guided_on():

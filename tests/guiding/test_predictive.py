@@ -1,6 +1,8 @@
 """Predictive guiding with known answers: the algorithms alone on a simulated axis."""
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -368,3 +370,167 @@ def test_a_step_that_stays_is_no_gust_and_the_model_learns_it():
     assert algo.gust.count == 0 and not algo.gust.learned
     assert len(algo.model.t) == 700
     assert abs(err[t > 600]).max() < 0.5
+
+
+# --- Dec: the predictive guider proves itself against a replayed resist switch ---------
+
+def test_dec_play_takes_up_the_play_before_the_axis_moves():
+    from fieldtui.guiding.predictive import DecPlay
+    p = DecPlay(2.0)
+    assert p.moved(-0.5) == -0.5                 # unknown place: the first correction meets none
+    assert p.moved(-0.3) == -0.3                 # same way: no play
+    assert p.moved(1.5) == 0.0                   # reversal: 1.5 of the 2 px of play taken up
+    assert p.moved(1.0) == pytest.approx(0.5)    # the last 0.5 px, then the axis moves 0.5
+    assert p.moved(-0.8) == 0.0                  # back: 0.8 of the play
+    assert p.moved(0.3) == pytest.approx(0.0)    # a short reversal only meets what was crossed
+    assert p.moved(0.6) == pytest.approx(0.1)
+    assert DecPlay(0.0).moved(-0.7) == -0.7      # no play: every correction moves the axis
+
+
+def _never_hands_over(play_px):
+    p = PredictiveDec(compare_cycles=1e9)
+    p.FAST_CYCLES = 1e9
+    p.set_play(play_px, resting=1)
+    return p
+
+
+def _dec_mount(gear, play_px, algo, jitter=0.12, seed=0, dither=None, resting=1):
+    """One Dec axis with ``play_px`` of play (the gear resting where positive corrections
+    left it), guided by ``algo`` on ``gear`` (px per 1.1-s cycle) with Gaussian seeing.
+    ``dither``: (frame, lock shift px, frames held).  Returns the displacements and, for a
+    PredictiveDec, the replayed classic's displacement every frame."""
+    from fieldtui.guiding.predictive import DecPlay
+    rng = np.random.default_rng(seed)
+    axis = DecPlay(play_px)
+    axis.known, axis.pos = True, (play_px if resting > 0 else 0.0)
+    moved, lock, d, other = 0.0, 0.0, [], []
+    for k, gk in enumerate(gear):
+        if dither and k == dither[0]:
+            lock += dither[1]
+            if hasattr(algo, "lock_moved"):
+                algo.lock_moved(dither[1])
+        if hasattr(algo, "hold_comparison"):
+            algo.hold_comparison(bool(dither) and dither[0] <= k < dither[0] + dither[2])
+        x = float(gk - moved - lock + rng.normal(0, jitter))
+        out = algo.result(x, t=k * 1.1) if algo.uses_time else algo.result(x)
+        moved += axis.moved(out)
+        d.append(x)
+        other.append(getattr(algo, "last_other", math.nan))
+    return np.asarray(d), np.asarray(other)
+
+
+def test_the_replayed_resist_switch_is_what_resist_switch_does_through_the_backlash():
+    """On a mount whose Dec gear has 2 px of play (no compensation), the replay of resist
+    switch inside the predictive guider gives, frame for frame, the displacement resist
+    switch alone has on the same mount and seeing: its reversals take up the play before
+    the star moves, and the live guider's own lost motion is taken out of the gear error.
+    Without the play the replay is something else."""
+    n = 900
+    rng = np.random.default_rng(2)
+    gear = np.cumsum(rng.normal(0, 0.08, n)) + 0.002 * np.arange(n)
+    alone, _ = _dec_mount(gear, 2.0, ResistSwitch(min_move=0.2))
+    p = _never_hands_over(2.0)
+    live, replay = _dec_mount(gear, 2.0, p)
+    assert p.live == "predictive"
+    assert np.abs(replay - alone).max() < 1e-9
+    assert not np.allclose(live, alone)              # the live guider did something else
+    blind = _never_hands_over(0.0)                   # the replay without the play
+    _, replay0 = _dec_mount(gear, 2.0, blind)
+    assert np.abs(replay0 - alone).max() > 0.5       # off by a good part of the play
+
+
+def test_the_replay_pauses_while_settling_and_starts_again_from_the_live_guider():
+    """A dither of 3 px held for 12 frames: nothing is scored, the replay follows the
+    live guider, and on the first frame after the pause it stands exactly where the
+    live guider stands."""
+    n = 400
+    gear = 0.003 * np.arange(n)
+    p = _never_hands_over(1.0)
+    scores = []
+    orig = p.result
+
+    def result(x, t=None):
+        out = orig(x, t=t)
+        scores.append((p._n, dict(p._ms), p._held))
+        return out
+    p.result = result
+    live, replay = _dec_mount(gear, 1.0, p, dither=(200, 3.0, 12))
+    held = [s for s in scores if s[2]]
+    assert len(held) == 12 and all(s == held[0] for s in held[1:])   # not scored
+    assert scores[199][0] == held[0][0] and scores[212][0] == held[0][0] + 1
+    assert np.array_equal(replay[200:212], live[200:212])             # follows the live one
+    assert replay[212] == pytest.approx(live[212], abs=1e-12)          # and starts from there
+    assert abs(live[200]) > 2.5                                        # the dither was seen
+
+
+def test_predictive_dec_hands_over_to_resist_switch_when_it_does_not_predict():
+    """A windy Dec axis (a random walk of 0.25 px per cycle, or of 0.1 px with 2 px of
+    uncompensated play) has no drift to learn: resist switch would do better, takes over,
+    and the axis ends about as good as resist switch alone.  On a steady drift (with or
+    without the play) and on a still axis with the play, the predictive guider is better
+    and keeps the axis."""
+    def rms(d):
+        d = d[len(d) // 3:]
+        return float(np.sqrt(np.mean(d * d)))
+
+    rng = np.random.default_rng(5)
+    walk, breeze = np.cumsum(rng.normal(0, 0.25, 2400)), np.cumsum(rng.normal(0, 0.1, 2400))
+    drift = 0.0044 * np.arange(1500)
+    for gear, play, hands_over in ((walk, 0.0, True), (breeze, 2.0, True), (drift, 0.0, False),
+                                   (drift, 2.0, False), (np.zeros(1500), 2.0, False)):
+        p = PredictiveDec()
+        p.set_play(play, resting=1)
+        rp = rms(_dec_mount(gear, play, p)[0])
+        rr = rms(_dec_mount(gear, play, ResistSwitch(min_move=0.2))[0])
+        if hands_over:
+            ro = rms(_dec_mount(gear, play, _never_hands_over(play))[0])
+            assert p.live == "resist switch" and p.switches >= 1
+            assert rr < 0.95 * ro and rp <= 1.05 * rr
+        else:
+            assert p.live == "predictive" and p.switches == 0
+            assert rp < 0.97 * rr
+
+
+def test_the_dec_mode_blocks_the_replayed_pulses_too():
+    eng = GuideEngine(GuideSettings(dec_algorithm="predictive", dec_mode="north"))
+    assert eng.dec_algo.directions == -1     # north pulses are negative corrections
+    assert eng.dec_algo._allowed(0.4) == 0.0 and eng.dec_algo._allowed(-0.4) == -0.4
+    off = GuideEngine(GuideSettings(dec_algorithm="predictive", dec_mode="off"))
+    assert off.dec_algo._allowed(-0.4) == 0.0
+
+
+def test_the_engine_pauses_the_dec_replay_while_settling_and_after_a_lost_star():
+    """Frames while settling after a dither, and after a lost star until the star has
+    stayed settled for settle_time_s, are not scored; guiding frames are."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from synth import SynthSky, run
+    from fieldtui.guiding.events import GuideState
+    sky = SynthSky(angle_deg=20, jitter_arcsec=0.3, drift_arcsec_s=(0.05, 0.04))
+    eng = GuideEngine(GuideSettings(dec_algorithm="predictive"), pixel_scale=sky.scale)
+    eng.start_guiding()
+    seen = []
+
+    def note(t, d):
+        seen.append((eng.state, eng.dec_algo._held, eng.dec_algo._n))
+    _, t = run(eng, sky, 150, on_frame=note)
+    guiding = [s for s in seen if s[0] == GuideState.GUIDING]
+    assert len(guiding) > 20 and not any(s[1] for s in guiding)
+    assert guiding[-1][2] - guiding[0][2] == len(guiding) - 1         # each one scored
+    assert eng.dither()
+    seen.clear()
+    _, t = run(eng, sky, 60, t0=t, on_frame=note)
+    settling = [s for s in seen if s[0] == GuideState.SETTLING]
+    assert len(settling) >= 10 and all(s[1] for s in settling)
+    assert len({s[2] for s in settling}) == 1                          # not scored
+    assert seen[-1][0] == GuideState.GUIDING and not seen[-1][1]
+    sky.cloud = 0.0                                                    # the star is lost
+    seen.clear()
+    _, t = run(eng, sky, 5, t0=t, on_frame=note)
+    assert eng.state == GuideState.STAR_LOST
+    sky.cloud = 1.0
+    seen.clear()
+    _, t = run(eng, sky, 40, t0=t, on_frame=note)
+    back = [s for s in seen if s[0] == GuideState.GUIDING]
+    held = [s for s in back if s[1]]
+    assert 10 <= len(held) < len(back) and back[-1][1] is False
+    assert len({s[2] for s in held}) == 1
