@@ -11,7 +11,7 @@ Measured on a 1600×1200 RGGB mosaic of 400 coloured Gaussian stars
 time on this 2-core machine:
 
 ==================================  ========  ==========
-method                              error     time
+method               R                   G                   B                   FWHM   time
 ==================================  ========  ==========
 bilinear (colour-demosaicing)       280       144 ms
 bilinear (OpenCV, uint16 only)      280        28 ms
@@ -26,6 +26,29 @@ Malvar halves the colour fringes of bilinear on stars; OpenCV's better
 methods need integer input (VNG loses everything below 1/256 of full
 scale); colour-demosaicing's Malvar gives the same numbers (the test
 suite compares them) but ten times slower, in float64.
+
+In the stack (issue 12's small colour set, 16 RGGB DNG lights of 4.3 MP,
+scored as ``tests/benchmarks/bench_stacking.py`` does): background noise
+of each channel against its own truth, per pixel / 4×4 / 16×16 blocks,
+FWHM of the unsaturated stars (the field's: 3.20 px), time per 4.3 MP
+frame (float32 in and out, 2-core machine under load):
+
+===================  ==================  ==================  ==================  =====  =======
+method               R                  G                  B                  FWHM   time
+===================  ==================  ==================  ==================  =====  =======
+Siril 1.0.6 (RCD)    8.64 / 16.9 / 22.0  8.93 / 16.1 / 18.0  7.86 / 14.9 / 19.2  3.28
+Malvar (default)     9.13 / 18.1 / 21.9  8.71 / 15.5 / 17.8  8.63 / 16.3 / 19.3  3.26    150 ms
+Menon 2007 (c.-d.)   9.27 / 18.1 / 25.5  8.95 / 15.4 / 18.8  8.33 / 15.7 / 21.2  3.27   1670 ms
+OpenCV EA (uint16)   7.57 / 17.7 / 22.0  9.45 / 17.5 / 20.3  6.82 / 15.9 / 19.4  3.61     26 ms
+bilinear             7.56 / 17.7 / 22.0  8.21 / 15.5 / 17.8  6.82 / 15.9 / 19.4  3.66     26 ms
+===================  ==================  ==================  ==================  =====  =======
+
+None meets Siril on red and blue without wider stars: Menon is about as
+noisy as Malvar on small scales, noisier on 16×16 and 11× slower; edge-aware
+and bilinear widen stars by 11-12 % and stay above Siril's red and blue
+on 4×4 blocks; VNG takes only 8-bit data. Even bilinear's red on 4×4
+blocks (17.7) is above Siril's (16.9), probably because RCD interpolates
+colour ratios smoothed over a wider support than a fixed 5×5 filter.
 """
 
 from __future__ import annotations
