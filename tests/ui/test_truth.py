@@ -203,7 +203,9 @@ async def test_help_lists_every_key_of_the_screen(service):
         lines = str(app.screen.query_one("#alerts-text").render()).splitlines()
         assert lines[0].startswith("08:01:00 UT  warning  capture: xxx") and lines[1].endswith("guiding: older")
         assert "x" * 150 in "".join(lines)  # wrapped, not cut
-        await pilot.press("escape")
+        await pilot.press("exclamation_mark")  # the key that opened it closes it
+        assert isinstance(app.screen, FocusScreen)
+        await pilot.press("exclamation_mark", "escape")
         assert isinstance(app.screen, FocusScreen)
 
 

@@ -61,32 +61,40 @@ def help_lines(screen: Screen, app: Any) -> list[str]:
     return lines
 
 
-class HelpScreen(ModalScreen[None]):
-    """Every key of the screen below and of the app, with what it does (``?``, Esc or q closes)."""
+class TextBox(ModalScreen[None]):
+    """A scrolling box of text over the screen below: ``↑↓`` / ``j k`` scroll a line, space and
+    Page keys ten, Esc, ``q`` or the key that opened it (:attr:`KEY`) closes. Subclasses give
+    :attr:`KEY`, :attr:`BOX_TITLE`, :attr:`TEXT_ID`, and :meth:`lines`."""
 
     DEFAULT_CSS = """
-    HelpScreen { align: center middle; background: $background; }
-    HelpScreen VerticalScroll { width: 100%; max-width: 100; height: 100%; border: round $border;
-                                background: $background; }
-    HelpScreen Static { color: $text; padding: 0 1; }
+    TextBox { align: center middle; background: $background; }
+    TextBox VerticalScroll { width: 100%; max-width: 100; height: 100%; border: round $border;
+                             background: $background; }
+    TextBox Static { color: $text; padding: 0 1; }
     """
+    KEY = ""
+    BOX_TITLE = ""
+    TEXT_ID = ""
     BINDINGS = [
-        Binding("escape,question_mark,q", "close", "Close"),
+        Binding("escape,q", "close", "Close"),
         Binding("down,j", "scroll(1)", "Down", show=False),
         Binding("up,k", "scroll(-1)", "Up", show=False),
         Binding("pagedown,space", "scroll(10)", "Page down", show=False),
         Binding("pageup", "scroll(-10)", "Page up", show=False),
     ]
 
-    def __init__(self, under: Screen) -> None:
-        super().__init__()
-        self.under = under
+    def lines(self) -> list[str]:  # pragma: no cover - subclasses say
+        raise NotImplementedError
 
     def compose(self) -> ComposeResult:
-        lines = help_lines(self.under, self.app)
         with VerticalScroll() as box:
-            box.border_title = "keys · ↑↓ scroll · ? Esc q close"
-            yield Static("\n".join(lines), id="help-text", markup=False)
+            box.border_title = self.BOX_TITLE
+            yield Static("\n".join(self.lines()), id=self.TEXT_ID, markup=False)
+
+    def on_key(self, event: events.Key) -> None:
+        if event.key == self.KEY:
+            event.stop()
+            self.dismiss(None)
 
     def action_close(self) -> None:
         self.dismiss(None)
@@ -94,6 +102,21 @@ class HelpScreen(ModalScreen[None]):
     def action_scroll(self, lines: int) -> None:
         box = self.query_one(VerticalScroll)
         box.scroll_to(y=box.scroll_y + lines, animate=False)
+
+
+class HelpScreen(TextBox):
+    """Every key of the screen below and of the app, with what it does (``?``, Esc or q closes)."""
+
+    KEY = "question_mark"
+    BOX_TITLE = "keys · ↑↓ scroll · ? Esc q close"
+    TEXT_ID = "help-text"
+
+    def __init__(self, under: Screen) -> None:
+        super().__init__()
+        self.under = under
+
+    def lines(self) -> list[str]:
+        return help_lines(self.under, self.app)
 
 
 def alert_lines(alerts: list[dict[str, Any]]) -> list[str]:
@@ -108,33 +131,14 @@ def alert_lines(alerts: list[dict[str, Any]]) -> list[str]:
     return lines or ["no alerts yet tonight"]
 
 
-class AlertsScreen(ModalScreen[None]):
+class AlertsScreen(TextBox):
     """The alerts the client has (the service's last 20 when it connected, and every one since,
     up to 50), newest first and in full (``!``, Esc or q closes); the status bar shows only the
     latest, cut to the terminal's width."""
 
-    DEFAULT_CSS = """
-    AlertsScreen { align: center middle; background: $background; }
-    AlertsScreen VerticalScroll { width: 100%; max-width: 120; height: 100%; border: round $border;
-                                  background: $background; }
-    AlertsScreen Static { color: $text; padding: 0 1; }
-    """
-    BINDINGS = [
-        Binding("escape,exclamation_mark,q", "close", "Close"),
-        Binding("down,j", "scroll(1)", "Down", show=False),
-        Binding("up,k", "scroll(-1)", "Up", show=False),
-        Binding("pagedown,space", "scroll(10)", "Page down", show=False),
-        Binding("pageup", "scroll(-10)", "Page up", show=False),
-    ]
+    KEY = "exclamation_mark"
+    BOX_TITLE = "alerts, newest first · ↑↓ scroll · ! Esc q close"
+    TEXT_ID = "alerts-text"
 
-    def compose(self) -> ComposeResult:
-        with VerticalScroll() as box:
-            box.border_title = "alerts, newest first · ↑↓ scroll · ! Esc q close"
-            yield Static("\n".join(alert_lines(self.app.rig.alerts)), id="alerts-text", markup=False)  # type: ignore[attr-defined]
-
-    def action_close(self) -> None:
-        self.dismiss(None)
-
-    def action_scroll(self, lines: int) -> None:
-        box = self.query_one(VerticalScroll)
-        box.scroll_to(y=box.scroll_y + lines, animate=False)
+    def lines(self) -> list[str]:
+        return alert_lines(self.app.rig.alerts)  # type: ignore[attr-defined]
