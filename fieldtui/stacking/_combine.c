@@ -139,6 +139,7 @@ static double pixel(double *v, double *w, double *r, double *c1, double *c2, Py_
 static PyObject *combine_rows(PyObject *self, PyObject *args)
 {
     Py_buffer fb, wb, ob, rb, relb, flb;
+    PyObject *result = NULL;
     Py_ssize_t n, p, q0, q1, q, i, nfloor;
     int kind, iters, use_median;
     double k_lo, k_hi;
@@ -154,24 +155,13 @@ static PyObject *combine_rows(PyObject *self, PyObject *args)
         wb.len < n * (Py_ssize_t)sizeof(double) || relb.len < n * (Py_ssize_t)sizeof(double) || nfloor < 1 ||
         flb.len < nfloor * (Py_ssize_t)sizeof(double) || ob.len < p * (Py_ssize_t)sizeof(float) ||
         rb.len < p * (Py_ssize_t)sizeof(int16_t)) {
-        PyBuffer_Release(&fb);
-        PyBuffer_Release(&wb);
-        PyBuffer_Release(&relb);
-        PyBuffer_Release(&flb);
-        PyBuffer_Release(&ob);
-        PyBuffer_Release(&rb);
         PyErr_SetString(PyExc_ValueError, "combine_rows: buffer sizes do not match n, p");
-        return NULL;
+        goto done;
     }
     v = (double *)malloc(sizeof(double) * (size_t)(5 * n + 2));
     if (v == NULL) {
-        PyBuffer_Release(&fb);
-        PyBuffer_Release(&wb);
-        PyBuffer_Release(&relb);
-        PyBuffer_Release(&flb);
-        PyBuffer_Release(&ob);
-        PyBuffer_Release(&rb);
-        return PyErr_NoMemory();
+        PyErr_NoMemory();
+        goto done;
     }
     w = v + n;
     r = w + n;
@@ -200,13 +190,16 @@ static PyObject *combine_rows(PyObject *self, PyObject *args)
     }
     Py_END_ALLOW_THREADS
     free(v);
+    result = Py_None;
+    Py_INCREF(result);
+done:
     PyBuffer_Release(&fb);
     PyBuffer_Release(&wb);
     PyBuffer_Release(&relb);
     PyBuffer_Release(&flb);
     PyBuffer_Release(&ob);
     PyBuffer_Release(&rb);
-    Py_RETURN_NONE;
+    return result;
 }
 
 static PyMethodDef methods[] = {
