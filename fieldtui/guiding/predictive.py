@@ -624,6 +624,57 @@ class GustTracker:
         return out
 
 
+class HandOverScore:
+    """Which of two guiders on one axis keeps the star closer: the live one, or the one
+    replayed beside it on the same gear error.
+
+    Each scored frame adds both displacements (px) to exponential mean squares (px²) over
+    about ``cycles`` frames.  The replayed guider should take over (:meth:`other_better`)
+    once, after ``cycles`` scored frames, its mean square times ``margin`` is below the
+    live one's for ``persist`` scored frames in a row; or, with ``fast_cycles``, once its
+    mean square over about that many frames is ``fast_margin`` times smaller.
+    """
+
+    def __init__(self, names: tuple[str, str], cycles: float, margin: float = 1.15, persist: int = 1,
+                 fast_cycles: float | None = None, fast_margin: float = 3.0) -> None:
+        self.names = names
+        self.cycles = cycles
+        self.margin = margin
+        self.persist = persist
+        self.fast_cycles = fast_cycles
+        self.fast_margin = fast_margin
+        self.reset()
+
+    def reset(self) -> None:
+        self.ms = dict.fromkeys(self.names, 0.0)
+        self.ms_fast = dict.fromkeys(self.names, 0.0)
+        self.n = 0
+        self.better_for = 0  # scored frames in a row the slow score favoured the other guider
+
+    def add(self, live: str, d_live: float, d_other: float) -> None:
+        """Score one frame: the live guider ``live`` saw ``d_live``, the other ``d_other``."""
+        other = self.names[1] if live == self.names[0] else self.names[0]
+        scores = [(self.ms, self.cycles)]
+        if self.fast_cycles:
+            scores.append((self.ms_fast, self.fast_cycles))
+        for ms, cycles in scores:
+            a = 1.0 / cycles
+            ms[live] += a * (d_live * d_live - ms[live])
+            ms[other] += a * (d_other * d_other - ms[other])
+        self.n += 1
+        slow = self.n >= self.cycles and self.ms[other] * self.margin < self.ms[live]
+        self.better_for = self.better_for + 1 if slow else 0
+
+    def other_better(self, live: str) -> bool:
+        other = self.names[1] if live == self.names[0] else self.names[0]
+        return (self.better_for >= self.persist
+                or (self.fast_cycles is not None and self.n >= self.fast_cycles
+                    and self.ms_fast[other] * self.fast_margin < self.ms_fast[live]))
+
+    def handed_over(self) -> None:
+        self.better_for = 0
+
+
 class Predictive(GuideAlgorithm):
     """RA: feed-forward of the learned gear error plus proportional feedback,
     proving itself all night against the classic hysteresis guider.
@@ -680,8 +731,7 @@ class Predictive(GuideAlgorithm):
         self.live = "predictive"
         self._hyst = self._classic()  # the classic guider, live or replayed
         self._shadow_sum = 0.0  # the replayed guider's corrections, px
-        self._ms = {"predictive": 0.0, "hysteresis": 0.0}  # mean square displacement, px²
-        self._n = 0
+        self._score = HandOverScore(("predictive", "hysteresis"), self.compare_cycles)
 
     def _cycle(self, t: float) -> float:
         if self._last_t is not None and t > self._last_t:
@@ -753,13 +803,11 @@ class Predictive(GuideAlgorithm):
                 out = self._hyst.result(distance - back) + back
         if not in_gust:
             # Gusts are the tracker's, whichever guider is in charge: not a test of the model.
-            a = 1.0 / self.compare_cycles
-            self._ms[self.live] += a * (distance * distance - self._ms[self.live])
-            self._ms[other] += a * (d_other * d_other - self._ms[other])
-            self._n += 1
-        if self._n >= self.compare_cycles and self._ms[other] * 1.15 < self._ms[self.live]:
+            self._score.add(self.live, distance, d_other)
+        if self._score.other_better(self.live):
             # Hand over: the replayed guider takes the real sum, the other is replayed from it.
             self.live, self.switches = other, self.switches + 1
+            self._score.handed_over()
             self._shadow_sum = self._sum + out
             if other == "hysteresis":
                 self._hyst._last = out  # the classic carries on from what was sent
@@ -901,7 +949,6 @@ class PredictiveDec(GuideAlgorithm):
         self.compare_cycles = compare_cycles
         cm = min_move if classic_min_move is None else classic_min_move
         self.classic = ResistSwitch(min_move=cm, aggression=classic_aggression, fast_switch=fast_switch)
-        self.fallback = self.classic  # the name older code used
         self.play_px = 0.0  # uncompensated Dec play (px), set by the engine from the calibration
         self._live_play = DecPlay()
         self.directions = 0  # 0: both, +1 / -1: only that sign (dec_mode), None: none ("off")
@@ -933,10 +980,8 @@ class PredictiveDec(GuideAlgorithm):
         self._lost_live = 0.0
         self._shadow_moved = 0.0
         self._shadow_play = self._live_play.copy()
-        self._ms = {"predictive": 0.0, "resist switch": 0.0}
-        self._ms_fast = {"predictive": 0.0, "resist switch": 0.0}
-        self._n = 0
-        self._better_for = 0  # scored cycles in a row the slow score favoured the other guider
+        self._score = HandOverScore(("predictive", "resist switch"), self.compare_cycles, self.MARGIN,
+                                    self.PERSIST, self.FAST_CYCLES, self.FAST_MARGIN)
         self._held = False
         self.last_other = 0.0  # the replayed guider's displacement on the last frame (px)
 
@@ -1076,11 +1121,7 @@ class PredictiveDec(GuideAlgorithm):
             self.last_prediction = ff if self.live == "predictive" else 0.0
         self.last_other = d_other
         if not held:
-            for ms, cycles in ((self._ms, self.compare_cycles), (self._ms_fast, self.FAST_CYCLES)):
-                a = 1.0 / cycles
-                ms[self.live] += a * (distance * distance - ms[self.live])
-                ms[other] += a * (d_other * d_other - ms[other])
-            self._n += 1
+            self._score.add(self.live, distance, d_other)
         # The live guider's correction through its play (corrected in applied()).
         self._live_play_before = self._live_play.copy()
         self._lost_live += out - self._live_play.moved(out)
@@ -1090,17 +1131,11 @@ class PredictiveDec(GuideAlgorithm):
             self._shadow_play = self._live_play.copy()
         else:
             self._shadow_moved += self._shadow_play.moved(self._allowed(other_out))
-        if not held:
-            slow = self._n >= self.compare_cycles and self._ms[other] * self.MARGIN < self._ms[self.live]
-            self._better_for = self._better_for + 1 if slow else 0
-        better = (self._better_for >= self.PERSIST
-                  or (self._n >= self.FAST_CYCLES
-                      and self._ms_fast[other] * self.FAST_MARGIN < self._ms_fast[self.live]))
-        if not held and better:
+        if not held and self._score.other_better(self.live):
             # Hand over: the new guider takes the axis as it is, the old one is
             # replayed from there.
             self.live, self.switches = other, self.switches + 1
-            self._better_for = 0
+            self._score.handed_over()
             self._shadow_moved = self._sum + out - self._lost_live
             self._shadow_play = self._live_play.copy()
             if self.live == "predictive":

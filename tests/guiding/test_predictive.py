@@ -389,7 +389,7 @@ def test_dec_play_takes_up_the_play_before_the_axis_moves():
 
 def _never_hands_over(play_px):
     p = PredictiveDec(compare_cycles=1e9)
-    p.FAST_CYCLES = 1e9
+    p._score.fast_cycles = 1e9
     p.set_play(play_px, resting=1)
     return p
 
@@ -451,7 +451,7 @@ def test_the_replay_pauses_while_settling_and_starts_again_from_the_live_guider(
 
     def result(x, t=None):
         out = orig(x, t=t)
-        scores.append((p._n, dict(p._ms), p._held))
+        scores.append((p._score.n, dict(p._score.ms), p._held))
         return out
     p.result = result
     live, replay = _dec_mount(gear, 1.0, p, dither=(200, 3.0, 12))
@@ -511,7 +511,7 @@ def test_the_engine_pauses_the_dec_replay_while_settling_and_after_a_lost_star()
     seen = []
 
     def note(t, d):
-        seen.append((eng.state, eng.dec_algo._held, eng.dec_algo._n))
+        seen.append((eng.state, eng.dec_algo._held, eng.dec_algo._score.n))
     _, t = run(eng, sky, 150, on_frame=note)
     guiding = [s for s in seen if s[0] == GuideState.GUIDING]
     assert len(guiding) > 20 and not any(s[1] for s in guiding)
