@@ -32,8 +32,8 @@ scale in the reference) is ``1e-5 · full_scale`` here, and 1e-10 ·
 full_scale² for the direction statistics.
 
 The mosaic is processed in strips of rows (:data:`STRIP` rows plus a
-:data:`HALO`-row overlap each side), so the working memory is a few strips
-whatever the frame's height, and a strip's output is the same as the whole
+:data:`HALO`-row overlap each side), so the working memory beyond a mirrored
+copy of the mosaic and the output is a few strips whatever the frame's height, and a strip's output is the same as the whole
 frame's (the result at a pixel depends only on the mosaic within
 :data:`REACH` pixels). The frame's edges are mirrored (the pattern kept), so
 every pixel is interpolated the same way.
@@ -317,7 +317,7 @@ def rcd(mosaic: np.ndarray, pattern: str, full_scale: float = 65535.0, threads: 
     """RGB ``(H, W, 3)`` float32 from a Bayer mosaic ``(H, W)`` (any real dtype, in
     ADU; NaN must be filled before) by RCD (see the module's docstring): the C
     kernel when it is built (its rows split over ``threads`` threads), else
-    :func:`rcd_numpy` (the same output, ~3× slower). ``pattern``: RGGB, BGGR,
+    :func:`rcd_numpy` (the same output, ~4× slower). ``pattern``: RGGB, BGGR,
     GRBG or GBRG (checked by the caller,
     :func:`fieldtui.stacking.debayer.debayer`); ``full_scale``: the data's white
     level (ADU), which sets the small constants that keep divisions finite.
