@@ -59,8 +59,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference", metavar="FILE", help="the light whose grid the stack is on (default: the best)")
     p.add_argument("--affine", action="store_true", help="affine registration instead of similarity")
     p.add_argument("--no-crop", action="store_true", help="keep the partly covered borders")
-    p.add_argument("--debayer", choices=["malvar", "bilinear"], default="malvar",
-                   help="debayer method (malvar: sharper; bilinear: smoother, less noise per pixel)")
+    p.add_argument("--debayer", choices=["rcd", "malvar", "bilinear"], default="rcd",
+                   help="debayer method (rcd: ratio corrected, Siril's default; malvar: linear 5x5; "
+                        "bilinear: smoother, wider stars)")
     p.add_argument("--interpolation", choices=["linear", "cubic", "lanczos"], default="linear",
                    help="resampling kernel (linear: Siril's noise and star size; lanczos: stars 4 %% "
                         "narrower, 36 %% more noise per pixel; cubic between)")

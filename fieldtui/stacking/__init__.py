@@ -1,7 +1,7 @@
 """Stacking engine: masters, calibration, debayering, registration, frame
 selection, pixel rejection and stacking, and a preview of the result.
 
-The math modules (:mod:`.combine`, :mod:`.calibrate`, :mod:`.debayer`,
+The math modules (:mod:`.combine`, :mod:`.calibrate`, :mod:`.debayer` and its :mod:`.rcd`,
 :mod:`.register`, :mod:`.quality`, :mod:`.preview`) are pure: numpy arrays
 and parameters in, arrays and results out. :mod:`.pipeline` runs them on
 files with bounded memory (the ``fieldtui stack`` command and the stacking

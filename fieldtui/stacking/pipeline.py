@@ -28,7 +28,7 @@ from ..imaging.io import FITS_SUFFIXES, RAW_SUFFIXES, FrameReadError, read_frame
 from . import calibrate as cal
 from . import quality as qual
 from .combine import Rejection, combine, rows_per_chunk
-from .debayer import debayer
+from .debayer import debayer, debayer_reach
 from .register import (RegistrationError, common_box, match_stars, match_translation, noise_factor, source_box,
                        warp)
 
@@ -68,7 +68,7 @@ class StackOptions:
     master_rejection: Rejection = field(default_factory=lambda: Rejection("winsorized", 3.0, 3.0))
     dark_scaling: str = "none"
     cosmetic: bool = True
-    debayer: str = "malvar"
+    debayer: str = "rcd"
     kernel: str = "linear"
     model: str = "similarity"
     max_fwhm: float | None = None
@@ -505,18 +505,21 @@ def _stack(lights, darks, flats, biases, dark_flats, opts, progress, rejected, w
     step = rows_per_chunk(len(used), ow * nch, opts.memory_mb * 2**20)
     n_chunks = math.ceil(oh / step)
     block_all = np.empty((len(used), min(step, oh), ow, nch), np.float32)
+    # the kernel's reach plus, for colour, how far the debayering looks beyond the pixels
+    # read, so each strip's pixels are debayered as in the whole frame
+    margin = 5 + max(2, debayer_reach(opts.debayer) if bayer else 2)
     for ci, yy in enumerate(range(0, oh, step)):
         rows = min(step, oh - yy)
         block = block_all[:, :rows]
         block.fill(np.nan)
         for i, k in enumerate(used):
-            sb = source_box(mats[k], (x0, y0 + yy), (rows, ow), shape, margin=7, even=bool(bayer))
+            sb = source_box(mats[k], (x0, y0 + yy), (rows, ow), shape, margin=margin, even=bool(bayer))
             if sb is None:
                 continue
             fx0, fy0, fx1, fy1 = sb
             region = scratch.rows(items[k]["path"], w, fy0, fy1)[:, fx0:fx1]
             if bayer:
-                region = debayer(region, bayer, opts.debayer)
+                region = debayer(region, bayer, opts.debayer, threads=opts.threads)
             wp = warp(region, mats[k], (rows, ow), origin=(x0, y0 + yy), src_origin=(fx0, fy0), kernel=opts.kernel)
             wp = wp.reshape(rows, ow, nch)
             sc, off = norm[i]

@@ -96,15 +96,27 @@ colour: ``--interpolation lanczos``  28.07 / 35.60 / 35.84    3.129 / 3.52
 colour before: Lanczos default   28.22 / 35.76 / 36.09        — / 3.52
 colour before: bilinear          22.14 / 33.61 / 35.34        3.256 / 4.00
 colour: ``--debayer bilinear``   13.14 / 28.35 / 34.02        3.664 / 4.39
+colour: fieldtui, RCD default    20.49 / 31.03 / 34.20        3.286 / 4.23
+colour: RCD, ``--interpolation lanczos``  26.11 / 33.20 / 34.89  3.145 / 3.63
 ===============================  ===========================  =============
 
 Colour per channel (noise_rgb, each against its own truth), Siril / fieldtui:
 R 8.64 / 16.92 / 21.96 against 9.13 / 18.06 / 21.90, G 8.93 / 16.05 / 18.04
 against 8.71 / 15.54 / 17.85, B 7.86 / 14.90 / 19.15 against 8.63 / 16.34 /
 19.36: green is better than Siril's at every scale, red and blue 6–10 % worse
-per pixel and on 4×4 blocks, equal on 16×16. The gap is the debayering of the
-sparse channels: Siril 1.0.6 uses RCD (its default), ours Malvar; bilinear
-debayering is quieter than both but widens stars by 12 %.
+per pixel and on 4×4 blocks, equal on 16×16. The gap was the debayering of the
+sparse channels: Siril 1.0.6 uses RCD (its default), ours was Malvar; bilinear
+debayering is quieter than both but widens stars by 12 %. With RCD (the default
+since; :mod:`fieldtui.stacking.rcd`), same run as Siril's figures above
+(``FIELDTUI_BENCH_DIR=/tmp/rcd-bench … -k colour``, load 5 → 7.6): R 8.51 / 16.78
+/ 22.15, G 8.76 / 15.93 / 18.09, B 7.75 / 14.82 / 19.12 — under Siril per pixel
+and on 4×4 blocks in every channel, within 1 % on 16×16 (R +0.9 %, G +0.3 %, B
+−0.1 %); the sum 20.49 / 31.03 / 34.20 against 20.60 / 31.13 / 34.40. Stars:
+3.286 px against Siril's 3.283 (the same 149 stars paired: +0.0044 ± 0.0004 px;
+Malvar's were 0.025 px narrower than Siril's); the mono stack, without any
+debayering, is +0.002 px from Siril's too. Peak memory 0.213 GB (Malvar: 0.213),
+Siril 0.41; CPU time of the whole stack (user + system, ``/usr/bin/time``) 17.8 s
+with RCD against 14.9 s with Malvar.
 
 What closed the mono gap (small set, same data): the resampling kernel
 (Lanczos keeps 0.91 of the noise per pixel over random shifts, bilinear 0.67,
