@@ -879,9 +879,13 @@ class Predictive(GuideAlgorithm):
         solved together (three passes).  A
         median cycle instead under-predicts exactly where the worm is steepest and
         the pulses longest (±45″ over 240 s with 4-s exposures: 0.6-1 s of pulse,
-        the star ~1.5″ behind once per worm cycle)."""
+        the star ~1.5″ behind once per worm cycle).  Only for cycles over
+        :attr:`GearModel.LONG_CYCLE_S`: on 1-s cycles it made the table's Dec 85°
+        and 30″-backlash rows worse (1.19 -> 1.23, 1.13 -> 1.17; ±45″/240 s 1.17 ->
+        1.13), and 1-s cycles stay as they were."""
         base, spp = self.cycle_base_s, self.pulse_s_per_px
-        passes = 3 if base and spp and base > 0 and spp > 0 else 1
+        passes = (3 if base and spp and base > 0 and spp > 0 and dt > GearModel.LONG_CYCLE_S
+                  else 1)
         pred = 0.0
         for _ in range(passes):
             if passes > 1:
