@@ -146,6 +146,11 @@ class GuideEngine:
         self._frame_exp = self.settings.exposure_s
         self._prev_frame_t: float | None = None
         self._overheads: deque[float] = deque(maxlen=15)
+        # The same without the pulses sent after the frame before (s), that pulse, and
+        # the recent Dec pulses (s; 0 for none).
+        self._bare_overheads: deque[float] = deque(maxlen=15)
+        self._last_pulse_s = 0.0
+        self._dec_pulses_s: deque[float] = deque(maxlen=15)
         # Limits that bind: corrections in a row, last alert time, tolerance side.
         self._limit_run: dict[str, int] = {"RA": 0, "Dec": 0}
         self._limit_alert_at: dict[str, float] = {}
@@ -406,17 +411,26 @@ class GuideEngine:
         give it when the frame followed :attr:`next_exposure_s`)."""
         exp = self.settings.exposure_s if exposure_s is None else float(exposure_s)
         if self._prev_frame_t is not None and t > self._prev_frame_t:
-            self._overheads.append(max(t - self._prev_frame_t - exp, 0.0))
+            gap = max(t - self._prev_frame_t - exp, 0.0)
+            self._overheads.append(gap)
+            self._bare_overheads.append(max(gap - self._last_pulse_s, 0.0))
         self._prev_frame_t = t
+        self._last_pulse_s = 0.0
         if exp != self._frame_exp and self.star is not None and self._frame_exp > 0:
             # The star's flux goes with the exposure: a shorter frame is not a lost star.
             self.star.mass *= exp / self._frame_exp
         self._frame_exp = exp
         self._detection = detection
         try:
-            return self._on_frame(data, t)
+            d = self._on_frame(data, t)
         finally:
             self._detection = _NOT_GIVEN
+        # RA and Dec pulses run at once: the next frame starts after the longest.
+        self._last_pulse_s = max((p.ms for p in d.pulses), default=0) / 1000.0
+        if self.state in TRACKING:
+            self._dec_pulses_s.append(max((p.ms for p in d.pulses if p.direction in "NS"),
+                                          default=0) / 1000.0)
+        return d
 
     def _on_frame(self, data: np.ndarray, t: float) -> Decision:
         self.frame_no += 1
@@ -869,6 +883,21 @@ class GuideEngine:
             hint = ovh + 0.5 * (self._frame_exp + self.next_exposure_s)
         for algo in (self.ra_algo, self.dec_algo):
             algo.next_cycle_s = hint
+        if hasattr(self.ra_algo, "pulse_s_per_px"):
+            # The predictive RA guider predicts to the next frame's middle, which its own
+            # pulse delays: the cycle without pulses, and the pulse per px of correction.
+            cal = self.calibration
+            known = (len(self._bare_overheads) >= 3 and s.correction_time_s <= 0
+                     and cal is not None and cal.ra_rate > 0)
+            self.ra_algo.cycle_base_s = (float(np.median(self._bare_overheads))
+                                         + 0.5 * (self._frame_exp + self.next_exposure_s)
+                                         if known else None)
+            self.ra_algo.pulse_s_per_px = 1.0 / cal.ra_rate if known and cal is not None else None
+            self.ra_algo.max_pulse_s = s.max_ra_pulse_ms / 1000.0
+            # The Dec pulse (decided after RA's) delays the next frame when it is the
+            # longer one: the RA guider counts the recent Dec pulses' median.
+            self.ra_algo.other_pulse_s = (float(np.median(self._dec_pulses_s))
+                                          if self._dec_pulses_s else 0.0)
 
     def _comparison_held(self, t: float, dist: float) -> bool:
         """Frames that say nothing about a guider (settling after a dither, and after a

@@ -267,12 +267,17 @@ class GearModel:
     RECORD_S = 60.0  # the track record's memory, seconds
     RECORD_MIN = 10  # scored predictions before the periodic model's record counts
     RECORD_VETO = 1.6  # the periodic model is vetoed when its record is this much worse
+    LOCAL_SWITCH = 1.2  # long cycles: the shorter local window takes over when this much better
 
     def _reset_record(self) -> None:
         self._last: tuple[float, float] | None = None  # newest (t, g) when the models predicted
         self._cands: dict[str, Any] = {}
         self.record: dict[str, float] = {}  # EWMA of each model's squared prediction error, px²
         self.record_n = 0
+        # The same for the two local models of long cycles ("short": the 1-s rule,
+        # "long": the 40-s parabola), and how many predictions they have.
+        self.local_record: dict[str, float] = {}
+        self.local_n = 0
 
     def clear(self) -> None:
         self.t.clear()
@@ -346,7 +351,14 @@ class GearModel:
         return self.t[-1] - self.t[0] if len(self.t) > 1 else 0.0
 
     # ------------------------------------------------------------ the models
-    def trend(self, dt: float = 0.0) -> tuple[float, float] | None:
+    # Long cycles (long guide exposures): the local model is a parabola through the last
+    # LONG_TREND_S seconds (at least LONG_TREND_CYCLES cycles), whatever its curvature's
+    # significance.  See :meth:`trend`.
+    LONG_CYCLE_S = 2.5
+    LONG_TREND_S = 40.0
+    LONG_TREND_CYCLES = 8
+
+    def trend(self, dt: float = 0.0, long: bool | None = None) -> tuple[float, float] | None:
         """(slope px/s, value at the newest time) of the local model: a line
         through the last ``trend_s`` seconds (at least 6 cycles of ``dt``),
         or a parabola when the curvature is significant (3 sigma).
@@ -354,10 +366,27 @@ class GearModel:
         Steep periodic error bends within a window: a line's slope is that
         of the window's middle, half a window late (0.07 px per 1.1-s cycle
         on ±45″ over 240 s at 4.3″/px), a parabola's slope is that of its
-        end (0.024 px); on a straight drift the line's smaller noise wins."""
+        end (0.024 px); on a straight drift the line's smaller noise wins.
+
+        Cycles over :attr:`LONG_CYCLE_S` (long exposures) fit a parabola
+        through the last :attr:`LONG_TREND_S` seconds instead: a 24-s window
+        holds only 6 frames of 4 s, too few for the curvature ever to be
+        significant, and the line's lag is then most of the error (predicted
+        change per cycle on the default rig's worm, 4.1-s frames with their
+        0.25″ of jitter, seeds 0-3 and 7: RMS error 0.136″ for the 24-s line,
+        0.116″ for a 40-s parabola, 0.204″ for a 40-s line).  A steep worm's
+        harmonics bend within 40 s, though (±45″ over 240 s: 0.99″ for the
+        40-s parabola, 0.46″ over 24 s, 1.42″ for the 24-s line), so with
+        ``long=False`` a long cycle's parabola spans the 1-s rule's window
+        instead; :meth:`increment` picks between the two by their records."""
         if len(self.t) < 4:
             return None
-        window = max(self.trend_s, 6.0 * dt)
+        long_cycle = dt > self.LONG_CYCLE_S
+        # Long cycles: a parabola always, over 40 s, or (long=False) over the 1-s rule's
+        # window.
+        parabola = long_cycle
+        window = (max(self.LONG_TREND_S, self.LONG_TREND_CYCLES * dt) if long_cycle and long is not False
+                  else max(self.trend_s, 6.0 * dt))
         tn = self.t[-1]
         ts, gs = [], []
         for tt, gg in zip(reversed(self.t), reversed(self.g)):
@@ -369,9 +398,11 @@ class GearModel:
             return None
         t = np.asarray(ts) - tn
         g = np.asarray(gs)
-        if len(ts) >= 8:
+        if len(ts) >= (5 if parabola else 8):
             a = np.column_stack([np.ones_like(t), t, t * t])
             coef, res = _lstsq(a, g)
+            if parabola:
+                return float(coef[1]), float(coef[0])
             n = len(ts)
             sigma = res * math.sqrt(n / (n - 3))
             try:
@@ -403,16 +434,24 @@ class GearModel:
         their errors and the comparison of their mean squares is paired."""
         last, cands = self._last, self._cands
         self._last, self._cands = None, {}
-        if last is None or len(cands) < 2:
+        if last is None or not cands:
             return
         t_prev, g_prev = last
         h = t - t_prev
         if h <= 0:
             return
         seen = g - g_prev
+        a = min(0.2, max(h / self.RECORD_S, 1.0 / 200.0))
+        if "short" in cands and "long" in cands:
+            for name in ("short", "long"):
+                e2 = (cands[name] * h - seen) ** 2
+                old = self.local_record.get(name, e2)
+                self.local_record[name] = old + a * (e2 - old)
+            self.local_n += 1
+        if "periodic" not in cands:
+            return
         period, coef = cands["periodic"]
         v = _harmonic_design(np.asarray([t_prev, t]), period, self.harmonics) @ coef
-        a = min(0.2, max(h / self.RECORD_S, 1.0 / 200.0))
         for name, pred in (("trend", cands["trend"] * h), ("periodic", float(v[1] - v[0]))):
             e2 = (pred - seen) ** 2
             old = self.record.get(name, e2)
@@ -442,11 +481,24 @@ class GearModel:
 
         The periodic model speaks when :attr:`periodic_proven`; both models keep
         predicting so their records stay current."""
-        tr = self.trend(dt)
-        self._cands = {}
+        cands: dict[str, Any] = {}
+        if dt > self.LONG_CYCLE_S:
+            # Long cycles: the 40-s parabola, or the one over the 1-s rule's shorter window
+            # while it has predicted clearly better (a steep worm's harmonics bend within
+            # 40 s).
+            short, long_ = self.trend(dt, long=False), self.trend(dt, long=True)
+            if short is not None and long_ is not None:
+                cands.update(short=short[0], long=long_[0])
+            rec = self.local_record
+            use_short = (short is not None and self.local_n >= self.RECORD_MIN
+                         and rec.get("short", math.inf) * self.LOCAL_SWITCH < rec.get("long", math.inf))
+            tr = short if use_short else long_
+        else:
+            tr = self.trend(dt)
         if self.t and tr is not None and self.coef is not None and self.period is not None:
-            self._last = (self.t[-1], self.g[-1])
-            self._cands = {"trend": tr[0], "periodic": (self.period, self.coef)}
+            cands.update(trend=tr[0], periodic=(self.period, self.coef))
+        self._cands = cands
+        self._last = (self.t[-1], self.g[-1]) if self.t and cands else None
         if self.periodic_proven:
             a = self.value(t_abs)
             b = self.value(t_abs + dt)
@@ -698,6 +750,13 @@ class Predictive(GuideAlgorithm):
 
     name = "Predictive"
     uses_time = True
+    # Set by the engine each frame (None: unknown): the time from this frame's middle to
+    # the next frame's without any pulse (s), and the seconds of pulse per px of correction.
+    # Also: the longest RA pulse (s), and the Dec pulse expected beside this one's (s).
+    cycle_base_s: float | None = None
+    pulse_s_per_px: float | None = None
+    max_pulse_s: float = math.inf
+    other_pulse_s: float = 0.0
 
     def __init__(self, aggression: float = 0.2, min_move: float = 0.0, prediction_gain: float = 1.0,
                  trend_s: float = 20.0, harmonics: int = 3, period_s: float | None = None,
@@ -777,11 +836,7 @@ class Predictive(GuideAlgorithm):
             self.model.add(t, gear)
         pred = 0.0
         if dt > 0:
-            pred, self.last_source = self.model.increment(t, dt)
-            # The cap is per cycle of up to gain_cycle_s: a 4-s cycle on ±45″ over 240 s
-            # needs ~1 px of feed-forward and was clipped to 1 px.
-            cap = self.max_prediction_px * max(1.0, dt / self.gain_cycle_s)
-            pred = max(-cap, min(cap, pred))
+            pred = self._predict(t, dt, distance)
         self.last_prediction = pred
         # The guider not in charge, replayed on the same gear error.
         other = "hysteresis" if self.live == "predictive" else "predictive"
@@ -813,6 +868,36 @@ class Predictive(GuideAlgorithm):
                 self._hyst._last = out  # the classic carries on from what was sent
         self._sum += out
         return out
+
+    def _predict(self, t: float, dt: float, distance: float) -> float:
+        """The feed-forward (px): the model's change from this frame's middle to the next.
+
+        The next frame starts when this frame's pulses end, so with
+        :attr:`cycle_base_s` and :attr:`pulse_s_per_px` known (the engine sets them)
+        the interval is the base cycle plus this correction's own pulse (or the Dec
+        pulse beside it, when longer): the prediction and the pulse length are
+        solved together (three passes).  A
+        median cycle instead under-predicts exactly where the worm is steepest and
+        the pulses longest (±45″ over 240 s with 4-s exposures: 0.6-1 s of pulse,
+        the star ~1.5″ behind once per worm cycle).  Only for cycles over
+        :attr:`GearModel.LONG_CYCLE_S`: on 1-s cycles it made the table's Dec 85°
+        and 30″-backlash rows worse (1.19 -> 1.23, 1.13 -> 1.17; ±45″/240 s 1.17 ->
+        1.13), and 1-s cycles stay as they were."""
+        base, spp = self.cycle_base_s, self.pulse_s_per_px
+        passes = (3 if base and spp and base > 0 and spp > 0 and dt > GearModel.LONG_CYCLE_S
+                  else 1)
+        pred = 0.0
+        for _ in range(passes):
+            if passes > 1:
+                fb = distance * self._gain(dt) if abs(distance) >= self.min_move else 0.0
+                pulse = min(abs(fb + self.prediction_gain * pred) * spp, self.max_pulse_s)  # type: ignore[operator]
+                dt = base + max(pulse, self.other_pulse_s)  # type: ignore[operator]
+            pred, self.last_source = self.model.increment(t, dt)
+            # The cap is per cycle of up to gain_cycle_s: a 4-s cycle on ±45″ over 240 s
+            # needs ~1 px of feed-forward and was clipped to 1 px.
+            cap = self.max_prediction_px * max(1.0, dt / self.gain_cycle_s)
+            pred = max(-cap, min(cap, pred))
+        return pred
 
     def _innovation(self, t: float, gear: float, dt: float) -> float | None:
         """The gear error at ``t`` less what the model expected there (px), before the

@@ -2,7 +2,8 @@
 
 The cheapest faithful closed loop: the real :class:`~fieldtui.devices.sky.Sky`
 (periodic error, drift, backlash, gusts, seeing jitter, noise) renders small
-guide frames, the real :class:`~fieldtui.guiding.engine.GuideEngine` decides,
+guide frames clipped at the guide camera's white level (the engine knows it,
+as the guide worker tells it), the real :class:`~fieldtui.guiding.engine.GuideEngine` decides,
 and its pulses go back into the sky at the time they are sent.  The loop is
 the guide worker's: expose, measure, pulse (waiting for the longest pulse),
 expose again.  Thirty simulated minutes take a few seconds of CPU.
@@ -60,9 +61,12 @@ class SkyLoop:
         self.t = t0
         self.overhead = overhead_s
         self.settings = settings or GuideSettings.from_config(cfg)
+        # The guide camera's white level, as the guide worker gives it: a star that
+        # saturates the 12-bit camera is no guide star (at 2-4 s the bright one does).
         self.engine = GuideEngine(self.settings, pixel_scale=cfg.guide_scale,
                                   guide_rate=cfg.mount.guide_rate, dec_deg=cfg.plan.dec_deg,
-                                  camera="sim", pier_side="east", seed=cfg.sim.seed)
+                                  camera="sim", pier_side="east", seed=cfg.sim.seed,
+                                  saturation=float(2 ** cfg.guide_camera.bit_depth - 1))
         self.events: list[Any] = []
         self.truth: list[tuple[float, float]] = []  # true pointing error at guided frames, arcsec
         self.measure_err: list[tuple[float, float]] = []  # measured offset - true shift, px

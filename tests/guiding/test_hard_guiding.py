@@ -84,13 +84,21 @@ def test_ratio_30_minutes(sim):
     assert r.ratio <= 1.25, (sim, r.rms_ra, r.rms_dec, r.floor)
 
 
+@SLOW
 def test_four_second_exposures():
     """4-s guide exposures: the RA feedback gain per 4-s cycle is the one that
     corrects as much per second as 0.2 per 1.5-s cycle (1.89x before, 1.39x
-    after that, 1.35x with the periodic model's track record; the issue's target
-    is 1.25x: the rest is the first worm cycle and two gusts)."""
-    r = guided(small_config(guiding={"exposure_s": 4.0}), 30)
-    assert r.ratio <= 1.5, (r.rms_ra, r.rms_dec, r.floor)
+    after that, 1.35x with the periodic model's track record).  Those figures
+    were on 320x240 frames whose engine did not know the camera's white level
+    and guided on the saturated bright star; knowing it, as the guide worker
+    does, a 640x480 frame leaves a star of SNR ~180 (a 320x240 one SNR ~70):
+    1.65x (~15 s of CPU: behind FIELDTUI_SLOW_TESTS; the default run guides the RA
+    axis on 4-s frames in tests/guiding/test_long_exposures.py).  The issue's
+    target is 1.25x; the full-frame figures are the bench's
+    (tests/benchmarks/bench_guiding_table.py --full)."""
+    r = guided(small_config(640, 480, guiding={"exposure_s": 4.0}), 30)
+    assert r.engine.star.snr < 400  # not the saturated bright star
+    assert r.ratio <= 1.75, (r.rms_ra, r.rms_dec, r.floor)
     assert r.engine.ra_algo.model.period == pytest.approx(480.0, abs=3.0)
 
 
