@@ -341,6 +341,17 @@ class GuideEngine:
         self.lock = (x, y)
         self._emit(LockPositionSet(self.last_t, x, y, reason))
 
+    def move_lock_position(self, x: float, y: float, reason: str = "moved by a command") -> None:
+        """Move the lock position (camera px) while guiding: the mount is to follow it, as
+        after a dither, so the algorithms are told the shift along the mount axes (a
+        predictive guider's gear error would otherwise jump by it: the re-centring after a
+        meridian flip moved the lock 11 px in Dec, read as a drift the wrong way)."""
+        if self.lock is not None and self.calibration is not None:
+            ra, dec = self.calibration.mount_from_camera(x - self.lock[0], y - self.lock[1])
+            self.ra_algo.lock_moved(ra)
+            self.dec_algo.lock_moved(dec)
+        self.set_lock_position(x, y, reason)
+
     def dither(self, amount_px: float | None = None, ra_only: bool | None = None) -> bool:
         """Move the lock position by ``amount_px`` in a random direction (or
         along RA only) and settle.  Returns False when not guiding."""
