@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..guiding.assistant import AssistantFindings, analyze_unguided
+from ..guiding.assistant import AssistantFindings, analyze_unguided, axes_from_periodic_error
 from ..guiding.events import Alert, GuideState, GuideStep
 
 try:  # the calibration's backlash measurement (fieldtui.guiding.backlash)
@@ -83,15 +83,23 @@ async def _run(worker: Any, clock: Any, steps: list[GuideStep], alerts: list[Ale
     steps.clear()
     await clock.sleep(minutes * 60.0)
     unguided = list(steps)
-    bl = None
-    if backlash and measure_backlash is not None and worker.engine.calibration is not None:
-        bl = await _measure_backlash(worker, clock, steps, frame_evt, pixel_scale)
     t = np.array([s.t for s in unguided])
     ra = np.array([s.ra_px for s in unguided])
     dec = np.array([s.dec_px for s in unguided])
+    cam = np.array([[s.dx, s.dy] for s in unguided]).reshape(-1, 2)
+    cal = worker.engine.calibration
+    axes = ((cal.ra_vx, cal.ra_vy), (cal.dec_vx, cal.dec_vy)) if cal is not None else None
+    # The RA axis from the periodic error itself (None without a clear one): the backlash
+    # legs run while the worm keeps moving the star along it.
+    own = axes_from_periodic_error(t - t[0], cam, axes) if axes is not None and len(t) else None
+    bl = None
+    if backlash and measure_backlash is not None and cal is not None:
+        bl = await _measure_backlash(worker, clock, steps, frame_evt, pixel_scale,
+                                     ra_axis=own[0] if own is not None else None)
     try:
         findings = analyze_unguided(t, ra, dec, pixel_scale=pixel_scale, dec_deg=dec_deg,
-                                    exposure_s=worker.settings.exposure_s, backlash=bl)
+                                    exposure_s=worker.settings.exposure_s, backlash=bl,
+                                    camera_px=cam, axes=axes)
     except ValueError as exc:
         await worker.stop()
         raise AssistantError(f"the guiding assistant: {exc}") from None
@@ -117,7 +125,11 @@ async def _next_position(steps: list[GuideStep], frame_evt: asyncio.Event, clock
 
 
 async def _measure_backlash(worker: Any, clock: Any, steps: list[GuideStep], frame_evt: asyncio.Event,
-                            pixel_scale: float) -> Any:
+                            pixel_scale: float, ra_axis: np.ndarray | None = None) -> Any:
+    """Dec backlash with a north and a south leg (PHD2's backlash tool), the play taken up
+    northward first.  ``ra_axis``: the RA axis on the camera (a unit vector) when the
+    periodic error showed it; the star's motion along it (the worm's, over the minutes
+    the legs take: ±45″/240 s moved it tens of px) is taken out of the positions."""
     cal = worker.engine.calibration
     rate = cal.dec_rate
     ms = int(min(max(1000.0 * BACKLASH_STEP_PX / rate, 50), 5000))
@@ -141,4 +153,9 @@ async def _measure_backlash(worker: Any, clock: Any, steps: list[GuideStep], fra
     south = [north[-1]]
     for _ in range(BACKLASH_STEPS):
         south.append(np.array(await pulse("S")))
-    return measure_backlash(np.array(north), ms, np.array(south), ms, pixel_scale=pixel_scale)
+    n_xy, s_xy = np.array(north), np.array(south)
+    if ra_axis is not None:
+        e = np.asarray(ra_axis, dtype=float)
+        n_xy = n_xy - np.outer(n_xy @ e, e)
+        s_xy = s_xy - np.outer(s_xy @ e, e)
+    return measure_backlash(n_xy, ms, s_xy, ms, pixel_scale=pixel_scale)
