@@ -158,6 +158,7 @@ class GuideEngine:
         # Dec drifting the way dec_mode cannot correct: since when, alerted when.
         self._wrong_way_since: float | None = None
         self._wrong_way_alert_at: float | None = None
+        self._wrong_way_alert_px = 0.0  # how far off Dec was when that alert went out
         # Dec backlash compensation, from the calibration's measurement.
         self.backlash_comp: BacklashCompensator | None = None
         self._comp_from_cal: Calibration | None = None
@@ -709,6 +710,7 @@ class GuideEngine:
         self._recovering_since = None
         self._wrong_way_since = None
         self._wrong_way_alert_at = None
+        self._wrong_way_alert_px = 0.0
         self._acc.clear()
         self._last_corr_t = None
         s = self.settings
@@ -1000,11 +1002,16 @@ class GuideEngine:
                                   "[guiding] (0 leaves small errors to the algorithm's minimum move)")
 
     WRONG_WAY_S = 30.0  # Dec off on the side dec_mode cannot correct this long: alert
+    WRONG_WAY_WORSE = 2.0  # and again only once it is this many times as far off ...
+    WRONG_WAY_REPEAT_S = 300.0  # ... and this long after the last time
 
     def _check_dec_mode(self, t: float, dec_px: float) -> bool:
         """In a one-direction Dec mode (or "off"), is Dec drifting the way the mode
-        cannot correct?  Alerts (again every 5 minutes while it lasts) with what
-        to change.  ``dec_px``: this frame's Dec offset (+ wants a south pulse)."""
+        cannot correct?  Alerts with what to change, once, and again only when it has
+        got materially worse (:attr:`WRONG_WAY_WORSE` times as far off as at the last
+        alert, and :attr:`WRONG_WAY_REPEAT_S` after it; every 5 minutes alone, it said
+        the same six times in 30 minutes).  ``dec_px``:
+        this frame's Dec offset (+ wants a south pulse)."""
         s = self.settings
         mode = s.dec_mode.lower()
         if mode == "auto":
@@ -1023,8 +1030,12 @@ class GuideEngine:
         away = t - self._wrong_way_since
         if away < self.WRONG_WAY_S or abs(dec_px) < 3.0 * thr:
             return False
-        if self._wrong_way_alert_at is None or t - self._wrong_way_alert_at >= 300.0:
+        if (self._wrong_way_alert_at is None
+                or (abs(dec_px) >= self.WRONG_WAY_WORSE * self._wrong_way_alert_px
+                    and t - self._wrong_way_alert_at >= self.WRONG_WAY_REPEAT_S)):
+            again = self._wrong_way_alert_at is not None
             self._wrong_way_alert_at = t
+            self._wrong_way_alert_px = abs(dec_px)
             need = "south" if dec_px > 0 else "north"
             arcsec = f" ({abs(dec_px) * self.pixel_scale:.1f}″)" if self.pixel_scale else ""
             if mode == "off":
@@ -1032,7 +1043,8 @@ class GuideEngine:
                        f"{abs(dec_px):.1f} px{arcsec} in {away:.0f} s: set dec_mode = \"auto\" "
                        f"(or \"{need}\") in [guiding] to guide Dec")
             else:
-                msg = (f"Dec is drifting the way dec_mode = \"{mode}\" cannot correct: the star is "
+                msg = (f"Dec is {'still ' if again else ''}drifting the way dec_mode = \"{mode}\" "
+                       f"cannot correct: the star is "
                        f"{abs(dec_px):.1f} px{arcsec} off in Dec after {away:.0f} s and needs "
                        f"{need} pulses, which this mode never sends. Switch the Dec mode to "
                        f"\"{need}\" or \"auto\" in [guiding] (or change the polar alignment or "
