@@ -721,6 +721,15 @@ class GuideEngine:
             f"{self.ra_algo.name}, {self.ra_algo.summary()}",
             f"{self.dec_algo.name}, {self.dec_algo.summary()}", self.dec_deg, self.pier_side))
 
+    def _comp_threshold_px(self) -> float:
+        """Smallest Dec miss (px) the backlash compensator adapts to: the predictive Dec
+        guider corrects an averaged error from half the minimum move, so a compensation
+        off by less than the minimum move (a 65-ms excess of 8 s: 0.11 px) made it reverse
+        every ~17 s through the whole play, never adapted (60″, no drift: 1.17 -> 1.48)."""
+        s = self.settings
+        half = s.dec_algorithm.lower() == "predictive"
+        return 0.5 * s.dec_min_move if half else s.dec_min_move
+
     def _setup_backlash_comp(self, cal: Calibration | None, gear_at: float | None = None) -> None:
         """Backlash compensation from the calibration's measured play (none when it
         was not measured, is negligible, or only a lower bound: too large to add blindly)."""
@@ -851,7 +860,7 @@ class GuideEngine:
         dec_extra = 0
         if comp is not None:
             if correct:
-                comp.outcome(-dec_in, cal.dec_rate, s.dec_min_move)
+                comp.outcome(-dec_in, cal.dec_rate, self._comp_threshold_px())
             if dec_ms:
                 d = 1 if dec_dir == "N" else -1
                 dec_extra = int(round(comp.extra_ms(d)))

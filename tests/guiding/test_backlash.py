@@ -176,3 +176,22 @@ async def test_a_simulated_mount_without_backlash_measures_none(seed):
     cal = eng.calibration
     arcsec = cal.backlash_ms / 1000.0 * cal.dec_rate * cfg.guide_scale
     assert 54.0 <= arcsec <= 66.0 and eng.backlash_comp is not None
+
+
+def test_a_small_steady_overshoot_is_adapted_for_the_predictive_dec_guider():
+    """Compensation 65 ms too long on 8 s of play overshoots 0.11 px at 1.75 px/s: under
+    the 0.2 px minimum move, but the predictive Dec guider corrects averaged errors from
+    0.1 px, so it reversed every ~17 s through the play.  Its engine adapts from half the
+    minimum move: the gap comes down to the play; resist switch's keeps the minimum move."""
+    assert GuideEngine(GuideSettings(dec_algorithm="predictive"))._comp_threshold_px() == 0.1
+    assert GuideEngine(GuideSettings(dec_algorithm="resist_switch"))._comp_threshold_px() == 0.2
+    rate, play = 1.75, 7910.0
+    for threshold, adapts in ((0.1, True), (0.2, False)):
+        c = BacklashCompensator(7975.0, gear_at=0.0)
+        for k in range(12):
+            d = 1 if k % 2 == 0 else -1
+            extra = c.extra_ms(d)
+            c.sent(d, 300.0 + extra, extra)
+            over = (extra - play) / 1000.0 * rate          # px the star went too far
+            c.outcome(-d * over, rate, threshold)           # + wants a north pulse
+        assert (abs(c.gap_ms - play) < 20.0) == adapts, c.gap_ms
