@@ -1273,10 +1273,16 @@ class PredictiveDec(GuideAlgorithm):
         arr = np.asarray(self._recent)
         mean = float(arr.mean())
         sem = float(arr.std(ddof=1)) / math.sqrt(n)
-        if abs(mean) <= max(3.0 * sem, 0.5 * self.min_move):
+        # Reversing wants 3/4 of a minimum move: a backlash compensation a little off
+        # leaves the star about 0.1-0.4 px past after each reversal, and half a minimum
+        # move kept it reversing through the play (60″ of backlash, dithers: a reversal
+        # every ~15 s after a dither, each one 0.3-0.8 px off).
+        side = 1 if mean > 0 else -1
+        floor = 0.75 * self.min_move if self.side and side != self.side else 0.5 * self.min_move
+        if abs(mean) <= max(3.0 * sem, floor):
             return 0.0
         self._recent.clear()
-        self.side = 1 if mean > 0 else -1
+        self.side = side
         return mean
 
     def _note(self, out: float) -> None:
