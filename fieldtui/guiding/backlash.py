@@ -276,8 +276,12 @@ class BacklashCompensator:
         or while the gear's place is unknown)."""
         return self.play_ms(direction) if direction and self.known else 0.0
 
-    def sent(self, direction: int, ms: float, extra_ms: float = 0.0) -> None:
-        """A Dec pulse of ``ms`` (including ``extra_ms`` of compensation) went out."""
+    def sent(self, direction: int, ms: float, extra_ms: float = 0.0, limited: bool = False) -> None:
+        """A Dec pulse of ``ms`` (including ``extra_ms`` of compensation) went out;
+        ``limited``: its correction was cut to the pulse limit, so the star is still short
+        of where it was sent and the next frame says nothing about the compensation (a
+        dither's 5 px against 2.5 s at most: 0.5 px "short" each time grew the gap 3 %,
+        which then overshot every reversal)."""
         if not direction or ms <= 0:
             return
         if not self.known:
@@ -286,7 +290,7 @@ class BacklashCompensator:
             self._pending = None
             return
         self.pos_ms = min(max(self.pos_ms + direction * ms, 0.0), self.gap_ms)
-        self._pending = (direction, extra_ms) if extra_ms > 0 else None
+        self._pending = (direction, extra_ms) if extra_ms > 0 and not limited else None
 
     def outcome(self, dec_error_px: float, rate_px_s: float, min_move_px: float) -> None:
         """The Dec error on the frame after a pulse (px; + wants a north pulse);

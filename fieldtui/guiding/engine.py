@@ -865,7 +865,7 @@ class GuideEngine:
                 d = 1 if dec_dir == "N" else -1
                 dec_extra = int(round(comp.extra_ms(d)))
                 dec_ms += dec_extra
-                comp.sent(d, dec_ms, dec_extra)
+                comp.sent(d, dec_ms, dec_extra, limited=dec_lim)
         if ra_ms:
             pulses.append(Pulse(ra_dir, ra_ms))
         if dec_ms:

@@ -195,3 +195,19 @@ def test_a_small_steady_overshoot_is_adapted_for_the_predictive_dec_guider():
             over = (extra - play) / 1000.0 * rate          # px the star went too far
             c.outcome(-d * over, rate, threshold)           # + wants a north pulse
         assert (abs(c.gap_ms - play) < 20.0) == adapts, c.gap_ms
+
+
+def test_a_pulse_cut_to_its_limit_is_not_taken_for_a_short_compensation():
+    """A dither's 5 px against the drift needs more than max_dec_pulse_ms: the star ends
+    short of the lock, which says nothing about the compensation added to that pulse.
+    Counted as an undershoot, such pulses grew the gap ~3 % and every reversal after
+    overshot; left out, the gap stays at the play."""
+    rate, play = 1.75, 8000.0
+    for limited, grows in ((True, False), (False, True)):
+        c = BacklashCompensator(play, gear_at=0.0)
+        for k in range(8):
+            d = 1 if k % 2 == 0 else -1
+            extra = c.extra_ms(d)
+            c.sent(d, 2500.0 + extra, extra, limited=limited)
+            c.outcome(d * 0.5, rate, 0.1)        # 0.5 px still to go the same way
+        assert (c.gap_ms > play + 50.0) == grows, c.gap_ms
