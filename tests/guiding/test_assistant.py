@@ -132,3 +132,15 @@ async def test_assistant_recovers_the_simulators_mount_under_steep_periodic_erro
     assert f["jitter_ra_arcsec"] == pytest.approx(sim["seeing_jitter_arcsec"], rel=0.2)
     assert f["jitter_dec_arcsec"] == pytest.approx(sim["seeing_jitter_arcsec"], rel=0.2)
     assert f["backlash_arcsec"] == pytest.approx(sim["backlash_arcsec"], rel=0.2)
+
+
+async def test_the_assistant_measures_no_backlash_on_a_mount_without_any():
+    """The simulator's default 4′ polar drift over the assistant's north and south legs read
+    as 120-180 ms of backlash with backlash_arcsec = 0; with the unguided drift along Dec
+    fitted beside the rate and the play over the legs' frame times: under 100 ms."""
+    from fieldtui.commands.guide import run_assistant_cli
+    cfg = load_config(user=False, overrides={"guide_camera": {"width": 640, "height": 480},
+                                             "sim": {"backlash_arcsec": 0.0}})
+    out = await run_assistant_cli(cfg, minutes=6, fast=True)
+    assert "error" not in out, out.get("error")
+    assert out["findings"]["backlash_ms"] is not None and out["findings"]["backlash_ms"] < 100.0
