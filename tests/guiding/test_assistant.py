@@ -141,6 +141,6 @@ async def test_the_assistant_measures_no_backlash_on_a_mount_without_any():
     from fieldtui.commands.guide import run_assistant_cli
     cfg = load_config(user=False, overrides={"guide_camera": {"width": 640, "height": 480},
                                              "sim": {"backlash_arcsec": 0.0}})
-    out = await run_assistant_cli(cfg, minutes=6, fast=True)
+    out = await run_assistant_cli(cfg, minutes=10, fast=True)
     assert "error" not in out, out.get("error")
     assert out["findings"]["backlash_ms"] is not None and out["findings"]["backlash_ms"] < 100.0
