@@ -536,7 +536,7 @@ def test_the_engine_pauses_the_dec_replay_while_settling_and_after_a_lost_star()
     assert len({s[2] for s in held}) == 1
 
 
-def _ra_dithers(algo, hold: bool, n: int = 1800, every: int = 110, step: float = 5.0,
+def _ra_dithers(algo, hold: bool, n: int = 1100, every: int = 110, step: float = 5.0,
                 held: int = 10, jitter: float = 0.12, seed: int = 3) -> np.ndarray:
     """One RA axis on a steady drift (0.004 px per 1.1-s cycle) with a lock shift of
     ``step`` px every ``every`` frames, held from the score for ``held`` frames when
@@ -575,7 +575,7 @@ def test_predictive_ra_is_not_scored_while_settling_and_settles_at_the_classic_g
     calm = Predictive()
     rng = np.random.default_rng(3)
     s, base = 0.0, []
-    for k in range(1800):
+    for k in range(1100):
         x = 0.004 * k - s + rng.normal(0, 0.12)
         s += calm.result(x, t=k * 1.1)
         base.append(x)
