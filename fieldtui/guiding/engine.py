@@ -159,6 +159,7 @@ class GuideEngine:
         self._wrong_way_since: float | None = None
         self._wrong_way_alert_at: float | None = None
         self._wrong_way_alert_px = 0.0  # how far off Dec was when that alert went out
+        self._dec_ms2 = 0.0  # Dec offset's running mean square while guiding (px²)
         # Dec backlash compensation, from the calibration's measurement.
         self.backlash_comp: BacklashCompensator | None = None
         self._comp_from_cal: Calibration | None = None
@@ -727,8 +728,13 @@ class GuideEngine:
         off by less than the minimum move (a 65-ms excess of 8 s: 0.11 px) made it reverse
         every ~17 s through the whole play, never adapted (60″, no drift: 1.17 -> 1.48)."""
         s = self.settings
-        half = s.dec_algorithm.lower() == "predictive"
-        return 0.5 * s.dec_min_move if half else s.dec_min_move
+        if s.dec_algorithm.lower() != "predictive":
+            return s.dec_min_move
+        # Not below what seeing alone puts into the mean of the compensator's last misses
+        # (2.5 standard errors): 0.2-s frames scatter ~0.3 px, and adapting from 0.1 px
+        # followed the noise (0.2-s exposures, seeds 7/0/1: 1.124 -> 1.147).
+        noise = 2.5 * math.sqrt(self._dec_ms2) / math.sqrt(BacklashCompensator.HISTORY)
+        return min(s.dec_min_move, max(0.5 * s.dec_min_move, noise))
 
     def _setup_backlash_comp(self, cal: Calibration | None, gear_at: float | None = None) -> None:
         """Backlash compensation from the calibration's measured play (none when it
@@ -803,6 +809,9 @@ class GuideEngine:
         dist = math.hypot(dx, dy)
 
         self._acc.append((ra_px, dec_px))
+        if self.state == GuideState.GUIDING:
+            # Dec's mean square over ~50 frames (px²): the scatter seeing gives it.
+            self._dec_ms2 += (dec_px * dec_px - self._dec_ms2) / 50.0
         held = self._comparison_held(t, dist)
         self.ra_algo.hold_comparison(held)
         self.dec_algo.hold_comparison(held)

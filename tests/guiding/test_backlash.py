@@ -185,6 +185,13 @@ def test_a_small_steady_overshoot_is_adapted_for_the_predictive_dec_guider():
     minimum move: the gap comes down to the play; resist switch's keeps the minimum move."""
     assert GuideEngine(GuideSettings(dec_algorithm="predictive"))._comp_threshold_px() == 0.1
     assert GuideEngine(GuideSettings(dec_algorithm="resist_switch"))._comp_threshold_px() == 0.2
+    # Not below what seeing puts into the mean of 10 misses: 0.3 px a frame (0.2-s
+    # exposures) -> 2.5 x 0.3 / sqrt(10) = 0.24, capped at the minimum move.
+    noisy = GuideEngine(GuideSettings(dec_algorithm="predictive"))
+    noisy._dec_ms2 = 0.3 ** 2
+    assert noisy._comp_threshold_px() == 0.2
+    noisy._dec_ms2 = 0.16 ** 2
+    assert noisy._comp_threshold_px() == pytest.approx(2.5 * 0.16 / math.sqrt(10))
     rate, play = 1.75, 7910.0
     for threshold, adapts in ((0.1, True), (0.2, False)):
         c = BacklashCompensator(7975.0, gear_at=0.0)
