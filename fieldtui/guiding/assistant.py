@@ -5,10 +5,16 @@ minutes with no corrections (after a calibration, so the motion splits into
 RA and Dec) and then measures the Dec backlash with a north and a south
 leg.  From that:
 
+* **the axes**: the calibration's, or, when the periodic error is clear, the
+  direction the worm moves the star along (RA) and the one square to it (Dec):
+  a calibration bent by a steep periodic error mixes the polar drift into RA;
 * **seeing jitter**: the star's frame-to-frame scatter about lines through
-  20-s windows, per axis (what no guider can correct);
-* **drift**: the slope of RA (with the periodic error fitted alongside) and
-  of Dec;
+  20-s windows, per axis, of what the fits below leave (what no guider can
+  correct);
+* **drift**: the slope of RA, fitted together with the periodic error (trend
+  plus worm harmonics, the period refined under the final weights) so neither
+  leaks into the other, and of Dec; both fits robust (Tukey's biweight), so a
+  gust does not tilt them;
 * **polar alignment error** from the Dec drift by Barrett's rule,
   error (′) ≈ 3.8 × Dec drift (″/min) / cos δ;
 * **periodic error**: period and the worm fundamental's amplitude, from the
@@ -95,7 +101,9 @@ class AssistantFindings:
 
 def analyze_unguided(t: np.ndarray, ra_px: np.ndarray, dec_px: np.ndarray, *, pixel_scale: float,
                      dec_deg: float | None, exposure_s: float, backlash: Any = None,
-                     min_frames: int = 30) -> AssistantFindings:
+                     min_frames: int = 30, camera_px: np.ndarray | None = None,
+                     axes: tuple[tuple[float, float], tuple[float, float]] | None = None
+                     ) -> AssistantFindings:
     """Findings from unguided star offsets along the mount axes.
 
     ``t`` (s, increasing), ``ra_px``, ``dec_px`` (px, the star's offset from
@@ -105,6 +113,15 @@ def analyze_unguided(t: np.ndarray, ra_px: np.ndarray, dec_px: np.ndarray, *, pi
     pulses); the RA one on the RA axis (divided by cos δ);
     ``pixel_scale`` ″/px; ``dec_deg`` the pointing's declination (None: no
     polar error, PE on the sky); ``backlash`` a BacklashMeasurement or None.
+
+    ``camera_px`` (n, 2): the same offsets on the camera (px), and ``axes``: the
+    calibration's RA and Dec vectors on the camera (the way West and North pulses move
+    the star).  With them, when the periodic error is clear, the axes are taken from
+    the star's own motion instead (:func:`axes_from_periodic_error`): only the RA axis
+    carries the worm's error, so its direction on the camera is the RA axis and Dec is
+    square to it.  A calibration run while a steep periodic error bent its RA legs
+    (±45″/240 s: 11.7° from square, under the 12.5° warning) mixed the polar drift into
+    the RA drift (0.23″/min for 0.50).
     Raises ValueError for fewer than ``min_frames`` frames."""
     t = np.asarray(t, dtype=float)
     ra = np.asarray(ra_px, dtype=float) * pixel_scale
@@ -112,38 +129,130 @@ def analyze_unguided(t: np.ndarray, ra_px: np.ndarray, dec_px: np.ndarray, *, pi
     if len(t) < min_frames:
         raise ValueError(f"only {len(t)} unguided frames: the assistant needs at least {min_frames}")
     t = t - t[0]
+    if camera_px is not None and axes is not None:
+        xy = np.asarray(camera_px, dtype=float) * pixel_scale
+        own = axes_from_periodic_error(t, xy, axes)
+        if own is not None:
+            ra, dec = xy @ own[0], xy @ own[1]
     span = float(t[-1])
     cosd = abs(math.cos(math.radians(dec_deg))) if dec_deg is not None else 1.0
     cosd = max(cosd, 1e-3)
 
-    # Dec: a straight line (polar drift); RA: trend + worm harmonics.
+    # Dec: a straight line (polar drift); RA: trend + worm harmonics, fitted together so
+    # the periodic error does not leak into the drift nor the drift into it; both robust
+    # (:func:`_robust_fit`), so a gust's few seconds do not tilt the lines.
     a = np.column_stack([np.ones_like(t), t])
-    dcoef, *_ = np.linalg.lstsq(a, dec, rcond=None)
+    dcoef, dres, dw = _robust_fit(a, dec)
     dec_drift = float(dcoef[1]) * 60.0
     fit = fit_periodic(t, ra, period_cycles=1.1)
     pe_period = pe_amp = pe_p2p = None
     if fit.coef is not None and fit.ok:
-        pe_period = float(fit.period)
-        pe_amp = float(math.hypot(fit.coef[2], fit.coef[3])) / cosd
-        tt = np.linspace(0.0, pe_period, 400)
         from .predictive import _harmonic_design
-        c = fit.coef.copy()
+        harmonics = (len(fit.coef) - 2) // 2
+        pe_period, coef, rres, rw = _robust_periodic(t, ra, float(fit.period), harmonics)
+        pe_amp = float(math.hypot(coef[2], coef[3])) / cosd
+        tt = np.linspace(0.0, pe_period, 400)
+        c = coef.copy()
         c[:2] = 0.0
-        wave = _harmonic_design(tt, pe_period, (len(c) - 2) // 2) @ c
+        wave = _harmonic_design(tt, pe_period, harmonics) @ c
         pe_p2p = float(np.ptp(wave)) / cosd
-        ra_slope = float(fit.coef[1])
+        ra_slope = float(coef[1])
     else:
-        rcoef, *_ = np.linalg.lstsq(a, ra, rcond=None)
+        rcoef, rres, rw = _robust_fit(a, ra)
         ra_slope = float(rcoef[1])
     ra_drift = ra_slope * 60.0 / cosd  # RA-axis ″/min (the star moves cos δ of it)
-    jit_ra = _local_residual(t, ra)
-    jit_dec = _local_residual(t, dec)
+    # Seeing jitter: the scatter about local lines of what the fits leave (a steep
+    # periodic error curves within the lines' 20 s: ±45″/240 s read 0.72″ for 0.50″),
+    # without the frames a gust took.
+    jit_ra = _local_residual(t[rw > 0], rres[rw > 0])
+    jit_dec = _local_residual(t[dw > 0], dres[dw > 0])
     polar = 3.8 * abs(dec_drift) / cosd if dec_deg is not None else None
 
     f = AssistantFindings(span, len(t), exposure_s, jit_ra, jit_dec, ra_drift, dec_drift, polar,
                           pe_period, pe_amp, pe_p2p, backlash)
     _recommend(f, pixel_scale, cosd)
     return f
+
+
+def axes_from_periodic_error(t: np.ndarray, xy: np.ndarray,
+                             axes: tuple[tuple[float, float], tuple[float, float]]
+                             ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The RA and Dec axes on the camera found from the star's own unguided motion: the
+    worm's periodic error moves it along the RA axis only, so the direction of the
+    periodic part of its camera track (trend plus harmonics fitted to x and y at the
+    period found along the calibration's RA vector; the first singular vector of their
+    harmonic coefficients) is the RA axis, and Dec is square to it.  Each keeps the sign
+    of the calibration's vector in ``axes`` ((RA x, y), (Dec x, y)).  ``t`` (n,) s,
+    ``xy`` (n, 2) camera offsets (px or arcsec).  Returns the unit vectors (e_ra, e_dec),
+    shape (2,) each, or None when no periodic error is clear, or it does not move the
+    star along one line."""
+    from .predictive import _harmonic_design
+    (rx, ry), (qx, qy) = axes
+    n_ra = math.hypot(rx, ry)
+    if n_ra <= 0 or len(t) < 30:
+        return None
+    along = xy @ np.array([rx, ry]) / n_ra
+    fit = fit_periodic(t, along, period_cycles=1.1)
+    if fit.coef is None or not fit.ok or fit.period is None:
+        return None
+    harmonics = (len(fit.coef) - 2) // 2
+    d = _harmonic_design(t, float(fit.period), harmonics)
+    cx, _, _ = _robust_fit(d, xy[:, 0])
+    cy, _, _ = _robust_fit(d, xy[:, 1])
+    u, sv, _ = np.linalg.svd(np.vstack([cx[2:], cy[2:]]))
+    if sv[0] <= 0 or (len(sv) > 1 and sv[1] > 0.3 * sv[0]):
+        return None
+    e_ra = u[:, 0]
+    if e_ra @ np.array([rx, ry]) < 0:
+        e_ra = -e_ra
+    e_dec = np.array([-e_ra[1], e_ra[0]])
+    if e_dec @ np.array([qx, qy]) < 0:
+        e_dec = -e_dec
+    return e_ra, e_dec
+
+
+def _robust_fit(a: np.ndarray, y: np.ndarray, iterations: int = 6,
+                c: float = 4.685) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Least squares of ``y`` (n,) on the columns of ``a`` (n, k), reweighted with Tukey's
+    biweight (``c`` times the residuals' robust scale, 1.4826 × their median absolute
+    value): frames far off the model (a gust, a bad centroid) lose their weight.
+    Returns the coefficients (k,), the residuals (n,) and the final weights (n,), 0
+    for the frames left out.  Source: the textbook IRLS with Tukey's biweight (Holland
+    and Welsch 1977)."""
+    w = np.ones(len(y))
+    coef = np.zeros(a.shape[1])
+    for _ in range(iterations):
+        sw = np.sqrt(w)
+        coef, *_ = np.linalg.lstsq(a * sw[:, None], y * sw, rcond=None)
+        r = y - a @ coef
+        scale = 1.4826 * float(np.median(np.abs(r)))
+        if scale <= 0:
+            break
+        u = r / (c * scale)
+        w = np.where(np.abs(u) < 1.0, (1.0 - u * u) ** 2, 0.0)
+    return coef, y - a @ coef, w
+
+
+def _robust_periodic(t: np.ndarray, y: np.ndarray, period: float,
+                     harmonics: int) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """Trend plus ``harmonics`` harmonics at about ``period`` (s), robust (:func:`_robust_fit`),
+    with the period refined on a fine grid (±1 %) under the robust weights: a period
+    0.2 s off over 2.5 worm cycles of ±45″ left its error in the drift.  Returns (period,
+    coefficients as :func:`~fieldtui.guiding.predictive._harmonic_design`'s columns,
+    residuals, weights)."""
+    from .predictive import _harmonic_design
+    coef, r, w = _robust_fit(_harmonic_design(t, period, harmonics), y)
+    sw = np.sqrt(w)
+    best, best_sse = period, math.inf
+    for p in np.linspace(0.99 * period, 1.01 * period, 81):
+        d = _harmonic_design(t, float(p), harmonics)
+        c, *_ = np.linalg.lstsq(d * sw[:, None], y * sw, rcond=None)
+        rr = (y - d @ c) * sw
+        sse = float(rr @ rr)
+        if sse < best_sse:
+            best, best_sse = float(p), sse
+    coef, r, w = _robust_fit(_harmonic_design(t, best, harmonics), y)
+    return best, coef, r, w
 
 
 def _recommend(f: AssistantFindings, scale: float, cosd: float) -> None:

@@ -98,9 +98,58 @@ ADVICE = ("To take it out of guiding: balance the scope a little east-heavy on t
           "that reverses direction")
 
 
+def _fit_with_drift(pn: np.ndarray, xn: np.ndarray, tn: np.ndarray, ps: np.ndarray,
+                    ss: np.ndarray, ts: np.ndarray,
+                    prior: tuple[float, float]) -> tuple[float, float, float, float]:
+    """Rate, drift and play from both legs at once: positions along the north motion
+    ``pn`` (north leg, after ``xn`` s of north pulse, at times ``tn`` s) and ``ps``
+    (south leg, after ``ss`` s of south pulse, at ``ts``) follow
+
+        p = a + rate * (north pulse s - max(0, south pulse s - play)) + drift * t
+
+    (a scan over the play, least squares for the rest).  Within one leg the pulses
+    and the drift both grow with time, so a play as long as the south leg and a
+    drift that makes up for it fit as well as no play and no drift: ``prior``
+    (drift px/s, its standard error), measured while Dec was not pulsed, decides
+    (a weighted row of the least squares).  Returns (rate px/s of pulse, drift px/s,
+    play s, residual RMS px)."""
+    y = np.concatenate([pn, ps])
+    t = np.concatenate([tn, ts])
+    t0 = float(t.mean())
+    t = t - t0
+    total = float(ss[-1]) if len(ss) else 0.0
+    # Weight of the prior row: position noise over the drift's standard error, the
+    # noise from a first fit on no play (refined once).
+    v0, sv = prior
+    noise = 0.1
+
+    def solve(play: float, w: float) -> tuple[float, np.ndarray, float]:
+        x = np.concatenate([xn, xn[-1] - np.maximum(ss - play, 0.0)])
+        a = np.column_stack([np.ones_like(x), x, t])
+        a = np.vstack([a, [0.0, 0.0, w]])
+        yy = np.concatenate([y, [w * v0]])
+        coef, *_ = np.linalg.lstsq(a, yy, rcond=None)
+        r = yy - a @ coef
+        data = r[:-1]
+        return float(r @ r), coef, float(data @ data)
+
+    grid = np.linspace(0.0, total, 201)
+    for _ in range(2):
+        w = noise / max(sv, 1e-6)
+        errs = [solve(float(b), w)[0] for b in grid]
+        k = int(np.argmin(errs))
+        fine = np.linspace(grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)], 41)
+        play = min(fine, key=lambda b: solve(float(b), w)[0])
+        _, coef, data_sse = solve(float(play), w)
+        noise = max(math.sqrt(data_sse / max(len(y) - 4, 1)), 1e-3)
+    return float(coef[1]), float(coef[2]), float(play), noise
+
+
 def measure_backlash(north_xy: np.ndarray, north_ms: np.ndarray | float, south_xy: np.ndarray,
                      south_ms: np.ndarray | float, pixel_scale: float | None = None,
-                     noise_px: float | None = None) -> BacklashMeasurement | None:
+                     noise_px: float | None = None, north_t: np.ndarray | None = None,
+                     south_t: np.ndarray | None = None,
+                     drift: tuple[float, float, float] | None = None) -> BacklashMeasurement | None:
     """Dec backlash from a north leg and the south leg that follows it.
 
     ``north_xy``: star positions (px), shape (n + 1, 2): where the north leg
@@ -112,6 +161,15 @@ def measure_backlash(north_xy: np.ndarray, north_ms: np.ndarray | float, south_x
     ``noise_px`` the per-position scatter, otherwise estimated from the
     north leg.  Returns None when the north leg did not move the star (no
     rate to measure against).
+
+    ``north_t`` / ``south_t``: the times (s) of the positions, shapes (n + 1,)
+    and (m + 1,), and ``drift``: the star's drift on the camera (vx, vy px/s)
+    measured while Dec was not pulsed, and its standard error (px/s).  With
+    them the mount's own Dec drift over the legs (polar misalignment) is fitted
+    with the rate and the play, all at once (:func:`_fit_with_drift`): the
+    north rate alone carries the drift, and the difference of two legs run at
+    opposite pulses doubles it, so 4′ of polar error read as 90–360 ms of
+    backlash on a mount with none.
 
     Pure; the source is PHD2's backlash tool (backlash_comp.cpp,
     BacklashTool::DecMeasurementStep): backlash = south pulse time minus the
@@ -139,15 +197,34 @@ def measure_backlash(north_xy: np.ndarray, north_ms: np.ndarray | float, south_x
     rate = float(tm @ (pn - pn.mean())) / sxx
     if rate <= 0:
         return None
+    south_raw = float(-(s_xy[-1] - s_xy[0]) @ u)
+    south_px = max(south_raw, 0.0)
+    south_s = float(s_ms.sum()) / 1000.0
+    drift_back = 0.0  # how far the drift alone took the star back over the south leg (px)
+    fit: tuple[float, float, float, float] | None = None
+    if (north_t is not None and south_t is not None and drift is not None
+            and len(north_t) == len(n_xy) and len(south_t) == len(s_xy)
+            and n_steps >= 3 and s_steps >= 3):
+        ps = (s_xy - n_xy[0]) @ u
+        xs = np.concatenate([[0.0], np.cumsum(s_ms)]) / 1000.0
+        prior = (drift[0] * u[0] + drift[1] * u[1], drift[2])
+        fit = _fit_with_drift(pn, tn, np.asarray(north_t, float), ps, xs, np.asarray(south_t, float),
+                              prior)
+        if fit[0] > 0:
+            rate = fit[0]
+            noise_px = fit[3] if noise_px is None else noise_px
+            drift_back = -fit[1] * float(south_t[-1] - south_t[0])
+        else:
+            fit = None
     if noise_px is None:
         resid = pn - pn.mean() - rate * tm
         noise_px = float(np.sqrt(resid @ resid / max(len(pn) - 2, 1))) if len(pn) > 2 else 0.0
-    south_px = max(float(-(s_xy[-1] - s_xy[0]) @ u), 0.0)
-    south_s = float(s_ms.sum()) / 1000.0
-    # Moved at all?  Three sigma of the difference of two positions.
-    lower = south_px < 3.0 * math.sqrt(2.0) * noise_px + 0.05
+    # Moved at all (the drift's share aside)?  Three sigma of the difference of two positions.
+    lower = south_raw - drift_back < 3.0 * math.sqrt(2.0) * noise_px + 0.05
     if lower:
         back_s = south_s
+    elif fit is not None:
+        back_s = min(max(fit[2], 0.0), south_s)
     else:
         back_s = min(max(south_s - south_px / rate, 0.0), south_s)
     back_px = back_s * rate
@@ -199,8 +276,12 @@ class BacklashCompensator:
         or while the gear's place is unknown)."""
         return self.play_ms(direction) if direction and self.known else 0.0
 
-    def sent(self, direction: int, ms: float, extra_ms: float = 0.0) -> None:
-        """A Dec pulse of ``ms`` (including ``extra_ms`` of compensation) went out."""
+    def sent(self, direction: int, ms: float, extra_ms: float = 0.0, limited: bool = False) -> None:
+        """A Dec pulse of ``ms`` (including ``extra_ms`` of compensation) went out;
+        ``limited``: its correction was cut to the pulse limit, so the star is still short
+        of where it was sent and the next frame says nothing about the compensation (a
+        dither's 5 px against 2.5 s at most: 0.5 px "short" each time grew the gap 3 %,
+        which then overshot every reversal)."""
         if not direction or ms <= 0:
             return
         if not self.known:
@@ -209,7 +290,7 @@ class BacklashCompensator:
             self._pending = None
             return
         self.pos_ms = min(max(self.pos_ms + direction * ms, 0.0), self.gap_ms)
-        self._pending = (direction, extra_ms) if extra_ms > 0 else None
+        self._pending = (direction, extra_ms) if extra_ms > 0 and not limited else None
 
     def outcome(self, dec_error_px: float, rate_px_s: float, min_move_px: float) -> None:
         """The Dec error on the frame after a pulse (px; + wants a north pulse);

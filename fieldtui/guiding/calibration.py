@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 SIDEREAL_ARCSEC_PER_S = 15.041
 
 
@@ -614,6 +616,11 @@ class Calibrator:
         """Star positions (px) on a leg: where it started, then after each pulse."""
         return [(r[4], r[5]) for r in self.records if r[0] == leg]
 
+    def leg_times(self, leg: str) -> list[float] | None:
+        """The frame times (s) of :meth:`leg_positions`, None when not all were given."""
+        ts = [t for r, t in zip(self.records, self._times) if r[0] == leg]
+        return None if any(t is None for t in ts) else ts  # type: ignore[return-value]
+
     def _measure_backlash(self, warned: list[str]) -> None:
         """The Dec backlash from the North and South legs (the Backlash leg cleared it
         northward first), into the result; a large one adds a warning with what to
@@ -627,7 +634,10 @@ class Calibrator:
         n_ms, s_ms = self._leg_ms.get("North", []), self._leg_ms.get("South", [])
         if len(north) != len(n_ms) + 1 or len(south) != len(s_ms) + 1 or not n_ms or not s_ms:
             return
-        m = measure_backlash(north, n_ms, south, s_ms, self.pixel_scale)
+        n_t, s_t = self.leg_times("North"), self.leg_times("South")
+        m = measure_backlash(north, n_ms, south, s_ms, self.pixel_scale,
+                             north_t=np.asarray(n_t) if n_t else None,
+                             south_t=np.asarray(s_t) if s_t else None, drift=self._drift())
         if m is None:
             return
         self.backlash = m
@@ -662,6 +672,47 @@ class Calibrator:
                 f"the mount's own RA motion (periodic error or drift) moved the star "
                 f"{self.own_motion_px:.1f} px while the RA legs ran: it was measured (the legs out "
                 "and back, pulse-free frames on the north leg) and taken out of the rates")
+
+    def _drift(self) -> tuple[float, float, float] | None:
+        """The star's drift across the RA legs, whose pulses cancel: (vx, vy) px/s and
+        its standard error (px/s), from positions = start + RA rate x net RA pulse time +
+        drift x time (least squares per coordinate); None without frame times.  The
+        drift along RA (periodic error, RA drift) is left out: the calibration's Dec
+        legs run across it."""
+        rows = [(r, t) for r, t in zip(self.records, self._times) if r[0] in ("West", "East")]
+        if len(rows) < 6 or any(t is None for _, t in rows) or self._ra_vec is None:
+            return None
+        ra_ms = self._leg_ms.get("West", []) + [-m for m in self._leg_ms.get("East", [])]
+        # Net RA pulse time before each position: West positions after k pulses, then East.
+        net, xs, ys, ts = [], [], [], []
+        west = [(r, t) for r, t in rows if r[0] == "West"]
+        east = [(r, t) for r, t in rows if r[0] == "East"]
+        cum = 0.0
+        for i, (r, t) in enumerate(west):
+            cum = sum(ra_ms[:i]) / 1000.0
+            net.append(cum), xs.append(r[4]), ys.append(r[5]), ts.append(t)
+        n_w = len(self._leg_ms.get("West", []))
+        for j, (r, t) in enumerate(east):
+            net.append(sum(ra_ms[:n_w + j]) / 1000.0)
+            xs.append(r[4]), ys.append(r[5]), ts.append(t)
+        tt = np.asarray(ts, dtype=float)
+        tt = tt - tt.mean()
+        a = np.column_stack([np.ones(len(tt)), np.asarray(net), tt])
+        if np.linalg.matrix_rank(a) < 3:
+            return None
+        coef, *_ = np.linalg.lstsq(a, np.column_stack([xs, ys]), rcond=None)
+        vx, vy = float(coef[2, 0]), float(coef[2, 1])
+        # Only the part across the RA motion.
+        ux, uy = self._ra_vec
+        norm = math.hypot(ux, uy)
+        if norm <= 0:
+            return None
+        px, py = -uy / norm, ux / norm
+        v_perp = vx * px + vy * py
+        resid = np.column_stack([xs, ys]) - a @ coef
+        noise = float(np.sqrt(np.sum((resid @ np.array([px, py])) ** 2) / max(len(tt) - 3, 1)))
+        cov = np.linalg.inv(a.T @ a)
+        return v_perp * px, v_perp * py, noise * math.sqrt(float(cov[2, 2]))
 
     def _next_leg(self, leg: str, x: float, y: float) -> None:
         if leg == "North" and self._t is not None:

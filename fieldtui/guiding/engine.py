@@ -158,6 +158,8 @@ class GuideEngine:
         # Dec drifting the way dec_mode cannot correct: since when, alerted when.
         self._wrong_way_since: float | None = None
         self._wrong_way_alert_at: float | None = None
+        self._wrong_way_alert_px = 0.0  # how far off Dec was when that alert went out
+        self._dec_ms2 = 0.0  # Dec offset's running mean square while guiding (px²)
         # Dec backlash compensation, from the calibration's measurement.
         self.backlash_comp: BacklashCompensator | None = None
         self._comp_from_cal: Calibration | None = None
@@ -340,6 +342,17 @@ class GuideEngine:
     def set_lock_position(self, x: float, y: float, reason: str = "set by the user") -> None:
         self.lock = (x, y)
         self._emit(LockPositionSet(self.last_t, x, y, reason))
+
+    def move_lock_position(self, x: float, y: float, reason: str = "moved by a command") -> None:
+        """Move the lock position (camera px) while guiding: the mount is to follow it, as
+        after a dither, so the algorithms are told the shift along the mount axes (a
+        predictive guider's gear error would otherwise jump by it: the re-centring after a
+        meridian flip moved the lock 11 px in Dec, read as a drift the wrong way)."""
+        if self.lock is not None and self.calibration is not None:
+            ra, dec = self.calibration.mount_from_camera(x - self.lock[0], y - self.lock[1])
+            self.ra_algo.lock_moved(ra)
+            self.dec_algo.lock_moved(dec)
+        self.set_lock_position(x, y, reason)
 
     def dither(self, amount_px: float | None = None, ra_only: bool | None = None) -> bool:
         """Move the lock position by ``amount_px`` in a random direction (or
@@ -698,6 +711,7 @@ class GuideEngine:
         self._recovering_since = None
         self._wrong_way_since = None
         self._wrong_way_alert_at = None
+        self._wrong_way_alert_px = 0.0
         self._acc.clear()
         self._last_corr_t = None
         s = self.settings
@@ -707,6 +721,20 @@ class GuideEngine:
             s.exposure_s, self.calibration.to_dict(), asdict(s),
             f"{self.ra_algo.name}, {self.ra_algo.summary()}",
             f"{self.dec_algo.name}, {self.dec_algo.summary()}", self.dec_deg, self.pier_side))
+
+    def _comp_threshold_px(self) -> float:
+        """Smallest Dec miss (px) the backlash compensator adapts to: the predictive Dec
+        guider corrects an averaged error from half the minimum move, so a compensation
+        off by less than the minimum move (a 65-ms excess of 8 s: 0.11 px) made it reverse
+        every ~17 s through the whole play, never adapted (60″, no drift: 1.17 -> 1.48)."""
+        s = self.settings
+        if s.dec_algorithm.lower() != "predictive":
+            return s.dec_min_move
+        # Not below what seeing alone puts into the mean of the compensator's last misses
+        # (2.5 standard errors): 0.2-s frames scatter ~0.3 px, and adapting from 0.1 px
+        # followed the noise (0.2-s exposures, seeds 7/0/1: 1.124 -> 1.147).
+        noise = 2.5 * math.sqrt(self._dec_ms2) / math.sqrt(BacklashCompensator.HISTORY)
+        return min(s.dec_min_move, max(0.5 * s.dec_min_move, noise))
 
     def _setup_backlash_comp(self, cal: Calibration | None, gear_at: float | None = None) -> None:
         """Backlash compensation from the calibration's measured play (none when it
@@ -781,6 +809,9 @@ class GuideEngine:
         dist = math.hypot(dx, dy)
 
         self._acc.append((ra_px, dec_px))
+        if self.state == GuideState.GUIDING:
+            # Dec's mean square over ~50 frames (px²): the scatter seeing gives it.
+            self._dec_ms2 += (dec_px * dec_px - self._dec_ms2) / 50.0
         held = self._comparison_held(t, dist)
         self.ra_algo.hold_comparison(held)
         self.dec_algo.hold_comparison(held)
@@ -838,12 +869,12 @@ class GuideEngine:
         dec_extra = 0
         if comp is not None:
             if correct:
-                comp.outcome(-dec_in, cal.dec_rate, s.dec_min_move)
+                comp.outcome(-dec_in, cal.dec_rate, self._comp_threshold_px())
             if dec_ms:
                 d = 1 if dec_dir == "N" else -1
                 dec_extra = int(round(comp.extra_ms(d)))
                 dec_ms += dec_extra
-                comp.sent(d, dec_ms, dec_extra)
+                comp.sent(d, dec_ms, dec_extra, limited=dec_lim)
         if ra_ms:
             pulses.append(Pulse(ra_dir, ra_ms))
         if dec_ms:
@@ -989,11 +1020,16 @@ class GuideEngine:
                                   "[guiding] (0 leaves small errors to the algorithm's minimum move)")
 
     WRONG_WAY_S = 30.0  # Dec off on the side dec_mode cannot correct this long: alert
+    WRONG_WAY_WORSE = 2.0  # and again only once it is this many times as far off ...
+    WRONG_WAY_REPEAT_S = 300.0  # ... and this long after the last time
 
     def _check_dec_mode(self, t: float, dec_px: float) -> bool:
         """In a one-direction Dec mode (or "off"), is Dec drifting the way the mode
-        cannot correct?  Alerts (again every 5 minutes while it lasts) with what
-        to change.  ``dec_px``: this frame's Dec offset (+ wants a south pulse)."""
+        cannot correct?  Alerts with what to change, once, and again only when it has
+        got materially worse (:attr:`WRONG_WAY_WORSE` times as far off as at the last
+        alert, and :attr:`WRONG_WAY_REPEAT_S` after it; every 5 minutes alone, it said
+        the same six times in 30 minutes).  ``dec_px``:
+        this frame's Dec offset (+ wants a south pulse)."""
         s = self.settings
         mode = s.dec_mode.lower()
         if mode == "auto":
@@ -1012,8 +1048,12 @@ class GuideEngine:
         away = t - self._wrong_way_since
         if away < self.WRONG_WAY_S or abs(dec_px) < 3.0 * thr:
             return False
-        if self._wrong_way_alert_at is None or t - self._wrong_way_alert_at >= 300.0:
+        if (self._wrong_way_alert_at is None
+                or (abs(dec_px) >= self.WRONG_WAY_WORSE * self._wrong_way_alert_px
+                    and t - self._wrong_way_alert_at >= self.WRONG_WAY_REPEAT_S)):
+            again = self._wrong_way_alert_at is not None
             self._wrong_way_alert_at = t
+            self._wrong_way_alert_px = abs(dec_px)
             need = "south" if dec_px > 0 else "north"
             arcsec = f" ({abs(dec_px) * self.pixel_scale:.1f}″)" if self.pixel_scale else ""
             if mode == "off":
@@ -1021,7 +1061,8 @@ class GuideEngine:
                        f"{abs(dec_px):.1f} px{arcsec} in {away:.0f} s: set dec_mode = \"auto\" "
                        f"(or \"{need}\") in [guiding] to guide Dec")
             else:
-                msg = (f"Dec is drifting the way dec_mode = \"{mode}\" cannot correct: the star is "
+                msg = (f"Dec is {'still ' if again else ''}drifting the way dec_mode = \"{mode}\" "
+                       f"cannot correct: the star is "
                        f"{abs(dec_px):.1f} px{arcsec} off in Dec after {away:.0f} s and needs "
                        f"{need} pulses, which this mode never sends. Switch the Dec mode to "
                        f"\"{need}\" or \"auto\" in [guiding] (or change the polar alignment or "

@@ -773,6 +773,7 @@ class Predictive(GuideAlgorithm):
         self.max_prediction_px = max_prediction_px
         self.model = GearModel(trend_s=trend_s, harmonics=harmonics, period_s=period_s)
         self._classic = lambda: Hysteresis(classic_hysteresis, classic_aggression, classic_min_move)
+        self.settle_aggression = classic_aggression
         self.compare_cycles = compare_cycles
         self.switches = 0
         self.reset()
@@ -791,6 +792,15 @@ class Predictive(GuideAlgorithm):
         self._hyst = self._classic()  # the classic guider, live or replayed
         self._shadow_sum = 0.0  # the replayed guider's corrections, px
         self._score = HandOverScore(("predictive", "hysteresis"), self.compare_cycles)
+        self._held = False
+
+    def hold_comparison(self, on: bool) -> None:
+        """While on (settling after a dither, recovering from a lost star), frames are not
+        scored and the replayed guider stands where the live one stands: how fast each
+        would take up a lock shift says nothing about how either follows the mount (the
+        replayed hysteresis, at 0.7 per frame against the predictive 0.2, won every
+        settling and took RA over for the night: 60″ of Dec backlash, dithers every 2 min)."""
+        self._held = bool(on)
 
     def _cycle(self, t: float) -> float:
         if self._last_t is not None and t > self._last_t:
@@ -815,7 +825,11 @@ class Predictive(GuideAlgorithm):
         return 1.0 - (1.0 - self.aggression) ** (dt / self.gain_cycle_s)
 
     def _predictive_out(self, distance: float, pred: float, dt: float = 0.0) -> float:
-        fb = distance * self._gain(dt) if abs(distance) >= self.min_move else 0.0
+        gain = self._gain(dt)
+        if self._held:
+            # Settling: the lock shift is taken up at the classic guider's gain.
+            gain = max(gain, self.settle_aggression)
+        fb = distance * gain if abs(distance) >= self.min_move else 0.0
         return fb + self.prediction_gain * pred
 
     def result(self, distance: float, t: float | None = None) -> float:
@@ -856,10 +870,12 @@ class Predictive(GuideAlgorithm):
                 out = gust.correction(dt)
             else:
                 out = self._hyst.result(distance - back) + back
-        if not in_gust:
+        if self._held:
+            self._shadow_sum = self._sum + out  # the replay follows the live guider
+        elif not in_gust:
             # Gusts are the tracker's, whichever guider is in charge: not a test of the model.
             self._score.add(self.live, distance, d_other)
-        if self._score.other_better(self.live):
+        if not self._held and self._score.other_better(self.live):
             # Hand over: the replayed guider takes the real sum, the other is replayed from it.
             self.live, self.switches = other, self.switches + 1
             self._score.handed_over()
@@ -1143,6 +1159,7 @@ class PredictiveDec(GuideAlgorithm):
         self.side = 1 if self.drift_rate > 0 else -1
         cycle = self.next_cycle_s or float(np.median(self._dts))
         ff = self.drift_gain * self.drift_rate * cycle
+
         fb = self.aggression * distance
         if (fb > 0) - (fb < 0) != self.side:
             fb = 0.0
@@ -1256,10 +1273,16 @@ class PredictiveDec(GuideAlgorithm):
         arr = np.asarray(self._recent)
         mean = float(arr.mean())
         sem = float(arr.std(ddof=1)) / math.sqrt(n)
-        if abs(mean) <= max(3.0 * sem, 0.5 * self.min_move):
+        # Reversing wants 3/4 of a minimum move: a backlash compensation a little off
+        # leaves the star about 0.1-0.4 px past after each reversal, and half a minimum
+        # move kept it reversing through the play (60″ of backlash, dithers: a reversal
+        # every ~15 s after a dither, each one 0.3-0.8 px off).
+        side = 1 if mean > 0 else -1
+        floor = 0.75 * self.min_move if self.side and side != self.side else 0.5 * self.min_move
+        if abs(mean) <= max(3.0 * sem, floor):
             return 0.0
         self._recent.clear()
-        self.side = 1 if mean > 0 else -1
+        self.side = side
         return mean
 
     def _note(self, out: float) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..guiding.assistant import AssistantFindings, analyze_unguided
+from ..guiding.assistant import AssistantFindings, analyze_unguided, axes_from_periodic_error
 from ..guiding.events import Alert, GuideState, GuideStep
 
 try:  # the calibration's backlash measurement (fieldtui.guiding.backlash)
@@ -83,15 +83,25 @@ async def _run(worker: Any, clock: Any, steps: list[GuideStep], alerts: list[Ale
     steps.clear()
     await clock.sleep(minutes * 60.0)
     unguided = list(steps)
-    bl = None
-    if backlash and measure_backlash is not None and worker.engine.calibration is not None:
-        bl = await _measure_backlash(worker, clock, steps, frame_evt, pixel_scale)
     t = np.array([s.t for s in unguided])
     ra = np.array([s.ra_px for s in unguided])
     dec = np.array([s.dec_px for s in unguided])
+    cam = np.array([[s.dx, s.dy] for s in unguided]).reshape(-1, 2)
+    cal = worker.engine.calibration
+    axes = ((cal.ra_vx, cal.ra_vy), (cal.dec_vx, cal.dec_vy)) if cal is not None else None
+    # The RA axis from the periodic error itself (None without a clear one): the backlash
+    # legs run while the worm keeps moving the star along it.
+    own = axes_from_periodic_error(t - t[0], cam, axes) if axes is not None and len(t) else None
+    bl = None
+    if backlash and measure_backlash is not None and cal is not None:
+        e_dec = own[1] if own is not None else np.array([cal.dec_vx, cal.dec_vy]) / (cal.dec_rate or 1.0)
+        bl = await _measure_backlash(worker, clock, steps, frame_evt, pixel_scale,
+                                     ra_axis=own[0] if own is not None else None,
+                                     drift=_dec_drift(t, cam, e_dec))
     try:
         findings = analyze_unguided(t, ra, dec, pixel_scale=pixel_scale, dec_deg=dec_deg,
-                                    exposure_s=worker.settings.exposure_s, backlash=bl)
+                                    exposure_s=worker.settings.exposure_s, backlash=bl,
+                                    camera_px=cam, axes=axes)
     except ValueError as exc:
         await worker.stop()
         raise AssistantError(f"the guiding assistant: {exc}") from None
@@ -102,6 +112,25 @@ async def _run(worker: Any, clock: Any, steps: list[GuideStep], alerts: list[Ale
             worker.log.info(line)
     await worker.stop()
     return findings
+
+
+def _dec_drift(t: np.ndarray, cam: np.ndarray, e_dec: np.ndarray) -> tuple[float, float, float] | None:
+    """The star's unguided drift along the Dec axis ``e_dec`` (a unit vector on the
+    camera) as (vx, vy) px/s and its standard error (px/s): a robust line through the
+    unguided frames' positions along it (times ``t`` s, positions ``cam`` (n, 2) px);
+    None with too few frames."""
+    from ..guiding.assistant import _robust_fit
+    if len(t) < 10:
+        return None
+    tt = t - t.mean()
+    y = cam @ e_dec
+    coef, r, w = _robust_fit(np.column_stack([np.ones_like(tt), tt]), y)
+    keep = w > 0
+    sxx = float(tt[keep] @ tt[keep])
+    if sxx <= 0:
+        return None
+    sigma = float(np.sqrt(r[keep] @ r[keep] / max(int(keep.sum()) - 2, 1)) / math.sqrt(sxx))
+    return float(coef[1] * e_dec[0]), float(coef[1] * e_dec[1]), sigma
 
 
 async def _next_position(steps: list[GuideStep], frame_evt: asyncio.Event, clock: Any,
@@ -117,16 +146,28 @@ async def _next_position(steps: list[GuideStep], frame_evt: asyncio.Event, clock
 
 
 async def _measure_backlash(worker: Any, clock: Any, steps: list[GuideStep], frame_evt: asyncio.Event,
-                            pixel_scale: float) -> Any:
+                            pixel_scale: float, ra_axis: np.ndarray | None = None,
+                            drift: tuple[float, float, float] | None = None) -> Any:
+    """Dec backlash with a north and a south leg (PHD2's backlash tool), the play taken up
+    northward first.  ``ra_axis``: the RA axis on the camera (a unit vector) when the
+    periodic error showed it; the star's motion along it (the worm's, over the minutes
+    the legs take: ±45″/240 s moved it tens of px) is taken out of the positions.
+    ``drift``: the unguided Dec drift ((vx, vy) px/s, its standard error), fitted with
+    the rate and the play over the legs' frame times (the polar drift read as 120-180 ms
+    of backlash on a mount with none)."""
     cal = worker.engine.calibration
     rate = cal.dec_rate
     ms = int(min(max(1000.0 * BACKLASH_STEP_PX / rate, 50), 5000))
     u = np.array([cal.dec_vx, cal.dec_vy]) / rate  # star motion for a North pulse
     port = worker.port
 
+    times: list[float] = []
+
     async def pulse(direction: str) -> tuple[float, float]:
         await clock.wait_for(port.pulse(direction, ms), ms / 1000.0 + 5.0)
-        return await _next_position(steps, frame_evt, clock)
+        xy = await _next_position(steps, frame_evt, clock)
+        times.append(steps[-1].t)
+        return xy
 
     start = np.array(await _next_position(steps, frame_evt, clock, 1))
     for _ in range(CLEAR_MAX_STEPS):  # take up the play northward
@@ -136,9 +177,21 @@ async def _measure_backlash(worker: Any, clock: Any, steps: list[GuideStep], fra
     else:
         return None
     north = [p]
+    n_t = [times[-1]]
     for _ in range(BACKLASH_STEPS):
         north.append(np.array(await pulse("N")))
+        n_t.append(times[-1])
     south = [north[-1]]
+    s_t = [n_t[-1]]
     for _ in range(BACKLASH_STEPS):
         south.append(np.array(await pulse("S")))
-    return measure_backlash(np.array(north), ms, np.array(south), ms, pixel_scale=pixel_scale)
+        s_t.append(times[-1])
+    n_xy, s_xy = np.array(north), np.array(south)
+    if ra_axis is not None:
+        e = np.asarray(ra_axis, dtype=float)
+        n_xy = n_xy - np.outer(n_xy @ e, e)
+        s_xy = s_xy - np.outer(s_xy @ e, e)
+    if drift is None:
+        return measure_backlash(n_xy, ms, s_xy, ms, pixel_scale=pixel_scale)
+    return measure_backlash(n_xy, ms, s_xy, ms, pixel_scale=pixel_scale, north_t=np.array(n_t),
+                            south_t=np.array(s_t), drift=drift)

@@ -544,7 +544,7 @@ class Guider(Activity):
         ny = (e.lock[1] if y is None else float(y)) + dy
         if not e._inside(nx, ny):
             raise ValueError(f"lock position ({nx:.1f}, {ny:.1f}) is too close to the frame's edge")
-        e.set_lock_position(nx, ny, "moved by a command")
+        e.move_lock_position(nx, ny, "moved by a command")
         w._flush_engine_events()
         return [round(nx, 3), round(ny, 3)]
 

@@ -112,3 +112,109 @@ def test_an_unknown_gear_gets_nothing_added_until_its_first_pulse_places_it():
     c.sent(-1, 50.0)                 # a south pulse: the gear now rests on the south side
     assert c.extra_ms(-1) == 0.0     # more south: no play
     assert c.extra_ms(1) == 2000.0   # a reversal meets the whole play
+
+
+def test_the_mounts_own_dec_drift_is_not_taken_for_backlash():
+    # 10 north pulses of 1 s at 2 px/s, a frame every 2 s, while the mount drifts
+    # 0.05 px/s along the north motion; then 10 south pulses.  The north leg alone
+    # reads 2.1 px/s, and the south leg comes back only 19 px: 952 ms of "backlash"
+    # from the drift alone.  With the times and the drift seen while Dec was not
+    # pulsed, the rate is 2 px/s and the play 0.
+    k = np.arange(11.0)
+    north = np.column_stack([np.zeros(11), 2.1 * k])
+    south = np.column_stack([np.zeros(11), 21.0 - 1.9 * k])
+    tn, ts = 2.0 * k, 20.0 + 2.0 * k
+    plain = measure_backlash(north, 1000, south, 1000, noise_px=0.0)
+    assert plain.north_rate_px_s == pytest.approx(2.1)
+    assert plain.backlash_ms == pytest.approx(1000.0 * (10 - 19 / 2.1))
+    m = measure_backlash(north, 1000, south, 1000, north_t=tn, south_t=ts, drift=(0.0, 0.05, 0.01))
+    assert m.north_rate_px_s == pytest.approx(2.0, abs=1e-3)
+    assert m.backlash_ms == pytest.approx(0.0, abs=5.0) and not m.lower_bound
+    # The same with 3 s of play: the first 3 south pulses only let the drift show.
+    south = np.column_stack([np.zeros(11), 21.0 + 0.1 * k - 2.0 * np.maximum(k - 3, 0)])
+    m = measure_backlash(north, 1000, south, 1000, north_t=tn, south_t=ts, drift=(0.0, 0.05, 0.01))
+    assert m.backlash_ms == pytest.approx(3000.0, abs=5.0) and m.north_rate_px_s == pytest.approx(2.0, abs=1e-3)
+    # A south leg that never moved (all play): the drift alone, a lower bound.
+    south = np.column_stack([np.zeros(11), 21.0 + 0.1 * k])
+    m = measure_backlash(north, 1000, south, 1000, north_t=tn, south_t=ts, drift=(0.0, 0.05, 0.01))
+    assert m.lower_bound and m.backlash_ms == pytest.approx(10000.0)
+
+
+async def _sim_calibration(overrides):
+    from fieldtui.clock import VirtualClock
+    from fieldtui.config import load_config
+    from fieldtui.devices.sim import SimRig
+    from fieldtui.guiding.events import CalibrationDone
+    from fieldtui.service.guide_worker import GuideWorker
+
+    cfg = load_config(user=False, overrides=overrides)
+    clock = VirtualClock(1_800_000_000.0)
+    rig = SimRig(cfg, clock)
+    await rig.connect_all()
+    events = []
+    w = GuideWorker(rig.guide_camera, rig.guide_port, clock, GuideSettings.from_config(cfg),
+                    mount=rig.mount, pixel_scale=cfg.guide_scale, on_event=events.append)
+    await w.calibrate(then_guide=False)
+    while not any(isinstance(e, CalibrationDone) for e in events) and clock.now() < 1_800_001_800:
+        await clock.sleep(1.0)
+    await w.stop()
+    clock.close()
+    return w.engine, cfg
+
+
+@pytest.mark.parametrize("seed", [0, 2, 7])
+async def test_a_simulated_mount_without_backlash_measures_none(seed):
+    """The simulated rig's polar drift (4′), periodic error and seeing used to read as
+    90-360 ms of backlash on a mount with none; now under 100 ms (no compensation is set
+    up), and 60″ still measures 54-66″."""
+    small = {"guide_camera": {"width": 640, "height": 480}}
+    eng, cfg = await _sim_calibration({**small, "sim": {"backlash_arcsec": 0.0, "seed": seed}})
+    cal = eng.calibration
+    assert cal is not None and not cal.backlash_lower_bound
+    assert cal.backlash_ms < 100.0 and eng.backlash_comp is None
+    eng, cfg = await _sim_calibration({**small, "sim": {"backlash_arcsec": 60.0, "seed": seed}})
+    cal = eng.calibration
+    arcsec = cal.backlash_ms / 1000.0 * cal.dec_rate * cfg.guide_scale
+    assert 54.0 <= arcsec <= 66.0 and eng.backlash_comp is not None
+
+
+def test_a_small_steady_overshoot_is_adapted_for_the_predictive_dec_guider():
+    """Compensation 65 ms too long on 8 s of play overshoots 0.11 px at 1.75 px/s: under
+    the 0.2 px minimum move, but the predictive Dec guider corrects averaged errors from
+    0.1 px, so it reversed every ~17 s through the play.  Its engine adapts from half the
+    minimum move: the gap comes down to the play; resist switch's keeps the minimum move."""
+    assert GuideEngine(GuideSettings(dec_algorithm="predictive"))._comp_threshold_px() == 0.1
+    assert GuideEngine(GuideSettings(dec_algorithm="resist_switch"))._comp_threshold_px() == 0.2
+    # Not below what seeing puts into the mean of 10 misses: 0.3 px a frame (0.2-s
+    # exposures) -> 2.5 x 0.3 / sqrt(10) = 0.24, capped at the minimum move.
+    noisy = GuideEngine(GuideSettings(dec_algorithm="predictive"))
+    noisy._dec_ms2 = 0.3 ** 2
+    assert noisy._comp_threshold_px() == 0.2
+    noisy._dec_ms2 = 0.16 ** 2
+    assert noisy._comp_threshold_px() == pytest.approx(2.5 * 0.16 / math.sqrt(10))
+    rate, play = 1.75, 7910.0
+    for threshold, adapts in ((0.1, True), (0.2, False)):
+        c = BacklashCompensator(7975.0, gear_at=0.0)
+        for k in range(12):
+            d = 1 if k % 2 == 0 else -1
+            extra = c.extra_ms(d)
+            c.sent(d, 300.0 + extra, extra)
+            over = (extra - play) / 1000.0 * rate          # px the star went too far
+            c.outcome(-d * over, rate, threshold)           # + wants a north pulse
+        assert (abs(c.gap_ms - play) < 20.0) == adapts, c.gap_ms
+
+
+def test_a_pulse_cut_to_its_limit_is_not_taken_for_a_short_compensation():
+    """A dither's 5 px against the drift needs more than max_dec_pulse_ms: the star ends
+    short of the lock, which says nothing about the compensation added to that pulse.
+    Counted as an undershoot, such pulses grew the gap ~3 % and every reversal after
+    overshot; left out, the gap stays at the play."""
+    rate, play = 1.75, 8000.0
+    for limited, grows in ((True, False), (False, True)):
+        c = BacklashCompensator(play, gear_at=0.0)
+        for k in range(8):
+            d = 1 if k % 2 == 0 else -1
+            extra = c.extra_ms(d)
+            c.sent(d, 2500.0 + extra, extra, limited=limited)
+            c.outcome(d * 0.5, rate, 0.1)        # 0.5 px still to go the same way
+        assert (c.gap_ms > play + 50.0) == grows, c.gap_ms

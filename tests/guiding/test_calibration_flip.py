@@ -10,6 +10,7 @@ from fieldtui.config import load_config
 from fieldtui.devices.sim import SimRig
 from fieldtui.guiding.calibration import Calibration
 from fieldtui.guiding.engine import GuideEngine
+from fieldtui.guiding.settings import GuideSettings
 
 T0 = 1_800_000_000.0
 
@@ -120,3 +121,21 @@ async def test_a_mount_set_not_to_flip_refuses():
     assert not rig.mount.can_flip
     with pytest.raises(Exception, match="mount_flips = false"):
         await rig.mount.flip()
+
+
+def test_a_lock_moved_by_a_command_is_a_lock_shift_for_the_algorithms():
+    """guide.lock moves the lock while guiding (the re-centring after a flip): the
+    algorithms are told the shift along the mount axes, as after a dither, so a predictive
+    guider's gear error does not jump by it.  RA is 3 px/s along -x, Dec 2.5 px/s along y:
+    a lock moved by (+6, -5) px is 6 px along RA, the way East pulses move the star (-6), and
+    5 px along Dec, the way South pulses do (-5)."""
+    cal = Calibration(ra_vx=-3.0, ra_vy=0.0, dec_vx=0.0, dec_vy=2.5, camera="cam", pier_side="west",
+                      dec_deg=0.0)
+    e = GuideEngine(GuideSettings(ra_algorithm="predictive", dec_algorithm="predictive"),
+                    camera="cam", pier_side="west", dec_deg=0.0, calibration=cal)
+    e.lock = (100.0, 100.0)
+    e.move_lock_position(106.0, 95.0)
+    assert e.lock == (106.0, 95.0)
+    assert e.ra_algo._lock == pytest.approx(-6.0) and e.dec_algo._lock == pytest.approx(-5.0)
+    e.set_lock_position(100.0, 100.0, "new guide star")   # a new star: no shift of the mount
+    assert e.ra_algo._lock == pytest.approx(-6.0) and e.dec_algo._lock == pytest.approx(-5.0)

@@ -56,3 +56,18 @@ def test_dec_guiding_off_says_so_instead_of_recalibrating():
     assert 'set dec_mode = "auto"' in wrong[0].message
     assert not any("no longer fits" in a.message for a in alerts)
     assert sum(isinstance(e, CalibrationStarted) for e in events) == 1
+
+
+def test_the_wrong_way_warning_comes_again_only_when_it_is_materially_worse():
+    """15 minutes of a north-only mode against the drift: the warning once, then again
+    only when the star is twice as far off as at the last warning and 5 minutes have
+    passed (every 5 minutes alone, it said the same thing six times in 30 minutes)."""
+    import re
+    eng, events = _guide("north", seconds=900)
+    wrong = [e for e in events if isinstance(e, Alert) and e.code == "dec-mode"]
+    px = [float(re.search(r"the star is ([0-9.]+) px", a.message).group(1)) for a in wrong]
+    assert 2 <= len(wrong) <= 3, px
+    assert all(b >= 2.0 * a - 0.05 for a, b in zip(px, px[1:])), px
+    ts = [a.t for a in wrong]
+    assert all(b - a >= 299.0 for a, b in zip(ts, ts[1:]))
+    assert "is still drifting" in wrong[1].message and "still" not in wrong[0].message
