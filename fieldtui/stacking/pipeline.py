@@ -223,30 +223,53 @@ def _read(path: Path, rejected: list[dict], shape: tuple[int, int] | None = None
 def _master(files: list[Path], kind: str, opts: StackOptions, scratch: _Scratch, rejected: list[dict],
             subtract: np.ndarray | None = None, normalise: bool = False,
             progress: Progress | None = None) -> tuple[np.ndarray | None, Frame | None]:
-    """Combine calibration frames into a master (in row blocks)."""
+    """Combine calibration frames into a master (in row blocks).
+
+    The frames are read, converted (offset removed, flat level measured) and put in
+    scratch files on ``opts.threads`` threads, in order of the files; a frame not the
+    size of the first readable one is left out with its reason."""
     paths, scales, first = [], [], None
     temps: list[float] = []
     shape = None
-    for i, p in enumerate(files):
-        f = _read(p, rejected, shape)
-        if progress:
-            progress(f"master {kind}", i + 1, len(files))
+
+    def load(p: Path):
+        # one frame: its settings and its scratch file (the pixels never go back to the caller,
+        # so no more than ``threads`` frames are held at once)
+        bad: list[dict] = []
+        f = _read(p, bad, None)
         if f is None:
-            continue
-        shape = f.data.shape
-        first = first or f
-        if f.temperature is not None:
-            temps.append(float(f.temperature))
-        a = f.data.astype(np.float32)
-        f.data = None  # only its settings are kept (``first``): the pixels are in ``a``
+            return p, None, None, bad[0]["reason"], None, None
+        fshape = f.data.shape
+        if subtract is not None and subtract.shape != fshape:
+            return p, f, fshape, "not the size of the master it is calibrated by", None, None
         if subtract is not None:
-            if subtract.shape != a.shape:
-                rejected.append({"file": str(p), "reason": "not the size of the master it is calibrated by"})
+            a = np.subtract(f.data, subtract, dtype=np.float32)
+        else:
+            a = f.data.astype(np.float32)
+        f.data = None  # only its settings are kept (``first``): the pixels are in ``a``
+        scale = cal.flat_scale(a) if normalise else None
+        return p, f, fshape, None, scratch.put(a), scale
+
+    with ThreadPoolExecutor(max(1, opts.threads)) as pool:
+        for i, (p, f, fshape, reason, path, scale) in enumerate(pool.map(load, files)):
+            if progress:
+                progress(f"master {kind}", i + 1, len(files))
+            if f is not None and shape is not None and fshape != shape:
+                reason = f"{fshape[1]}×{fshape[0]} pixels, the set is {shape[1]}×{shape[0]}"
+                f = None
+            if f is not None:  # the set's size: it counts for the settings, even when not used
+                shape = fshape
+                first = first or f
+                if f.temperature is not None:
+                    temps.append(float(f.temperature))
+            if reason is not None:
+                rejected.append({"file": str(p), "reason": reason})
+                if path is not None:
+                    path.unlink(missing_ok=True)
                 continue
-            a -= subtract
-        if normalise:
-            scales.append(cal.flat_scale(a))
-        paths.append(scratch.put(a))
+            if normalise:
+                scales.append(scale)
+            paths.append(path)
     if not paths:
         return None, None
     if temps:

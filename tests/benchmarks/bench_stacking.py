@@ -4,7 +4,11 @@ noise against the noiseless truth, star FWHM of the result.
 Run: ``.venv/bin/python -m pytest tests/benchmarks/bench_stacking.py -s -n 0``
 (``FIELDTUI_BENCH_SETS=small,medium,large`` picks the sets; default ``small``).
 Needs ``siril-cli`` (Debian package ``siril``) for the comparison; without it
-only our figures are printed. Figures go to ``bench-results/stacking.json``.
+only our figures are printed. Figures go to ``bench-results/stacking.json``:
+wall and CPU seconds (user + system, GNU ``time``) of each program, its peak
+memory, and the 1-minute load average at the start and end of the run (the
+machine is shared: compare programs within one run, and by CPU seconds).
+``FIELDTUI_BENCH_LANCZOS=0`` leaves out our second run with Lanczos resampling.
 
 Sets (lights + each of darks, flats, biases), synthetic frames with the
 simulated rig's physics (:mod:`fieldtui.stacking.synth`): ``small`` 16 lights
@@ -209,8 +213,9 @@ def make_set(root: Path, name: str, bayer: str) -> tuple[synth.Camera, synth.Fie
 GNU_TIME = shutil.which("time")  # /usr/bin/time (Debian package time)
 
 
-def _run(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
-    """Wall seconds, peak resident memory (GB), output of ``cmd``.
+def _run(cmd: list[str], cwd: Path) -> tuple[float, float, str, float | None]:
+    """Wall seconds, peak resident memory (GB), output of ``cmd``, CPU seconds (user +
+    system of the program and its children, from GNU ``time``; None without it).
 
     The peak is the larger of two measures taken the same way for both programs: the
     kernel's high-water mark of the process (``ru_maxrss``, exact but per process) and the
@@ -226,7 +231,7 @@ def _run(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
     import psutil
     log = tempfile.TemporaryFile(mode="w+")
     rss_file = Path(tempfile.mkstemp(suffix=".maxrss")[1])
-    full = [GNU_TIME, "-f", "%M", "-o", str(rss_file), *cmd] if GNU_TIME else cmd
+    full = [GNU_TIME, "-f", "%U %S %M", "-o", str(rss_file), *cmd] if GNU_TIME else cmd
     t0 = time.perf_counter()
     p = subprocess.Popen(full, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, text=True)
     sampled = 0
@@ -240,14 +245,19 @@ def _run(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
             pass
         time.sleep(0.02)
     secs = time.perf_counter() - t0
-    maxrss = 0
+    maxrss, cpu = 0, None
     try:
-        maxrss = int(rss_file.read_text().split()[-1]) * 1024
+        user, system, kb = rss_file.read_text().split()[-3:]
+        maxrss, cpu = int(kb) * 1024, float(user) + float(system)
     except (OSError, ValueError, IndexError):
         pass
     rss_file.unlink(missing_ok=True)
     log.seek(0)
-    return secs, max(sampled, maxrss) / 2**30, log.read()
+    return secs, max(sampled, maxrss) / 2**30, log.read(), cpu
+
+
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(v, 2)
 
 
 def _read_result(path: Path) -> np.ndarray:
@@ -335,7 +345,7 @@ def _siril(root: Path, colour: bool) -> dict:
         for f in (root / k).iterdir():
             (work / k / f.name).symlink_to(f)
     script = SCRIPTS / ("OSC_Preprocessing.ssf" if colour else "Mono_Preprocessing.ssf")
-    secs, peak, log = _run([SIRIL, "-d", str(work), "-s", str(script)], work)
+    secs, peak, log, cpu = _run([SIRIL, "-d", str(work), "-s", str(script)], work)
     (root / "siril.log").write_text(log)
     res = work / "result.fit"
     if not res.exists():
@@ -343,7 +353,7 @@ def _siril(root: Path, colour: bool) -> dict:
         if not cands:
             raise RuntimeError("Siril made no result:\n" + log[-3000:])
         res = cands[0]
-    figures = {"seconds": round(secs, 2), "peak_gb": round(peak, 3)}
+    figures = {"seconds": round(secs, 2), "cpu_seconds": _round(cpu), "peak_gb": round(peak, 3)}
     shutil.rmtree(work / "process", ignore_errors=True)
     return figures, _read_result(res)
 
@@ -351,12 +361,13 @@ def _siril(root: Path, colour: bool) -> dict:
 def _ours(root: Path, colour: bool, *extra: str) -> tuple[dict, np.ndarray, tuple]:
     out = root / f"ours{'_'.join(('',) + tuple(e.strip('-') for e in extra))}.fits"
     first = sorted((root / "lights").iterdir())[0]
-    secs, peak, log = _run([sys.executable, "-m", "fieldtui", "stack", "--lights", str(root / "lights"),
+    secs, peak, log, cpu = _run([sys.executable, "-m", "fieldtui", "stack", "--lights", str(root / "lights"),
                             "--darks", str(root / "darks"), "--flats", str(root / "flats"), "--biases",
                             str(root / "biases"), "--reference", str(first), "--out", str(out), "--json",
                             "--no-preview", "--no-library", *extra], root)
     rep = json.loads(log[log.index("{"):])
-    return {"seconds": round(secs, 2), "peak_gb": round(peak, 3), "frames_used": rep["frames_used"],
+    return {"seconds": round(secs, 2), "cpu_seconds": _round(cpu), "peak_gb": round(peak, 3),
+            "frames_used": rep["frames_used"],
             "crop": rep["crop"]}, \
         _read_result(out), tuple(rep["crop"])
 
@@ -371,14 +382,17 @@ def test_against_siril(name, colour, tmp_path_factory):
     truth = synth.truth_adu(cam, fld, exposure)
     # where the lights saturated (conservatively: without the vignetting, which only dims)
     sat = (truth if truth.ndim == 2 else truth.max(axis=2)) + cam.bias >= 0.8 * cam.white
+    load_start = os.getloadavg()[0]
     ours, img, box = _ours(root, colour)
     ours.update(_score(_pad(img, box, truth.shape), truth, box, sat))
-    # the same with Lanczos resampling: sharper stars, more noise on small scales
-    lz, lzimg, lzbox = _ours(root, colour, "--interpolation", "lanczos")
-    lz.update(_score(_pad(lzimg, lzbox, truth.shape), truth, box, sat))
-    fig = {"fieldtui_lanczos": lz, "set": name, "colour": colour, "size": f"{cam.width}x{cam.height}", "lights": SETS[name]["lights"],
+    fig = {"set": name, "colour": colour, "size": f"{cam.width}x{cam.height}", "lights": SETS[name]["lights"],
            "calibration_each": SETS[name]["cal"], "fieldtui": ours, "machine": platform.machine(),
            "cpus": os.cpu_count()}
+    if os.environ.get("FIELDTUI_BENCH_LANCZOS", "1") != "0":
+        # the same with Lanczos resampling: sharper stars, more noise on small scales
+        lz, lzimg, lzbox = _ours(root, colour, "--interpolation", "lanczos")
+        lz.update(_score(_pad(lzimg, lzbox, truth.shape), truth, box, sat))
+        fig["fieldtui_lanczos"] = lz
     if SIRIL and name != "large":
         sfig, simg = _siril(root, colour)
         score = _score(simg, truth, box, sat)
@@ -389,6 +403,7 @@ def test_against_siril(name, colour, tmp_path_factory):
                 score = dict(flipped, rows_flipped=True)
         sfig.update(score)
         fig["siril"] = sfig
+    fig["load"] = [round(load_start, 2), round(os.getloadavg()[0], 2)]  # 1-minute load, start and end
     print(json.dumps(fig, indent=1))
     RESULTS.mkdir(exist_ok=True)
     with open(RESULTS / "stacking.json", "a") as fh:
