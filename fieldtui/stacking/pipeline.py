@@ -531,29 +531,39 @@ def _stack(lights, darks, flats, biases, dark_flats, opts, progress, rejected, w
     # the kernel's reach plus, for colour, how far the debayering looks beyond the pixels
     # read, so each strip's pixels are debayered as in the whole frame
     margin = 5 + max(2, debayer_reach(opts.debayer) if bayer else 2)
-    for ci, yy in enumerate(range(0, oh, step)):
-        rows = min(step, oh - yy)
-        block = block_all[:, :rows]
-        block.fill(np.nan)
-        for i, k in enumerate(used):
-            sb = source_box(mats[k], (x0, y0 + yy), (rows, ow), shape, margin=margin, even=bool(bayer))
-            if sb is None:
-                continue
-            fx0, fy0, fx1, fy1 = sb
-            region = scratch.rows(items[k]["path"], w, fy0, fy1)[:, fx0:fx1]
-            if bayer:
-                region = debayer(region, bayer, opts.debayer, threads=opts.threads)
-            wp = warp(region, mats[k], (rows, ow), origin=(x0, y0 + yy), src_origin=(fx0, fy0), kernel=opts.kernel)
-            wp = wp.reshape(rows, ow, nch)
-            sc, off = norm[i]
-            np.multiply(wp, sc, out=block[i])
-            block[i] += off
-            del wp, region
-        image[yy:yy + rows] = combine(np.ascontiguousarray(block) if rows < step else block, method=opts.method,
-                                      rejection=opts.rejection, weights=wts, noise=frame_noise,
-                                      threads=opts.threads)
-        if progress:
-            progress("stack", ci + 1, n_chunks)
+    # the frames of a block are resampled on the run's threads, one frame a thread (so the
+    # debayering of one frame runs on one)
+    inner = 1 if opts.threads > 1 else opts.threads
+
+    def resample(i: int, yy: int, rows: int, block: np.ndarray) -> None:
+        # frame i's part of the block: its source rows read, debayered, warped, normalised
+        k = used[i]
+        block[i].fill(np.nan)
+        sb = source_box(mats[k], (x0, y0 + yy), (rows, ow), shape, margin=margin, even=bool(bayer))
+        if sb is None:
+            return
+        fx0, fy0, fx1, fy1 = sb
+        region = scratch.rows(items[k]["path"], w, fy0, fy1)[:, fx0:fx1]
+        if bayer:
+            region = debayer(region, bayer, opts.debayer, threads=inner)
+        wp = warp(region, mats[k], (rows, ow), origin=(x0, y0 + yy), src_origin=(fx0, fy0), kernel=opts.kernel)
+        wp = wp.reshape(rows, ow, nch)
+        sc, off = norm[i]
+        np.multiply(wp, sc, out=block[i])
+        block[i] += off
+
+    # each frame writes its own plane of the block
+    with ThreadPoolExecutor(max(1, opts.threads)) as pool:
+        for ci, yy in enumerate(range(0, oh, step)):
+            rows = min(step, oh - yy)
+            block = block_all[:, :rows]
+            for f in [pool.submit(resample, i, yy, rows, block) for i in range(len(used))]:
+                f.result()
+            image[yy:yy + rows] = combine(np.ascontiguousarray(block) if rows < step else block, method=opts.method,
+                                          rejection=opts.rejection, weights=wts, noise=frame_noise,
+                                          threads=opts.threads)
+            if progress:
+                progress("stack", ci + 1, n_chunks)
     image = image[..., 0] if nch == 1 else image
     hdr = _header(items[ref]["frame"], used, items, opts, box, calstat, bayer)
     quality = {}
