@@ -478,13 +478,26 @@ def _stack(lights, darks, flats, biases, dark_flats, opts, progress, rejected, w
     fw = qualities[ref].fwhm
     tol = float(np.clip(0.25 * fw, 2.0, 5.0)) if math.isfinite(fw) else 2.0
     mats: dict[str, np.ndarray] = {}
-    for i, k in enumerate(cands):
-        if progress:
-            progress("register", i + 1, len(cands))
+
+    def reg_one(k: str):
+        if k == ref:
+            return None, "reference"
+        return _register(ref_xy, qualities[k].xy, opts.model, tol, 0.1 * math.hypot(h, w))
+
+    # frames matched on the run's threads, their results taken in order
+    if progress:
+        progress("register", 0, len(cands))
+    with ThreadPoolExecutor(max(1, opts.threads)) as pool:
+        futures = [pool.submit(reg_one, k) for k in cands]
+        regs = []
+        for i, fut in enumerate(futures):
+            regs.append(fut.result())
+            if progress:
+                progress("register", i + 1, len(cands))
+    for k, (reg, how) in zip(cands, regs):
         if k == ref:
             mats[k] = np.array([[1.0, 0, 0], [0, 1.0, 0]])
             continue
-        reg, how = _register(ref_xy, qualities[k].xy, opts.model, tol, 0.1 * math.hypot(h, w))
         if reg is None:
             rejected.append({"file": k, "reason": f"cannot be registered: {how}"})
             continue
