@@ -225,6 +225,7 @@ def calibrate(
     cosmetic: bool = True,
     negative_warn_fraction: float = 0.5,
     white_level: float | None = None,
+    out: np.ndarray | None = None,
 ) -> CalibrationResult:
     """(Light − Dark) / Flat, on the raw mosaic.
 
@@ -245,7 +246,10 @@ def calibrate(
     below zero (35 % for 15 e⁻ of sky under 30 e⁻ of noise), a dark
     taken at a longer exposure or a warmer sensor most of them.
 
-    Raises ValueError when a master's shape differs from the light's.
+    ``out``: a float32 array of the light's shape the calibrated frame is written
+    into (and returned as ``data``) instead of a new one.
+
+    Raises ValueError when a master's shape differs from the light's (or ``out``'s).
     """
     sat = None
     if cosmetic and white_level is not None and np.isfinite(white_level):
@@ -255,7 +259,13 @@ def calibrate(
             sat = cv2.dilate(sat.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
         else:
             sat = None
-    data = np.array(light, dtype=np.float32, copy=True)  # one copy, whatever the raw type
+    if out is None:
+        data = np.array(light, dtype=np.float32, copy=True)  # one copy, whatever the raw type
+    else:
+        if out.shape != np.shape(light) or out.dtype != np.float32:
+            raise ValueError(f"out is {out.dtype} {out.shape}, the light {np.shape(light)}: float32 of its shape needed")
+        data = out
+        np.copyto(data, light)
     for name in ("bias", "dark", "flat"):
         m = getattr(masters, name)
         if m is not None and m.shape != data.shape:
