@@ -14,17 +14,18 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-static double pixel(double *v, double *w, double *r, double *c1, double *c2, Py_ssize_t m, int kind, double k_lo,
-                    double k_hi, int iters, int use_median, double floor_sd, int uniform, int shortcut,
-                    Py_ssize_t *nrej)
+static double pixel(double *v, int32_t *id, const double *weights, const double *rel, double *w, double *r,
+                    double *c1, double *c2, Py_ssize_t m, int kind, double k_lo, double k_hi, int iters,
+                    int use_median, double floor_sd, int uniform, int shortcut, Py_ssize_t *nrej)
 {
     Py_ssize_t i, j, lo, hi, it;
     int sums = 0;
     double ref = 0.0;
     *nrej = 0;
-    /* insertion sort of (v, w, r) by v: N is tens. With every weight and every relative noise
-     * the same (uniform: masters, unweighted stacks) w and r hold that one value everywhere
-     * and only v moves */
+    /* insertion sort (stable) of v with its frames' indices id: N is tens; then each value's
+     * weight and relative noise in w and r. With every weight and every relative noise the
+     * same (uniform: masters, unweighted stacks) w and r hold that one value everywhere and
+     * only v moves */
     if (uniform) {
         for (i = 1; i < m; i++) {
             double x = v[i];
@@ -37,17 +38,20 @@ static double pixel(double *v, double *w, double *r, double *c1, double *c2, Py_
         }
     } else {
         for (i = 1; i < m; i++) {
-            double x = v[i], y = w[i], z = r[i];
+            double x = v[i];
+            int32_t y = id[i];
             j = i - 1;
             while (j >= 0 && v[j] > x) {
                 v[j + 1] = v[j];
-                w[j + 1] = w[j];
-                r[j + 1] = r[j];
+                id[j + 1] = id[j];
                 j--;
             }
             v[j + 1] = x;
-            w[j + 1] = y;
-            r[j + 1] = z;
+            id[j + 1] = y;
+        }
+        for (i = 0; i < m; i++) {
+            w[i] = weights[id[i]];
+            r[i] = rel[id[i]];
         }
     }
     if (m == 0)
@@ -174,6 +178,7 @@ static PyObject *combine_rows(PyObject *self, PyObject *args)
     int kind, iters, use_median, shortcut = 1;
     double k_lo, k_hi;
     double *v, *w, *r, *c1, *c2;
+    int32_t *id;
     int uniform = 1;
     const float *flat;
     const double *weights, *rel, *floors;
@@ -189,7 +194,7 @@ static PyObject *combine_rows(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "combine_rows: buffer sizes do not match n, p");
         goto done;
     }
-    v = (double *)malloc(sizeof(double) * (size_t)(5 * n + 2));
+    v = (double *)malloc(sizeof(double) * (size_t)(5 * n + 2) + sizeof(int32_t) * (size_t)n);
     if (v == NULL) {
         PyErr_NoMemory();
         goto done;
@@ -198,6 +203,7 @@ static PyObject *combine_rows(PyObject *self, PyObject *args)
     r = w + n;
     c1 = r + n;
     c2 = c1 + n + 1;
+    id = (int32_t *)(c2 + n + 1);
     flat = (const float *)fb.buf;
     weights = (const double *)wb.buf;
     rel = (const double *)relb.buf;
@@ -226,14 +232,13 @@ static PyObject *combine_rows(PyObject *self, PyObject *args)
                 float x = flat[i * p + q];
                 if (isfinite(x)) {
                     v[m] = (double)x;
-                    w[m] = weights[i];
-                    r[m] = rel[i];
+                    id[m] = (int32_t)i;
                     m++;
                 }
             }
         }
-        out[q] = (float)pixel(v, w, r, c1, c2, m, kind, k_lo, k_hi, iters, use_median, floors[q % nfloor], uniform,
-                              shortcut, &k);
+        out[q] = (float)pixel(v, id, weights, rel, w, r, c1, c2, m, kind, k_lo, k_hi, iters, use_median,
+                              floors[q % nfloor], uniform, shortcut, &k);
         nr[q] = (int16_t)k;
     }
     Py_END_ALLOW_THREADS
