@@ -263,7 +263,8 @@ def calibrate(
         data = np.array(light, dtype=np.float32, copy=True)  # one copy, whatever the raw type
     else:
         if out.shape != np.shape(light) or out.dtype != np.float32:
-            raise ValueError(f"out is {out.dtype} {out.shape}, the light {np.shape(light)}: float32 of its shape needed")
+            raise ValueError(f"out is {out.dtype} {out.shape}, the light {np.shape(light)}: "
+                             "float32 of its shape needed")
         data = out
         np.copyto(data, light)
     for name in ("bias", "dark", "flat"):
