@@ -31,6 +31,54 @@ peak stayed under 80 % of the lights' white level; ``fwhm_px_all``, the
 figure before, took the 80 brightest, most of them saturated in the lights,
 and measured how each kernel reshapes flat tops.
 
+Speed (issue 12: no slower than Siril, keeping the memory lead), fieldtui / Siril
+1.0.6, ``FIELDTUI_BENCH_LANCZOS=0 FIELDTUI_BENCH_DIR=… .venv/bin/python -m pytest
+tests/benchmarks/bench_stacking.py -s -n 0 -k mono`` (``FIELDTUI_BENCH_SETS=medium``
+for the second set), CPU seconds user + system of the whole program:
+
+====================================  ===========  =============  =============  ===========
+run (mono)                            wall s       CPU s          peak GB        load
+====================================  ===========  =============  =============  ===========
+small, before (main c9eb006)          12.4 / 20.8  10.32 / 10.43  0.231 / 0.323  4.7 → 5.6
+small, after the parallel resampling  6.16 / 11.1  8.84 / 10.28   0.227 / 0.433  5.1 → 4.7
+small, after                          28.7 / 34.4  7.98 / 10.60   0.231 / 0.388  12.8 → 13.9
+medium (30×12 MP + 10), after         267 / 221    37.8 / 53.3    0.479 / 1.442  11.1 → 14.9
+====================================  ===========  =============  =============  ===========
+
+Noise and FWHM did not move: every change gives the same pixels (the small set's stack
+equals main's value for value: 8.751 / 11.965 / 12.792 per pixel / 4×4 / 16×16 and
+3.342 px, Siril 8.765 / 11.968 / 12.918 and 3.340; medium 6.387 / 8.753 / 9.542 and
+3.343 px, Siril 6.412 / 8.777 / 9.569 and 3.345). Siril's
+peak varies from run to run (0.32–0.43 GB on the small set). Under a load of 11–15 on
+two cores each program gets CPU by its runnable threads, and Siril's pool has more of
+them than our two: on the medium set it used 0.24 of a core to our 0.14, hence its
+shorter wall time with 41 % more CPU. Where the time went, by phase, before (main) and
+after, CPU seconds user + system in one process
+(``.venv/bin/python tests/benchmarks/bench_stacking_phases.py SET``, runs alternated,
+load 11–13):
+
+===============  ==============  ==============
+phase            main            after
+===============  ==============  ==============
+masters (3)      5.0, 4.6        2.6, 2.7
+calibration      4.0, 3.8        3.4, 3.4
+registration     0.52, 0.54      0.41, 0.43
+stack            2.1, 2.1        1.2, 1.2
+total            11.9, 11.5      7.9, 8.1
+===============  ==============  ==============
+
+What did it: the combination kernel skips a clipping pass the pooled floor shows rejects
+nothing (no deviation to iterate: most pixels), and sorts values alone when weights are
+equal (masters), or with their frame's index (lights); masters' frames, registration and
+resampling on both threads; a frame array per thread reused from frame to frame (fresh
+pages are zeroed by the system: 7.5 % of perf samples), strip buffers reused in cosmetic
+correction, no copy of the rows given to the warp, the black level estimate from a
+histogram. Tried and left: a sorting network instead of insertion sort (slower, 8 and 16
+values), OPENBLAS_NUM_THREADS=1 (no change), glibc huge pages (no change), the mmap
+threshold at 32 MiB with one arena (system time 2.6 → 0.8 s, peak 234 → 258 MB; with
+malloc_trim after each light 1.2 s and 246 MB: over the memory target against Siril's
+lower peaks).
+
 Peak memory is each program's own high-water mark (``ru_maxrss`` through GNU
 ``time``) or the sampled sum over its process tree, whichever is larger (see
 :func:`_run`). Issue 12's memory and speed targets, fieldtui / Siril 1.0.6,
