@@ -42,7 +42,9 @@ run (mono)                            wall s       CPU s          peak GB       
 small, before (main c9eb006)          12.4 / 20.8  10.32 / 10.43  0.231 / 0.323  4.7 → 5.6
 small, after the parallel resampling  6.16 / 11.1  8.84 / 10.28   0.227 / 0.433  5.1 → 4.7
 small, after                          28.7 / 34.4  7.98 / 10.60   0.231 / 0.388  12.8 → 13.9
+small, after (106a583)                8.35 / 11.5  7.91 / 10.64   0.229 / 0.339  3.8 → 4.0
 medium (30×12 MP + 10), after         267 / 221    37.8 / 53.3    0.479 / 1.442  11.1 → 14.9
+medium, after (106a583)               26.6 / 48.1  32.3 / 47.1    0.482 / 1.442  3.8 → 4.5
 ====================================  ===========  =============  =============  ===========
 
 Noise and FWHM did not move: every change gives the same pixels (the small set's stack
@@ -51,8 +53,8 @@ equals main's value for value: 8.751 / 11.965 / 12.792 per pixel / 4×4 / 16×16
 3.343 px, Siril 6.412 / 8.777 / 9.569 and 3.345). Siril's
 peak varies from run to run (0.32–0.43 GB on the small set). Under a load of 11–15 on
 two cores each program gets CPU by its runnable threads, and Siril's pool has more of
-them than our two: on the medium set it used 0.24 of a core to our 0.14, hence its
-shorter wall time with 41 % more CPU. Where the time went, by phase, before (main) and
+them than our two: on the medium set at load 11–15 it used 0.24 of a core to our 0.14,
+hence its shorter wall time with 41 % more CPU (at load 4: 26.6 s against 48.1). Where the time went, by phase, before (main) and
 after, CPU seconds user + system in one process
 (``.venv/bin/python tests/benchmarks/bench_stacking_phases.py SET``, runs alternated,
 load 11–13):
