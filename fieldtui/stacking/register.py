@@ -278,7 +278,10 @@ def warp(src: np.ndarray, matrix: np.ndarray, shape: tuple[int, int], *, origin:
     t = m[:, :2] @ np.array([x0, y0], float) + m[:, 2] - np.array([sx, sy], float)
     mm = np.column_stack([m[:, :2], t])
     flags = {"lanczos": cv2.INTER_LANCZOS4, "cubic": cv2.INTER_CUBIC, "linear": cv2.INTER_LINEAR}[kernel]
-    src = np.ascontiguousarray(src, dtype=np.float32)
+    src = np.asarray(src, dtype=np.float32)
+    if not (src.flags.c_contiguous or (src.ndim == 2 and src.strides[1] == src.itemsize)):
+        # OpenCV reads rows at any stride (a frame's columns cut from its rows need no copy)
+        src = np.ascontiguousarray(src)
     rows, cols = shape
     out = cv2.warpAffine(src, mm, (cols, rows), flags=flags | cv2.WARP_INVERSE_MAP,
                          borderMode=cv2.BORDER_CONSTANT, borderValue=(float("nan"),) * 4)

@@ -4,7 +4,11 @@ noise against the noiseless truth, star FWHM of the result.
 Run: ``.venv/bin/python -m pytest tests/benchmarks/bench_stacking.py -s -n 0``
 (``FIELDTUI_BENCH_SETS=small,medium,large`` picks the sets; default ``small``).
 Needs ``siril-cli`` (Debian package ``siril``) for the comparison; without it
-only our figures are printed. Figures go to ``bench-results/stacking.json``.
+only our figures are printed. Figures go to ``bench-results/stacking.json``:
+wall and CPU seconds (user + system, GNU ``time``) of each program, its peak
+memory, and the 1-minute load average at the start and end of the run (the
+machine is shared: compare programs within one run, and by CPU seconds).
+``FIELDTUI_BENCH_LANCZOS=0`` leaves out our second run with Lanczos resampling.
 
 Sets (lights + each of darks, flats, biases), synthetic frames with the
 simulated rig's physics (:mod:`fieldtui.stacking.synth`): ``small`` 16 lights
@@ -26,6 +30,56 @@ balance. FWHM (``fwhm_px``) is the star engine's median over the stars whose
 peak stayed under 80 % of the lights' white level; ``fwhm_px_all``, the
 figure before, took the 80 brightest, most of them saturated in the lights,
 and measured how each kernel reshapes flat tops.
+
+Speed (issue 12: no slower than Siril, keeping the memory lead), fieldtui / Siril
+1.0.6, ``FIELDTUI_BENCH_LANCZOS=0 FIELDTUI_BENCH_DIR=… .venv/bin/python -m pytest
+tests/benchmarks/bench_stacking.py -s -n 0 -k mono`` (``FIELDTUI_BENCH_SETS=medium``
+for the second set), CPU seconds user + system of the whole program:
+
+====================================  ===========  =============  =============  ===========
+run (mono)                            wall s       CPU s          peak GB        load
+====================================  ===========  =============  =============  ===========
+small, before (main c9eb006)          12.4 / 20.8  10.32 / 10.43  0.231 / 0.323  4.7 → 5.6
+small, after the parallel resampling  6.16 / 11.1  8.84 / 10.28   0.227 / 0.433  5.1 → 4.7
+small, after                          28.7 / 34.4  7.98 / 10.60   0.231 / 0.388  12.8 → 13.9
+small, after (106a583)                8.35 / 11.5  7.91 / 10.64   0.229 / 0.339  3.8 → 4.0
+medium (30×12 MP + 10), after         267 / 221    37.8 / 53.3    0.479 / 1.442  11.1 → 14.9
+medium, after (106a583)               26.6 / 48.1  32.3 / 47.1    0.482 / 1.442  3.8 → 4.5
+====================================  ===========  =============  =============  ===========
+
+Noise and FWHM did not move: every change gives the same pixels (the small set's stack
+equals main's value for value: 8.751 / 11.965 / 12.792 per pixel / 4×4 / 16×16 and
+3.342 px, Siril 8.765 / 11.968 / 12.918 and 3.340; medium 6.387 / 8.753 / 9.542 and
+3.343 px, Siril 6.412 / 8.777 / 9.569 and 3.345). Siril's
+peak varies from run to run (0.32–0.43 GB on the small set). Under a load of 11–15 on
+two cores each program gets CPU by its runnable threads, and Siril's pool has more of
+them than our two: on the medium set at load 11–15 it used 0.24 of a core to our 0.14,
+hence its shorter wall time with 41 % more CPU (at load 4: 26.6 s against 48.1). Where the time went, by phase, before (main) and
+after, CPU seconds user + system in one process
+(``.venv/bin/python tests/benchmarks/bench_stacking_phases.py SET``, runs alternated,
+load 11–13):
+
+===============  ==============  ==============
+phase            main            after
+===============  ==============  ==============
+masters (3)      5.0, 4.6        2.6, 2.7
+calibration      4.0, 3.8        3.4, 3.4
+registration     0.52, 0.54      0.41, 0.43
+stack            2.1, 2.1        1.2, 1.2
+total            11.9, 11.5      7.9, 8.1
+===============  ==============  ==============
+
+What did it: the combination kernel skips a clipping pass the pooled floor shows rejects
+nothing (no deviation to iterate: most pixels), and sorts values alone when weights are
+equal (masters), or with their frame's index (lights); masters' frames, registration and
+resampling on both threads; a frame array per thread reused from frame to frame (fresh
+pages are zeroed by the system: 7.5 % of perf samples), strip buffers reused in cosmetic
+correction, no copy of the rows given to the warp, the black level estimate from a
+histogram. Tried and left: a sorting network instead of insertion sort (slower, 8 and 16
+values), OPENBLAS_NUM_THREADS=1 (no change), glibc huge pages (no change), the mmap
+threshold at 32 MiB with one arena (system time 2.6 → 0.8 s, peak 234 → 258 MB; with
+malloc_trim after each light 1.2 s and 246 MB: over the memory target against Siril's
+lower peaks).
 
 Peak memory is each program's own high-water mark (``ru_maxrss`` through GNU
 ``time``) or the sampled sum over its process tree, whichever is larger (see
@@ -209,8 +263,9 @@ def make_set(root: Path, name: str, bayer: str) -> tuple[synth.Camera, synth.Fie
 GNU_TIME = shutil.which("time")  # /usr/bin/time (Debian package time)
 
 
-def _run(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
-    """Wall seconds, peak resident memory (GB), output of ``cmd``.
+def _run(cmd: list[str], cwd: Path) -> tuple[float, float, str, float | None]:
+    """Wall seconds, peak resident memory (GB), output of ``cmd``, CPU seconds (user +
+    system of the program and its children, from GNU ``time``; None without it).
 
     The peak is the larger of two measures taken the same way for both programs: the
     kernel's high-water mark of the process (``ru_maxrss``, exact but per process) and the
@@ -226,7 +281,7 @@ def _run(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
     import psutil
     log = tempfile.TemporaryFile(mode="w+")
     rss_file = Path(tempfile.mkstemp(suffix=".maxrss")[1])
-    full = [GNU_TIME, "-f", "%M", "-o", str(rss_file), *cmd] if GNU_TIME else cmd
+    full = [GNU_TIME, "-f", "%U %S %M", "-o", str(rss_file), *cmd] if GNU_TIME else cmd
     t0 = time.perf_counter()
     p = subprocess.Popen(full, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, text=True)
     sampled = 0
@@ -240,14 +295,19 @@ def _run(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
             pass
         time.sleep(0.02)
     secs = time.perf_counter() - t0
-    maxrss = 0
+    maxrss, cpu = 0, None
     try:
-        maxrss = int(rss_file.read_text().split()[-1]) * 1024
+        user, system, kb = rss_file.read_text().split()[-3:]
+        maxrss, cpu = int(kb) * 1024, float(user) + float(system)
     except (OSError, ValueError, IndexError):
         pass
     rss_file.unlink(missing_ok=True)
     log.seek(0)
-    return secs, max(sampled, maxrss) / 2**30, log.read()
+    return secs, max(sampled, maxrss) / 2**30, log.read(), cpu
+
+
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(v, 2)
 
 
 def _read_result(path: Path) -> np.ndarray:
@@ -335,7 +395,7 @@ def _siril(root: Path, colour: bool) -> dict:
         for f in (root / k).iterdir():
             (work / k / f.name).symlink_to(f)
     script = SCRIPTS / ("OSC_Preprocessing.ssf" if colour else "Mono_Preprocessing.ssf")
-    secs, peak, log = _run([SIRIL, "-d", str(work), "-s", str(script)], work)
+    secs, peak, log, cpu = _run([SIRIL, "-d", str(work), "-s", str(script)], work)
     (root / "siril.log").write_text(log)
     res = work / "result.fit"
     if not res.exists():
@@ -343,7 +403,7 @@ def _siril(root: Path, colour: bool) -> dict:
         if not cands:
             raise RuntimeError("Siril made no result:\n" + log[-3000:])
         res = cands[0]
-    figures = {"seconds": round(secs, 2), "peak_gb": round(peak, 3)}
+    figures = {"seconds": round(secs, 2), "cpu_seconds": _round(cpu), "peak_gb": round(peak, 3)}
     shutil.rmtree(work / "process", ignore_errors=True)
     return figures, _read_result(res)
 
@@ -351,12 +411,13 @@ def _siril(root: Path, colour: bool) -> dict:
 def _ours(root: Path, colour: bool, *extra: str) -> tuple[dict, np.ndarray, tuple]:
     out = root / f"ours{'_'.join(('',) + tuple(e.strip('-') for e in extra))}.fits"
     first = sorted((root / "lights").iterdir())[0]
-    secs, peak, log = _run([sys.executable, "-m", "fieldtui", "stack", "--lights", str(root / "lights"),
+    secs, peak, log, cpu = _run([sys.executable, "-m", "fieldtui", "stack", "--lights", str(root / "lights"),
                             "--darks", str(root / "darks"), "--flats", str(root / "flats"), "--biases",
                             str(root / "biases"), "--reference", str(first), "--out", str(out), "--json",
                             "--no-preview", "--no-library", *extra], root)
     rep = json.loads(log[log.index("{"):])
-    return {"seconds": round(secs, 2), "peak_gb": round(peak, 3), "frames_used": rep["frames_used"],
+    return {"seconds": round(secs, 2), "cpu_seconds": _round(cpu), "peak_gb": round(peak, 3),
+            "frames_used": rep["frames_used"],
             "crop": rep["crop"]}, \
         _read_result(out), tuple(rep["crop"])
 
@@ -371,14 +432,17 @@ def test_against_siril(name, colour, tmp_path_factory):
     truth = synth.truth_adu(cam, fld, exposure)
     # where the lights saturated (conservatively: without the vignetting, which only dims)
     sat = (truth if truth.ndim == 2 else truth.max(axis=2)) + cam.bias >= 0.8 * cam.white
+    load_start = os.getloadavg()[0]
     ours, img, box = _ours(root, colour)
     ours.update(_score(_pad(img, box, truth.shape), truth, box, sat))
-    # the same with Lanczos resampling: sharper stars, more noise on small scales
-    lz, lzimg, lzbox = _ours(root, colour, "--interpolation", "lanczos")
-    lz.update(_score(_pad(lzimg, lzbox, truth.shape), truth, box, sat))
-    fig = {"fieldtui_lanczos": lz, "set": name, "colour": colour, "size": f"{cam.width}x{cam.height}", "lights": SETS[name]["lights"],
+    fig = {"set": name, "colour": colour, "size": f"{cam.width}x{cam.height}", "lights": SETS[name]["lights"],
            "calibration_each": SETS[name]["cal"], "fieldtui": ours, "machine": platform.machine(),
            "cpus": os.cpu_count()}
+    if os.environ.get("FIELDTUI_BENCH_LANCZOS", "1") != "0":
+        # the same with Lanczos resampling: sharper stars, more noise on small scales
+        lz, lzimg, lzbox = _ours(root, colour, "--interpolation", "lanczos")
+        lz.update(_score(_pad(lzimg, lzbox, truth.shape), truth, box, sat))
+        fig["fieldtui_lanczos"] = lz
     if SIRIL and name != "large":
         sfig, simg = _siril(root, colour)
         score = _score(simg, truth, box, sat)
@@ -389,6 +453,7 @@ def test_against_siril(name, colour, tmp_path_factory):
                 score = dict(flipped, rows_flipped=True)
         sfig.update(score)
         fig["siril"] = sfig
+    fig["load"] = [round(load_start, 2), round(os.getloadavg()[0], 2)]  # 1-minute load, start and end
     print(json.dumps(fig, indent=1))
     RESULTS.mkdir(exist_ok=True)
     with open(RESULTS / "stacking.json", "a") as fh:

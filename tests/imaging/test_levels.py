@@ -282,3 +282,22 @@ def test_a_bias_frame_gives_the_black_level_a_file_lacks(tmp_path, rng, capsys):
     assert p["black_level"] == 450 and p["black_level_source"] == "PEDESTAL"
     assert main(["analyze", "--bias", str(tmp_path / "nope.fits"), str(light)]) == 1
     assert "--bias nope.fits: file not found" in capsys.readouterr().err
+
+
+def test_black_estimate_from_a_histogram_is_numpys_percentile():
+    # 8- and 16-bit frames: the 0.1th percentile from a bincount when numpy would interpolate
+    # between two equal values, numpy's own answer otherwise; always the same number
+    from fieldtui.imaging import levels
+    rng = np.random.default_rng(0)
+    found = 0
+    for t in range(400):
+        n = int(rng.integers(1, 3000)) if t % 3 else int(rng.integers(1000, 100000))
+        a = [rng.integers(0, 65536, n), rng.normal(2000, 10, n).clip(0, 65535), rng.integers(0, 5, n),
+             rng.normal(300, 40, n).clip(1, 65535)][t % 4].astype(np.uint8 if t % 4 == 2 else np.uint16)
+        want = float(np.percentile(a, levels.DARKEST_PCT))
+        got = levels._low_order_pair(a, levels.DARKEST_PCT)
+        if got is not None:
+            found += 1
+            assert got == want, (t, n)
+        assert levels.estimate_black(a.reshape(1, -1)) == (0.0 if levels.zero_pile_pct(a) >= 0.1 else want)
+    assert 100 < found < 400  # both ways taken

@@ -149,3 +149,26 @@ def test_cosmetic_outliers_found_in_strips_as_on_the_whole_frame(bayer):
     finally:
         tracemalloc.stop()
     assert peak < 6.5 * h * w
+
+
+def test_calibration_into_a_given_array_equals_a_new_one():
+    # the pipeline's threads calibrate each light into the array they kept from their last
+    # one (no freshly zeroed pages a frame): the same pixels, that very array back, and a
+    # clear error for an array of another shape or type
+    rng = np.random.default_rng(12)
+    light = rng.normal(1000, 30, (64, 80)).astype(np.uint16)
+    light[10, 10] = 60000  # a hot pixel the cosmetic correction replaces
+    light[40:43, 50:53] = 65535  # a saturated core it leaves alone
+    dark = rng.normal(100, 3, light.shape).astype(np.float32)
+    flat = rng.uniform(0.8, 1.2, light.shape).astype(np.float32)
+    m = Masters(dark=dark, flat=flat)
+    m.bad_pixels = find_bad_pixels(m)
+    want = calibrate(light, m, white_level=65535.0)
+    buf = np.full(light.shape, np.nan, np.float32)
+    got = calibrate(light, m, white_level=65535.0, out=buf)
+    assert got.data is buf and np.array_equal(got.data, want.data) and got.corrected == want.corrected > 0
+    assert got.data[41, 51] == np.float32((65535 - dark[41, 51]) / flat[41, 51])
+    with pytest.raises(ValueError):
+        calibrate(light, m, out=np.empty((64, 81), np.float32))
+    with pytest.raises(ValueError):
+        calibrate(light, m, out=np.empty(light.shape, np.float64))

@@ -118,10 +118,13 @@ def test_each_frame_is_clipped_at_its_own_noise():
         combine(block, noise=noise[:3])
 
 
-@pytest.mark.parametrize("n", [1, 3, 8, 17])
-def test_compiled_kernel_gives_the_reference_algorithms_values(n):
+@pytest.mark.parametrize("uniform", [False, True], ids=["weighted", "uniform"])
+@pytest.mark.parametrize("n", [1, 3, 4, 5, 8, 17])
+def test_compiled_kernel_gives_the_reference_algorithms_values(n, uniform):
     # the C kernel against the same algorithm run by the Python interpreter (the numba
-    # kernel's source, uncompiled), pixel by pixel: outliers, NaN, ties, weights
+    # kernel's source, uncompiled, every clipping pass measured: no shortcut), pixel by
+    # pixel: outliers, NaN, ties, weights; uniform: equal weights and noise (masters),
+    # where the kernel sorts the values alone
     import importlib
     comb = importlib.import_module("fieldtui.stacking.combine")
     if comb._ckernel is None:
@@ -133,8 +136,9 @@ def test_compiled_kernel_gives_the_reference_algorithms_values(n):
     block[hit] += rng.uniform(100, 5000, hit.sum()).astype(np.float32)
     block[rng.random(block.shape) < 0.03] = np.nan
     block[:, :10] = 7.0
-    w = rng.uniform(0.5, 1.0, n)
-    noise = rng.uniform(0.5, 1.5, n)  # each frame's own noise: per-frame thresholds
+    w = np.full(n, 0.7) if uniform else rng.uniform(0.5, 1.0, n)
+    # each frame's own noise: per-frame thresholds
+    noise = np.full(n, 2.0) if uniform else rng.uniform(0.5, 1.5, n)
     rel = noise / np.sqrt(np.mean(noise ** 2))
     for kind, k, method in (("none", 3, "mean"), ("sigma", 3, "mean"), ("winsorized", 3, "mean"),
                             ("linear", 5, "mean"), ("none", 3, "median")):
@@ -149,9 +153,38 @@ def test_compiled_kernel_gives_the_reference_algorithms_values(n):
             rr = np.zeros(n + 1)
             v[:m], ww[:m], rr[:m] = block[ok, q], w[ok], rel[ok]
             ref, rej = _pixel.py_func(v, ww, rr, np.zeros(n + 2), np.zeros(n + 2), m, comb._KIND[kind], float(k),
-                                      float(k), 5, method == "median", floor)
+                                      float(k), 5, method == "median", floor, False)
             if m == 0:
                 assert np.isnan(got[q])
                 continue
             assert got[q] == np.float32(ref), (kind, method, q)
             assert nrej[q] == rej, (kind, method, q)
+
+
+@pytest.mark.parametrize("kind", ["sigma", "winsorized"])
+def test_kernel_shortcut_changes_no_value(kind):
+    # a clipping pass the pooled floor shows rejects nothing is skipped (most pixels of a
+    # real stack): every value and count the same as measuring the deviation of every pass,
+    # on frames whose noise sits right at the floor, with weights and per-frame noise
+    comb = pytest.importorskip("fieldtui.stacking.combine")
+    if comb._ckernel is None:
+        pytest.skip("the C kernel is not built (numba's runs)")
+    rng = np.random.default_rng(11)
+    rejected = 0
+    for n in (3, 4, 5, 8, 16):
+        block = (500 + 10 * rng.standard_normal((n, 40000))).astype(np.float32)
+        hit = rng.random(block.shape) < 0.01
+        block[hit] += rng.uniform(20, 300, hit.sum()).astype(np.float32)
+        floor = np.array([comb.pooled_deviation(block)[0]])
+        assert 9 < floor[0] < 11
+        for w, rel in ((np.ones(n), np.ones(n)), (rng.uniform(0.5, 1, n), rng.uniform(0.8, 1.2, n))):
+            res = []
+            for shortcut in (True, False):
+                out = np.empty(block.shape[1], np.float32)
+                nrej = np.empty(block.shape[1], np.int16)
+                comb._ckernel.combine_rows(block, n, block.shape[1], 0, block.shape[1], w, rel, comb._KIND[kind],
+                                           3.0, 3.0, 5, False, floor, 1, out, nrej, shortcut)
+                res.append((out, nrej))
+            assert np.array_equal(res[0][0], res[1][0]) and np.array_equal(res[0][1], res[1][1])
+            rejected += int(res[0][1].sum())
+    assert rejected > 0  # some values rejected: the full passes ran too

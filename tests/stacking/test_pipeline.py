@@ -175,3 +175,38 @@ def test_stacking_memory_follows_the_budget_not_the_number_of_frames(tmp_path):
         assert len(res.used) == n
     assert peaks[12] < frame + 2**20 + 0.5 * 2**20, peaks
     assert abs(peaks[12] - peaks[4]) < 0.25 * 2**20, peaks
+
+
+def test_two_threads_give_the_serial_runs_masters_stack_and_reasons(tmp_path):
+    # masters' frames read on two threads, calibration and resampling on two: the same
+    # masters, the same stack to the bit and the same rejected frames, in the same order,
+    # as one thread (a corrupt and a wrong-size frame among the flats, one among the lights)
+    from fieldtui.frame import Frame
+    from fieldtui.imaging.io import write_fits
+    from fieldtui.stacking import pipeline
+    cam = synth.Camera(width=240, height=180, seed=61)
+    fld = synth.Field.random(cam, n=60, seed=62)
+    write_set(tmp_path, cam, fld, random_mats(cam, 6, seed=63), n_cal=5)
+    (tmp_path / "flat" / "flat_002.fits").write_bytes(b"SIMPLE  =                    T" + b" " * 50 + b"garbage")
+    write_fits(tmp_path / "flat" / "flat_100.fits", Frame(data=np.full((90, 120), 900, np.uint16), exposure=1.0))
+    write_fits(tmp_path / "light" / "light_100.fits", Frame(data=np.full((90, 120), 900, np.uint16), exposure=60))
+    kw = dict(darks=[tmp_path / "dark"], flats=[tmp_path / "flat"], biases=[tmp_path / "bias"])
+    runs = []
+    for threads in (1, 2):
+        opts = StackOptions(threads=threads, memory_mb=1, reference=str(tmp_path / "light" / "light_000.fits"))
+        scratch = pipeline._Scratch(str(tmp_path))
+        rejected: list[dict] = []
+        try:
+            bias, _ = pipeline._master(sorted((tmp_path / "bias").iterdir()), "bias", opts, scratch, rejected)
+            flat, first = pipeline._master(sorted((tmp_path / "flat").iterdir()), "flat", opts, scratch, rejected,
+                                           subtract=bias, normalise=True)
+        finally:
+            scratch.close()
+        res = stack([tmp_path / "light"], options=opts, **kw)
+        runs.append((bias, flat, first.meta["ncombine"], rejected, res))
+    (b1, f1, n1, r1, s1), (b2, f2, n2, r2, s2) = runs
+    assert np.array_equal(b1, b2) and np.array_equal(f1, f2) and n1 == n2 == 4
+    assert [x["file"].rsplit("/", 1)[-1] for x in r1] == ["flat_002.fits", "flat_100.fits"] and r1 == r2
+    assert "120×90" in r1[1]["reason"]
+    assert np.array_equal(s1.image, s2.image, equal_nan=True) and s1.used == s2.used and s1.rejected == s2.rejected
+    assert [x["file"].rsplit("/", 1)[-1] for x in s1.rejected] == ["flat_002.fits", "flat_100.fits", "light_100.fits"]
