@@ -1003,7 +1003,10 @@ class PredictiveDec(GuideAlgorithm):
     clear (a well polar-aligned mount, near the pole), chasing each frame's
     seeing would only shake the star and reverse the motor through its
     backlash: the mean of the last :attr:`AVERAGE_FRAMES` frames is corrected
-    once it stands out from their scatter (:meth:`_averaged`).
+    once it stands out from their scatter (:meth:`_averaged`).  Where the Dec play
+    that no compensation adds back (:attr:`play_px`) takes a correction up whole, the
+    star does not move: the frames that asked for it stay the evidence and the whole
+    displacement is corrected every frame until the axis moves.
 
     Never worse than the classic: what resist switch (``classic_min_move``,
     ``classic_aggression``, fast switch) would have done is replayed on the
@@ -1163,7 +1166,16 @@ class PredictiveDec(GuideAlgorithm):
         fb = self.aggression * distance
         if (fb > 0) - (fb < 0) != self.side:
             fb = 0.0
+        elif self._play().copy().moved(ff + fb) == 0.0 and self._play().known:
+            # The play takes this correction up whole, so it moves nothing: the whole
+            # displacement until the axis moves (at the gentle gain, 30″ of uncompensated
+            # play took ~90 frames to take up while the star sat off).
+            fb = distance
         return ff + fb, ff
+
+    def _play(self) -> "DecPlay":
+        """The play model of the predictive guider, live or replayed."""
+        return self._live_play if self.live == "predictive" else self._shadow_play
 
     def result(self, distance: float, t: float | None = None) -> float:  # type: ignore[override]
         distance = float(distance)
@@ -1281,7 +1293,13 @@ class PredictiveDec(GuideAlgorithm):
         floor = 0.75 * self.min_move if self.side and side != self.side else 0.5 * self.min_move
         if abs(mean) <= max(3.0 * sem, floor):
             return 0.0
-        self._recent.clear()
+        # A correction the Dec play takes up whole leaves the star where these frames
+        # saw it: they stay the evidence, and the next frame corrects again (with the
+        # frames cleared, uncompensated play was taken up one mean every 8 frames: 30″
+        # of play, no drift, a 0.1-px offset held for 12 minutes).
+        play = self._play()
+        if play.copy().moved(mean) != 0.0 or not play.known:
+            self._recent.clear()
         self.side = side
         return mean
 

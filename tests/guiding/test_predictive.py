@@ -586,3 +586,22 @@ def test_predictive_ra_is_not_scored_while_settling_and_settles_at_the_classic_g
     slow.settle_aggression = slow.aggression
     d = _ra_dithers(slow, hold=True)
     assert float(np.sqrt(np.mean(d * d))) > 1.15 * rms0
+
+
+def test_predictive_dec_takes_up_uncompensated_play_without_waiting_for_new_frames():
+    """No drift, 7 px of Dec play that no compensation adds back, the gear resting where
+    positive corrections left it: a step of -0.4 px that stays needs a reversal through
+    the whole play.  Corrections the play takes up whole move nothing, so the guider
+    corrects the whole displacement (not a fifth of it, nor once every 8 new frames)
+    until the axis moves: the star is back within 45 frames (93-96 before) and the RMS
+    after the step is under 0.16 px (0.19 before)."""
+    n, at = 600, 100
+    gear = np.where(np.arange(n) >= at, -0.4, 0.0)
+    for seed in (3, 4):
+        p = _never_hands_over(7.0)
+        d, _ = _dec_mount(gear, 7.0, p, jitter=0.08, seed=seed)
+        mean8 = np.convolve(d, np.ones(8) / 8, mode="valid")      # mean8[k]: frames k..k+7
+        back = next(k for k in range(at, len(mean8)) if abs(mean8[k]) < 0.15)
+        assert back - at < 45, (seed, back - at)
+        assert float(np.sqrt(np.mean(d[at:] ** 2))) < 0.16
+        assert np.abs(d[:at]).max() < 0.3                         # seeing alone: never reversed
