@@ -63,6 +63,7 @@ class LiveStack:
         self.max_fwhm = max_fwhm
         self.kernel = kernel
         self.ref_xy: np.ndarray | None = None
+        self.ref_snr: np.ndarray | None = None
         self.shape: tuple[int, int] | None = None
         self.mean: np.ndarray | None = None
         self.m2: np.ndarray | None = None
@@ -93,6 +94,7 @@ class LiveStack:
             if q.stars < 6:
                 return LiveResult(False, 0, f"only {q.stars} stars: not a reference", quality=qd)
             self.ref_xy = q.xy
+            self.ref_snr = q.snr
             self.shape = plane.shape[:2]
             self.mean = plane.copy()
             self.m2 = np.zeros_like(plane)
@@ -100,7 +102,7 @@ class LiveStack:
             self.frames = 1
             return LiveResult(True, 1, quality=qd)
         try:
-            reg = match_stars(self.ref_xy, q.xy)
+            reg = match_stars(self.ref_xy, q.xy, ref_snr=self.ref_snr, snr=q.snr)
         except RegistrationError as exc:
             try:
                 reg = match_translation(self.ref_xy, q.xy)

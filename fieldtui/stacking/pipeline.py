@@ -499,7 +499,8 @@ def _stack(lights, darks, flats, biases, dark_flats, opts, progress, rejected, w
     def reg_one(k: str):
         if k == ref:
             return None, "reference"
-        return _register(ref_xy, qualities[k].xy, opts.model, tol, 0.1 * math.hypot(h, w))
+        return _register(ref_xy, qualities[k].xy, opts.model, tol, 0.1 * math.hypot(h, w),
+                         ref_snr=qualities[ref].snr, snr=qualities[k].snr)
 
     # frames matched on the run's threads, their results taken in order
     if progress:
@@ -790,14 +791,17 @@ def _write_master(path: Path, data: np.ndarray, kind: str, f: Frame, *, night: s
     return write_with(path, fits.PrimaryHDU(data=np.asarray(data, np.float32), header=h).writeto)
 
 
-def _register(ref_xy: np.ndarray, xy: np.ndarray, model: str, tol: float, max_shift: float):
+def _register(ref_xy: np.ndarray, xy: np.ndarray, model: str, tol: float, max_shift: float,
+              ref_snr: np.ndarray | None = None, snr: np.ndarray | None = None):
     """(registration, method) or (None, reason): star triangles; where they are unsure (under
     15 stars or over 1 px rms) or fail, a pure shift by pair voting when it fits as well or
-    better (short frames of one night on a tracking mount: a few faint, scattered stars)."""
+    better (short frames of one night on a tracking mount: a few faint, scattered stars).
+    ``ref_snr``, ``snr``: the stars' signal-to-noise ratios, weighing the triangle fit
+    (:func:`.register.match_stars`)."""
     tri = shift = None
     reason = ""
     try:
-        tri = match_stars(ref_xy, xy, model=model, tolerance=tol)
+        tri = match_stars(ref_xy, xy, model=model, tolerance=tol, ref_snr=ref_snr, snr=snr)
     except RegistrationError as exc:
         reason = str(exc)
     if tri is not None and tri.matched >= 15 and tri.rms <= 1.0:

