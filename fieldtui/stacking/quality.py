@@ -17,8 +17,10 @@ class FrameQuality:
     ``fwhm`` median FWHM of the profile-fitted stars (px), ``roundness``
     median minor/major axis ratio (1 = round), ``stars`` number detected,
     ``background`` sky level and ``noise`` its robust rms (ADU). ``xy`` the
-    star positions ``(n, 2)``, brightest first (sensor pixels), ``snr`` their
-    signal-to-noise ratios ``(n,)`` (None when not measured).
+    star positions ``(n, 2)``, brightest first (sensor pixels), as detected (matching
+    uses them); ``xy_fine`` the same stars' windowed centroids (:func:`windowed_positions`,
+    the transform's fit uses them) and ``snr`` their signal-to-noise ratios ``(n,)``
+    (None when not measured).
     """
 
     fwhm: float
@@ -27,12 +29,14 @@ class FrameQuality:
     background: float
     noise: float
     xy: np.ndarray
+    xy_fine: np.ndarray | None = None
     snr: np.ndarray | None = None
 
     def as_dict(self) -> dict:
         d = asdict(self)
         d.pop("xy")
         d.pop("snr")
+        d.pop("xy_fine")
         return {k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else v) for k, v in d.items()}
 
 
@@ -58,14 +62,13 @@ def measure(data: np.ndarray, bayer: str | None, *, max_stars: int = 300, max_fi
     fwhm = float(np.median([s.fwhm for s in use])) * k if use else math.nan
     rnd = float(np.median([1.0 / max(s.elongation, 1.0) for s in use])) if use else math.nan
     xy = np.array([(s.x, s.y) for s in stars], float).reshape(-1, 2)
-    if len(xy):
-        xy = windowed_positions(lum, level, xy, float(np.median([s.fwhm for s in use])))
-    xy = xy * k + off
+    fine = windowed_positions(lum, level, xy, float(np.median([s.fwhm for s in use]))) if len(xy) else xy
+    xy, fine = xy * k + off, fine * k + off
     snr = np.array([s.snr for s in stars], float)
     # a super-pixel sums 4 pixels: noise and level per sensor pixel
     div = 4.0 if bayer else 1.0
     return FrameQuality(fwhm=fwhm, roundness=rnd, stars=len(stars), background=level / div,
-                        noise=rms / (2.0 if bayer else 1.0), xy=xy, snr=snr)
+                        noise=rms / (2.0 if bayer else 1.0), xy=xy, xy_fine=fine, snr=snr)
 
 
 def windowed_positions(image: np.ndarray, level: float, xy: np.ndarray, fwhm: float) -> np.ndarray:

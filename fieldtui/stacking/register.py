@@ -230,7 +230,14 @@ def match_stars(
                 break
     if best is None or best_n < min(min_matches, len(ref_xy), len(xy)):
         raise RegistrationError(f"only {best_n} stars agree on a transform (need {min_matches})")
-    m = best
+    return _refit(best, ref_xy, xy, ftree, tolerance, model, ref_snr if weighted else None,
+                  snr if weighted else None, min_matches)
+
+
+def _refit(m: np.ndarray, ref_xy: np.ndarray, xy: np.ndarray, ftree, tolerance: float, model: str,
+           ref_snr: np.ndarray | None, snr: np.ndarray | None, min_matches: int) -> Registration:
+    """Three least-squares refits of ``m`` on the pairs it confirms within ``tolerance``
+    (then 3× the residual rms), weighted by the SNRs (already capped) when given."""
     src = dst = np.zeros((0, 2))
     tol = tolerance
     for _ in range(3):
@@ -242,13 +249,37 @@ def match_stars(
         if len(idx) < min_matches:
             raise RegistrationError(f"only {len(idx)} stars agree on a transform (need {min_matches})")
         src, dst = ref_xy[idx], xy[k[idx]]
-        wts = 1.0 / (1.0 / ref_snr[idx] ** 2 + 1.0 / snr[k[idx]] ** 2) if weighted else None
+        wts = None if ref_snr is None or snr is None else 1.0 / (1.0 / ref_snr[idx] ** 2 + 1.0 / snr[k[idx]] ** 2)
         m = fit_transform(src, dst, model, wts)
         res = np.linalg.norm(_apply(m, src) - dst, axis=1)
         rms = float(np.sqrt(np.mean(res ** 2)))
         tol = max(3.0 * rms, 0.3)
     res = np.linalg.norm(_apply(m, src) - dst, axis=1)
     return Registration(matrix=m, matched=len(src), rms=float(np.sqrt(np.mean(res ** 2))))
+
+
+def refine(reg: Registration, ref_xy: np.ndarray, xy: np.ndarray, *, model: str = "similarity",
+           tolerance: float = 2.0, ref_snr: np.ndarray | None = None, snr: np.ndarray | None = None,
+           snr_cap: float = 100.0, min_matches: int = 6) -> Registration:
+    """``reg`` (found by :func:`match_stars`) refitted on other positions of the stars, e.g.
+    windowed centroids (:func:`fieldtui.stacking.quality.windowed_positions`): ``ref_xy``
+    ``(n, 2)``, ``xy`` ``(m, 2)``, weighted by the SNRs ``ref_snr`` ``(n,)``, ``snr`` ``(m,)``
+    as :func:`match_stars` does. Matching stays on the positions it was found with (the
+    detection's, whose behaviour on faint, blended stars the fallbacks are tuned for); only
+    the fit uses the finer ones. Raises :class:`RegistrationError` with fewer than
+    ``min_matches`` pairs, ValueError when the SNRs do not match the stars."""
+    ref_xy = np.asarray(ref_xy, float).reshape(-1, 2)
+    xy = np.asarray(xy, float).reshape(-1, 2)
+    if ref_snr is not None and snr is not None:
+        ref_snr = np.minimum(np.maximum(np.asarray(ref_snr, float).reshape(-1), 1e-3), snr_cap)
+        snr = np.minimum(np.maximum(np.asarray(snr, float).reshape(-1), 1e-3), snr_cap)
+        if len(ref_snr) != len(ref_xy) or len(snr) != len(xy):
+            raise ValueError("one signal-to-noise ratio per star is needed")
+    else:
+        ref_snr = snr = None
+    if len(xy) < min_matches:
+        raise RegistrationError(f"too few stars to refine ({len(xy)})")
+    return _refit(reg.matrix, ref_xy, xy, cKDTree(xy), tolerance, model, ref_snr, snr, min_matches)
 
 
 def match_translation(ref_xy: np.ndarray, xy: np.ndarray, *, tolerance: float = 2.0, brightest: int = 40,
