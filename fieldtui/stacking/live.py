@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import quality as qual
-from .register import RegistrationError, match_stars, match_translation, warp
+from .register import RegistrationError, match_stars, match_translation, refine, warp
 
 
 def superpixels(mosaic: np.ndarray, bayer: str) -> np.ndarray:
@@ -63,6 +63,7 @@ class LiveStack:
         self.max_fwhm = max_fwhm
         self.kernel = kernel
         self.ref_xy: np.ndarray | None = None
+        self.ref_q = None  # the reference's FrameQuality (windowed centroids, SNRs)
         self.shape: tuple[int, int] | None = None
         self.mean: np.ndarray | None = None
         self.m2: np.ndarray | None = None
@@ -93,6 +94,7 @@ class LiveStack:
             if q.stars < 6:
                 return LiveResult(False, 0, f"only {q.stars} stars: not a reference", quality=qd)
             self.ref_xy = q.xy
+            self.ref_q = q
             self.shape = plane.shape[:2]
             self.mean = plane.copy()
             self.m2 = np.zeros_like(plane)
@@ -101,6 +103,10 @@ class LiveStack:
             return LiveResult(True, 1, quality=qd)
         try:
             reg = match_stars(self.ref_xy, q.xy)
+            try:
+                reg = refine(reg, self.ref_q.xy_fine, q.xy_fine, ref_snr=self.ref_q.snr, snr=q.snr)
+            except (RegistrationError, ValueError):
+                pass
         except RegistrationError as exc:
             try:
                 reg = match_translation(self.ref_xy, q.xy)

@@ -30,7 +30,7 @@ from . import calibrate as cal
 from . import quality as qual
 from .combine import Rejection, combine, rows_per_chunk
 from .debayer import debayer, debayer_reach
-from .register import (RegistrationError, common_box, match_stars, match_translation, noise_factor, source_box,
+from .register import (RegistrationError, common_box, match_stars, match_translation, noise_factor, refine, source_box,
                        warp)
 
 Progress = Callable[[str, int, int], None]
@@ -499,7 +499,8 @@ def _stack(lights, darks, flats, biases, dark_flats, opts, progress, rejected, w
     def reg_one(k: str):
         if k == ref:
             return None, "reference"
-        return _register(ref_xy, qualities[k].xy, opts.model, tol, 0.1 * math.hypot(h, w))
+        return _register(ref_xy, qualities[k].xy, opts.model, tol, 0.1 * math.hypot(h, w),
+                         fine=(qualities[ref], qualities[k]))
 
     # frames matched on the run's threads, their results taken in order
     if progress:
@@ -790,10 +791,13 @@ def _write_master(path: Path, data: np.ndarray, kind: str, f: Frame, *, night: s
     return write_with(path, fits.PrimaryHDU(data=np.asarray(data, np.float32), header=h).writeto)
 
 
-def _register(ref_xy: np.ndarray, xy: np.ndarray, model: str, tol: float, max_shift: float):
+def _register(ref_xy: np.ndarray, xy: np.ndarray, model: str, tol: float, max_shift: float,
+              fine: tuple | None = None):
     """(registration, method) or (None, reason): star triangles; where they are unsure (under
     15 stars or over 1 px rms) or fail, a pure shift by pair voting when it fits as well or
-    better (short frames of one night on a tracking mount: a few faint, scattered stars)."""
+    better (short frames of one night on a tracking mount: a few faint, scattered stars).
+    ``fine``: the reference's and the frame's :class:`~.quality.FrameQuality`, whose windowed
+    centroids and SNRs refit a triangle match (:func:`.register.refine`)."""
     tri = shift = None
     reason = ""
     try:
@@ -801,7 +805,7 @@ def _register(ref_xy: np.ndarray, xy: np.ndarray, model: str, tol: float, max_sh
     except RegistrationError as exc:
         reason = str(exc)
     if tri is not None and tri.matched >= 15 and tri.rms <= 1.0:
-        return tri, "triangles"
+        return _refine(tri, fine, model, tol), "triangles"
     try:
         shift = match_translation(ref_xy, xy, tolerance=tol, max_shift=max_shift)
     except RegistrationError as exc:
@@ -811,6 +815,19 @@ def _register(ref_xy: np.ndarray, xy: np.ndarray, model: str, tol: float, max_sh
     if tri is not None:
         return tri, "triangles"
     return None, reason
+
+
+def _refine(reg, fine: tuple | None, model: str, tol: float):
+    """``reg`` refitted on the windowed centroids, SNR-weighted, when both frames have them."""
+    if fine is None:
+        return reg
+    a, b = fine
+    if a.xy_fine is None or b.xy_fine is None:
+        return reg
+    try:
+        return refine(reg, a.xy_fine, b.xy_fine, model=model, tolerance=tol, ref_snr=a.snr, snr=b.snr)
+    except RegistrationError:
+        return reg
 
 
 def _load_master(path: str, kind: str) -> tuple[np.ndarray, Frame]:

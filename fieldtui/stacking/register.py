@@ -7,7 +7,11 @@ shape (the ratios of its sides) does not change under shift, rotation and
 scale, so triangles of the two lists with the same shape propose star
 correspondences. Every proposal gives a similarity transform; the one most
 stars agree with (RANSAC) wins, and a least-squares fit on all its matched
-stars refines it (similarity by default, affine on request).
+stars refines it (similarity by default, affine on request). The stacking
+refits that on the stars' windowed centroids, weighted by their SNR
+(:func:`refine`): 0.004–0.006 px rms against the simulator's known
+transforms on the benchmark's lights, half the error of the detected
+positions fitted unweighted.
 
 Own code rather than astroalign: with the same star lists both find the
 same transform (the benchmark compares them), but astroalign detects stars
@@ -165,6 +169,9 @@ def match_stars(
     brightest: int = 40,
     min_matches: int = 6,
     scale_range: tuple[float, float] = (0.8, 1.25),
+    ref_snr: np.ndarray | None = None,
+    snr: np.ndarray | None = None,
+    snr_cap: float = 100.0,
 ) -> Registration:
     """Transform carrying reference star positions ``ref_xy`` ``(n, 2)`` onto a
     frame's ``xy`` ``(m, 2)`` (both brightest first).
@@ -175,9 +182,26 @@ def match_stars(
     beyond 3× the residual rms dropped. ``scale_range`` bounds the scale
     (the same optics). Raises :class:`RegistrationError` with fewer than
     ``min_matches`` confirmed pairs (clouds, trails, another field).
+
+    With the stars' signal-to-noise ratios ``ref_snr`` ``(n,)`` and ``snr``
+    ``(m,)``, the refits weigh each pair by the inverse variance of its
+    position difference, 1 / (1/s₁² + 1/s₂²) (a centroid scatters as
+    FWHM/SNR), each SNR capped at ``snr_cap``: bright stars' positions are
+    limited by pixel sampling and blends, not by their noise, and uncapped
+    weights let a few of them decide. Measured on the stacking benchmark's
+    lights (windowed centroids of a 1× FWHM window, 15 frames against the
+    simulator's known transforms, rms over the frame): unweighted 0.0059 /
+    0.0071 px (mono / colour), uncapped 0.0099 / 0.0149 px, capped at 100
+    0.0041 / 0.0055 px.
     """
     ref_xy = np.asarray(ref_xy, float).reshape(-1, 2)
     xy = np.asarray(xy, float).reshape(-1, 2)
+    weighted = ref_snr is not None and snr is not None
+    if weighted:
+        ref_snr = np.minimum(np.maximum(np.asarray(ref_snr, float).reshape(-1), 1e-3), snr_cap)
+        snr = np.minimum(np.maximum(np.asarray(snr, float).reshape(-1), 1e-3), snr_cap)
+        if len(ref_snr) != len(ref_xy) or len(snr) != len(xy):
+            raise ValueError("one signal-to-noise ratio per star is needed")
     if len(ref_xy) < 3 or len(xy) < 3:
         raise RegistrationError(f"too few stars to match ({len(xy)} in the frame, {len(ref_xy)} in the reference)")
     ra, rv = _triangles(ref_xy[:brightest])
@@ -210,7 +234,14 @@ def match_stars(
                 break
     if best is None or best_n < min(min_matches, len(ref_xy), len(xy)):
         raise RegistrationError(f"only {best_n} stars agree on a transform (need {min_matches})")
-    m = best
+    return _refit(best, ref_xy, xy, ftree, tolerance, model, ref_snr if weighted else None,
+                  snr if weighted else None, min_matches)
+
+
+def _refit(m: np.ndarray, ref_xy: np.ndarray, xy: np.ndarray, ftree, tolerance: float, model: str,
+           ref_snr: np.ndarray | None, snr: np.ndarray | None, min_matches: int) -> Registration:
+    """Three least-squares refits of ``m`` on the pairs it confirms within ``tolerance``
+    (then 3× the residual rms), weighted by the SNRs (already capped) when given."""
     src = dst = np.zeros((0, 2))
     tol = tolerance
     for _ in range(3):
@@ -222,12 +253,37 @@ def match_stars(
         if len(idx) < min_matches:
             raise RegistrationError(f"only {len(idx)} stars agree on a transform (need {min_matches})")
         src, dst = ref_xy[idx], xy[k[idx]]
-        m = fit_transform(src, dst, model)
+        wts = None if ref_snr is None or snr is None else 1.0 / (1.0 / ref_snr[idx] ** 2 + 1.0 / snr[k[idx]] ** 2)
+        m = fit_transform(src, dst, model, wts)
         res = np.linalg.norm(_apply(m, src) - dst, axis=1)
         rms = float(np.sqrt(np.mean(res ** 2)))
         tol = max(3.0 * rms, 0.3)
     res = np.linalg.norm(_apply(m, src) - dst, axis=1)
     return Registration(matrix=m, matched=len(src), rms=float(np.sqrt(np.mean(res ** 2))))
+
+
+def refine(reg: Registration, ref_xy: np.ndarray, xy: np.ndarray, *, model: str = "similarity",
+           tolerance: float = 2.0, ref_snr: np.ndarray | None = None, snr: np.ndarray | None = None,
+           snr_cap: float = 100.0, min_matches: int = 6) -> Registration:
+    """``reg`` (found by :func:`match_stars`) refitted on other positions of the stars, e.g.
+    windowed centroids (:func:`fieldtui.stacking.quality.windowed_positions`): ``ref_xy``
+    ``(n, 2)``, ``xy`` ``(m, 2)``, weighted by the SNRs ``ref_snr`` ``(n,)``, ``snr`` ``(m,)``
+    as :func:`match_stars` does. Matching stays on the positions it was found with (the
+    detection's, whose behaviour on faint, blended stars the fallbacks are tuned for); only
+    the fit uses the finer ones. Raises :class:`RegistrationError` with fewer than
+    ``min_matches`` pairs, ValueError when the SNRs do not match the stars."""
+    ref_xy = np.asarray(ref_xy, float).reshape(-1, 2)
+    xy = np.asarray(xy, float).reshape(-1, 2)
+    if ref_snr is not None and snr is not None:
+        ref_snr = np.minimum(np.maximum(np.asarray(ref_snr, float).reshape(-1), 1e-3), snr_cap)
+        snr = np.minimum(np.maximum(np.asarray(snr, float).reshape(-1), 1e-3), snr_cap)
+        if len(ref_snr) != len(ref_xy) or len(snr) != len(xy):
+            raise ValueError("one signal-to-noise ratio per star is needed")
+    else:
+        ref_snr = snr = None
+    if len(xy) < min_matches:
+        raise RegistrationError(f"too few stars to refine ({len(xy)})")
+    return _refit(reg.matrix, ref_xy, xy, cKDTree(xy), tolerance, model, ref_snr, snr, min_matches)
 
 
 def match_translation(ref_xy: np.ndarray, xy: np.ndarray, *, tolerance: float = 2.0, brightest: int = 40,
