@@ -518,7 +518,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="rows run at once (process pool; default 1)")
     ap.add_argument("--minutes", type=float, default=30.0, help="minutes of guiding a row (default 30)")
     ap.add_argument("--algorithms", default="predictive,classic",
-                    help="predictive (the shipped pair), classic (hysteresis + resist switch) or both")
+                    help="predictive (the shipped pair), classic (hysteresis + resist switch), or both "
+                    "(predictive,classic: the default)")
     ap.add_argument("--assistant-minutes", type=float, default=10.0,
                     help="minutes the assistant watches the star unguided (default 10)")
     ap.add_argument("--list", action="store_true", help="list the rows and exit")
@@ -532,6 +533,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{a.key:24s} assistant: {a.label}  {json.dumps(a.overrides, ensure_ascii=False)}")
         return 0
     algos = [a.strip() for a in args.algorithms.split(",") if a.strip()]
+    if algos == ["both"]:
+        algos = ["predictive", "classic"]
     bad = [a for a in algos if a not in ALGORITHMS]
     if bad or not algos:
         ap.error(f"--algorithms {args.algorithms!r}: give predictive, classic or both")
