@@ -141,24 +141,11 @@ def test_the_mounts_own_dec_drift_is_not_taken_for_backlash():
 
 
 async def _sim_calibration(overrides):
-    from fieldtui.clock import VirtualClock
     from fieldtui.config import load_config
-    from fieldtui.devices.sim import SimRig
-    from fieldtui.guiding.events import CalibrationDone
-    from fieldtui.service.guide_worker import GuideWorker
+    from simcal import calibrate_on_sim_rig
 
     cfg = load_config(user=False, overrides=overrides)
-    clock = VirtualClock(1_800_000_000.0)
-    rig = SimRig(cfg, clock)
-    await rig.connect_all()
-    events = []
-    w = GuideWorker(rig.guide_camera, rig.guide_port, clock, GuideSettings.from_config(cfg),
-                    mount=rig.mount, pixel_scale=cfg.guide_scale, on_event=events.append)
-    await w.calibrate(then_guide=False)
-    while not any(isinstance(e, CalibrationDone) for e in events) and clock.now() < 1_800_001_800:
-        await clock.sleep(1.0)
-    await w.stop()
-    clock.close()
+    w, _ = await calibrate_on_sim_rig(cfg)
     return w.engine, cfg
 
 

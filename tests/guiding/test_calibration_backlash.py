@@ -58,24 +58,12 @@ def test_engine_reports_large_backlash_after_the_south_leg():
 
 async def test_bugcase_dec_backlash_on_sim_rig():
     """The bugcase config on the simulated rig: the south leg moves ~1 % of the north leg."""
-    from fieldtui.clock import VirtualClock
     from fieldtui.config import load_config
-    from fieldtui.devices.sim import SimRig
-    from fieldtui.service.guide_worker import GuideWorker
+    from simcal import calibrate_on_sim_rig
 
     cfg = load_config(str(bugcase("dec_backlash/backlash.toml")), user=False)
     assert cfg.sim.backlash_arcsec == 240.0
-    clock = VirtualClock(1_800_000_000.0)
-    rig = SimRig(cfg, clock)
-    await rig.connect_all()
-    events = []
-    w = GuideWorker(rig.guide_camera, rig.guide_port, clock, GuideSettings.from_config(cfg),
-                    mount=rig.mount, pixel_scale=cfg.guide_scale, on_event=events.append)
-    await w.calibrate(then_guide=False)
-    while not any(isinstance(e, CalibrationDone) for e in events) and clock.now() < 1_800_001_800:
-        await clock.sleep(1.0)
-    await w.stop()
-    clock.close()
+    w, events = await calibrate_on_sim_rig(cfg)
     done = [e for e in events if isinstance(e, CalibrationDone)]
     assert len(done) == 1
     backlash = [x for x in done[0].warnings if x.startswith("Dec backlash is very large")]
@@ -90,23 +78,11 @@ async def test_bugcase_dec_backlash_on_sim_rig():
 
 
 async def test_default_sim_backlash_gives_no_warning():
-    from fieldtui.clock import VirtualClock
     from fieldtui.config import load_config
-    from fieldtui.devices.sim import SimRig
-    from fieldtui.service.guide_worker import GuideWorker
+    from simcal import calibrate_on_sim_rig
 
     cfg = load_config(user=False)
     assert cfg.sim.backlash_arcsec == 8.0
-    clock = VirtualClock(1_800_000_000.0)
-    rig = SimRig(cfg, clock)
-    await rig.connect_all()
-    events = []
-    w = GuideWorker(rig.guide_camera, rig.guide_port, clock, GuideSettings.from_config(cfg),
-                    mount=rig.mount, pixel_scale=cfg.guide_scale, on_event=events.append)
-    await w.calibrate(then_guide=False)
-    while not any(isinstance(e, CalibrationDone) for e in events) and clock.now() < 1_800_001_800:
-        await clock.sleep(1.0)
-    await w.stop()
-    clock.close()
+    w, events = await calibrate_on_sim_rig(cfg)
     done = [e for e in events if isinstance(e, CalibrationDone)]
     assert len(done) == 1 and done[0].warnings == []
