@@ -62,7 +62,7 @@ def measure(data: np.ndarray, bayer: str | None, *, max_stars: int = 300, max_fi
     fwhm = float(np.median([s.fwhm for s in use])) * k if use else math.nan
     rnd = float(np.median([1.0 / max(s.elongation, 1.0) for s in use])) if use else math.nan
     xy = np.array([(s.x, s.y) for s in stars], float).reshape(-1, 2)
-    fine = windowed_positions(lum, level, xy, float(np.median([s.fwhm for s in use]))) if len(xy) else xy
+    fine = windowed_positions(lum, level, xy, fwhm / k) if len(xy) else xy
     xy, fine = xy * k + off, fine * k + off
     snr = np.array([s.snr for s in stars], float)
     # a super-pixel sums 4 pixels: noise and level per sensor pixel

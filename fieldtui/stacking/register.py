@@ -196,12 +196,7 @@ def match_stars(
     """
     ref_xy = np.asarray(ref_xy, float).reshape(-1, 2)
     xy = np.asarray(xy, float).reshape(-1, 2)
-    weighted = ref_snr is not None and snr is not None
-    if weighted:
-        ref_snr = np.minimum(np.maximum(np.asarray(ref_snr, float).reshape(-1), 1e-3), snr_cap)
-        snr = np.minimum(np.maximum(np.asarray(snr, float).reshape(-1), 1e-3), snr_cap)
-        if len(ref_snr) != len(ref_xy) or len(snr) != len(xy):
-            raise ValueError("one signal-to-noise ratio per star is needed")
+    ref_snr, snr = _capped_snrs(ref_snr, snr, len(ref_xy), len(xy), snr_cap)
     if len(ref_xy) < 3 or len(xy) < 3:
         raise RegistrationError(f"too few stars to match ({len(xy)} in the frame, {len(ref_xy)} in the reference)")
     ra, rv = _triangles(ref_xy[:brightest])
@@ -234,8 +229,19 @@ def match_stars(
                 break
     if best is None or best_n < min(min_matches, len(ref_xy), len(xy)):
         raise RegistrationError(f"only {best_n} stars agree on a transform (need {min_matches})")
-    return _refit(best, ref_xy, xy, ftree, tolerance, model, ref_snr if weighted else None,
-                  snr if weighted else None, min_matches)
+    return _refit(best, ref_xy, xy, ftree, tolerance, model, ref_snr, snr, min_matches)
+
+
+def _capped_snrs(ref_snr, snr, n_ref: int, n: int, cap: float) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Both stars' SNRs ``(n_ref,)``, ``(n,)`` as weights use them (in [1e-3, ``cap``]), or
+    (None, None) unless both are given. Raises ValueError when a list does not match its stars."""
+    if ref_snr is None or snr is None:
+        return None, None
+    ref_snr = np.minimum(np.maximum(np.asarray(ref_snr, float).reshape(-1), 1e-3), cap)
+    snr = np.minimum(np.maximum(np.asarray(snr, float).reshape(-1), 1e-3), cap)
+    if len(ref_snr) != n_ref or len(snr) != n:
+        raise ValueError("one signal-to-noise ratio per star is needed")
+    return ref_snr, snr
 
 
 def _refit(m: np.ndarray, ref_xy: np.ndarray, xy: np.ndarray, ftree, tolerance: float, model: str,
@@ -274,13 +280,7 @@ def refine(reg: Registration, ref_xy: np.ndarray, xy: np.ndarray, *, model: str 
     ``min_matches`` pairs, ValueError when the SNRs do not match the stars."""
     ref_xy = np.asarray(ref_xy, float).reshape(-1, 2)
     xy = np.asarray(xy, float).reshape(-1, 2)
-    if ref_snr is not None and snr is not None:
-        ref_snr = np.minimum(np.maximum(np.asarray(ref_snr, float).reshape(-1), 1e-3), snr_cap)
-        snr = np.minimum(np.maximum(np.asarray(snr, float).reshape(-1), 1e-3), snr_cap)
-        if len(ref_snr) != len(ref_xy) or len(snr) != len(xy):
-            raise ValueError("one signal-to-noise ratio per star is needed")
-    else:
-        ref_snr = snr = None
+    ref_snr, snr = _capped_snrs(ref_snr, snr, len(ref_xy), len(xy), snr_cap)
     if len(xy) < min_matches:
         raise RegistrationError(f"too few stars to refine ({len(xy)})")
     return _refit(reg.matrix, ref_xy, xy, cKDTree(xy), tolerance, model, ref_snr, snr, min_matches)
