@@ -968,6 +968,10 @@ class DecPlay:
         c.pos, c.known = self.pos, self.known
         return c
 
+    def would_move(self, out: float) -> float:
+        """What :meth:`moved` would give for ``out``, leaving the gear where it is."""
+        return self.copy().moved(out)
+
     def moved(self, out: float) -> float:
         """How far a correction of ``out`` px moves the axis (same sign, never longer)."""
         if out == 0.0 or self.gap_px <= 0.0:
@@ -1166,7 +1170,7 @@ class PredictiveDec(GuideAlgorithm):
         fb = self.aggression * distance
         if (fb > 0) - (fb < 0) != self.side:
             fb = 0.0
-        elif self._play().copy().moved(ff + fb) == 0.0 and self._play().known:
+        elif self._play().would_move(ff + fb) == 0.0 and self._play().known:
             # The play takes this correction up whole, so it moves nothing: the whole
             # displacement until the axis moves (at the gentle gain, 30″ of uncompensated
             # play took ~90 frames to take up while the star sat off).
@@ -1298,7 +1302,7 @@ class PredictiveDec(GuideAlgorithm):
         # frames cleared, uncompensated play was taken up one mean every 8 frames: 30″
         # of play, no drift, a 0.1-px offset held for 12 minutes).
         play = self._play()
-        if play.copy().moved(mean) != 0.0 or not play.known:
+        if play.would_move(mean) != 0.0 or not play.known:
             self._recent.clear()
         self.side = side
         return mean
@@ -1315,7 +1319,7 @@ class PredictiveDec(GuideAlgorithm):
         self._sum += actual - requested
         if actual != requested:
             # Redo the live correction's way through the play with what was sent.
-            self._lost_live -= requested - (self._live_play_before.copy().moved(requested))
+            self._lost_live -= requested - self._live_play_before.would_move(requested)
             self._live_play = self._live_play_before.copy()
             self._lost_live += actual - self._live_play.moved(actual)
             if self._held:
