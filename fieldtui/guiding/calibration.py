@@ -128,15 +128,22 @@ class Calibration:
         n = dec_px / self.dec_rate if self.dec_rate else 0.0
         return w * self.ra_vx + n * self.dec_vx, w * self.ra_vy + n * self.dec_vy
 
+    #: cos δ is taken no smaller than this (Dec 89.7°) when a calibration is carried to
+    #: another declination: closer to the pole a calibration fails anyway, and the pole
+    #: itself would divide by zero.
+    MIN_COS_DEC = 0.005
+
     def for_declination(self, dec_deg: float | None) -> "Calibration":
         """The same calibration with the RA rate scaled to a new declination
-        (the star's RA motion per pulse goes as cos Dec)."""
+        (the star's RA motion per pulse goes as cos Dec), near the pole too: a
+        calibration made at Dec 89° has 1/50 of the equator's RA rate, and used
+        unscaled at Dec 30° it would send RA pulses 50 times too long. The
+        scaling keeps the rate's relative error; the declination the mount reports
+        adds its own (tan δ per radian: 2′ is 3 % at Dec 89°)."""
         if dec_deg is None or self.dec_deg is None:
             return self
-        c0 = math.cos(math.radians(self.dec_deg))
-        c1 = math.cos(math.radians(dec_deg))
-        if c0 < 0.05 or c1 < 0.05:
-            return self
+        c0 = max(math.cos(math.radians(self.dec_deg)), self.MIN_COS_DEC)
+        c1 = max(math.cos(math.radians(dec_deg)), self.MIN_COS_DEC)
         k = c1 / c0
         d = asdict(self)
         d.update(ra_vx=self.ra_vx * k, ra_vy=self.ra_vy * k, dec_deg=dec_deg)

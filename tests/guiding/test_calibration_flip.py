@@ -139,3 +139,44 @@ def test_a_lock_moved_by_a_command_is_a_lock_shift_for_the_algorithms():
     assert e.ra_algo._lock == pytest.approx(-6.0) and e.dec_algo._lock == pytest.approx(-5.0)
     e.set_lock_position(100.0, 100.0, "new guide star")   # a new star: no shift of the mount
     assert e.ra_algo._lock == pytest.approx(-6.0) and e.dec_algo._lock == pytest.approx(-5.0)
+
+
+async def test_a_calibration_carried_to_another_declination_matches_the_one_made_there():
+    """The simulated mount's true calibration (the star's motion per second of West and North
+    pulse) at Dec 30°, 60°, 88° and 89°, each carried to every other declination by cos δ, is
+    the one measured there: the RA vector within 3 % (the mount reports its Dec to about 1′,
+    which at Dec 89° is 1.5 % of cos δ), the Dec vector unchanged. A calibration made near the
+    pole (which now succeeds) used unscaled at Dec 30° would send RA pulses 50 times too long."""
+    import dataclasses
+    cfg = load_config(user=False, overrides={
+        "sim": {"pe_amplitude_arcsec": 0.0, "polar_error_arcmin": 0.0, "ra_drift_arcsec_min": 0.0,
+                "gusts_per_hour": 0.0, "backlash_arcsec": 0.0}})
+    lst = astro.local_sidereal_deg(T0, cfg.site.longitude)
+    ra = (lst + 15.0) % 360.0                 # an hour east of the meridian: no flip on the way
+    cfg.plan.ra_deg, cfg.plan.dec_deg = ra, 30.0
+    clock = VirtualClock(T0)
+    rig = SimRig(cfg, clock)
+    await rig.connect_all()
+    made = {}
+    try:
+        for dec in (30.0, 60.0, 88.0, 89.0):
+            await rig.mount.slew_to(ra, dec)
+            st = await rig.mount.state()
+            assert st.pier_side == "west"
+            made[dec] = dataclasses.replace(_truth_calibration(rig, rig.guide_port, clock, "west"),
+                                            dec_deg=st.dec_deg)
+    finally:
+        clock.close()
+    assert made[89.0].ra_rate / made[30.0].ra_rate == pytest.approx(1 / 50, rel=0.05)
+    for a, ca in made.items():
+        for b, cb in made.items():
+            carried = ca.for_declination(cb.dec_deg)
+            assert carried.ra_vx == pytest.approx(cb.ra_vx, rel=0.03), (a, b)
+            assert carried.ra_vy == pytest.approx(cb.ra_vy, rel=0.03), (a, b)
+            assert (carried.dec_vx, carried.dec_vy) == (ca.dec_vx, ca.dec_vy)
+            assert carried.dec_deg == cb.dec_deg
+    # the engine does it when the mount reports the new declination (after a goto)
+    e = GuideEngine(camera="cam", pier_side="west", dec_deg=made[89.0].dec_deg,
+                    calibration=dataclasses.replace(made[89.0], camera="cam"))
+    e.set_pointing(dec_deg=made[30.0].dec_deg, pier_side="west")
+    assert e.calibration.ra_rate == pytest.approx(made[30.0].ra_rate, rel=0.03)
