@@ -117,6 +117,27 @@ def test_selection_by_fwhm_threshold(tmp_path):
     assert [r["file"].rsplit("/", 1)[-1] for r in res.rejected] == ["l4.fits"]
 
 
+def test_a_frame_through_thick_cloud_is_left_out(tmp_path):
+    # 2 % of the starlight gets through (4.2 magnitudes of cloud): 4 of the clear frames'
+    # 22 stars are detected (5 % lets 6-7 through, at the 30 % limit), and the frame is
+    # left out with the reason, the others stacked
+    cam = synth.Camera(width=320, height=240, hot_pixels=0, seed=51)
+    fld = synth.Field.random(cam, n=90, seed=52)
+    cloud = synth.Field(fld.x, fld.y, fld.flux * 0.02, fld.fwhm, fld.sky)
+    rng = np.random.default_rng(3)
+    from fieldtui.frame import Frame
+    from fieldtui.imaging.io import write_fits
+    for i, m in enumerate(random_mats(cam, 6, seed=53)):
+        write_fits(tmp_path / f"l{i}.fits", Frame(data=synth.light(cam, cloud if i == 2 else fld, 60, m, rng),
+                                                  exposure=60))
+    res = stack([tmp_path])
+    assert [r["file"].rsplit("/", 1)[-1] for r in res.rejected] == ["l2.fits"]
+    assert "clouds" in res.rejected[0]["reason"]
+    stars = {p.rsplit("/", 1)[-1]: q["stars"] for p, q in res.quality.items()}
+    assert stars["l2.fits"] < 0.3 * np.median(list(stars.values()))
+    assert len(res.used) == 5
+
+
 def test_colour_fits_set_is_calibrated_debayered_and_balanced(tmp_path):
     cam = synth.Camera(width=320, height=240, bayer="GRBG", seed=61)
     fld = synth.Field.random(cam, n=120, seed=62)
