@@ -67,10 +67,10 @@ def balance(rgb: np.ndarray) -> np.ndarray:
     """Background neutral (each channel's sky at the same level) and stars white
     on average (each channel's total star flux the same). ``(H, W, 3)`` float32."""
     a = np.array(rgb, np.float32, copy=True)
-    sub = a[::3, ::3]
-    bg = np.nanmedian(sub.reshape(-1, 3), axis=0)
+    sub = np.array(a[::3, ::3].reshape(-1, 3))  # a copy: `a -= bg` below must not move it
+    bg = np.nanmedian(sub, axis=0)
     a -= bg
-    s = sub.reshape(-1, 3) - bg
+    s = sub - bg
     noise = 1.4826 * np.nanmedian(np.abs(s), axis=0)
     lum = np.nansum(s, axis=1)
     bright = lum > np.nanpercentile(lum, 99.5)
