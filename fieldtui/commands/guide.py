@@ -376,6 +376,13 @@ async def _guide(cfg: Any, clock: Any, result: dict[str, Any], camera: Any, guid
     if server is not None:
         result["rig"] = f"INDI server {server.where}"
         result["server_notices"] = [text for _, text in server.notices]
+    if darks is not None:
+        # With --darks: the dark the frames had subtracted (None: none fitted the frames,
+        # and an alert says so), so a run shows it used the library.
+        gd = worker.dark_in_use
+        result["guide_dark"] = None if gd is None else {
+            "exposure_s": gd.exposure_s, "gain": gd.gain, "hot_pixels": gd.hot_pixels,
+            "file": str(Path(darks.folder) / darks.file_name(gd.exposure_s, gd.gain))}
     if log_dir:
         result["log_dir"] = str(Path(log_dir))
         result["guide_log"] = str(log_path) if log_path else None
@@ -518,6 +525,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"Frame to pulse {res['frame_to_pulse_ms_median']:.1f} ms median, "
                   f"{res['frame_to_pulse_ms_p99']:.1f} ms p99, {res['frame_to_pulse_ms_max']:.1f} ms max "
                   "(wall time)")
+        if res.get("guide_dark"):
+            d = res["guide_dark"]
+            print(f"Guide dark of {d['exposure_s']:g} s at gain {d['gain']} subtracted, "
+                  f"{d['hot_pixels']} hot pixels mapped out ({d['file']})")
         for a in res["alerts"]:
             print(f"! {a}")
         if res.get("guide_log"):

@@ -103,3 +103,18 @@ def test_cli_builds_darks_and_guides_with_them(tmp_path, capsys):
     assert "at least 3" in capsys.readouterr().err
     assert guide_main(["--darks", "--dark-dir", str(tmp_path / "none"), "--minutes", "1"]) == 2
     assert "--build-darks" in capsys.readouterr().err
+    # guiding with the library says which dark it subtracted: the guide exposure's (1 s) at
+    # the guiding gain, with the hot pixels the build mapped (small frames: a quick run)
+    cfg = tmp_path / "small.toml"
+    cfg.write_text("[guide_camera]\nwidth = 320\nheight = 240\n")
+    assert guide_main(["--config", str(cfg), "--build-darks", "--fast", "--json", "--dark-exposures", "0.5,1,2",
+                       "--dark-frames", "3", "--dark-dir", str(d)]) == 0
+    built = {x["exposure_s"]: x for x in json.loads(capsys.readouterr().out)["darks"]}
+    assert guide_main(["--config", str(cfg), "--darks", "--dark-dir", str(d), "--minutes", "0.5", "--fast",
+                       "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["frames"] > 10 and res["exposure_s"] == 1.0
+    used = res["guide_dark"]
+    assert used["exposure_s"] == 1.0 and used["hot_pixels"] == built[1.0]["hot_pixels"] > 0
+    assert used["file"] == str(d / built[1.0]["file"])
+
