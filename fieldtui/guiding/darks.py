@@ -14,7 +14,9 @@ business: :mod:`fieldtui.service.guide_darks`.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -38,6 +40,12 @@ class GuideDark:
     @property
     def hot_pixels(self) -> int:
         return int(self.bad.sum())
+
+    @cached_property
+    def level(self) -> np.float32:
+        """The master dark's median (ADU), added back after the subtraction: computed
+        once (a median of a 1280x960 frame costs ~8 ms, on every guide frame before)."""
+        return np.float32(np.median(self.dark))
 
 
 def master_dark(frames: list[np.ndarray]) -> np.ndarray:
@@ -81,22 +89,26 @@ def apply_dark(data: np.ndarray, gd: GuideDark | None) -> np.ndarray:
     if gd.dark.shape != img.shape:
         raise ValueError(f"the guide dark is {gd.dark.shape[1]}x{gd.dark.shape[0]}, the frame "
                          f"{img.shape[1]}x{img.shape[0]}: take darks for this frame size")
-    out = img - gd.dark + np.float32(np.median(gd.dark))
+    out = img - gd.dark
+    out += gd.level
     ys, xs = np.nonzero(gd.bad)
     if len(ys):
         h, w = out.shape
-        pad = np.pad(out, 1, mode="edge")
-        badp = np.pad(gd.bad, 1, mode="constant", constant_values=True)
-        # The 3x3 neighbourhoods of every bad pixel: (n, 9) values and masks.
-        oy, ox = np.mgrid[0:3, 0:3]
+        # The 3x3 neighbourhoods of every bad pixel: (n, 9) values and masks; a
+        # neighbour outside the frame or itself bad does not count.
+        oy, ox = np.mgrid[-1:2, -1:2]
         yy = ys[:, None] + oy.ravel()[None, :]
         xx = xs[:, None] + ox.ravel()[None, :]
-        vals = pad[yy, xx]
-        good = ~badp[yy, xx]
-        vals = np.where(good, vals, np.nan)
-        with np.errstate(all="ignore"):
+        inside = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+        yy, xx = np.clip(yy, 0, h - 1), np.clip(xx, 0, w - 1)
+        good = inside & ~gd.bad[yy, xx]
+        vals = np.where(good, out[yy, xx], np.nan)
+        with warnings.catch_warnings():  # a pixel with no good neighbour: NaN, handled below
+            warnings.simplefilter("ignore", RuntimeWarning)
             rep = np.nanmedian(vals, axis=1) if good.any() else np.full(len(ys), np.nan)
-        rep = np.where(np.isnan(rep), np.float32(np.median(out)), rep)
+        lost = np.isnan(rep)
+        if lost.any():  # a cluster of bad pixels: the frame's median
+            rep[lost] = np.median(out)
         out[ys, xs] = rep.astype(np.float32)
     return out
 

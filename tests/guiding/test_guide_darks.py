@@ -118,3 +118,20 @@ def test_cli_builds_darks_and_guides_with_them(tmp_path, capsys):
     assert used["exposure_s"] == 1.0 and used["hot_pixels"] == built[1.0]["hot_pixels"] > 0
     assert used["file"] == str(d / built[1.0]["file"])
 
+
+def test_bad_pixels_at_the_edge_and_in_clusters_by_hand():
+    """A bad pixel takes the median of its good 3x3 neighbours inside the frame; one with
+    none (inside a cluster) the frame's median; the dark's median is added back."""
+    from fieldtui.guiding.darks import GuideDark, apply_dark
+    data = np.arange(25, dtype=np.float32).reshape(5, 5) + 10.0
+    dark = np.full((5, 5), 10.0, np.float32)
+    bad = np.zeros((5, 5), bool)
+    bad[0, 0] = True
+    out = apply_dark(data, GuideDark(1.0, 0, dark, bad))
+    assert out[0, 0] == 5.0 + 10.0           # median of 1, 5, 6, plus the dark's median
+    assert out[2, 2] == data[2, 2]
+    bad[0:2, 0:2] = True
+    out = apply_dark(data, GuideDark(1.0, 0, dark, bad))
+    assert out[0, 0] == 12.0 + 10.0          # no good neighbour: the frame's median
+    assert out[0, 1] == 4.5 + 10.0           # median of 2 and 7
+    assert out[1, 1] == np.median([2, 7, 10, 11, 12]) + 10.0
