@@ -67,7 +67,9 @@ class AssistantFindings:
         out = [f"Guiding assistant: {self.duration_s / 60:.1f} min unguided, {self.frames} frames of "
                f"{self.exposure_s:g} s",
                f"Seeing jitter {self.jitter_ra_arcsec:.2f}″ RA, {self.jitter_dec_arcsec:.2f}″ Dec (RMS)",
-               f"Drift {self.ra_drift_arcsec_min:+.2f}″/min RA, {self.dec_drift_arcsec_min:+.2f}″/min Dec"]
+               f"Drift {self.ra_drift_arcsec_min:+.2f}″/min RA, {self.dec_drift_arcsec_min:+.2f}″/min Dec"
+               + ("" if self.pe_period_s is not None else
+                  " (the RA drift includes the periodic error: the run was shorter than a worm cycle)")]
         if self.polar_error_arcmin is not None:
             out.append(f"Polar alignment error about {self.polar_error_arcmin:.1f}′ (from the Dec drift)")
         if self.pe_period_s is not None and self.pe_amplitude_arcsec is not None:
@@ -276,6 +278,13 @@ def _recommend(f: AssistantFindings, scale: float, cosd: float) -> None:
         adv.append(f"The worm's periodic error (±{f.pe_amplitude_arcsec:.0f}″ over "
                    f"{f.pe_period_s:.0f} s) is predictable: the predictive RA guider follows it "
                    "ahead of time")
+    elif f.pe_period_s is None:
+        # Shorter than 1.1 worm periods: the periodic error is neither measured nor ruled
+        # out, and what the run saw of it reads as RA drift (2 min of a ±15″/480-s worm:
+        # -11″/min for 0.5″/min). No RA algorithm can be chosen from that.
+        adv.append("Periodic error not measured: run the assistant for more than 1.1 worm "
+                   "periods (the worm period is in the mount's manual) before choosing the RA "
+                   "algorithm; the RA drift above includes part of a worm cycle")
     else:
         rec["ra_algorithm"] = "hysteresis"
         rec["ra_aggression"] = 0.7

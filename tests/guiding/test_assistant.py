@@ -36,6 +36,33 @@ def test_analysis_of_known_unguided_motion():
         analyze_unguided(t[:5], ra[:5], de[:5], pixel_scale=scale, dec_deg=dec, exposure_s=1.0)
 
 
+def test_a_run_shorter_than_a_worm_cycle_chooses_no_ra_algorithm():
+    """Two minutes of a ±15″/480-s worm with 0.5″/min of RA drift: no period is found, the
+    RA slope is mostly the worm's (its steepest is 2π × 15/480 × 60 = 11.8″/min), so the
+    findings say the drift holds the periodic error and recommend no RA algorithm (a plain
+    hysteresis was recommended before), asking for a run over 1.1 worm periods."""
+    rng = np.random.default_rng(4)
+    scale = 4.3
+    t = np.arange(0.0, 120.0, 1.0)
+    ra = 15.0 * np.sin(2 * np.pi * t / 480.0) + 0.5 * t / 60.0 + rng.normal(0, 0.4, len(t))
+    de = 1.0 * t / 60.0 + rng.normal(0, 0.4, len(t))
+    f = analyze_unguided(t, ra / scale, de / scale, pixel_scale=scale, dec_deg=0.0, exposure_s=1.0)
+    assert f.pe_period_s is None and f.pe_amplitude_arcsec is None
+    assert f.ra_drift_arcsec_min > 8.0          # the worm's slope, not the 0.5″/min drift
+    assert "ra_algorithm" not in f.recommendations
+    lines = f.lines()
+    assert lines[2].endswith("(the RA drift includes the periodic error: the run was shorter than a worm cycle)")
+    assert any(a.startswith("Periodic error not measured: run the assistant for more than 1.1 worm periods")
+               for a in f.advice)
+    # ten minutes of the same mount: measured, and no such note
+    t = np.arange(0.0, 600.0, 1.0)
+    ra = 15.0 * np.sin(2 * np.pi * t / 480.0) + 0.5 * t / 60.0 + rng.normal(0, 0.4, len(t))
+    de = 1.0 * t / 60.0 + rng.normal(0, 0.4, len(t))
+    f = analyze_unguided(t, ra / scale, de / scale, pixel_scale=scale, dec_deg=0.0, exposure_s=1.0)
+    assert f.pe_period_s == pytest.approx(480.0, rel=0.02) and f.recommendations["ra_algorithm"] == "predictive"
+    assert "worm cycle" not in f.lines()[2]
+
+
 async def test_assistant_recovers_the_simulators_mount(tmp_path):
     from fieldtui.commands.guide import run_assistant_cli
     from fieldtui.guiding.log import parse_guide_log
