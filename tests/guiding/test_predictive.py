@@ -67,6 +67,18 @@ def test_predictive_learns_period_and_follows_periodic_error():
     assert err_h[late].std() > 2 * err[late].std()
 
 
+@pytest.mark.parametrize("period, amplitude", [(PERIOD, None), (240.0, 10.0)])
+def test_the_period_is_learnt_from_the_first_worm_cycle(period, amplitude):
+    """By 1.25 worm periods the model has the period within 1 % and uses it: the default
+    worm (480 s) and a steep fast one (±10 px over 240 s, ±45″ at 4.3″/px)."""
+    def steep(t):
+        return amplitude * np.sin(2 * math.pi * t / period + 0.4) + 0.002 * t
+    algo = Predictive(aggression=0.2)
+    run_axis(algo, gear if amplitude is None else steep, 1.25 * period)
+    assert algo.model.periodic_ok
+    assert algo.model.period == pytest.approx(period, rel=0.01)
+
+
 def test_predictive_trend_learns_slope():
     slope = 0.01  # px/s
     algo = Predictive(aggression=0.2)
