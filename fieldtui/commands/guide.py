@@ -183,9 +183,10 @@ async def run_assistant_cli(cfg: Any, *, minutes: float, fast: bool, log_dir: st
         out: dict[str, Any] = {"findings": f.to_dict(), "lines": f.lines()}
     except AssistantError as exc:
         out = {"error": str(exc)}
-    driver = getattr(clock, "_driver", None)
-    if driver is not None:
-        driver.cancel()
+    finally:
+        driver = getattr(clock, "_driver", None)
+        if driver is not None:
+            driver.cancel()
     s = cfg.sim
     out["simulator"] = {"pe_amplitude_arcsec": s.pe_amplitude_arcsec, "pe_period_s": s.pe_period_s,
                         "polar_error_arcmin": s.polar_error_arcmin,
@@ -235,6 +236,11 @@ async def run_guide(cfg: Any, *, minutes: float, fast: bool, corrections: bool =
     finally:
         if server is not None:
             await server.close()
+        # A virtual clock's driver left running (guiding that did not start returns early)
+        # keeps the loop busy, and the next virtual clock in the same loop never sees it idle.
+        driver = getattr(clock, "_driver", None)
+        if driver is not None:
+            driver.cancel()
 
 
 async def _guide(cfg: Any, clock: Any, result: dict[str, Any], camera: Any, guide_port: Any, mount: Any,

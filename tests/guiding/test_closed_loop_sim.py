@@ -123,3 +123,15 @@ def test_cli_json(capsys, tmp_path):
     from fieldtui.guiding.log import parse_guide_log
     log = parse_guide_log(logs[0])
     assert len(log.sessions) == 1 and len(log.sessions[0].entries) >= out["frames"]
+
+
+async def test_a_run_that_did_not_start_leaves_the_loop_to_the_next_run():
+    """Guiding that does not start (more stars asked for than the frame shows) returned
+    without stopping its virtual clock's driver, and the next run in the same event loop
+    (a script or benchmark calling run_guide in turn) spun for ever."""
+    small = {"guide_camera": {"width": 320, "height": 240}}
+    bad = load_config(user=False, overrides={**small, "guiding": {"min_stars": 1000}})
+    res = await asyncio.wait_for(run_guide(bad, minutes=1.0, fast=True), 60)
+    assert "frames" not in res and "need at least 1000" in res["error"]
+    res = await asyncio.wait_for(run_guide(load_config(user=False, overrides=small), minutes=1.0, fast=True), 60)
+    assert "error" not in res and res["frames"] > 40
