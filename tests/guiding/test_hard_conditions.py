@@ -94,3 +94,19 @@ async def test_ratio_to_the_seeing_floor_full_frames_and_an_hour(name):
     for minutes, small in ((30.0, False), (60.0, True)):
         res, ratio = await _ratio(overrides, dither, minutes=minutes, small=small)
         assert ratio <= 1.25, f"{name}, {minutes:g} min: {ratio:.2f}× the floor"
+
+
+async def test_undersampled_stars_within_the_issues_bound():
+    """A 120-mm guide scope in 1.2″ seeing: stars of HFD ~1.4 px, guided on a Gaussian-fit
+    centre, 30 minutes at the issue's 1.25x (1.23x; tests/guiding/test_hard_guiding.py runs
+    4 minutes against a looser bound), with the note that the stars are undersampled."""
+    from fieldtui.guiding.events import Alert
+    events = []
+    cfg = load_config(user=False, overrides=_merge(SMALL, {"guide_scope": {"focal_length_mm": 120.0},
+                                                           "sim": {"seeing_fwhm_arcsec": 1.2}}))
+    res = await run_guide(cfg, minutes=30.0, fast=True, on_event=events.append)
+    assert "error" not in res and res["frames"] > 1200 and res["star_lost_events"] == 0
+    ratio = res["rms_total_arcsec"] / res["seeing_floor_arcsec"]
+    assert ratio <= 1.25, f"{res['rms_total_arcsec']:.2f}″ is {ratio:.2f}× the floor"
+    notes = [e for e in events if isinstance(e, Alert) and e.code == "undersampled"]
+    assert len(notes) == 1 and "undersampled (HFD 1." in notes[0].message
