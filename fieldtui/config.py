@@ -477,6 +477,7 @@ _RANGES: dict[str, tuple[float, float, bool, str]] = {
     "guiding.stats_window_s": (0, INF, False, "a positive number of seconds"),
     "sim.seed": (0, INF, True, "0 or more"),
     "sim.seeing_jitter": (0, 2, True, "a fraction of the seeing FWHM from 0 to 2"),
+    "sim.seeing_jitter_shared": (0, 1, True, "a fraction of the jitter's variance from 0 to 1"),
     "sim.sky_mag_arcsec2": (10, 25, True, "a sky brightness between 10 and 25 mag/arcsec²"),
     "sim.temperature_c": (-50, 60, True, "°C between -50 and 60"),
     "sim.pe_amplitude_arcsec": (0, 600, True, "arc-seconds, 0 or more"),

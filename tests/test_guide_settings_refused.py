@@ -10,6 +10,21 @@ from fieldtui.commands.guide import main as guide_main
 from fieldtui.config import ConfigError, load_config
 
 
+def test_every_number_of_the_shipped_guiding_and_sim_tables_is_checked():
+    """NaN in any [guiding] or [sim] number of the shipped config is refused naming that key
+    (seeing_jitter_shared was not checked: NaN ended in "Cannot pick a guide star", -0.5 and
+    3 were silently clamped)."""
+    import tomllib
+    from importlib import resources
+    shipped = tomllib.loads(resources.files("fieldtui").joinpath("resources/config.toml").read_text())
+    keys = [(t, k) for t in ("guiding", "sim") for k, v in shipped[t].items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    assert len(keys) > 60
+    for table, key in keys:
+        with pytest.raises(ConfigError, match=f"{table}.{key}: expected"):
+            load_config(user=False, overrides={table: {key: float("nan")}})
+
+
 @pytest.mark.parametrize("table, key, value, expected", [
     ("guiding", "calibration_steps", 0, "between 2 and 100 steps"),
     ("guiding", "calibration_px", 0.0, "pixels between 2 and 500"),
@@ -25,6 +40,7 @@ from fieldtui.config import ConfigError, load_config
     ("guiding", "settle_timeout_s", 0.0, "a positive number of seconds"),
     ("guiding", "multi_star", -1, "0 (off) to 32 extra stars"),
     ("sim", "seeing_jitter", -0.2, "a fraction of the seeing FWHM from 0 to 2"),
+    ("sim", "seeing_jitter_shared", float("nan"), "a fraction of the jitter's variance from 0 to 1"),
     ("sim", "backlash_arcsec", -5.0, "arc-seconds, 0 or more"),
     ("sim", "backlash_start", 1.5, "a fraction of the play from 0 to 1"),
     ("sim", "seed", -1, "0 or more"),
