@@ -17,7 +17,7 @@ Snapshot (``stacking``): ``state`` (``idle``/``running``/``failed``), ``queue``
 ``total``, ``left_s``: time left in the stage, ``elapsed_s``) and ``results``
 (the last :data:`KEEP_RESULTS` sets: ``output``, ``preview``, ``frames_used``,
 ``frames_rejected`` as ``[{file, reason}]``, ``frames`` as per-light
-``{file, fwhm, roundness, stars, used}``, ``seconds``, or ``error``; the newest
+``{file, fwhm, roundness, stars, background, noise, used}``, ``seconds``, or ``error``; the newest
 also ``thumb``, a grey preview of at most 240 px a side for the terminal).
 
 Fed by the capture: each finished set of lights (a
@@ -236,7 +236,8 @@ class StackWorker(SubprocessActivity):
             if ans.get("event") == "done":
                 used = set(ans.get("used") or [])
                 frames = [{"file": f, "fwhm": q.get("fwhm"), "roundness": q.get("roundness"),
-                           "stars": q.get("stars"), "used": f in used}
+                           "stars": q.get("stars"), "background": q.get("background"),
+                           "noise": q.get("noise"), "used": f in used}
                           for f, q in (ans.get("frames") or {}).items()]
                 res |= {k: ans.get(k) for k in ("output", "preview", "frames_used", "frames_rejected",
                                                   "seconds", "warnings", "shape", "masters")}

@@ -5,7 +5,7 @@ import numpy as np
 
 from fieldtui.stacking import synth
 from fieldtui.ui.app import FieldApp
-from fieldtui.ui.screens.stacking import FwhmPlot, duration, progress_text, zoom_crop
+from fieldtui.ui.screens.stacking import FwhmPlot, duration, metric_points, progress_text, zoom_crop
 from fieldtui.ui.widgets.frameview import FrameView
 from tests.stacking.conftest import random_mats, write_set
 
@@ -21,6 +21,11 @@ def test_texts_and_zoom_crop():
     img = np.arange(64).reshape(8, 8)
     assert zoom_crop(img, 1) is img
     assert zoom_crop(img, 2).tolist() == img[2:6, 2:6].tolist()
+    frames = [{"fwhm": 3.1, "stars": 40, "used": True}, {"fwhm": 5.0, "stars": 12, "used": False},
+              {"fwhm": None, "stars": 0, "used": False}, {"fwhm": float("nan"), "stars": 38, "used": True}]
+    assert metric_points(frames, "fwhm") == ([(1, 3.1)], [(2, 5.0)])
+    assert metric_points(frames, "stars") == ([(1, 40.0), (4, 38.0)], [(2, 12.0), (3, 0.0)])
+    assert metric_points(frames, "noise") == ([], [])
 
 
 async def test_add_a_night_by_key_then_progress_result_rejected_and_preview(service, tmp_path):
@@ -55,6 +60,17 @@ async def test_add_a_night_by_key_then_progress_result_rejected_and_preview(serv
         assert "light_999.fits:" in rej
         plot = app.screen.query_one(FwhmPlot)
         assert plot.draws > 0 and "5 stacked" in plot.border_title and "1 left out" not in plot.border_title
+        assert plot.border_title.startswith("FWHM per frame (px)")
+        # m steps through the per-frame metrics: roundness, stars, background, noise, FWHM
+        frames = r["frames"]
+        for what in ("roundness per frame", "stars per frame", "background per frame (ADU)",
+                     "noise per frame (ADU)", "FWHM per frame (px)"):
+            await pilot.press("m")
+            assert await wait_until(pilot, lambda: plot.border_title.startswith(what), timeout=5), plot.border_title
+        assert all(isinstance(f.get(k), (int, float)) for f in frames if f["used"]
+                   for k in ("roundness", "stars", "background", "noise"))
+        med_bg = float(np.median([f["background"] for f in frames if f.get("background") is not None]))
+        assert med_bg > 0
         view = app.screen.query_one("#st-preview", FrameView)
         assert view._img is not None and max(view._img.shape) <= 240
         full = view._img.shape

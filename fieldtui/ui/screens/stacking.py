@@ -1,5 +1,6 @@
 """Stacking: the queue of frame sets, the running set's progress and time left, the
-per-frame FWHM plot, the frames left out with their reasons, and the stack's preview.
+per-frame metrics plot (FWHM, roundness, star count, background or noise: ``m``), the
+frames left out with their reasons, and the stack's preview.
 
 While the capture takes a set of lights, the preview is the worker's live stack
 (each saved light joins it), until that set's final stack is done; ``n``/``p``
@@ -91,39 +92,62 @@ def zoom_crop(img: np.ndarray, zoom: int) -> np.ndarray:
     return img[y0:y0 + ch, x0:x0 + cw]
 
 
+#: the per-frame metrics the plot shows, in the order ``m`` steps through them:
+#: (key in the worker's frames, name, unit); the field guide's Plot panel
+METRICS = (("fwhm", "FWHM", "px"), ("roundness", "roundness", ""), ("stars", "stars", ""),
+           ("background", "background", "ADU"), ("noise", "noise", "ADU"))
+
+
+def metric_points(frames: list[dict[str, Any]], key: str) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+    """The plot's points for one metric: (frame number from 1, value) of the stacked frames
+    and of the frames left out, in file order; frames without the value are skipped."""
+    used: list[tuple[int, float]] = []
+    out: list[tuple[int, float]] = []
+    for i, f in enumerate(frames):
+        v = f.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v):
+            (used if f.get("used") else out).append((i + 1, float(v)))
+    return used, out
+
+
 class FwhmPlot(ThrottledPlot):
-    """FWHM (px) of each light of one set, in file order: stacked frames as dots,
-    frames left out as crosses."""
+    """A per-frame metric (FWHM in px by default; :data:`METRICS`) of each light of one set,
+    in file order: stacked frames as dots, frames left out as crosses."""
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.frames: list[dict[str, Any]] = []
         self.name_ = ""
+        self.metric = 0  # index into METRICS
 
     def set_frames(self, frames: list[dict[str, Any]], name: str) -> None:
         if frames != self.frames or name != self.name_:
             self.frames, self.name_ = list(frames), name
             self.changed()
 
+    def next_metric(self) -> str:
+        """Show the next metric; returns its name."""
+        self.metric = (self.metric + 1) % len(METRICS)
+        self.changed()
+        return METRICS[self.metric][1]
+
     def build_plot(self) -> None:
         plt = self.plt
         line, pts, best_c, fit_c = NIGHT if self.night else DAY
-        data = [(i + 1, f.get("fwhm"), f.get("used")) for i, f in enumerate(self.frames)
-                if isinstance(f.get("fwhm"), (int, float))]
-        if not data:
-            self.border_title = f"FWHM per frame{' · ' + self.name_ if self.name_ else ''}: no frames yet"
+        key, what, unit = METRICS[self.metric]
+        used, out = metric_points(self.frames, key)
+        if not used and not out:
+            self.border_title = f"{what} per frame{' · ' + self.name_ if self.name_ else ''}: no frames yet"
             return
-        used = [(x, y) for x, y, u in data if u]
-        out = [(x, y) for x, y, u in data if not u]
         if used:
             plt.scatter([d[0] for d in used], [d[1] for d in used], color=pts, marker="●")
         if out:
             plt.scatter([d[0] for d in out], [d[1] for d in out], color=best_c, marker="x")
         plt.xlabel("frame")
-        ys = [d[1] for d in data]
-        med = float(np.median(ys))
-        self.border_title = (f"FWHM per frame (px) · {self.name_} · median {med:.2f}"
-                             f" · {len(used)} stacked ●, {len(out)} left out x")
+        med = float(np.median([d[1] for d in used + out]))
+        fmt = ".0f" if key in ("stars", "background") else ".2f"
+        self.border_title = (f"{what} per frame{f' ({unit})' if unit else ''} · {self.name_} · "
+                             f"median {med:{fmt}} · {len(used)} stacked ●, {len(out)} left out x")
 
 
 class PathScreen(ModalScreen[str | None]):
@@ -168,6 +192,8 @@ class StackingScreen(StageScreen):
         Binding("n", "pick(1)", "Newer", group=RESULT, tooltip="show the next newer stacked set"),
         Binding("p", "pick(-1)", "Older", group=RESULT, tooltip="show the next older stacked set"),
         Binding("z", "zoom", "Zoom", tooltip="zoom the preview ×2, ×4 on its centre, and back"),
+        Binding("m", "metric", "Metric", group=RESULT,
+                tooltip="plot FWHM, roundness, star count, background or noise per frame"),
     ]
 
     def __init__(self, *a: Any, **kw: Any) -> None:
@@ -234,6 +260,8 @@ class StackingScreen(StageScreen):
             return True
         if action == "pick":
             return len(self.snap.get("results") or []) > 1
+        if action == "metric":
+            return bool(self.snap.get("results"))
         if not self.app.rig.connected:  # type: ignore[attr-defined]
             return False
         if action == "cancel":
@@ -363,6 +391,9 @@ class StackingScreen(StageScreen):
             self.pick = max(0, min(n - 1, i)) - n
             self._thumb_key = None
             self.show_result()
+
+    def action_metric(self) -> None:
+        self.message(f"plot: {self.query_one(FwhmPlot).next_metric()} per frame")
 
     def action_zoom(self) -> None:
         self.zoom = ZOOMS[(ZOOMS.index(self.zoom) + 1) % len(ZOOMS)]
