@@ -13,6 +13,7 @@ import math
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -114,18 +115,40 @@ def _num(header, *keys):
 # FITS
 
 
+def _fits_cut_short(path: Path | None, reading: tuple[Any, int] | None) -> str | None:
+    """'truncated FITS file: …' when the file ends before the data its header announces
+    (a copy or a write cut short), else None. ``reading``: that header and the byte
+    offset where its data starts."""
+    if path is None or reading is None:
+        return None
+    header, start = reading
+    try:
+        n = abs(int(header["BITPIX"])) // 8
+        for k in range(1, int(header["NAXIS"]) + 1):
+            n *= int(header[f"NAXIS{k}"])
+        have = path.stat().st_size - start
+    except (KeyError, TypeError, ValueError, OSError):
+        return None
+    if 0 <= have < n:
+        return f"truncated FITS file: the data stops after {have} of its {n} bytes"
+    return None
+
+
 def _read_fits(path: Path, source=None) -> Frame:
     """``source``: a file object to read instead of ``path`` (``path`` then only names it)."""
     from astropy.io import fits
 
+    reading: tuple[Any, int] | None = None  # the header whose data is being read, and where it starts
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with fits.open(path if source is None else source, memmap=False) as hdul:
                 hdu = header = None
-                for h in hdul:
+                for i, h in enumerate(hdul):
                     # the header as written: reading the data drops BSCALE/BZERO and rewrites BITPIX
                     written = h.header.copy()
+                    if written.get("NAXIS", 0) >= 2:
+                        reading = (written, int(hdul.fileinfo(i)["datLoc"]))
                     if written.get("NAXIS", 0) >= 2 and h.data is not None and h.data.ndim >= 2:
                         hdu, header = h, written
                         break
@@ -138,6 +161,9 @@ def _read_fits(path: Path, source=None) -> Frame:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "truncated" in msg.lower() or "corrupt" in msg.lower() or "empty" in msg.lower():
             raise FrameReadError(path, "corrupt", f"truncated or corrupt FITS file ({msg})") from None
+        cut = _fits_cut_short(path if source is None else None, reading)
+        if cut:
+            raise FrameReadError(path, "corrupt", cut) from None
         raise FrameReadError(path, "corrupt", f"cannot read FITS data ({msg})") from None
 
     colour = None

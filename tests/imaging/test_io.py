@@ -55,6 +55,23 @@ def test_broken_files_each_get_their_own_message(testdata, name, reason, words):
     assert msg.startswith(os.path.basename(name))
 
 
+def test_a_fits_file_cut_short_says_how_much_of_its_data_is_there(tmp_path):
+    """A copy or a write cut short: the header is whole and the data stop early. The
+    message says so with the bytes found and announced (before: numpy's 'cannot reshape
+    array of size … into shape …')."""
+    path = tmp_path / "cut.fits"
+    write_fits(path, Frame(data=np.full((100, 120), 1000, np.uint16), exposure=30.0))
+    whole = path.read_bytes()
+    start = whole.index(b"END" + b" " * 77) // 2880 * 2880 + 2880   # the data's first block
+    path.write_bytes(whole[:start + 5000])
+    with pytest.raises(FrameReadError) as exc:
+        read_frame(path)
+    assert exc.value.reason == "corrupt"
+    assert str(exc.value) == "cut.fits: truncated FITS file: the data stops after 5000 of its 24000 bytes"
+    path.write_bytes(whole)
+    assert read_frame(path).data.shape == (100, 120)
+
+
 def test_stripped_dng_is_empty_even_after_reading_another_raw(testdata):
     # LibRaw hands back stale pixels for a stripped file read after a good one
     read_frame(testdata / "raw" / "imageio_Blackmagic.dng")
