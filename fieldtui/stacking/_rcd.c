@@ -56,18 +56,6 @@ static inline float hpf(const float *c, Py_ssize_t wp, Py_ssize_t y, Py_ssize_t 
     return t;
 }
 
-static inline float stat_diag(const float *c, Py_ssize_t wp, Py_ssize_t y, Py_ssize_t x, int sg, float epssq)
-{
-    float out = 0.0f;
-    int k;
-    for (k = -1; k <= 1; k++) {
-        float t = hpf(c, wp, y + k, x + sg * k, 1, sg);
-        t *= t;
-        out = (k == -1) ? t : out + t;
-    }
-    return out > epssq ? out : epssq;
-}
-
 static void strip(const float *c, Py_ssize_t hp, Py_ssize_t wp, int ry, int rx, float eps, float epssq, float *rgb,
                   float *hv, float *vh, float *vhd, float *aux)
 {
@@ -168,15 +156,7 @@ static void strip(const float *c, Py_ssize_t hp, Py_ssize_t wp, int ry, int rx, 
                 AT(green, y, x) = he;
             }
         }
-    /* step 4.1: diagonal direction at red and blue sites (aux) */
-    for (y = 0; y < n; y++)
-        aux[y] = 0.5f;
-    for (y = 4; y < hp - 4; y++)
-        for (x = 4 + (((y & 1) == ry ? rx : bx) + 4) % 2; x < wp - 4; x += 2) {
-            float p = stat_diag(c, wp, y, x, 1, epssq), q = stat_diag(c, wp, y, x, -1, epssq);
-            AT(aux, y, x) = p / (p + q);
-        }
-    /* step 4.2: red at blue sites, then blue at red sites */
+    /* step 4.2: red at blue sites, then blue at red sites (the two diagonals averaged) */
     for (pass = 0; pass < 2; pass++) {
         int sy = pass == 0 ? by : ry, sx = pass == 0 ? bx : rx;
         float *xp = pass == 0 ? red : blue;
@@ -199,7 +179,7 @@ static void strip(const float *c, Py_ssize_t hp, Py_ssize_t wp, int ry, int rx, 
                 pe = blend(nw - AT(green, y - 1, x - 1), gnw, se - AT(green, y + 1, x + 1), gse);
                 qe = blend(ne - AT(green, y - 1, x + 1), gne, sw - AT(green, y + 1, x - 1), gsw);
                 qe -= pe;
-                qe *= refine(aux, wp, y, x);
+                qe *= 0.5f;
                 qe += pe;
                 qe += g0;
                 AT(xp, y, x) = qe;

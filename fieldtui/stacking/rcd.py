@@ -7,10 +7,9 @@ that description; the steps:
 
 1. Direction of every pixel: ``VH_Dir = V / (V + H)`` where V (H) is the sum
    over three consecutive rows (columns) of the squared 7-tap high-pass
-   filter ``[1, -3, -1, 6, -1, -3, 1]`` run down the column (along the row);
-   the diagonal ``PQ_Dir`` likewise along the two diagonals, at red and blue
-   sites. Each is "refined": the mean of its four diagonal neighbours
-   replaces it when that mean is further from 0.5 (a clearer direction).
+   filter ``[1, -3, -1, 6, -1, -3, 1]`` run down the column (along the row),
+   "refined": the mean of its four diagonal neighbours replaces it when
+   that mean is further from 0.5 (a clearer direction).
 2. A 3×3 low-pass ``[1, 2, 1] ⊗ [1, 2, 1] / 16`` of the mosaic at red and
    blue sites.
 3. Green at red and blue sites: each of the four cardinal green neighbours,
@@ -20,8 +19,29 @@ that description; the steps:
    ``VH_Dir``.
 4. Red at blue sites and blue at red sites: green plus the colour
    difference of the diagonal neighbours, gradient-weighted along each
-   diagonal and blended by ``PQ_Dir``; then red and blue at green sites:
-   green plus the cardinal colour differences blended by ``VH_Dir``.
+   diagonal, the two diagonals' estimates averaged (see below); then red
+   and blue at green sites: green plus the cardinal colour differences
+   blended by ``VH_Dir``.
+
+The diagonals of step 4 are averaged with equal weights. The release
+describes a diagonal direction ``PQ_Dir`` like ``VH_Dir`` (the squared
+high-pass along each diagonal); the code that Siril runs (librtprocess's
+``rcd_demosaic``, from RawTherapee) computes that statistic with several
+cross terms of the other sign, which makes it negative on any smooth
+positive signal, clamped to its floor for both diagonals: ``PQ_Dir`` is ½
+there (on a calibrated light of the stacking benchmark, at all but 0.08 %
+of the red and blue sites). The equal blend is what that program does,
+and it keeps stars sharper than the described direction: on the
+benchmark's reference light (RGGB, stars of 3.2 px) the median FWHM of
+the red stars fell from 3.131 to 3.106 px and of the blue from 3.069 to
+3.044 (green unchanged; Siril 1.0.6's own RCD: 3.127 and 3.064); the
+stack of 16 lights from 3.2855 to 3.2742 px (Siril 3.2826), its noise
+per pixel / 4×4 / 16×16 from 20.50 / 31.05 / 34.25 to 20.51 / 30.97 /
+33.88 (Siril 20.60 / 31.13 / 34.40). Nor is it a sharpening: red and blue
+come out closer to the truth (round Gaussian stars of σ 1.3 px, RGGB: mean
+error 1.29 / 1.97 ADU → 1.08 / 1.76 for red / blue without noise, 15.6 /
+16.2 → 15.2 / 15.8 with 20 ADU of it; green unchanged). It also saves the
+statistic's cost.
 
 Differences from the reference, for calibrated astronomical data (ADU,
 possibly negative in a dark background): no clipping to [0, 1] anywhere, and
@@ -197,13 +217,8 @@ def _strip(c: np.ndarray, pattern: str, eps: np.float32, epssq: np.float32) -> n
         he += ve
         s(green)[...] = he
     del lpf
-    # step 4.1: diagonal direction at red and blue sites
-    pq = np.full(shape, np.float32(0.5), np.float32)
-    for s in (sr, sb):
-        p = _stat_diag(c, s, 1, epssq)
-        q = _stat_diag(c, s, -1, epssq)
-        s(pq)[...] = p / (p + q)
-    # step 4.2: red at blue sites, blue at red sites
+    # step 4.2: red at blue sites, blue at red sites (the two diagonals averaged: see the
+    # module's docstring)
     for s, x in ((sb, red), (sr, blue)):
         g0 = s(green)
         nw, ne = s(x, -1, -1), s(x, -1, 1)
@@ -223,11 +238,10 @@ def _strip(c: np.ndarray, pattern: str, eps: np.float32, epssq: np.float32) -> n
         pe = _blend(nw - s(green, -1, -1), g_nw, se - s(green, 1, 1), g_se)
         qe = _blend(ne - s(green, -1, 1), g_ne, sw - s(green, 1, -1), g_sw)
         qe -= pe
-        qe *= _refine(pq, s)
+        qe *= np.float32(0.5)
         qe += pe
         qe += g0
         s(x)[...] = qe
-    del pq
     # step 4.3: red and blue at green sites
     for py, px in gs:
         s = _View(shape, py, px)
@@ -261,22 +275,6 @@ def _strip(c: np.ndarray, pattern: str, eps: np.float32, epssq: np.float32) -> n
             he += g0
             s(x)[...] = he
     return rgb
-
-
-def _stat_diag(c: np.ndarray, s, sign: int, epssq: np.float32) -> np.ndarray:
-    """The direction statistic along a diagonal (sign 1: NW–SE, −1: NE–SW) at the
-    views' sites (the high-pass at the site and its two neighbours on that diagonal)."""
-    out = None
-    for k in (-1, 0, 1):
-        t = s(c, k - 3, sign * (k - 3)) - np.float32(3) * s(c, k - 2, sign * (k - 2))
-        t -= s(c, k - 1, sign * (k - 1))
-        t += np.float32(6) * s(c, k, sign * k)
-        t -= s(c, k + 1, sign * (k + 1))
-        t -= np.float32(3) * s(c, k + 2, sign * (k + 2))
-        t += s(c, k + 3, sign * (k + 3))
-        t *= t
-        out = t if out is None else out + t
-    return np.maximum(out, epssq, out=out)
 
 
 def _pad(mosaic: np.ndarray, full_scale: float):
