@@ -16,7 +16,8 @@
 
 static double pixel(double *v, int32_t *id, const double *weights, const double *rel, double *w, double *r,
                     double *c1, double *c2, Py_ssize_t m, int kind, double k_lo, double k_hi, int iters,
-                    int use_median, double floor_sd, int uniform, int shortcut, Py_ssize_t *nrej)
+                    int use_median, double floor_sd, double slope, double level, int uniform, int shortcut,
+                    Py_ssize_t *nrej)
 {
     Py_ssize_t i, j, lo, hi, it;
     int sums = 0;
@@ -63,16 +64,20 @@ static double pixel(double *v, int32_t *id, const double *weights, const double 
     if (kind != 0) {
         for (it = 0; it < iters; it++) {
             Py_ssize_t n = hi - lo, new_lo = lo, new_hi = hi;
-            double med;
+            double med, fl;
             if (n < 3)
                 break;
             med = 0.5 * (v[lo + (n - 1) / 2] + v[lo + n / 2]);
+            /* the floor at this pixel's level: the frames' noise plus the signal's shot noise */
+            fl = floor_sd;
+            if (slope > 0.0 && med > level)
+                fl = sqrt(floor_sd * floor_sd + slope * (med - level));
             /* the deviation used below is never under floor_sd, and rounding is monotonic:
              * when the two end values stand within the thresholds the floor alone sets,
              * they stand within the real ones too, and the pass rejects nothing (the
              * deviation is not needed: the same result, without its iterations) */
-            if (shortcut && kind != 3 && floor_sd > 0.0 && !(v[lo] < med - k_lo * floor_sd * r[lo]) &&
-                !(v[hi - 1] > med + k_hi * floor_sd * r[hi - 1]))
+            if (shortcut && kind != 3 && fl > 0.0 && !(v[lo] < med - k_lo * fl * r[lo]) &&
+                !(v[hi - 1] > med + k_hi * fl * r[hi - 1]))
                 break;
             if (!sums) {
                 /* prefix sums relative to the median (no cancellation in double) */
@@ -132,8 +137,8 @@ static double pixel(double *v, int32_t *id, const double *weights, const double 
                     }
                     sd *= 1.0 + 2.0 / ((double)n + 3.5);
                 }
-                if (sd < floor_sd)
-                    sd = floor_sd;
+                if (sd < fl)
+                    sd = fl;
                 /* each value against its own frame's noise (rejection peels the ends only) */
                 while (new_lo < new_hi && v[new_lo] < med - k_lo * sd * r[new_lo])
                     new_lo++;
@@ -165,14 +170,16 @@ static double pixel(double *v, int32_t *id, const double *weights, const double 
 }
 
 /* combine_rows(flat, n, p, q0, q1, weights, rel, kind, k_lo, k_hi, iters, use_median, floors, nfloor,
- *              out, nrej[, shortcut])
+ *              out, nrej[, shortcut[, slopes, levels]])
  * flat: float32 (n, p) C-contiguous; weights, rel: float64 (n,); floors: float64 (nfloor,), pixel q
  * uses floors[q % nfloor]; out: float32 (p,); nrej: int16 (p,). Combines pixels q0 … q1 − 1.
  * shortcut (default 1): skip a clipping pass the floor shows rejects nothing (0: measure its
- * deviation anyway; the results are the same, for tests and timing). */
+ * deviation anyway; the results are the same, for tests and timing). slopes, levels: float64
+ * (nfloor,), the floor's signal term: at a pixel whose median m is above levels[q % nfloor],
+ * the floor is sqrt(floor² + slope · (m − level)) (default: none). */
 static PyObject *combine_rows(PyObject *self, PyObject *args)
 {
-    Py_buffer fb, wb, ob, rb, relb, flb;
+    Py_buffer fb, wb, ob, rb, relb, flb, slb = {0}, lvb = {0};
     PyObject *result = NULL;
     Py_ssize_t n, p, q0, q1, q, i, nfloor;
     int kind, iters, use_median, shortcut = 1;
@@ -181,16 +188,18 @@ static PyObject *combine_rows(PyObject *self, PyObject *args)
     int32_t *id;
     int uniform = 1;
     const float *flat;
-    const double *weights, *rel, *floors;
+    const double *weights, *rel, *floors, *slopes = NULL, *levels = NULL;
     float *out;
     int16_t *nr;
-    if (!PyArg_ParseTuple(args, "y*nnnny*y*iddipy*nw*w*|p", &fb, &n, &p, &q0, &q1, &wb, &relb, &kind, &k_lo, &k_hi,
-                          &iters, &use_median, &flb, &nfloor, &ob, &rb, &shortcut))
+    if (!PyArg_ParseTuple(args, "y*nnnny*y*iddipy*nw*w*|py*y*", &fb, &n, &p, &q0, &q1, &wb, &relb, &kind, &k_lo,
+                          &k_hi, &iters, &use_median, &flb, &nfloor, &ob, &rb, &shortcut, &slb, &lvb))
         return NULL;
     if (n < 0 || p < 0 || q0 < 0 || q1 > p || q0 > q1 || fb.len < n * p * (Py_ssize_t)sizeof(float) ||
         wb.len < n * (Py_ssize_t)sizeof(double) || relb.len < n * (Py_ssize_t)sizeof(double) || nfloor < 1 ||
         flb.len < nfloor * (Py_ssize_t)sizeof(double) || ob.len < p * (Py_ssize_t)sizeof(float) ||
-        rb.len < p * (Py_ssize_t)sizeof(int16_t)) {
+        rb.len < p * (Py_ssize_t)sizeof(int16_t) || (slb.buf != NULL) != (lvb.buf != NULL) ||
+        (slb.buf != NULL && (slb.len < nfloor * (Py_ssize_t)sizeof(double) ||
+                             lvb.len < nfloor * (Py_ssize_t)sizeof(double)))) {
         PyErr_SetString(PyExc_ValueError, "combine_rows: buffer sizes do not match n, p");
         goto done;
     }
@@ -208,6 +217,10 @@ static PyObject *combine_rows(PyObject *self, PyObject *args)
     weights = (const double *)wb.buf;
     rel = (const double *)relb.buf;
     floors = (const double *)flb.buf;
+    if (slb.buf != NULL) {
+        slopes = (const double *)slb.buf;
+        levels = (const double *)lvb.buf;
+    }
     out = (float *)ob.buf;
     nr = (int16_t *)rb.buf;
     for (i = 1; i < n; i++)
@@ -238,7 +251,8 @@ static PyObject *combine_rows(PyObject *self, PyObject *args)
             }
         }
         out[q] = (float)pixel(v, id, weights, rel, w, r, c1, c2, m, kind, k_lo, k_hi, iters, use_median,
-                              floors[q % nfloor], uniform, shortcut, &k);
+                              floors[q % nfloor], slopes ? slopes[q % nfloor] : 0.0,
+                              levels ? levels[q % nfloor] : 0.0, uniform, shortcut, &k);
         nr[q] = (int16_t)k;
     }
     Py_END_ALLOW_THREADS
@@ -252,13 +266,17 @@ done:
     PyBuffer_Release(&flb);
     PyBuffer_Release(&ob);
     PyBuffer_Release(&rb);
+    if (slb.buf != NULL)
+        PyBuffer_Release(&slb);
+    if (lvb.buf != NULL)
+        PyBuffer_Release(&lvb);
     return result;
 }
 
 static PyMethodDef methods[] = {
     {"combine_rows", combine_rows, METH_VARARGS,
      "combine_rows(flat, n, p, q0, q1, weights, rel, kind, k_lo, k_hi, iters, use_median, floors, nfloor, out, "
-     "nrej[, shortcut])"},
+     "nrej[, shortcut[, slopes, levels]])"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_combine",

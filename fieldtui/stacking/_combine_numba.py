@@ -8,12 +8,14 @@ import numpy as np
 
 
 @numba.njit(cache=True, nogil=True)
-def _pixel(v, w, r, c1, c2, m, kind, k_lo, k_hi, iters, use_median, floor, shortcut=True):
+def _pixel(v, w, r, c1, c2, m, kind, k_lo, k_hi, iters, use_median, floor, shortcut=True, slope=0.0, level=0.0):
     """Combine the ``m`` finite values ``v[:m]`` (weights ``w[:m]``, their frames' relative
     noise ``r[:m]``), sorting the three in place; ``c1``, ``c2`` (length ≥ m + 1) are scratch
     for prefix sums of v and v²; ``floor`` the least deviation sigma and winsorized clipping
-    use (0: none); ``shortcut`` skips a pass the floor alone shows rejects nothing (the
-    same result: False measures the deviation anyway). Returns (value, number rejected)."""
+    use (0: none), raised by the signal's shot noise where the median is above ``level``
+    (``sqrt(floor² + slope · (median − level))``); ``shortcut`` skips a pass the floor alone
+    shows rejects nothing (the same result: False measures the deviation anyway). Returns
+    (value, number rejected)."""
     # insertion sort of (v, w, r) by v: N is tens, this beats a general sort
     for i in range(1, m):
         x = v[i]
@@ -44,10 +46,13 @@ def _pixel(v, w, r, c1, c2, m, kind, k_lo, k_hi, iters, use_median, floor, short
             if n < 3:
                 break
             med = 0.5 * (v[lo + (n - 1) // 2] + v[lo + n // 2])
+            fl = floor
+            if slope > 0.0 and med > level:
+                fl = np.sqrt(floor * floor + slope * (med - level))
             # the deviation below is never under the floor, and rounding is monotonic: end
             # values within the floor's thresholds are within the real ones, nothing goes
-            if shortcut and kind != 3 and floor > 0.0 and not (v[lo] < med - k_lo * floor * r[lo]) \
-                    and not (v[hi - 1] > med + k_hi * floor * r[hi - 1]):
+            if shortcut and kind != 3 and fl > 0.0 and not (v[lo] < med - k_lo * fl * r[lo]) \
+                    and not (v[hi - 1] > med + k_hi * fl * r[hi - 1]):
                 break
             if not sums:
                 # prefix sums relative to the median (no cancellation in float64)
@@ -109,8 +114,8 @@ def _pixel(v, w, r, c1, c2, m, kind, k_lo, k_hi, iters, use_median, floor, short
                     # deviation comes out low (0.90 σ at n = 16, 0.95 at 32), which
                     # rejected ~3× the nominal fraction and cost 3 % of the stack's SNR
                     sd *= 1.0 + 2.0 / (n + 3.5)
-                if sd < floor:
-                    sd = floor
+                if sd < fl:
+                    sd = fl
                 # each value against its own frame's noise (rejection peels the ends only)
                 while new_lo < new_hi and v[new_lo] < med - k_lo * sd * r[new_lo]:
                     new_lo += 1
@@ -135,7 +140,7 @@ def _pixel(v, w, r, c1, c2, m, kind, k_lo, k_hi, iters, use_median, floor, short
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _combine_rows(flat, weights, rel, kind, k_lo, k_hi, iters, use_median, floors, nfloor, out, nrej):
+def _combine_rows(flat, weights, rel, kind, k_lo, k_hi, iters, use_median, floors, nfloor, out, nrej, slopes, levels):
     n, p = flat.shape
     block = 1024
     nblocks = (p + block - 1) // block
@@ -154,6 +159,7 @@ def _combine_rows(flat, weights, rel, kind, k_lo, k_hi, iters, use_median, floor
                     w[m] = weights[i]
                     r[m] = rel[i]
                     m += 1
-            res, k = _pixel(v, w, r, c1, c2, m, kind, k_lo, k_hi, iters, use_median, floors[q % nfloor])
+            res, k = _pixel(v, w, r, c1, c2, m, kind, k_lo, k_hi, iters, use_median, floors[q % nfloor], True,
+                            slopes[q % nfloor], levels[q % nfloor])
             out[q] = res
             nrej[q] = k

@@ -65,8 +65,8 @@ try:
     from . import _combine as _ckernel
 except ImportError:  # not built (no C compiler): the numba kernel
     _ckernel = None
-if _ckernel is not None and "rel" not in (_ckernel.combine_rows.__doc__ or ""):
-    _ckernel = None  # built from an older _combine.c (no per-frame noise): numba until rebuilt
+if _ckernel is not None and "slopes" not in (_ckernel.combine_rows.__doc__ or ""):
+    _ckernel = None  # built from an older _combine.c (no signal floor): numba until rebuilt
 
 #: threads :func:`combine` splits its pixels over (``set_threads``)
 _THREADS = max(1, os.cpu_count() or 1)
@@ -176,11 +176,15 @@ def combine(
         if floor != "pooled":
             raise ValueError(f"floor must be 'pooled', a number, per-channel numbers or None, not {floor!r}")
         floors = pooled_deviation(block) if rej.kind in ("sigma", "winsorized") and method == "mean" else None
+        signal = shot_noise(block, floors) if floors is not None else None
     else:
-        floors = floor
+        floors, signal = floor, None
     floors = np.zeros(1) if floors is None else np.atleast_1d(np.asarray(floors, np.float64))
     if floors.ndim != 1 or p % len(floors):
         raise ValueError(f"floor must be one number or one per channel (the last axis), got shape {floors.shape}")
+    slopes, levels = (np.zeros(len(floors)), np.zeros(len(floors))) if signal is None else signal
+    slopes = np.ascontiguousarray(slopes, np.float64)
+    levels = np.ascontiguousarray(levels, np.float64)
     if noise is None:
         rel = np.ones(n, np.float64)
     else:
@@ -192,26 +196,27 @@ def combine(
     if _ckernel is None:
         from ._combine_numba import _combine_rows
         _combine_rows(flat, w, rel, _KIND[rej.kind], float(rej.low), float(rej.high), int(rej.iterations),
-                      method == "median", floors, len(floors), out, nrej)
+                      method == "median", floors, len(floors), out, nrej, slopes, levels)
     else:
         args = (rel, _KIND[rej.kind], float(rej.low), float(rej.high), int(rej.iterations), method == "median",
                 floors, len(floors))
-        _run_c(flat, w, args, out, nrej, _THREADS if threads is None else max(1, int(threads)))
+        _run_c(flat, w, args, out, nrej, _THREADS if threads is None else max(1, int(threads)), (slopes, levels))
     if return_rejected:
         return out.reshape(shape), nrej.reshape(shape)
     return out.reshape(shape)
 
 
-def _run_c(flat: np.ndarray, w: np.ndarray, args: tuple, out: np.ndarray, nrej: np.ndarray, nthreads: int) -> None:
+def _run_c(flat: np.ndarray, w: np.ndarray, args: tuple, out: np.ndarray, nrej: np.ndarray, nthreads: int,
+           signal: tuple) -> None:
     """The C kernel on ``flat`` (N, P), its pixels split in ``nthreads`` ranges run at once."""
     n, p = flat.shape
     if nthreads <= 1 or p < 4096:
-        _ckernel.combine_rows(flat, n, p, 0, p, w, *args, out, nrej)
+        _ckernel.combine_rows(flat, n, p, 0, p, w, *args, out, nrej, True, *signal)
         return
     from concurrent.futures import ThreadPoolExecutor
     edges = [p * i // nthreads for i in range(nthreads + 1)]
     with ThreadPoolExecutor(nthreads) as pool:
-        for f in [pool.submit(_ckernel.combine_rows, flat, n, p, a, b, w, *args, out, nrej)
+        for f in [pool.submit(_ckernel.combine_rows, flat, n, p, a, b, w, *args, out, nrej, True, *signal)
                   for a, b in zip(edges[:-1], edges[1:])]:
             f.result()
 
@@ -242,6 +247,65 @@ def pooled_deviation(block: np.ndarray, samples: int = 32768) -> np.ndarray:
         if d.size:
             out[c] = 1.4826 * float(np.median(d)) / math.sqrt(2.0)
     return out
+
+
+#: the median of a χ² variable of one degree of freedom (d² / 2 over its variance, for the
+#: difference d of two values of one pixel)
+_CHI2_1_MEDIAN = 0.4549
+
+
+def shot_noise(block: np.ndarray, floors: np.ndarray, pixels: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """How one frame's value of a pixel scatters more where there is signal: ``(slopes,
+    levels)``, each ``(C,)`` float64 like :func:`pooled_deviation`'s ``floors`` (the
+    frames' noise on the sky), such that the variance of a value at level ``m`` above
+    ``level`` is ``floor² + slope · (m − level)``. Photon (shot) noise makes the variance
+    grow with the signal (slope = ADU per electron, where the frames are in ADU); pixels
+    of a star also differ from frame to frame by how each frame's resampling and seeing
+    reshaped it, which this measures with it. From at most ``pixels`` pixels well above
+    the sky in two frames (a cosmic ray hits only one): the squared differences of
+    consecutive frames' values, χ²-scaled, less the floor's variance, over the pixel's
+    median level above ``level`` (the median of the block's values); the slope is their
+    median (0 when under 50 differences or for fewer than three frames).
+
+    Why: the floor keeps rejection from cutting the sky's honest values where one pixel's
+    few values give too low a deviation, but a star's pixels have more noise than the
+    sky, and its brightest values are then cut the same way: the stars of a stack came
+    out wider (the small mono benchmark: FWHM 3.34123 px with the sky floor alone,
+    3.33875 without rejection, 3.33938 with this term; noise unchanged, 8.752 / 11.968
+    / 12.794 → 8.749 / 11.962 / 12.795 per pixel / 4×4 / 16×16)."""
+    block = np.asarray(block)
+    n = block.shape[0]
+    nch = block.shape[-1] if block.ndim >= 4 else 1
+    slopes, levels = np.zeros(nch), np.zeros(nch)
+    floors = np.broadcast_to(np.asarray(floors, np.float64), (nch,))
+    if n < 3:
+        return slopes, levels
+    v = block.reshape(n, -1, nch)
+    step = max(1, v.shape[1] // 65536)
+    for c in range(nch):
+        f0 = float(floors[c])
+        sample = v[n // 2, ::step, c]
+        sample = sample[np.isfinite(sample)]
+        if not sample.size or not f0 > 0:
+            continue
+        level = float(np.median(sample))
+        levels[c] = level
+        a, b = v[n // 2, :, c], v[n // 2 - 1, :, c]
+        idx = np.flatnonzero(np.minimum(a, b) > level + 5.0 * f0)  # NaN compares False
+        if idx.size > pixels:
+            idx = idx[:: -(-idx.size // pixels)]
+        if idx.size < 4:
+            continue
+        x = v[:, idx, c].astype(np.float64)
+        m = np.nanmedian(x, axis=0) - level
+        d = x[1:] - x[:-1]
+        ok = np.isfinite(d) & (m > 5.0 * f0)
+        if ok.sum() < 50:
+            continue
+        mm = np.broadcast_to(m, d.shape)[ok]
+        est = (d[ok] ** 2 / (2.0 * _CHI2_1_MEDIAN) - f0 * f0) / mm
+        slopes[c] = max(0.0, float(np.median(est)))
+    return slopes, levels
 
 
 def rows_per_chunk(n_frames: int, row_pixels: int, budget_bytes: int = 128 * 2**20) -> int:
