@@ -379,7 +379,7 @@ def _score(img: np.ndarray, truth: np.ndarray, box: tuple[int, int, int, int],
                                            saturated_pixels=saturated[y0:y1, x0:x1])
                  if st.fitted and not st.saturated]
     fwhm = float(np.median([st.fwhm for st in stars])) if stars else float("nan")
-    out.update(fwhm_px=round(fwhm, 3), fwhm_px_all=round(fwhm_all, 3))
+    out.update(fwhm_px=round(fwhm, 5), fwhm_px_all=round(fwhm_all, 3))
     if img.ndim == 3:
         bg = [float(np.median(img[..., c][sky])) for c in range(3)]
         out["background_rgb"] = [round(v, 5) for v in bg]
