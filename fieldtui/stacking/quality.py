@@ -149,8 +149,9 @@ def weight(q: FrameQuality, scale: float, resampled: float = 1.0) -> float:
     :func:`.register.noise_factor`) to the power :data:`RESAMPLED_NOISE_POWER`.
 
     Resampling between pixels lowers a frame's noise per pixel (the reference,
-    not resampled, keeps all of it: 1.5× the others' per pixel with bilinear),
-    but not on scales of several pixels. Inverse-variance weights on the
+    not resampled, keeps all of it: 1.5× the others' per pixel with bilinear on
+    mono frames, 1.2× on debayered ones, whose noise is correlated between
+    neighbours: ``resampled`` counts it), but not on scales of several pixels. Inverse-variance weights on the
     per-pixel noise (power 1) minimise the noise per pixel and cost on large
     scales; equal ones (power 0) the reverse. From the benchmark's 16 lights'
     factors, per pixel / large scales against power 0: power 0.3 −1.3 % /
