@@ -52,7 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dark-scaling", choices=["none", "exposure", "optimise"], default="none",
                    help="scale the dark's thermal signal (needs biases)")
     p.add_argument("--no-cosmetic", action="store_true", help="no hot/cold pixel correction")
-    p.add_argument("--max-fwhm", type=float, metavar="PX", help="leave out frames with a larger FWHM")
+    p.add_argument("--max-fwhm", type=float, metavar="PX",
+                   help="leave out frames with a larger FWHM (sensor pixels, as analyze gives it)")
     p.add_argument("--fwhm-sigma", type=float, metavar="K", help="leave out frames whose FWHM is K σ above the median")
     p.add_argument("--min-roundness", type=float, metavar="R", help="leave out frames with rounder-than-R stars only (0–1)")
     p.add_argument("--keep-best", type=float, metavar="PCT", help="stack only the best PCT %% of the frames by FWHM")

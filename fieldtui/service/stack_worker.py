@@ -202,7 +202,7 @@ def live_main(lines=None) -> int:
             _emit(out | {"reason": "not the size of the set's first frame", "frames": live.frames})
             continue
         r = cal.calibrate(f.data, masters, light_exposure=f.exposure, white_level=f.white_level)
-        res = live.add(r.data)
+        res = live.add(r.data, white_level=f.white_level)
         out |= {"accepted": res.accepted, "reason": res.reason, "frames": res.frames,
                 "masters": sorted(info), "fwhm": (res.quality or {}).get("fwhm")}
         img = live.image()

@@ -83,9 +83,10 @@ class LiveStack:
         si = np.linalg.inv(s)
         return (si @ np.vstack([m, [0, 0, 1.0]]) @ s)[:2]
 
-    def add(self, calibrated: np.ndarray) -> LiveResult:
-        """Measure, register and add one calibrated light ``(H, W)`` (raw layout)."""
-        q = qual.measure(calibrated, self.bayer)
+    def add(self, calibrated: np.ndarray, white_level: float | None = None) -> LiveResult:
+        """Measure, register and add one calibrated light ``(H, W)`` (raw layout);
+        ``white_level`` the raw frame's clip level (:func:`.quality.measure`)."""
+        q = qual.measure(calibrated, self.bayer, white_level=white_level)
         qd = q.as_dict()
         if self.max_fwhm is not None and math.isfinite(q.fwhm) and q.fwhm > self.max_fwhm:
             return LiveResult(False, self.frames, f"FWHM {q.fwhm:.2f} px above {self.max_fwhm:g}", quality=qd)

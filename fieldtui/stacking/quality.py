@@ -7,15 +7,16 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..imaging.stars import background, bin_bayer, detect_stars
+from ..imaging.stars import background, bayer_star_sizes, bin_bayer, detect_stars
 
 
 @dataclass
 class FrameQuality:
     """Quality of one calibrated frame, in sensor pixels and ADU.
 
-    ``fwhm`` median FWHM of the profile-fitted stars (px), ``roundness``
-    median minor/major axis ratio (1 = round), ``stars`` number detected,
+    ``fwhm`` median FWHM of the profile-fitted stars (sensor px, measured as
+    ``fieldtui analyze`` measures the frame: on a Bayer mosaic, on its green
+    pixels), ``roundness`` median minor/major axis ratio (1 = round), ``stars`` number detected,
     ``background`` sky level and ``noise`` its robust rms (ADU). ``xy`` the
     star positions ``(n, 2)``, brightest first (sensor pixels), as detected (matching
     uses them); ``xy_fine`` the same stars' windowed centroids (:func:`windowed_positions`,
@@ -40,29 +41,69 @@ class FrameQuality:
         return {k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else v) for k, v in d.items()}
 
 
-def luminance(data: np.ndarray, bayer: str | None) -> tuple[np.ndarray, float, float]:
-    """The plane stars are measured on, and the factor and offset taking its
-    coordinates to sensor pixels: a Bayer mosaic's 2×2 super-pixels (×2, +0.5)."""
+def _finite(data: np.ndarray) -> np.ndarray:
+    """``data`` as float32, non-finite values replaced by 0 (a copy only when needed)."""
     a = np.asarray(data, np.float32)
     if not np.isfinite(a.sum()):  # a copy only when there is something to replace
         a = np.nan_to_num(a)
+    return a
+
+
+def luminance(data: np.ndarray, bayer: str | None) -> tuple[np.ndarray, float, float]:
+    """The plane stars are measured on, and the factor and offset taking its
+    coordinates to sensor pixels: a Bayer mosaic's 2×2 super-pixels (×2, +0.5)."""
+    a = _finite(data)
     if bayer:
         return bin_bayer(a), 2.0, 0.5
     return a, 1.0, 0.0
 
 
-def measure(data: np.ndarray, bayer: str | None, *, max_stars: int = 300, max_fit: int = 60) -> FrameQuality:
-    """Measure a calibrated frame ``(H, W)`` (raw layout)."""
+def measure(data: np.ndarray, bayer: str | None, *, max_stars: int = 300, max_fit: int = 60,
+            white_level: float | None = None) -> FrameQuality:
+    """Measure a calibrated frame ``(H, W)`` (raw layout; ``bayer`` its CFA pattern, None for mono).
+
+    Stars are found on :func:`luminance` (a Bayer mosaic's 2×2 super-pixels), up to
+    ``max_stars`` of them for registration, and up to ``max_fit`` of the brightest that
+    deserve trust are profile-fitted (:func:`fieldtui.imaging.stars.detect_stars`). The
+    frame's FWHM and roundness are those of ``fieldtui analyze``, in sensor pixels: on a
+    Bayer frame, the trusted stars are fitted again on the full-resolution green pixels
+    (:func:`fieldtui.imaging.stars.bayer_star_sizes`, the function
+    :func:`fieldtui.imaging.metrics.measure_frame_stars` uses), leaving out stars whose peak
+    reaches 0.8 of ``white_level`` (the raw frames' clip level; calibration moves it by the
+    dark's level, a few per cent). The super-pixels' own fit, twice its FWHM, read
+    2.26–2.82 px on the real Seestar M94 frames, 0.15–0.44 px (6–19 %) over the testdata
+    README's independent reference (2.09–2.55 px, green pixels) and 0.29–0.56 px over
+    ``analyze`` and the Focus screen, so a ``--max-fwhm`` taken from them left out every
+    colour frame; the green pixels read 1.95–2.38 px there (5–7 % under the reference, as
+    ``analyze``), at 7–10 ms more per 4.3 MP frame (60 fits). Without a trusted star, the
+    super-pixels' figures (as ``analyze``). Mono frames: the fit on the frame itself
+    (``white_level`` unused). The windowed centroids
+    (:func:`windowed_positions`) stay on the plane the stars were found on, with the window
+    from that plane's FWHM (the one their width was chosen on), so registration is as before.
+
+    Raises ``ValueError`` for an array that is not 2-D.
+    """
+    data = _finite(data)
+    if data.ndim != 2:
+        raise ValueError(f"expected a 2-D frame, got shape {data.shape}")
     lum, k, off = luminance(data, bayer)
     level, rms = background(lum)
     stars = detect_stars(lum, max_stars=max_stars, max_fit=max_fit, saturation=None,
                          background_map_box=64 if lum.size > 2_000_000 else None)
     fitted = [s for s in stars if s.fitted and not s.saturated]
     use = fitted or stars
-    fwhm = float(np.median([s.fwhm for s in use])) * k if use else math.nan
+    plane_fwhm = float(np.median([s.fwhm for s in use])) if use else math.nan  # pixels of lum
+    fwhm = plane_fwhm * k
     rnd = float(np.median([1.0 / max(s.elongation, 1.0) for s in use])) if use else math.nan
+    if bayer and fitted:
+        sized = bayer_star_sizes(data, [s.scaled(k, off) for s in stars], bayer,
+                                 white_level=white_level)
+        green = [s for s in sized if s.fitted and not s.saturated]
+        if green:
+            fwhm = float(np.median([s.fwhm for s in green]))
+            rnd = float(np.median([1.0 / max(s.elongation, 1.0) for s in green]))
     xy = np.array([(s.x, s.y) for s in stars], float).reshape(-1, 2)
-    fine = windowed_positions(lum, level, xy, fwhm / k) if len(xy) else xy
+    fine = windowed_positions(lum, level, xy, plane_fwhm) if len(xy) else xy
     xy, fine = xy * k + off, fine * k + off
     snr = np.array([s.snr for s in stars], float)
     # a super-pixel sums 4 pixels: noise and level per sensor pixel
