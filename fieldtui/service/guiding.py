@@ -101,6 +101,7 @@ class Guider(Activity):
         self.detail = ""
         self._n = 0
         self._star_task: Any = None
+        self._assistant: Any = None  # the guiding assistant's task while it runs
         self._failed = ""            # why the loop ended on an error ("" while it did not)
         self.guiding_since: float | None = None  # clock time guiding (last) began
         st = self.settings
@@ -458,6 +459,8 @@ class Guider(Activity):
         from .assistant import AssistantError, run_assistant
         minutes = number("guide.assistant", "minutes", minutes, 0, MAX_ASSISTANT_MIN,
                          f"minutes above 0, at most {MAX_ASSISTANT_MIN:g}", lo_open=True)
+        if self._assistant is not None and not self._assistant.done():
+            raise ValueError("the guiding assistant is already running: its findings come as alerts")
         if self._running() and self.state in ("guiding", "settling", "calibrating", "star lost"):
             raise ValueError(f"stop guiding first (x): the assistant watches the star unguided "
                              f"(now {self.state})")
@@ -470,12 +473,14 @@ class Guider(Activity):
                                         dec_deg=self.s.cfg.plan.dec_deg)
             except AssistantError as exc:
                 self.s.alert("warning", "guiding", str(exc))
+                self._status("guiding assistant failed (! shows why)")
                 return
             for line in f.lines():
                 self.s.alert("info", "guiding", line)
+            self._status("guiding assistant done: ! lists its findings (also in the guide log)")
 
         self._start_star_feed()
-        self.spawn(run(), name="guide-assistant")
+        self._assistant = self.spawn(run(), name="guide-assistant")
         self._status(f"guiding assistant: {minutes:g} min unguided, then Dec backlash")
         return self.state
 
