@@ -276,7 +276,8 @@ SOUTH_MAX_ANGLE_DEG = 30.0
 
 
 def south_leg_warnings(north: tuple[float, float], south: tuple[float, float],
-                       pixel_scale: float | None = None) -> list[str]:
+                       pixel_scale: float | None = None,
+                       measured: BacklashMeasurement | None = None) -> list[str]:
     """Dec backlash from the calibration's north and south legs.
 
     ``north`` is the star's (dx, dy) in px over the north leg, ``south`` over
@@ -286,6 +287,11 @@ def south_leg_warnings(north: tuple[float, float], south: tuple[float, float],
     empty list when the south leg came back at least ``SOUTH_MIN_FRACTION``
     of the way, along the north vector reversed within
     ``SOUTH_MAX_ANGLE_DEG``); ``pixel_scale`` (″/px) adds arc-seconds.
+    ``measured``: the backlash :func:`~fieldtui.guiding.backlash.measure_backlash`
+    fitted on the same legs (noise and drift taken into account); when given,
+    the warning states that one figure for the play instead of the plain
+    north-minus-south difference (the two differed: 113″ against 116″ on the
+    ``dec_backlash`` bug case).
     Source: PHD2's south-leg check (scope.cpp, Scope::UpdateCalibrationState).
     """
     n = math.hypot(*north)
@@ -300,10 +306,16 @@ def south_leg_warnings(north: tuple[float, float], south: tuple[float, float],
     if frac < SOUTH_MIN_FRACTION:
         what = ("little or no south movement" if frac < SOUTH_NONE_FRACTION
                 else "little south movement")
+        if measured is None:
+            play = f"at least {px(n - s)}"
+        else:
+            play = measured.describe()
+        # a return the measurement put down to noise and drift is said to be that
+        noise = ", within the noise and drift" if measured is not None and measured.lower_bound else ""
         return [
-            f"Dec backlash is very large: {what} (the south leg moved the star {s:.1f} px, "
+            f"Dec backlash is very large: {what} (the south leg moved the star {s:.1f} px{noise}, "
             f"{100 * frac:.0f} % of the {n:.1f} px of the north leg; PHD2 warns below "
-            f"{100 * SOUTH_MIN_FRACTION:.0f} %), so at least {px(n - s)} of play is taken up "
+            f"{100 * SOUTH_MIN_FRACTION:.0f} %), so {play} of play is taken up "
             "whenever Dec reverses and Dec guiding will be poor. To take it out of guiding: "
             "balance the scope a little east-heavy on the Dec axis (or leave the polar alignment "
             "a little off) so Dec always drifts one way, and guide Dec in that direction only "
@@ -567,8 +579,10 @@ class Calibrator:
                     north = self._north_move
                     if self._interleave and self._ra_vec is not None:
                         north, south = self._across_ra([north, south])
-                    warned = south_leg_warnings(north, south, self.pixel_scale)
-                    self._measure_backlash(warned)
+                    m = self._measure_backlash()
+                    warned = south_leg_warnings(north, south, self.pixel_scale, measured=m)
+                    if not warned and m is not None and m.large:
+                        warned.append(m.warning() or "")
                     self.result.warnings += warned
                 self.done = True
                 return None
@@ -628,10 +642,10 @@ class Calibrator:
         ts = [t for r, t in zip(self.records, self._times) if r[0] == leg]
         return None if any(t is None for t in ts) else ts  # type: ignore[return-value]
 
-    def _measure_backlash(self, warned: list[str]) -> None:
+    def _measure_backlash(self) -> BacklashMeasurement | None:
         """The Dec backlash from the North and South legs (the Backlash leg cleared it
-        northward first), into the result; a large one adds a warning with what to
-        do (or completes the south-leg warning already in ``warned``)."""
+        northward first), into the result; returns it (None when the legs do not allow
+        it) for the warning with what to do."""
         assert self.result is not None
         north, south = self.leg_positions("North"), self.leg_positions("South")
         if self._interleave and self._ra_vec is not None:
@@ -640,20 +654,17 @@ class Calibrator:
             north, south = self._across_ra(north), self._across_ra(south)
         n_ms, s_ms = self._leg_ms.get("North", []), self._leg_ms.get("South", [])
         if len(north) != len(n_ms) + 1 or len(south) != len(s_ms) + 1 or not n_ms or not s_ms:
-            return
+            return None
         n_t, s_t = self.leg_times("North"), self.leg_times("South")
         m = measure_backlash(north, n_ms, south, s_ms, self.pixel_scale,
                              north_t=np.asarray(n_t) if n_t else None,
                              south_t=np.asarray(s_t) if s_t else None, drift=self._drift())
         if m is None:
-            return
+            return None
         self.backlash = m
         self.result.backlash_ms = m.backlash_ms
         self.result.backlash_lower_bound = m.lower_bound
-        if warned:
-            warned[0] += f" (measured: {m.describe()})"
-        elif m.large:
-            warned.append(m.warning() or "")
+        return m
 
     def _across_ra(self, pts: list[tuple[float, float]]) -> list[tuple[float, float]]:
         """Positions with their component along the RA rate vector removed."""

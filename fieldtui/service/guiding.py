@@ -45,6 +45,7 @@ from ..guiding.events import GuideState
 from ..guiding.progress import CalibrationProgress, SettleProgress
 from ..guiding.settings import GuideSettings
 from .activity import Activity
+from .args import flag, number, optional_number
 
 if TYPE_CHECKING:
     from .guide_worker import GuideWorker
@@ -56,6 +57,9 @@ STATUS_EVERY = 5        # guide frames between status updates (the RMS the statu
 ACTIVE = ("looping", "calibrating", "guiding", "settling", "star lost")  # GuideState values while the loop runs
 CUT = 24                # cut-out side in sensor pixels (the guide box is 25)
 LEVELS = {"critical": "error", "warning": "warning", "info": "info"}
+MAX_DITHER_PX = 500.0   # the largest dither a command may ask for (as [guiding] dither_px)
+MAX_EXPOSURE_S = 600.0  # the longest guide dark (as [guiding] exposure_s)
+MAX_ASSISTANT_MIN = 240.0  # the longest guiding assistant run
 
 
 def _r(v: float | None, nd: int = 3) -> float | None:
@@ -97,6 +101,7 @@ class Guider(Activity):
         self.detail = ""
         self._n = 0
         self._star_task: Any = None
+        self._assistant: Any = None  # the guiding assistant's task while it runs
         self._failed = ""            # why the loop ended on an error ("" while it did not)
         self.guiding_since: float | None = None  # clock time guiding (last) began
         st = self.settings
@@ -411,13 +416,15 @@ class Guider(Activity):
         """Build the guide camera's dark library (the guide scope must be capped;
         the simulated rig caps itself) at the guiding gain; not while the loop runs."""
         from .guide_darks import DEFAULT_EXPOSURES, build_dark_library
+        frames = int(number("guide.darks", "frames", frames, 3, 1000,
+                            "a whole number of darks per exposure from 3 to 1000", integer=True))
+        if exposures is not None and (not isinstance(exposures, list) or not exposures):
+            raise ValueError(f"guide.darks: exposures must be a list of seconds, not {exposures!r}")
+        exps = tuple(number("guide.darks", "exposures", e, 0, MAX_EXPOSURE_S,
+                            f"seconds above 0, at most {MAX_EXPOSURE_S:g}", lo_open=True)
+                     for e in (exposures or DEFAULT_EXPOSURES))
         if self._running():
             raise ValueError("stop the guide loop first (x): darks need the guide camera")
-        if frames < 3:
-            raise ValueError(f"{frames} darks per exposure are too few; take at least 3")
-        exps = tuple(float(e) for e in (exposures or DEFAULT_EXPOSURES))
-        if not exps or any(e <= 0 for e in exps):
-            raise ValueError("dark exposures must be positive seconds")
         self.s.device("guide_camera")
         try:
             camera = self.lease("guide_camera")
@@ -450,9 +457,11 @@ class Guider(Activity):
         """Start the guiding assistant (unguided for ``minutes``, then Dec backlash);
         its findings come as alerts and go into the guide log."""
         from .assistant import AssistantError, run_assistant
-        if not minutes > 0:
-            raise ValueError("the assistant needs a positive number of minutes")
-        if self._running() and self.state in ("guiding", "settling", "calibrating"):
+        minutes = number("guide.assistant", "minutes", minutes, 0, MAX_ASSISTANT_MIN,
+                         f"minutes above 0, at most {MAX_ASSISTANT_MIN:g}", lo_open=True)
+        if self._assistant is not None and not self._assistant.done():
+            raise ValueError("the guiding assistant is already running: its findings come as alerts")
+        if self._running() and self.state in ("guiding", "settling", "calibrating", "star lost"):
             raise ValueError(f"stop guiding first (x): the assistant watches the star unguided "
                              f"(now {self.state})")
         w = self._ensure_worker()
@@ -464,12 +473,14 @@ class Guider(Activity):
                                         dec_deg=self.s.cfg.plan.dec_deg)
             except AssistantError as exc:
                 self.s.alert("warning", "guiding", str(exc))
+                self._status("guiding assistant failed (! shows why)")
                 return
             for line in f.lines():
                 self.s.alert("info", "guiding", line)
+            self._status("guiding assistant done: ! lists its findings (also in the guide log)")
 
         self._start_star_feed()
-        self.spawn(run(), name="guide-assistant")
+        self._assistant = self.spawn(run(), name="guide-assistant")
         self._status(f"guiding assistant: {minutes:g} min unguided, then Dec backlash")
         return self.state
 
@@ -481,6 +492,11 @@ class Guider(Activity):
         return self.state
 
     async def cmd_select(self, x: float | None = None, y: float | None = None) -> str:
+        """Pick the guide star: the one at (``x``, ``y``) guide-camera px, or (neither
+        given) the best one."""
+        x, y = self._position("guide.select", x, y)
+        if (x is None) != (y is None):
+            raise ValueError("guide.select: give both x and y (px), or neither for the best star")
         w = self._ensure_worker()
         if not self._running():
             w.start()
@@ -491,6 +507,7 @@ class Guider(Activity):
 
     async def cmd_calibrate(self, then_guide: bool = False) -> str:
         """Calibrate; ``then_guide``: guide again once calibrated (a recalibration while guiding)."""
+        flag("guide.calibrate", "then_guide", then_guide)
         w = self._ensure_worker()
         await w.calibrate(then_guide=then_guide)
         self._start_star_feed()
@@ -507,7 +524,13 @@ class Guider(Activity):
 
     async def cmd_dither(self, amount_px: float | None = None, ra_only: bool | None = None,
                          wait: bool = True) -> dict[str, Any]:
-        """Dither; with ``wait`` return once settled (or the settle timed out)."""
+        """Dither by ``amount_px`` guide-camera px (None: the configured dither_px; 0: only
+        settle, after a ``guide.lock``); with ``wait`` return once settled (or the settle
+        timed out). Raises ValueError for an amount that is not 0 to MAX_DITHER_PX px."""
+        amount_px = optional_number("guide.dither", "amount_px", amount_px, 0, MAX_DITHER_PX,
+                                    f"pixels from 0 to {MAX_DITHER_PX:g}")
+        flag("guide.dither", "ra_only", ra_only, optional=True)
+        flag("guide.dither", "wait", wait)
         w = self.worker
         if w is None or w.state not in (GuideState.GUIDING, GuideState.SETTLING):
             return {"ok": False, "reason": f"not guiding ({self.state})", "distance_px": None,
@@ -535,7 +558,12 @@ class Guider(Activity):
         """Move the lock position (guide-camera px) to (``x``, ``y``), or by (``dx``, ``dy``):
         guiding then moves the telescope until the star sits there (``guide.dither`` with
         ``amount_px=0`` waits for it to settle). Returns the lock position. Raises ValueError
-        when not guiding or when the position is off the frame."""
+        when not guiding, for a number that is not one (NaN, infinite) or when the position
+        is off the frame."""
+        x, y = self._position("guide.lock", x, y)
+        span = float(max(self.s.cfg.guide_camera.width, self.s.cfg.guide_camera.height))
+        dx = number("guide.lock", "dx", dx, -span, span, f"pixels between -{span:g} and {span:g}")
+        dy = number("guide.lock", "dy", dy, -span, span, f"pixels between -{span:g} and {span:g}")
         w = self.worker
         if w is None or w.state not in (GuideState.GUIDING, GuideState.SETTLING) or w.engine.lock is None:
             raise ValueError(f"not guiding ({self.state}): no lock position to move")
@@ -551,6 +579,7 @@ class Guider(Activity):
     async def cmd_stop(self, keep_looping: bool = False) -> str:
         """Stop guiding (``keep_looping``: the exposures go on) or stop everything
         (the guide camera and port are given back)."""
+        flag("guide.stop", "keep_looping", keep_looping)
         w = self.worker
         if w is None:
             return self.state
@@ -620,4 +649,12 @@ class Guider(Activity):
         return "cleared"
 
     async def cmd_state(self, minutes: float = 60.0) -> dict[str, Any]:
+        """The guider's state with ``minutes`` of history (0 to 1440)."""
+        minutes = number("guide.state", "minutes", minutes, 0, 1440, "minutes from 0 to 1440")
         return self.state_full(minutes)
+
+    def _position(self, command: str, x: Any, y: Any) -> tuple[float | None, float | None]:
+        """``x``, ``y`` (guide-camera px, each None or on the frame) checked for ``command``."""
+        cam = self.s.cfg.guide_camera
+        return (optional_number(command, "x", x, 0, cam.width, f"a column from 0 to {cam.width} px"),
+                optional_number(command, "y", y, 0, cam.height, f"a row from 0 to {cam.height} px"))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import inspect
 import logging
 import os
 import shutil
@@ -493,6 +494,10 @@ class Session:
         handler = self.commands.get(cmd.name)
         if handler is None:
             raise ValueError(f"unknown command {cmd.name!r}")
+        try:  # an argument the command does not take (or one it needs) is named, in one line
+            inspect.signature(handler).bind(**cmd.args)
+        except TypeError as exc:
+            raise ValueError(f"{cmd.name}: {exc}") from None
         return await handler(**cmd.args)
 
     async def _cmd_ping(self) -> dict[str, Any]:

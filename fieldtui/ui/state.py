@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..events import (ActivityStatus, Alert, ChecklistChanged, CheckResults, DeviceStatus, Event,
+from ..events import (ActivityStatus, Alert, ChecklistChanged, CheckResults, DeviceStatus, Event, GuideStatus,
                       FramePreview, Heartbeat, NightChanged)
 
 
@@ -76,6 +76,10 @@ class RigState:
             self.extra["night"] = ev.night
             self.checklist = dict(ev.checklist)
             return "checklist"
+        if isinstance(ev, GuideStatus) and ev.summary:
+            # the guider's summary, also before its first guide loop (when its activity
+            # status carries none): "taking guide darks" reaches the Guiding screen
+            self.extra["guiding"] = dict(ev.summary)
         if isinstance(ev, FramePreview):
             self.previews[ev.camera] = ev.to_dict()
             return "preview"

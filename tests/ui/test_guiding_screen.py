@@ -103,6 +103,6 @@ async def test_guiding_screen_is_night_safe_with_plots(fast_service):
         bar = "\n".join(str(app.screen.query_one("KeyBar").render()).splitlines()[1:])  # the screen's keys
         for label in ("Cal", "Dith", "Stop", "Scale", "Min"):
             assert label in bar, bar
-        for label in ("Loop", "Star", "Guide", "Uncal"):
+        for label in ("Loop", "Star", "Guide", "Uncal", "Assist", "Darks"):
             assert label not in bar, bar
         await app.send("guide.stop")

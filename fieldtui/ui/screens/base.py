@@ -184,11 +184,11 @@ class StageScreen(Screen):
         """Send a command from a key without waiting for it (in order within its lane)."""
         self.run_worker(in_lane(self.app, lane, coro), group="commands", exit_on_error=False)
 
-    def ask(self, question: str, then: Callable[[], Awaitable[Any]]) -> None:
-        """Ask once; ``y`` runs ``then`` in a worker, any other key drops it."""
+    def ask(self, question: str, then: Callable[[], Awaitable[Any]], lane: str = "commands") -> None:
+        """Ask once; ``y`` runs ``then`` in a worker (in ``lane``), any other key drops it."""
         def answered(yes: bool | None) -> None:
             if yes:
-                self.run_command(then())
+                self.run_command(then(), lane=lane)
             else:
                 self.message("cancelled")
         self.app.push_screen(ConfirmScreen(question), answered)

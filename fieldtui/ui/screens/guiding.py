@@ -52,7 +52,13 @@ APPLIES: dict[str, tuple[str, ...] | None] = {
     "stop": ACTIVE,
     "uncalibrate": ("stopped", "looping"),
     "resume": ("stopped", "looping"),
+    # the assistant guides unguided itself and the darks need the camera: neither while guiding
+    "assistant": ("stopped", "looping"),
+    "darks": ("stopped",),
 }
+#: seconds the D key waits for the dark library (the default 4 exposures x 10 darks take
+#: 75 s of exposure; a slow camera's downloads add to it)
+DARKS_TIMEOUT_S = 900.0
 
 
 def _f(v: Any, fmt: str = ".2f", none: str = "–") -> str:
@@ -390,7 +396,16 @@ class GuidingScreen(StageScreen):
 
     def action_darks(self) -> None:
         self.ask("Build the guide dark library? Cap the guide scope first (the simulated rig caps "
-                 "itself); the guide loop must be stopped.", lambda: self._send("guide.darks"))
+                 "itself); the guide loop must be stopped.", self._darks, lane="darks")
+
+    async def _darks(self) -> None:
+        """Build the library (in a lane of its own: the other keys' commands go on meanwhile)
+        and say what was stored."""
+        res = await self._send("guide.darks", timeout=DARKS_TIMEOUT_S)
+        if isinstance(res, dict) and res.get("darks"):
+            each = ", ".join(f"{d['exposure_s']:g} s {d['hot_pixels']}" for d in res["darks"])
+            self.app.notify(f"guide darks stored at gain {res.get('gain')} (hot pixels: {each}); "
+                            "guiding subtracts them")
 
     @in_worker
     async def action_guide(self) -> None:
