@@ -267,6 +267,8 @@ class GearModel:
     RECORD_S = 60.0  # the track record's memory, seconds
     RECORD_MIN = 10  # scored predictions before the periodic model's record counts
     RECORD_VETO = 1.6  # the periodic model is vetoed when its record is this much worse
+    RECORD_ADOPT = 1.0  # ... and, not speaking, takes over only once its record is this good
+    LONG_ADOPT_CYCLES = 1.5  # ... and on long cycles once this many of its periods were seen
     LOCAL_SWITCH = 1.2  # long cycles: the shorter local window takes over when this much better
 
     def _reset_record(self) -> None:
@@ -274,6 +276,8 @@ class GearModel:
         self._cands: dict[str, Any] = {}
         self.record: dict[str, float] = {}  # EWMA of each model's squared prediction error, px²
         self.record_n = 0
+        self.periodic_live = False  # the periodic model spoke at the last prediction
+        self._long_cycle = False
         # The same for the two local models of long cycles ("short": the 1-s rule,
         # "long": the 40-s parabola), and how many predictions they have.
         self.local_record: dict[str, float] = {}
@@ -357,6 +361,10 @@ class GearModel:
     LONG_CYCLE_S = 2.5
     LONG_TREND_S = 40.0
     LONG_TREND_CYCLES = 8
+    # Under this many points the 40-s window's parabola is used only where its curvature
+    # is significant (3 sigma), as on short cycles: its slope at the newest point from the
+    # first 5 frames of a run (16 s of 4-s frames) swung the star 0.8″ past.
+    LONG_PARABOLA_MIN = 8
 
     def trend(self, dt: float = 0.0, long: bool | None = None) -> tuple[float, float] | None:
         """(slope px/s, value at the newest time) of the local model: a line
@@ -401,8 +409,9 @@ class GearModel:
         if len(ts) >= (5 if parabola else 8):
             a = np.column_stack([np.ones_like(t), t, t * t])
             coef, res = _lstsq(a, g)
-            if parabola:
+            if parabola and (long is False or len(ts) >= self.LONG_PARABOLA_MIN):
                 return float(coef[1]), float(coef[0])
+            # (A long window with fewer points: the parabola only where it bends.)
             n = len(ts)
             sigma = res * math.sqrt(n / (n - 3))
             try:
@@ -469,12 +478,28 @@ class GearModel:
         cycle's change to 0.28-0.36″ where the local line did 0.14-0.16″ and put
         the star 0.5″ off.  Its record vetoes it until it predicts.  (Choosing by
         the record alone flips between two good models on noise: the mean square
-        errors of 1-s cycles are mostly the seeing jitter's.)"""
+        errors of 1-s cycles are mostly the seeing jitter's.)
+
+        On long cycles (over :attr:`LONG_CYCLE_S`, long exposures) the record holds
+        only ~15 predictions, mostly jitter, and catches a wrong fit too late: a periodic
+        model not speaking yet takes over only once it was fitted over
+        :attr:`LONG_ADOPT_CYCLES` of its periods and its record is at least as good as
+        the local model's (``RECORD_ADOPT``); once speaking, the veto is the usual one
+        (hysteresis, so the two do not flap).  Default rig, 4-s exposures: at 370 s a
+        310-s fit whose record had been twice the local model's for minutes took over
+        the moment a noisy frame brought the two within 1.6x (seed 7), at 308 s a
+        280-s fit with an equal record did (seed 0); each put the star 2.3-3″ off for
+        20-30 s before the veto caught up."""
         if not self.periodic_ok:
             return False
         if self.record_n < self.RECORD_MIN or "periodic" not in self.record:
             return True
-        return self.record["periodic"] <= self.RECORD_VETO * self.record.get("trend", math.inf)
+        limit = self.RECORD_VETO
+        if self._long_cycle and not self.periodic_live:
+            if self.period and self.span < self.LONG_ADOPT_CYCLES * self.period:
+                return False
+            limit = self.RECORD_ADOPT
+        return self.record["periodic"] <= limit * self.record.get("trend", math.inf)
 
     def increment(self, t_abs: float, dt: float) -> tuple[float, str]:
         """Predicted gear-error change from t_abs to t_abs + dt, and which model said so.
@@ -482,6 +507,7 @@ class GearModel:
         The periodic model speaks when :attr:`periodic_proven`; both models keep
         predicting so their records stay current."""
         cands: dict[str, Any] = {}
+        self._long_cycle = dt > self.LONG_CYCLE_S
         if dt > self.LONG_CYCLE_S:
             # Long cycles: the 40-s parabola, or the one over the 1-s rule's shorter window
             # while it has predicted clearly better (a steep worm's harmonics bend within
@@ -503,10 +529,19 @@ class GearModel:
             a = self.value(t_abs)
             b = self.value(t_abs + dt)
             if a is not None and b is not None:
+                self.periodic_live = True
                 return b - a, "periodic"
+        self.periodic_live = False
         if tr is None:
             return 0.0, "none"
         return tr[0] * dt, "trend"
+
+
+# Long cycles (over GearModel.LONG_CYCLE_S): a gust starts at this many robust sigmas of
+# the innovations (8 on short cycles).  A 4-s exposure averages a gust that springs back
+# in 4 s down to 0.4-0.5 px on the default rig, under the 8 sigmas (0.56 px) of its
+# innovations; unseen, it went into the local model and its correction overshot.
+LONG_GUST_ONSET_SIGMA = 5.0
 
 
 class GustTracker:
@@ -586,7 +621,8 @@ class GustTracker:
             return 1.0
         return float(math.exp(min(float(np.median(self.rates)), 0.0) * max(dt, 0.0)))
 
-    def update(self, t: float, x: float | None, gear: float = 0.0) -> bool:
+    def update(self, t: float, x: float | None, gear: float = 0.0,
+               onset_sigma: float | None = None) -> bool:
         """Take the frame's innovation (None: no expectation yet) and gear error; True
         while a gust lasts, and then :attr:`x` is the gust's size (px, the innovation
         less its usual bias).  An offset that does not relax (it grows past its first
@@ -607,7 +643,8 @@ class GustTracker:
             if self._paused > 0:
                 self._paused -= 1
                 return False
-            if abs(xc) > max(self.onset_sigma * sig, self.min_px):
+            onset = self.onset_sigma if onset_sigma is None else onset_sigma
+            if abs(xc) > max(onset * sig, self.min_px):
                 self.active, self.since, self.frames, self.x, self.t = True, t, 1, xc, t
                 self._first = 0.0
                 self._dts.clear()
@@ -819,8 +856,26 @@ class Predictive(GuideAlgorithm):
         1 - (1 - aggression)^(dt / gain_cycle_s), so the error left by a
         lagging model is not carried for 5 cycles of 4 s (its seeing jitter
         per frame is smaller too).  Default rig, 4-s exposures, 30 min:
-        ratio 1.89 -> 1.39 (seeds 1, 2: 1.69 -> 1.35, 1.61 -> 1.57)."""
+        ratio 1.89 -> 1.39 (seeds 1, 2: 1.69 -> 1.35, 1.61 -> 1.57).
+
+        Two exceptions on long cycles, by the model that predicted this cycle
+        (:attr:`last_source`):
+
+        * none yet (the first frames of a run): nothing is fed forward, so the whole
+          displacement is corrected (gain 1).  Guiding often starts where the worm is
+          steep (0.25″/s on the default rig): at 0.46 a 4-s cycle the star lagged
+          1.7-2.3″ for the 3 frames before the local model had its points.
+        * the periodic model: it predicts the worm to a few hundredths of an arcsecond,
+          so the feedback only has the seeing left to chase, and ``aggression`` per
+          cycle (0.2) injects less of it than 0.46 (error var (K² r + q) / (2K - K²),
+          measurement variance r, model error q: 0.022 -> 0.014″² a axis with r =
+          0.25″², q = 0.05″²).  Default rig, 4-s exposures, 640x480 frames, no gusts,
+          seeds 0-9, steady state after the first worm cycle: RA 0.023 -> 0.016″²."""
         if dt <= self.gain_cycle_s:
+            return self.aggression
+        if self.last_source == "none":
+            return 1.0
+        if self.last_source == "periodic":
             return self.aggression
         return 1.0 - (1.0 - self.aggression) ** (dt / self.gain_cycle_s)
 
@@ -841,7 +896,9 @@ class Predictive(GuideAlgorithm):
         gust = self.gust
         in_gust = False
         if gust is not None:
-            in_gust = gust.update(t, self._innovation(t, gear, dt), gear)
+            in_gust = gust.update(t, self._innovation(t, gear, dt), gear,
+                                  onset_sigma=LONG_GUST_ONSET_SIGMA if dt > GearModel.LONG_CYCLE_S
+                                  else None)
             for tt, gg in gust.returned:
                 self.model.add(tt, gg)
             if not in_gust:
@@ -857,17 +914,27 @@ class Predictive(GuideAlgorithm):
         d_other = gear - self._shadow_sum - self._lock
         # A gust (once the tracker knows how gusts relax) is the tracker's to
         # correct, whichever guider is in charge; when it is over, its
-        # correction is taken back and the guider meets what is left.
+        # correction is taken back and the guider meets what is left.  On long
+        # cycles a sudden jump the tracker does not know yet is not chased on the
+        # frame it appears in (only the feed-forward goes out): a gust that springs
+        # back within the exposure is mostly gone before the correction lands, and
+        # correcting it overshot (default rig, 4-s exposures, 640x480 frames: the
+        # star 0.6-1.8″ past for 10-20 s after each gust); a jump that stays is
+        # corrected on the next frame.
         back = gust.release() if gust is not None and gust.corr and not in_gust else 0.0
         if other == "hysteresis":
             self._shadow_sum += self._hyst.result(d_other)
             out = self._predictive_out(distance - back, pred, dt) + back
             if in_gust and gust.learned:
                 out = self.prediction_gain * pred + gust.correction(dt)
+            elif in_gust and dt > GearModel.LONG_CYCLE_S and gust.frames == 1:
+                out = self.prediction_gain * pred  # not chased: confirmed next frame
         else:
             self._shadow_sum += self._predictive_out(d_other, pred, dt)
             if in_gust and gust.learned:
                 out = gust.correction(dt)
+            elif in_gust and dt > GearModel.LONG_CYCLE_S and gust.frames == 1:
+                out = 0.0  # not chased: confirmed next frame
             else:
                 out = self._hyst.result(distance - back) + back
         if self._held:
@@ -1193,7 +1260,10 @@ class PredictiveDec(GuideAlgorithm):
         g = distance + self._sum + self._lock
         gear = g - self._lost_live
         gust = self.gust
-        in_gust = gust is not None and gust.update(t, self._innovation(t, gear), gear)
+        long_cycle = bool(self._dts) and float(np.median(self._dts)) > GearModel.LONG_CYCLE_S
+        in_gust = gust is not None and gust.update(
+            t, self._innovation(t, gear), gear,
+            onset_sigma=LONG_GUST_ONSET_SIGMA if long_cycle else None)
         if gust is not None:
             self.samples.extend((tt, gg, self._stretch) for tt, gg in gust.returned)
         if not in_gust:
@@ -1228,6 +1298,11 @@ class PredictiveDec(GuideAlgorithm):
                 d_other = distance - back
             else:
                 d_other = g - self._lost_live - self._shadow_moved - self._lock
+            # Long cycles: a gust not yet learned is not chased on its first frame (it
+            # springs back before the correction lands; see Predictive.result): the
+            # live guider sends only the drift's feed-forward (after a gust the one-sided
+            # Dec feedback had pushed the star 0.5″ past, against the drift, for 30 s).
+            hold = bool(in_gust and long_cycle and gust is not None and gust.frames == 1)
             if self.live == "predictive":
                 p_out, ff = self._predictive(distance, clear, back)
                 c_out = self.classic.result(d_other)
@@ -1235,6 +1310,8 @@ class PredictiveDec(GuideAlgorithm):
                 p_out, ff = self._predictive(d_other, clear)
                 c_out = self.classic.result(distance - back)
             out, other_out = (p_out, c_out) if self.live == "predictive" else (c_out, p_out)
+            if hold:
+                out = ff  # the live guider's feedback waits for the next frame
             out += back
             self.last_prediction = ff if self.live == "predictive" else 0.0
         self.last_other = d_other

@@ -309,11 +309,21 @@ def test_predictive_hands_over_to_the_classic_when_it_does_not_predict():
 
 
 def test_predictive_feedback_gain_per_second_on_long_cycles():
-    """Up to 1.5-s cycles the gain is the aggression; a 4.5-s cycle corrects
-    the fraction three 1.5-s cycles would: 1 - 0.8^3 = 0.488."""
+    """Up to 1.5-s cycles the gain is the aggression; a 4.5-s cycle the local model
+    predicts corrects the fraction three 1.5-s cycles would: 1 - 0.8^3 = 0.488.  On a
+    long cycle with no model yet (the first frames) the whole displacement is corrected,
+    and with the periodic model predicting only the aggression (seeing is all that is
+    left to chase)."""
     p = Predictive(aggression=0.2)
-    assert p._gain(1.1) == 0.2 and p._gain(1.5) == 0.2
+    for source in ("none", "trend", "periodic"):
+        p.last_source = source
+        assert p._gain(1.1) == 0.2 and p._gain(1.5) == 0.2
+    p.last_source = "trend"
     assert p._gain(4.5) == pytest.approx(0.488)
+    p.last_source = "none"
+    assert p._gain(4.5) == 1.0
+    p.last_source = "periodic"
+    assert p._gain(4.5) == 0.2
 
 
 GUST_TAU = 4.0  # s, how fast a gust relaxes (the simulator's tube springs back like this)
