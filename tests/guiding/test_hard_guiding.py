@@ -86,20 +86,27 @@ def test_ratio_30_minutes(sim):
 
 @SLOW
 def test_four_second_exposures():
-    """4-s guide exposures: the RA feedback gain per 4-s cycle is the one that
-    corrects as much per second as 0.2 per 1.5-s cycle (1.89x before, 1.39x
-    after that, 1.35x with the periodic model's track record).  Those figures
-    were on 320x240 frames whose engine did not know the camera's white level
-    and guided on the saturated bright star; knowing it, as the guide worker
-    does, a 640x480 frame leaves a star of SNR ~180 (a 320x240 one SNR ~70):
-    1.65x (~15 s of CPU: behind FIELDTUI_SLOW_TESTS; the default run guides the RA
-    axis on 4-s frames in tests/guiding/test_long_exposures.py).  The issue's
-    target is 1.25x; the full-frame figures are the bench's
-    (tests/benchmarks/bench_guiding_table.py --full)."""
-    r = guided(small_config(640, 480, guiding={"exposure_s": 4.0}), 30)
-    assert r.engine.star.snr < 400  # not the saturated bright star
-    assert r.ratio <= 1.75, (r.rms_ra, r.rms_dec, r.floor)
-    assert r.engine.ra_algo.model.period == pytest.approx(480.0, abs=3.0)
+    """4-s guide exposures on 640x480 frames (a star of SNR 70-450: the bright one
+    saturates the 12-bit camera), seeds 0-3 and 7 with the default rig's gusts:
+    1.25/1.35/1.28/1.39/1.40x (mean 1.33; before the long-cycle fixes to the predictive
+    guiders 1.26/1.39/1.32/1.40/1.43, and 1.65x for seed 7 before the engine knew the
+    camera's white level).  The issue's 1.25x is not reached, and with these stars it
+    cannot be by much: the simulator's truth puts 0.12-0.17″² of the guided RMS² in the
+    centroid's noise alone (the floor is 0.125″²), and a gust of 4-6″ puts 0.2-0.6 of
+    itself into the frame it starts in, before any guider can see it (seed 7: three
+    gusts, ~0.05″² of the 0.25″²); a perfect mount with seed 7's gusts would measure
+    ~1.22x.  (~30 s of CPU: behind FIELDTUI_SLOW_TESTS; the default run guides the RA
+    axis on 4-s frames and checks each long-cycle rule in
+    tests/guiding/test_long_exposures.py.)"""
+    ratios = {}
+    for seed in (0, 1, 2, 3, 7):
+        r = guided(small_config(640, 480, sim={"seed": seed}, guiding={"exposure_s": 4.0}), 30)
+        assert r.engine.star.snr < 600  # not the saturated bright star
+        ratios[seed] = r.ratio
+        if seed == 7:
+            assert r.engine.ra_algo.model.period == pytest.approx(480.0, abs=3.0)
+    assert max(ratios.values()) <= 1.45, ratios
+    assert float(np.mean(list(ratios.values()))) <= 1.35, ratios
 
 
 @SLOW

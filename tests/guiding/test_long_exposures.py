@@ -20,7 +20,7 @@ from fieldtui.config import load_config
 from fieldtui.devices.sky import Sky
 from fieldtui.guiding.centroid import measure_star
 from fieldtui.guiding.events import GuideState
-from fieldtui.guiding.predictive import GearModel, Predictive
+from fieldtui.guiding.predictive import GearModel, Predictive, PredictiveDec
 from fieldtui.guiding.settings import GuideSettings
 
 
@@ -110,12 +110,100 @@ def _direct_ra(exposure: float, sim: dict, pulse_aware: bool, seed: int = 7,
 
 def test_four_second_exposures_along_ra():
     """The default rig's RA with 4-s exposures for 30 minutes (seeds 0-3 and 7, gusts
-    included), against the per-axis jitter the simulator adds: 1.35x on average; the
-    24-s line of the 1-s rule gave 1.45x.  (The issue's 1.25x is for RA and Dec
-    together on the full rig; what is left along RA is the local model's error over
-    the first worm cycle, ~0.12″ a cycle, half the 4-s jitter, and the gusts.)"""
+    included), against the per-axis jitter the simulator adds: 1.30x on average (1.35x
+    before the periodic model had to prove itself over 1.5 worm periods, the first
+    frames were corrected whole and the periodic model's feedback was the aggression;
+    the 24-s line of the 1-s rule gave 1.45x).  What is left along RA is the local
+    model's error over the first worm cycle (~0.12″ a cycle, half the 4-s jitter) and
+    the frames gusts start in, which no guider sees coming."""
     ratios = [_direct_ra(4.0, {}, pulse_aware=True, seed=s, minutes=30.0) for s in (0, 1, 2, 3, 7)]
-    assert float(np.mean(ratios)) < 1.40, ratios
+    assert float(np.mean(ratios)) < 1.33, ratios
+
+
+def _worm_model(seed: int, strict: bool) -> list[tuple[float, float]]:
+    """The default rig's RA gear error in 4.1-s cycles with 0.25″ of jitter (px), fed to
+    a gear model as the guider does (add, then predict the next cycle) for 30 minutes:
+    the (time, period) of every cycle the periodic model predicted.  ``strict=False``:
+    the rule for 1-s cycles (no 1.5 periods first, the 1.6x veto to take over)."""
+    cfg = load_config(user=False, overrides={"sim": {"seed": seed, "gusts_per_hour": 0.0}})
+    t, _, z = _worm(seed)
+    m = GearModel()
+    if not strict:
+        m.LONG_ADOPT_CYCLES, m.RECORD_ADOPT = 0.0, GearModel.RECORD_VETO
+    spoke = []
+    for k in range(len(t) - 1):
+        m.add(t[k], z[k] / cfg.guide_scale)
+        _, source = m.increment(t[k], 4.1)
+        if source == "periodic":
+            spoke.append((float(t[k]), float(m.period)))
+    return spoke
+
+
+def test_on_long_cycles_a_periodic_fit_speaks_only_once_it_predicts():
+    """Seed 2 of the default rig's 480-s worm in 4.1-s cycles: with the 1-s rule a
+    229-s period fitted on 266 s of history passed its checks and the 1.6x veto and
+    predicted 5 cycles (in the closed loop such fits put the star 2.3-3″ off).  Fitted
+    over 1.5 of its periods first and with a record at least as good as the local
+    model's, every prediction it makes is the worm's 480 s (known answer: the
+    simulator's periodic error), from about 1.5 worm periods on."""
+    loose = _worm_model(2, strict=False)
+    assert any(abs(p - 480.0) > 15.0 for _, p in loose), loose[:3]
+    spoke = _worm_model(2, strict=True)
+    assert spoke and all(abs(p - 480.0) <= 15.0 for _, p in spoke), spoke[:3]
+    assert 700.0 <= spoke[0][0] <= 850.0
+
+
+def _gusty_axis(algo, onsets: list[float], size: float = 1.2, tau: float = 4.0,
+                seed: int = 3) -> np.ndarray:
+    """One axis on 4-s exposures every 4.1 s: a drift of 0.004 px/s plus gusts of
+    ``size`` px that spring back with ``tau`` (the simulator's), each frame the mean of
+    the exposure plus 0.058 px (0.25″) of jitter.  Rows: mid-exposure time, the true
+    error (exposure mean, px), the output, whether the gust tracker saw a gust, and the
+    feed-forward."""
+    rng = np.random.default_rng(seed)
+
+    def gear(tt: np.ndarray) -> np.ndarray:
+        g = 0.004 * tt
+        for t0 in onsets:
+            g = g + np.where(tt >= t0, size * np.exp(-np.clip(tt - t0, 0.0, None) / tau), 0.0)
+        return g
+
+    sent, t, rows = 0.0, 0.0, []
+    for _ in range(300):
+        true = float(np.mean(gear(t + (np.arange(8) + 0.5) / 2.0))) - sent
+        out = algo.result(true + rng.normal(0.0, 0.058), t=t + 2.0)
+        rows.append((t + 2.0, true, out, float(algo.gust.active), algo.feed_forward()))
+        sent += out
+        t += 4.1
+    return np.asarray(rows)
+
+
+@pytest.mark.parametrize("algo_cls", [Predictive, PredictiveDec])
+def test_long_cycles_do_not_chase_a_gust_that_springs_back(algo_cls, monkeypatch):
+    """Six gusts of 1.2 px (4″ at 4.3″/px) springing back in 4 s, seen through 4-s
+    exposures (averaged to 0.4-0.6 px): each is found (5 robust sigmas on long
+    cycles), its first frame is not chased (RA sends only the feed-forward) and the star
+    never goes more than 0.07 px past the lock afterwards.  At the 8 sigmas of short
+    cycles none is found and the correction of each overshot by 0.08-0.17 px."""
+    import fieldtui.guiding.predictive as predictive
+    onsets = [400.3 + 137.1 * k for k in range(6)]
+
+    def overshoot(rows: np.ndarray) -> float:
+        return max(-rows[(rows[:, 0] > t0 + 4.2) & (rows[:, 0] < t0 + 25.0), 1].min()
+                   for t0 in onsets)
+
+    algo = algo_cls()
+    rows = _gusty_axis(algo, onsets)
+    assert algo.gust.count == len(onsets)
+    assert overshoot(rows) <= 0.07
+    onset = np.nonzero((rows[1:, 3] > 0) & (rows[:-1, 3] == 0))[0] + 1
+    assert len(onset) == len(onsets)
+    assert np.allclose(rows[onset, 2], rows[onset, 4])  # the feed-forward alone
+    monkeypatch.setattr(predictive, "LONG_GUST_ONSET_SIGMA", 8.0)
+    algo = algo_cls()
+    old = _gusty_axis(algo, onsets)
+    assert algo.gust.count == 0
+    assert overshoot(old) >= 0.08
 
 
 def test_feed_forward_counts_its_own_pulse():
