@@ -169,6 +169,9 @@ class GuideEngine:
         # has been settled again (since when it is, None: not yet).
         self._hold_after_lost = False
         self._hold_ok_since: float | None = None
+        # False: measure only (the guiding assistant's unguided watch, `guide
+        # --no-corrections`): tracking frames are measured and reported, nothing is corrected.
+        self.corrections = True
 
     # ------------------------------------------------------------------ setup
     def _make_algorithms(self) -> tuple[GuideAlgorithm, GuideAlgorithm]:
@@ -720,7 +723,8 @@ class GuideEngine:
             t, self.lock[0], self.lock[1], self.star.x, self.star.y, self.star.hfd, self.pixel_scale,
             s.exposure_s, self.calibration.to_dict(), asdict(s),
             f"{self.ra_algo.name}, {self.ra_algo.summary()}",
-            f"{self.dec_algo.name}, {self.dec_algo.summary()}", self.dec_deg, self.pier_side))
+            f"{self.dec_algo.name}, {self.dec_algo.summary()}", self.dec_deg, self.pier_side,
+            guiding_enabled=self.corrections))
 
     def _comp_threshold_px(self) -> float:
         """Smallest Dec miss (px) the backlash compensator adapts to: the predictive Dec
@@ -807,6 +811,8 @@ class GuideEngine:
         dx, dy, used = self._offset(data)
         ra_px, dec_px = cal.mount_from_camera(dx, dy)
         dist = math.hypot(dx, dy)
+        if not self.corrections:
+            return self._watch_step(t, dx, dy, ra_px, dec_px, dist, used)
 
         self._acc.append((ra_px, dec_px))
         if self.state == GuideState.GUIDING:
@@ -901,6 +907,27 @@ class GuideEngine:
         elif self.state == GuideState.SETTLING:
             self._settle(t, dist)
         return pulses
+
+    def _watch_step(self, t: float, dx: float, dy: float, ra_px: float, dec_px: float,
+                    dist: float, used: int) -> list[Pulse]:
+        """A tracking frame with :attr:`corrections` off: the star's error (camera ``dx``,
+        ``dy`` and mount ``ra_px``, ``dec_px``, px) is reported with no correction.  No
+        algorithm runs, so nothing alerts about corrections that are not sent (pulse
+        limits, tolerance, the predictive model, Dec mode, drift-away recovery); the
+        star's own troubles (lost, low SNR, saturated) still do, before this step."""
+        assert self.star is not None and self.lock is not None
+        for key in self._limit_run:
+            self._limit_run[key] = 0
+        step = GuideStep(t, self.guide_frame, self._elapsed(t), self.star.x, self.star.y,
+                         self.lock[0], self.lock[1], dx, dy, ra_px, dec_px, 0.0, 0.0,
+                         0, "", 0, "", self.star.snr, self.star.mass, self.star.hfd, used,
+                         False, False, 0)
+        self._emit(step)
+        if self.state == GuideState.GUIDING:
+            self.stats.add(step)
+        elif self.state == GuideState.SETTLING:
+            self._settle(t, dist)
+        return []
 
     def _plan_cycle(self) -> None:
         """Tell the algorithms how far the next frame's middle is from this one's,

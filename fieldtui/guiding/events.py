@@ -113,6 +113,7 @@ class GuidingStarted(GuideEvent):
     dec_algorithm: str = ""
     dec_deg: float | None = None
     pier_side: str = "unknown"
+    guiding_enabled: bool = True  # False: measure only, no corrections (PHD2: "guiding disabled")
 
 
 @dataclass

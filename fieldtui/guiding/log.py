@@ -185,7 +185,8 @@ class GuideLogWriter:
         self._write(f"Camera = {self.camera}, gain = {self.gain if self.gain is not None else 'N/A'}")
         self._write(f"Exposure = {ev.exposure_s * 1000:.0f} ms")
         parity = "Odd" if cal.get("flipped") else "Even"
-        self._write(f"Mount = {self.mount},  connected, guiding enabled, "
+        enabled = "enabled" if ev.guiding_enabled else "disabled"  # PHD2's words
+        self._write(f"Mount = {self.mount},  connected, guiding {enabled}, "
                     f"xAngle = {cal['ra_angle_deg']:.1f}, xRate = {cal['ra_rate_px_s']:.3f}, "
                     f"yAngle = {cal['dec_angle_deg']:.1f}, yRate = {cal['dec_rate_px_s']:.3f}, "
                     f"parity = Even/{parity}")

@@ -93,7 +93,6 @@ class GuideWorker:
         self.camera_errors = 0
         self.disconnects = 0
         self._settle_waiters: list[asyncio.Future[SettleDone]] = []
-        self.corrections = True  # False: measure only, never pulse (for comparisons)
         # A DarkLibrary (fieldtui.service.guide_darks): each frame has the dark of
         # the closest exposure subtracted and the mapped hot pixels replaced.
         self.darks = darks
@@ -102,6 +101,16 @@ class GuideWorker:
             cal = load_calibration(self.calibration_path)
             if cal is not None:
                 self.engine.set_calibration(cal)
+
+    @property
+    def corrections(self) -> bool:
+        """False: measure only, never pulse (the unguided mount, the guiding assistant):
+        the engine then runs no guide algorithm and raises no correction alerts."""
+        return self.engine.corrections
+
+    @corrections.setter
+    def corrections(self, on: bool) -> None:
+        self.engine.corrections = bool(on)
 
     # ----------------------------------------------------------------- events
     def subscribe(self, cb: EventCallback) -> None:
