@@ -913,8 +913,9 @@ class GuideEngine:
         """A tracking frame with :attr:`corrections` off: the star's error (camera ``dx``,
         ``dy`` and mount ``ra_px``, ``dec_px``, px) is reported with no correction.  No
         algorithm runs, so nothing alerts about corrections that are not sent (pulse
-        limits, tolerance, the predictive model, Dec mode, drift-away recovery); the
-        star's own troubles (lost, low SNR, saturated) still do, before this step."""
+        limits, tolerance, the predictive model, Dec mode); the star's own troubles (lost,
+        low SNR, saturated) still do, and so does a star away from its lock position
+        (``drift_time_s``; the guiding assistant sets it to infinity)."""
         assert self.star is not None and self.lock is not None
         for key in self._limit_run:
             self._limit_run[key] = 0
@@ -925,6 +926,7 @@ class GuideEngine:
         self._emit(step)
         if self.state == GuideState.GUIDING:
             self.stats.add(step)
+            self._watchdog(t, dist)
         elif self.state == GuideState.SETTLING:
             self._settle(t, dist)
         return []
@@ -1119,9 +1121,10 @@ class GuideEngine:
                 self.ra_algo.reset()
                 self.dec_algo.reset()
                 self._alert("critical", "drift", f"The guide star has been {dist:.1f} px from its "
-                            f"lock position for {away:.0f} s: correcting at full strength to bring "
-                            "it back")
-        elif t - self._recovering_since >= 2 * s.drift_time_s:
+                            f"lock position for {away:.0f} s: "
+                            + ("correcting at full strength to bring it back" if self.corrections
+                               else "guide corrections are off, nothing brings it back"))
+        elif self.corrections and t - self._recovering_since >= 2 * s.drift_time_s:
             self._alert("critical", "drift", f"The guide star is still {dist:.1f} px from its lock "
                         "position after full-strength corrections: the calibration no longer fits "
                         "(camera moved? meridian flip?). Recalibrating, then guiding back to the "

@@ -3,6 +3,7 @@ engine measures the star and sends nothing, and so raises no alert about correct
 does not send (pulse limits, the predictive model, drift-away recovery); a lost star still
 alerts."""
 
+import math
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -19,10 +20,11 @@ from fieldtui.guiding.settings import GuideSettings  # noqa: E402
 DRIFT = 1.5  # ″/s in Dec: 200 ms of pulse per 1 s frame at 0.5x, twice the 100 ms limit
 
 
-def _calibrated(corrections):
+def _calibrated(corrections, drift_time_s=math.inf):
+    # drift_time_s: the guiding assistant lets the star wander (infinite)
     sky = SynthSky(angle_deg=20, jitter_arcsec=0.2, dec_deg=30, seed=6)
-    eng = GuideEngine(replace(GuideSettings(), max_dec_pulse_ms=100), pixel_scale=sky.scale,
-                      dec_deg=30, guide_rate=0.5)
+    settings = replace(GuideSettings(), max_dec_pulse_ms=100, drift_time_s=drift_time_s)
+    eng = GuideEngine(settings, pixel_scale=sky.scale, dec_deg=30, guide_rate=0.5)
     eng.corrections = corrections
     eng.start_calibration(then_guide=True)
     events, t = run(eng, sky, 400, cycle=1.0, on_frame=None)
@@ -43,7 +45,7 @@ def _alerts(events, codes):
 def test_the_dec_limit_alert_fires_when_correcting():
     # The control: the same drift with corrections on binds the 100 ms Dec limit.
     eng, sky, _, t = _calibrated(True)
-    events, _ = run(eng, sky, 30, t0=t)
+    events, _ = run(eng, sky, 12, t0=t)
     assert _alerts(events, {"guide-limit"})[0].message.startswith(
         "Dec corrections hit the 100 ms limit (max_dec_pulse_ms) 5 times in a row")
 
@@ -70,3 +72,16 @@ def test_no_correction_alerts_while_measuring_only():
     sky.cloud = 0.0
     d = eng.on_frame(sky.render(), t)
     assert [e for e in d.events if isinstance(e, StarLost)] and d.pulses == []
+
+
+def test_a_star_away_from_its_lock_still_alerts_without_corrections():
+    # The drift-away alarm is about where the star is (the capture sequencer discards the
+    # light): it still comes, saying nothing brings the star back, and never recalibrates.
+    eng, sky, _, t = _calibrated(False, drift_time_s=10.0)
+    events, _ = run(eng, sky, 60, t0=t)
+    drift = _alerts(events, {"drift"})
+    assert len(drift) == 1 and drift[0].level == "critical"
+    assert drift[0].message.endswith("guide corrections are off, nothing brings it back")
+    # 0.349 px/s: past the 3 px drift limit after 8.6 s, alarmed 10 s later
+    assert 18.0 <= drift[0].t - t <= 20.5, drift[0].t - t
+    assert eng.state == GuideState.GUIDING and eng.calibration is not None
