@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 
 from ..guiding.assistant import AssistantFindings, analyze_unguided, axes_from_periodic_error
 from ..guiding.events import Alert, GuideState, GuideStep
+from ..guiding.stats import GuideStats
 
 try:  # the calibration's backlash measurement (fieldtui.guiding.backlash)
     from ..guiding.backlash import measure_backlash
@@ -35,11 +37,67 @@ class AssistantError(Exception):
     """The assistant could not run; the message says why."""
 
 
+@dataclass
+class AssistantProgress:
+    """Where a running assistant is, for the state clients show.  Times are on the
+    clock run_assistant got (s).  ``phase``: "calibrating" (when it must first),
+    "watching" (the star unguided from ``watch_from`` for ``minutes``), "backlash" (the
+    Dec pulses, ``pulses`` of about ``pulses_total`` sent), "analysing", then "done".
+    ``changed`` is called on every change of phase."""
+
+    minutes: float = 10.0
+    exposure_s: float = 1.0
+    phase: str = "starting"
+    started: float | None = None
+    watch_from: float | None = None
+    pulses: int = 0
+    pulses_total: int = 2 * BACKLASH_STEPS + 2
+    changed: Callable[[], Any] | None = None
+
+    def set_phase(self, phase: str, t: float | None = None) -> None:
+        self.phase = phase
+        if phase == "watching":
+            self.watch_from = t
+        if self.changed is not None:
+            self.changed()
+
+    def pulse_s(self) -> float:
+        """About how long one backlash pulse takes (s): the pulse, then two frames."""
+        return 2.0 * self.exposure_s + 1.0
+
+    def left_s(self, now: float) -> float | None:
+        """About how many seconds are left (None before the watch began: calibration's
+        own progress says it)."""
+        backlash = max(self.pulses_total - self.pulses, 0) * self.pulse_s()
+        if self.phase == "watching" and self.watch_from is not None:
+            return max(self.watch_from + self.minutes * 60.0 - now, 0.0) + backlash
+        if self.phase == "backlash":
+            return backlash
+        return 0.0 if self.phase in ("analysing", "done") else None
+
+    def fraction(self, now: float) -> float | None:
+        """Share done of the watch and the backlash pulses together (0 to 1)."""
+        left = self.left_s(now)
+        if left is None:
+            return None
+        total = self.minutes * 60.0 + self.pulses_total * self.pulse_s()
+        return min(max(1.0 - left / total, 0.0), 1.0) if total > 0 else 1.0
+
+
 async def run_assistant(worker: Any, clock: Any, *, minutes: float, pixel_scale: float,
-                        dec_deg: float | None, backlash: bool = True) -> AssistantFindings:
+                        dec_deg: float | None, backlash: bool = True,
+                        progress: AssistantProgress | None = None) -> AssistantFindings:
     """Run the guiding assistant on ``worker`` (a GuideWorker, not yet started).
+    ``progress`` (optional) follows its phases.  The unguided frames are not guiding: the
+    engine's guiding statistics are put aside meanwhile and given back after, so the
+    unguided RMS never shows as (or mixes into) guiding RMS; the guide log's section
+    for them says "guiding disabled".
 
     Raises AssistantError when calibration or the star fails."""
+    if progress is None:
+        progress = AssistantProgress()
+    progress.minutes, progress.exposure_s = minutes, worker.settings.exposure_s
+    progress.started = clock.now()
     steps: list[GuideStep] = []
     alerts: list[Alert] = []
     frame_evt = asyncio.Event()
@@ -52,23 +110,31 @@ async def run_assistant(worker: Any, clock: Any, *, minutes: float, pixel_scale:
             alerts.append(ev)
 
     worker.subscribe(collect)
-    old_drift, old_corr = worker.engine.settings.drift_time_s, worker.corrections
+    engine = worker.engine
+    old_drift, old_corr, old_stats = engine.settings.drift_time_s, worker.corrections, engine.stats
     worker.corrections = False
-    worker.engine.settings.drift_time_s = math.inf  # the star wanders on purpose
+    engine.settings.drift_time_s = math.inf  # the star wanders on purpose
+    engine.stats = GuideStats(pixel_scale=old_stats.pixel_scale, window_s=old_stats.window_s)
     try:
         return await _run(worker, clock, steps, alerts, frame_evt, minutes, pixel_scale, dec_deg,
-                          backlash)
+                          backlash, progress)
     finally:
-        worker.engine.settings.drift_time_s = old_drift
+        engine.settings.drift_time_s = old_drift
         worker.corrections = old_corr
+        engine.stats = old_stats
+        progress.set_phase("done")
         if collect in worker._callbacks:
             worker._callbacks.remove(collect)
 
 
 async def _run(worker: Any, clock: Any, steps: list[GuideStep], alerts: list[Alert],
                frame_evt: asyncio.Event, minutes: float, pixel_scale: float, dec_deg: float | None,
-               backlash: bool) -> AssistantFindings:
-    await worker.calibrate(then_guide=True) if worker.engine.calibration is None else await worker.start_guiding()
+               backlash: bool, progress: AssistantProgress) -> AssistantFindings:
+    if worker.engine.calibration is None:
+        progress.set_phase("calibrating")
+        await worker.calibrate(then_guide=True)
+    else:
+        await worker.start_guiding()
     deadline = clock.now() + 1800.0
     while worker.state != GuideState.GUIDING and clock.now() < deadline:
         if worker.engine.state == GuideState.LOOPING and worker.engine._pending is None:
@@ -81,6 +147,7 @@ async def _run(worker: Any, clock: Any, steps: list[GuideStep], alerts: list[Ale
     if worker.log is not None:
         worker.log.info(f"Guiding assistant started: {minutes:g} min unguided, then Dec backlash")
     steps.clear()
+    progress.set_phase("watching", clock.now())
     await clock.sleep(minutes * 60.0)
     unguided = list(steps)
     t = np.array([s.t for s in unguided])
@@ -95,9 +162,11 @@ async def _run(worker: Any, clock: Any, steps: list[GuideStep], alerts: list[Ale
     bl = None
     if backlash and measure_backlash is not None and cal is not None:
         e_dec = own[1] if own is not None else np.array([cal.dec_vx, cal.dec_vy]) / (cal.dec_rate or 1.0)
+        progress.set_phase("backlash")
         bl = await _measure_backlash(worker, clock, steps, frame_evt, pixel_scale,
                                      ra_axis=own[0] if own is not None else None,
-                                     drift=_dec_drift(t, cam, e_dec))
+                                     drift=_dec_drift(t, cam, e_dec), progress=progress)
+    progress.set_phase("analysing")
     try:
         findings = analyze_unguided(t, ra, dec, pixel_scale=pixel_scale, dec_deg=dec_deg,
                                     exposure_s=worker.settings.exposure_s, backlash=bl,
@@ -147,7 +216,8 @@ async def _next_position(steps: list[GuideStep], frame_evt: asyncio.Event, clock
 
 async def _measure_backlash(worker: Any, clock: Any, steps: list[GuideStep], frame_evt: asyncio.Event,
                             pixel_scale: float, ra_axis: np.ndarray | None = None,
-                            drift: tuple[float, float, float] | None = None) -> Any:
+                            drift: tuple[float, float, float] | None = None,
+                            progress: AssistantProgress | None = None) -> Any:
     """Dec backlash with a north and a south leg (PHD2's backlash tool), the play taken up
     northward first.  ``ra_axis``: the RA axis on the camera (a unit vector) when the
     periodic error showed it; the star's motion along it (the worm's, over the minutes
@@ -167,6 +237,9 @@ async def _measure_backlash(worker: Any, clock: Any, steps: list[GuideStep], fra
         await clock.wait_for(port.pulse(direction, ms), ms / 1000.0 + 5.0)
         xy = await _next_position(steps, frame_evt, clock)
         times.append(steps[-1].t)
+        if progress is not None:
+            progress.pulses += 1
+            progress.pulses_total = max(progress.pulses_total, progress.pulses)
         return xy
 
     start = np.array(await _next_position(steps, frame_evt, clock, 1))
@@ -176,6 +249,8 @@ async def _measure_backlash(worker: Any, clock: Any, steps: list[GuideStep], fra
             break
     else:
         return None
+    if progress is not None:
+        progress.pulses_total = progress.pulses + 2 * BACKLASH_STEPS
     north = [p]
     n_t = [times[-1]]
     for _ in range(BACKLASH_STEPS):

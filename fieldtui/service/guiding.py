@@ -102,6 +102,7 @@ class Guider(Activity):
         self._n = 0
         self._star_task: Any = None
         self._assistant: Any = None  # the guiding assistant's task while it runs
+        self._assist_progress: Any = None  # its AssistantProgress (service/assistant.py)
         self._failed = ""            # why the loop ended on an error ("" while it did not)
         self.guiding_since: float | None = None  # clock time guiding (last) began
         st = self.settings
@@ -181,11 +182,21 @@ class Guider(Activity):
         if self._star_task is None or self._star_task.done():
             self._star_task = self.spawn(self._star_feed(), name="guide-star")
 
+    def _assisting(self) -> bool:
+        """The guiding assistant runs (it may be calibrating first)."""
+        return self._assistant is not None and not self._assistant.done()
+
     @property
     def state(self) -> str:
+        """The guide engine's state, except "assistant" while the guiding assistant
+        watches the star unguided or pulses Dec for backlash (the engine guides then with
+        its corrections off: nothing is guided)."""
         if self._failed:
             return "failed"
-        return self.worker.state.value if self.worker is not None else GuideState.STOPPED.value
+        st = self.worker.state.value if self.worker is not None else GuideState.STOPPED.value
+        if st in ("guiding", "settling") and self._assisting():
+            return "assistant"
+        return st
 
     def on_failure(self, reason: str) -> None:
         self._failed = reason
@@ -227,6 +238,16 @@ class Guider(Activity):
             return {"what": "calibrating", "since": _r(p.started, 2), "at": _r(p.last_t, 2),
                     "left_s": _r(left, 1), "done": p.done, "total": sum(exp.values()),
                     "leg": p.leg, "fraction": _r(p.fraction())}
+        if st == "assistant" and self._assist_progress is not None:
+            a = self._assist_progress
+            now = self.s.clock.now()
+            left = a.left_s(now)
+            frac = a.fraction(now)
+            return {"what": "assistant", "phase": a.phase,
+                    "since": _r(a.watch_from if a.watch_from is not None else a.started, 2),
+                    "at": _r(now, 2), "left_s": None if left is None else _r(left, 1),
+                    "fraction": None if frac is None else _r(frac), "minutes": a.minutes,
+                    "pulses": a.pulses, "pulses_total": a.pulses_total}
         if st == "settling":
             q = self._settle_progress
             if q.dithered is None:
@@ -249,9 +270,10 @@ class Guider(Activity):
         e = w.engine
         win, tot = e.stats.window(), e.stats.total()
         cal = e.calibration
+        assisting = out["state"] == "assistant"  # unguided frames: no guiding RMS to show
         out.update({
             "rms_ra_arcsec": _r(win.rms_ra_arcsec), "rms_dec_arcsec": _r(win.rms_dec_arcsec),
-            "rms_total_arcsec": _r(win.rms_total_arcsec) if win.frames else None,
+            "rms_total_arcsec": _r(win.rms_total_arcsec) if win.frames and not assisting else None,
             "rms_ra_px": _r(win.rms_ra_px), "rms_dec_px": _r(win.rms_dec_px),
             "rms_total_px": _r(win.rms_total_px),
             "peak_ra_arcsec": _r(win.peak_ra_arcsec), "peak_dec_arcsec": _r(win.peak_dec_arcsec),
@@ -272,6 +294,11 @@ class Guider(Activity):
                 "warnings": list(cal.warnings)},
             "frames": w.frames,
         })
+        if assisting:
+            for k in ("rms_ra_arcsec", "rms_dec_arcsec", "rms_ra_px", "rms_dec_px", "rms_total_px",
+                      "peak_ra_arcsec", "peak_dec_arcsec", "peak_ra_px", "peak_dec_px"):
+                out[k] = None
+            out["window_frames"] = 0
         return out
 
     def snapshot(self) -> dict[str, Any] | None:
@@ -355,7 +382,24 @@ class Guider(Activity):
         elif isinstance(ev, ge.GuidingStopped):
             detail = ev.reason
             self.guiding_since = None
+        if detail is not None and self.state == "assistant":
+            detail = self._assistant_detail()  # "guiding started" is the assistant's watch
         self._status(detail)
+
+    def _assistant_detail(self) -> str:
+        """What the running guiding assistant does now, in a few words."""
+        a = self._assist_progress
+        if a is None:
+            return "guiding assistant"
+        if a.phase == "calibrating":
+            return "guiding assistant: calibrating first"
+        if a.phase == "watching":
+            return f"guiding assistant: measuring, the star unguided for {a.minutes:g} min, then Dec backlash"
+        if a.phase == "backlash":
+            return f"guiding assistant: measuring Dec backlash, pulse {a.pulses} of about {a.pulses_total}"
+        if a.phase == "analysing":
+            return "guiding assistant: working out its findings"
+        return "guiding assistant"
 
     def _trouble(self, reason: str) -> None:
         self.trouble += 1
@@ -373,7 +417,7 @@ class Guider(Activity):
         dec_ms = ev.dec_ms if ev.dec_dir == "N" else -ev.dec_ms if ev.dec_dir == "S" else 0
         self.history.append([round(ev.t, 2), round(ra, 3), round(dec, 3), ra_ms, dec_ms])
         e = self.worker.engine if self.worker is not None else None
-        win = e.stats.window() if e is not None else None
+        win = e.stats.window() if e is not None and self.state != "assistant" else None
         rms = [_r(win.rms_ra_arcsec), _r(win.rms_dec_arcsec), _r(win.rms_total_arcsec)] if win else []
         rms_px = [_r(win.rms_ra_px), _r(win.rms_dec_px), _r(win.rms_total_px)] if win else []
         self.s.publish(GuidePoint(t=ev.t, n=ev.frame, state=self.state, ra=round(ra, 3), dec=round(dec, 3),
@@ -465,16 +509,22 @@ class Guider(Activity):
             raise ValueError(f"stop guiding first (x): the assistant watches the star unguided "
                              f"(now {self.state})")
         w = self._ensure_worker()
+        from .assistant import AssistantProgress
+        prog = self._assist_progress = AssistantProgress()
+        prog.changed = lambda: self._status(self._assistant_detail() if prog.phase != "done" else None)
 
         async def run() -> None:
             try:
                 f = await run_assistant(w, self.s.clock, minutes=minutes,
                                         pixel_scale=self.pixel_scale or 1.0,
-                                        dec_deg=self.s.cfg.plan.dec_deg)
+                                        dec_deg=self.s.cfg.plan.dec_deg, progress=prog)
             except AssistantError as exc:
                 self.s.alert("warning", "guiding", str(exc))
                 self._status("guiding assistant failed (! shows why)")
                 return
+            except asyncio.CancelledError:
+                self._status("guiding assistant stopped")
+                raise
             for line in f.lines():
                 self.s.alert("info", "guiding", line)
             self._status("guiding assistant done: ! lists its findings (also in the guide log)")
@@ -583,12 +633,17 @@ class Guider(Activity):
         w = self.worker
         if w is None:
             return self.state
+        assisted = self._assisting()
+        if assisted:  # stopping the assistant: its watch ends, nothing is found
+            self._assistant.cancel()
+            with contextlib.suppress(BaseException):
+                await self._assistant
         if keep_looping and self._running():
             w.stop_guiding()
         else:
             await self.shutdown()
             self._failed = ""  # stopping acknowledges a failure: the guider is stopped
-        self._status()
+        self._status("guiding assistant stopped" if assisted else None)
         return self.state
 
     async def shutdown(self) -> None:

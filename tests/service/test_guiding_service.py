@@ -183,11 +183,44 @@ async def test_guide_darks_and_assistant_commands(cfg, tmp_path, monkeypatch):
         assert (tmp_path / "state" / "guide_darks" / "guide_dark_1000ms_g50.npz").exists()
         assert session.rig.sim.guide_covered is False  # uncapped again
         await _cmd(session, "guide.assistant", minutes=2.0)
+        # While it watches the star unguided the guider says so, with the time left (the
+        # 2 min watch, then about 18 backlash pulses of 3 s), and shows no guiding RMS.
+        await _until(session, lambda: g.state == "assistant", clock_s=600)
+        await session.clock.sleep(30)
+        snap = session.snapshot()["guiding"]
+        assert snap["state"] == "assistant" and session.activities["guiding"].state == "assistant"
+        assert snap["detail"].startswith("guiding assistant: measuring, the star unguided for 2 min")
+        p = snap["progress"]
+        assert p["what"] == "assistant" and p["phase"] == "watching"
+        assert abs(p["left_s"] - (120 - (p["at"] - p["since"]) + 18 * 3.0)) < 0.2
+        assert 90 - 5 <= 120 - (p["at"] - p["since"]) <= 90 + 2  # 30 s into the watch
+        assert snap["rms_total_arcsec"] is None and snap["window_frames"] == 0
+        assert "RMS" not in session.activities["guiding"].detail
+        assert len(g.history) >= 25  # the unguided frames are measured (and plotted)
         await _until(session, lambda: any("Guiding assistant:" in a.text for a in session.alerts),
                      clock_s=900)
         texts = [a.text for a in session.alerts]
         assert any(t.startswith("Seeing jitter") for t in texts)
         assert any("Guide dark of 1 s at gain 50 in use" in t for t in texts)
+        # Nothing was corrected: no alert about corrections, limits or the predictive model.
+        assert not [t for t in texts if "corrections hit" in t or "predictive model" in t
+                    or "full strength" in t], texts
         assert g.worker.corrections is True  # guiding afterwards corrects again
+        # Afterwards the unguided frames are no guiding statistics: none shown, none counted.
+        await _until(session, lambda: g.state == "stopped", clock_s=60)
+        snap = session.snapshot()["guiding"]
+        assert snap["rms_total_arcsec"] is None and snap["total"]["frames"] == 0
+        # The guide log: the unguided section says "guiding disabled"; the findings follow.
+        log = next(session.night_dir.glob("PHD2_GuideLog_*.txt")).read_text()
+        assert "connected, guiding disabled," in log and "guiding enabled" not in log
+        assert "INFO: Guiding assistant: 2.0 min unguided" in log and "INFO: Seeing jitter" in log
+        # x while it runs stops it: back to looping, corrections on again, nothing counted.
+        await _cmd(session, "guide.assistant", minutes=2.0)
+        await _until(session, lambda: g.state == "assistant", clock_s=120)
+        await session.clock.sleep(20)
+        assert await _cmd(session, "guide.stop", keep_looping=True) == "looping"
+        assert g.detail == "guiding assistant stopped" and g.worker.corrections is True
+        assert g.worker.engine.settings.drift_time_s == g.settings.drift_time_s < math.inf
+        assert session.snapshot()["guiding"]["total"]["frames"] == 0
     finally:
         await session.stop()

@@ -11,6 +11,7 @@ import pytest
 
 from fieldtui.ui.app import FieldApp
 from fieldtui.ui.screens.dialogs import ConfirmScreen
+from fieldtui.ui.widgets.status import status_text
 
 from .conftest import wait_until
 
@@ -29,6 +30,11 @@ def _guiding(app):
 
 def _texts(app):
     return [a.get("text", "") for a in app.rig.alerts]
+
+
+def _bar_guide(app):
+    """The status bar's guiding part (state, then the guiding RMS when there is one)."""
+    return next(p for p in status_text(app.rig, 200).split("│") if p.strip().startswith("guide")).strip()
 
 
 def _finding(app, pattern):
@@ -77,12 +83,20 @@ async def test_darks_and_assistant_keys(fast_service, cfg, tmp_path):
         assert await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         assert "guiding assistant" in app.screen.question and "unguided" in app.screen.question
         await pilot.press("y")
-        assert await wait_until(pilot, lambda: _guiding(app).get("state") in ("calibrating", "guiding"),
+        assert await wait_until(pilot, lambda: _guiding(app).get("state") in ("calibrating", "assistant"),
                                 timeout=20)
         # A second one is refused while it runs, with why (the key is not offered while
         # guiding: test_guiding_screen checks the key bar); the first goes on.
         assert await app.send("guide.assistant", minutes=10.0) is None
         assert "the guiding assistant is already running" in app.message[0]
+        # While it watches, the title says the assistant measures and how long is left, never
+        # "guiding"; the status bar shows no RMS (nothing is guided).
+        assert await wait_until(pilot, lambda: _guiding(app).get("state") == "assistant", timeout=60)
+        await pilot.pause(0.6)
+        title = str(app.screen.query_one(".title").render())
+        assert re.search(r"GUIDING · assistant \d+:\d\d · about \d+:\d\d left", title), title
+        assert "guiding assistant: measuring" in title and not re.search(r"· guiding( ·|$)", title)
+        assert _bar_guide(app) == "guide assistant"
         assert await wait_until(pilot, lambda: "guiding assistant done" in _guiding(app).get("detail", ""),
                                 timeout=120)
         # The findings, against the simulator's settings (within 20 %).
@@ -99,6 +113,9 @@ async def test_darks_and_assistant_keys(fast_service, cfg, tmp_path):
         # On screen: the title says it is done and where the findings are; ! lists them.
         await pilot.pause(0.6)
         assert "guiding assistant done" in str(app.screen.query_one(".title").render())
+        # Afterwards the unguided watch's RMS is not shown as guiding RMS.
+        assert _guiding(app).get("rms_total_arcsec") is None
+        assert _bar_guide(app) == "guide stopped"
         await pilot.press("exclamation_mark")
         assert await wait_until(pilot, lambda: app.screen.query("#alerts-text"))
         listed = str(app.screen.query_one("#alerts-text").render())

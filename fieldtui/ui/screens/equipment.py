@@ -47,7 +47,7 @@ def in_use_by(rig: object, device: str) -> str:
     if holder:  # the service's lease on the device (DeviceStatus.holder)
         return str(holder)
     g = (getattr(rig, "extra", {}).get("guiding") or {}).get("state", "stopped")
-    if g in ("guiding", "settling", "star lost", "calibrating") and device in ("guide_camera", "guide_port", "mount"):
+    if g in ("guiding", "settling", "star lost", "calibrating", "assistant") and device in ("guide_camera", "guide_port", "mount"):
         return "guiding"
     if g == "looping" and device == "guide_camera":
         return "the guide loop"

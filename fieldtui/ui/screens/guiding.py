@@ -37,9 +37,10 @@ STATE_HINT = {
     "guiding": "d dither · x stop",
     "settling": "settling after a dither",
     "star lost": "star lost: waiting for it",
+    "assistant": "x stops the assistant",
 }
 #: states in which the guide camera loops (guiding or not)
-ACTIVE = ("looping", "calibrating", "guiding", "settling", "star lost")
+ACTIVE = ("looping", "calibrating", "guiding", "settling", "star lost", "assistant")
 #: states in which guide corrections go to the mount: stopping or recalibrating loses them
 GUIDING = ("guiding", "settling", "star lost")
 #: which actions apply in which guider states (None: any state)
@@ -312,14 +313,14 @@ class GuidingScreen(StageScreen):
         if st != self._state_seen:
             self._state_seen, self._state_since = st, now
         parts = [f"GUIDING · {st}"]
-        if st in ("calibrating", "settling", "star lost"):
+        if st in ("calibrating", "settling", "star lost", "assistant"):
             # long states say how long they have run and, when known, about how long is left
             # (the title's progress changes at most once a second)
             parts[0] += f" {self._progress_text(st, now)}"
             self._dirty_text = True
         if detail and detail != st:
             parts.append(detail)
-        if not detail or st in ("stopped", "looping"):
+        if not detail or st in ("stopped", "looping", "assistant"):
             parts.append(STATE_HINT.get(st, ""))
         self.set_title(" · ".join(p for p in parts if p)[:200])
         self.show_ages()
@@ -358,7 +359,7 @@ class GuidingScreen(StageScreen):
         left = time_left(p.get("left_s"), at, clock)
         if left is not None:
             text += f" · about {mmss(left)} left"
-            if st == "calibrating" and p.get("fraction") is not None:
+            if st in ("calibrating", "assistant") and p.get("fraction") is not None:
                 text += f" {bar(float(p['fraction']))}"
             elif st == "settling" and p.get("distance_px") is not None:
                 text += f" ({p['distance_px']:.1f} px, need {p.get('settle_px', 0):g})"
@@ -423,6 +424,9 @@ class GuidingScreen(StageScreen):
         if self.state in GUIDING:
             self.ask("Stop guiding? Frames go on, corrections stop (back to looping).",
                      lambda: self._send("guide.stop", keep_looping=keep))
+        elif self.state == "assistant":
+            self.ask("Stop the guiding assistant? Its measurements so far are dropped (back to "
+                     "looping).", lambda: self._send("guide.stop", keep_looping=True))
         else:
             self.run_command(self._send("guide.stop", keep_looping=keep))
 
