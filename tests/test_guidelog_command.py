@@ -90,3 +90,27 @@ def test_calibration_alerts_and_failures_are_shown(tmp_path, capsys):
             "1 steps") in out
     assert "Calibration 2024-01-01 20:05:00: complete; 1 steps; RA angle 0.0°, 6.667 px/s" in out
     assert "! Dec backlash is very large" in out
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_an_unguided_section_is_reported_as_unguided(tmp_path, capsys, enabled):
+    # The guiding assistant's watch is logged with "guiding disabled" (PHD2's words): read
+    # back, its RMS is the unguided mount's, never guiding's.  RA ±1 px about 0: RMS 1 px, 2″.
+    from fieldtui.guiding.events import GuideStep, GuidingStarted, GuidingStopped
+    from fieldtui.guiding.log import GuideLogWriter
+    t0 = 1_700_000_000.0
+    w = GuideLogWriter(tmp_path, t0)
+    cal = {"ra_angle_deg": 0.0, "ra_rate_px_s": 5.0, "dec_angle_deg": 90.0, "dec_rate_px_s": 5.0}
+    w.handle(GuidingStarted(t0, 100.0, 100.0, 100.0, 100.0, 2.5, 2.0, 1.0, cal, {},
+                            guiding_enabled=enabled))
+    for i, ra in enumerate((1.0, -1.0, 1.0, -1.0)):
+        w.handle(GuideStep(t0 + i + 1, i + 1, i + 1.0, 100.0 + ra, 100.0, 100.0, 100.0, ra, 0.0,
+                           ra, 0.0, 0.0, 0.0, 0, "", 0, "", 30.0, 5000.0, 2.5))
+    w.handle(GuidingStopped(t0 + 5, "done"))
+    w.close(t0 + 6)
+    assert main(["guidelog", str(w.path)]) == 0
+    out = capsys.readouterr().out
+    head = "guiding 20" if enabled else "unguided (guiding disabled) 20"
+    rms = "RMS   RA 2.00″ (1.000 px)" if enabled else "unguided RMS RA 2.00″ (1.000 px)"
+    assert head in out and rms in out, out
+    assert ("guiding disabled" in w.path.read_text()) is not enabled

@@ -66,7 +66,8 @@ def format_run(r: dict[str, Any], n_runs: int) -> list[str]:
         out.append(f"{head}: calibration only, no guiding")
     else:
         span = f"{r['started']} to {r['ended'] or '(no end recorded)'}, {r['duration_s']:.0f} s"
-        out.append(f"{head}: guiding {span}" + (f" [{r['program']}]" if r.get("program") else ""))
+        what = "guiding" if r.get("guiding_enabled", True) else "unguided (guiding disabled)"
+        out.append(f"{head}: {what} {span}" + (f" [{r['program']}]" if r.get("program") else ""))
         out.append(f"  Camera {r['camera'] or 'not given'}; mount {r['mount'] or 'not given'}"
                    + (f"; exposure {r['exposure_ms']:g} ms" if r["exposure_ms"] else ""))
         k = r["pixel_scale_arcsec_px"]
@@ -83,7 +84,8 @@ def format_run(r: dict[str, Any], n_runs: int) -> list[str]:
                    f"{r['star_lost_events']}×; dithers {r['dithers']}"
                    + (f" (settled {r['settled']}, failed {r['settle_failed']})" if r["dithers"] else ""))
         if r["frames"]:
-            out.append(f"  RMS   RA {_pair(r['rms_ra_arcsec'], r['rms_ra_px'])}  "
+            rms = "RMS  " if r.get("guiding_enabled", True) else "unguided RMS"
+            out.append(f"  {rms} RA {_pair(r['rms_ra_arcsec'], r['rms_ra_px'])}  "
                        f"Dec {_pair(r['rms_dec_arcsec'], r['rms_dec_px'])}  "
                        f"total {_pair(r['rms_total_arcsec'], r['rms_total_px'])}")
             out.append(f"  Peak  RA {_pair(r['peak_ra_arcsec'], r['peak_ra_px'])}  "

@@ -384,6 +384,9 @@ class GuideSession:
     dec_deg: float | None = None
     pier_side: str | None = None
     columns: list[str] = field(default_factory=list)
+    # False: the header says "guiding disabled" (PHD2's guide output off; ours: the guiding
+    # assistant's unguided watch): the rows are the unguided mount, not guiding.
+    guiding_enabled: bool = True
 
     # ---------------------------------------------------------- statistics
     def settling_mask(self) -> list[bool]:
@@ -575,6 +578,8 @@ def _guide_header(sess: GuideSession, line: str) -> None:
         sess.exposure_ms = _after(line, "Exposure = ")
     elif line.startswith("Mount = "):
         sess.mount = _name(line, "Mount = ")
+        if ", guiding disabled" in line:
+            sess.guiding_enabled = False
         for key, attr in (("xAngle = ", "x_angle"), ("xRate = ", "x_rate"),
                           ("yAngle = ", "y_angle"), ("yRate = ", "y_rate")):
             v = _after(line, key)
@@ -841,6 +846,7 @@ def session_summary(sess: GuideSession) -> dict[str, Any]:
     n_set, ra_set, dec_set = sess.settled_stats()
     return {
         "started": sess.started, "ended": sess.ended or None, "program": sess.program or None,
+        "guiding_enabled": sess.guiding_enabled,
         "duration_s": sess.duration,
         "camera": sess.camera, "mount": sess.mount, "exposure_ms": sess.exposure_ms,
         "pixel_scale_arcsec_px": k, "binning": sess.binning, "focal_length_mm": sess.focal_length_mm,
