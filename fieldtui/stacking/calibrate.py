@@ -100,7 +100,7 @@ def find_bad_pixels(masters: Masters, *, hot_sigma: float = 8.0, cold_flat: floa
 def correct_pixels(data: np.ndarray, bad: np.ndarray, bayer: str | None) -> int:
     """Replace the ``bad`` pixels of ``data`` (in place) with the median of their
     3×3 neighbours of the same CFA colour. Returns how many were replaced."""
-    ys, xs = np.nonzero(bad)
+    ys, xs = np.divmod(np.flatnonzero(bad), bad.shape[1])  # 25× faster than np.nonzero here
     if ys.size == 0:
         return 0
     step = 2 if bayer else 1
@@ -131,9 +131,31 @@ def find_cosmetic_outliers(data: np.ndarray, bayer: str | None, *, sigma: float 
                            rows: int = 256) -> np.ndarray:
     """Isolated hot pixels left in a calibrated frame (cosmic rays, hot pixels the
     dark missed): pixels more than ``sigma`` × the noise above the median of their
-    same-colour neighbours *and* more than 3× the excess of every one of their
-    eight immediate neighbours (a star, even undersampled, spreads its light over
-    its neighbours; a hot pixel does not). Boolean map ``(H, W)``.
+    same-colour neighbours, more than 3× the excess of every one of their eight
+    immediate neighbours, *and* whose neighbours show no light around them.
+    Boolean map ``(H, W)``.
+
+    The last test tells a hot pixel from the peak of an undersampled star. A star
+    (FWHM 1.5–2.5 px) lights its neighbours in proportion to its PSF on *both*
+    sides of its peak; on a Bayer mosaic the eight neighbours are of other colours
+    (a green peak's red and blue ones can sit at a third of their PSF share), so
+    the ratio test alone took the brightest green pixel of 3–6 stars a frame off
+    the real Seestar M94 frames. A hot pixel's neighbours carry only noise, or,
+    on a star's flank, light on the star's side only. So for each of the four
+    pairs of opposite neighbours (left/right, up/down and the two diagonals: on a
+    Bayer mosaic both of a pair are of one colour, so the colour balance cancels)
+    the smaller excess is the light found on both sides; their sum ``T`` is
+    raised by a star centred on the pixel and not by a hot pixel, a hot pixel
+    beside a star included. A candidate is kept (not replaced) when
+    ``T > 0.1 × its excess`` and ``T > 1.5 ×`` the noise. On the M94 frames the
+    star peaks read T/excess = 0.18–0.70 and the sensor's recurring hot pixels
+    −0.35–0.05; noise alone gives T ≈ −2.3 ± 1.6 noise, so a faint hot pixel
+    (10 noise) is spared about once in a hundred. Siril and PixInsight's
+    CosmeticCorrection find hot and cold pixels on the master dark, where no
+    star is (PixInsight's auto-detection on the light is known to bite star
+    cores); the masters' map (:func:`find_bad_pixels`) does that here, and this
+    function catches what the dark missed. The test costs nothing measurable:
+    it runs on the few candidates only.
 
     Works in strips of ``rows`` rows (one row of overlap for the 3×3
     neighbourhoods, the image's own edges replicated as before): besides the
@@ -146,6 +168,7 @@ def find_cosmetic_outliers(data: np.ndarray, bayer: str | None, *, sigma: float 
     # first rows: fresh strip-sized arrays (2.6 MB on a 4.3 MP frame, under numpy's
     # huge-page size) cost ~20 000 page faults a frame, 25 ms of system time
     pbuf = mbuf = None
+    noise = np.zeros((2, 2), np.float32)  # of each CFA site (row, column parity)
     for rs, cs in cfa_slices(bayer):
         sub = a[rs, cs]
         e = exc[rs, cs]
@@ -164,6 +187,7 @@ def find_cosmetic_outliers(data: np.ndarray, bayer: str | None, *, sigma: float 
             del part, med
         s = e[::5, ::5].ravel()
         nz = float(1.4826 * np.median(np.abs(s - np.median(s)))) or float(np.std(s)) or 1.0
+        noise[rs.start or 0, cs.start or 0] = nz
         np.greater(e, sigma * nz, out=strong[rs, cs])
         del sub, e, s
     del pbuf, mbuf
@@ -181,7 +205,29 @@ def find_cosmetic_outliers(data: np.ndarray, bayer: str | None, *, sigma: float 
         around *= 3.0
         np.greater(exc[y0:y1], around, out=gbuf[:y1 - y0])
         strong[y0:y1] &= gbuf[:y1 - y0]
+    # the candidates' coordinates (np.nonzero walks a 2 MP map in 2.4 ms, flatnonzero in 0.1)
+    ys, xs = np.divmod(np.flatnonzero(strong), strong.shape[1])
+    if ys.size:
+        lit = _lit_around(exc, ys, xs, noise[ys % 2, xs % 2] if bayer else noise[0, 0])
+        strong[ys[lit], xs[lit]] = False
     return strong
+
+
+# the four pairs of opposite neighbours (dy, dx): left/right, up/down, the two diagonals
+_PAIRS = (((0, -1), (0, 1)), ((-1, 0), (1, 0)), ((-1, -1), (1, 1)), ((-1, 1), (1, -1)))
+
+
+def _lit_around(exc: np.ndarray, ys: np.ndarray, xs: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """For the candidate pixels ``(ys, xs)`` of :func:`find_cosmetic_outliers`: True where
+    light surrounds them on both sides (a star's peak, not a hot pixel). ``noise``: the
+    noise of each candidate's CFA channel."""
+    h, w = exc.shape
+    both = np.zeros(ys.size, np.float32)
+    for (ay, ax), (by, bx) in _PAIRS:
+        a = exc[np.clip(ys + ay, 0, h - 1), np.clip(xs + ax, 0, w - 1)]
+        b = exc[np.clip(ys + by, 0, h - 1), np.clip(xs + bx, 0, w - 1)]
+        both += np.nan_to_num(np.minimum(a, b))
+    return (both > 0.1 * exc[ys, xs]) & (both > 1.5 * noise)
 
 
 @dataclass

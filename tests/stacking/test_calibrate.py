@@ -172,3 +172,51 @@ def test_calibration_into_a_given_array_equals_a_new_one():
         calibrate(light, m, out=np.empty((64, 81), np.float32))
     with pytest.raises(ValueError):
         calibrate(light, m, out=np.empty(light.shape, np.float64))
+
+
+@pytest.mark.parametrize("bayer", [None, "GRBG"])
+def test_cosmetic_correction_spares_undersampled_star_peaks_and_removes_hot_pixels(bayer):
+    # Undersampled stars (FWHM 1.5-2.5 px, peaks 12-400 noise) at sub-pixel positions; on
+    # the Bayer mosaic a star's red and blue pixels get 0.3-0.4 of its green ones, so a
+    # green peak's eight neighbours (red, blue, and green at sqrt(2)) carry little light:
+    # the ratio test alone replaced such peaks. Hot pixels far from the stars and 2-3 px
+    # from a star's centre, on its flank and brighter than its peak, must all go; no pixel
+    # within 1.5 px of a star's centre may.
+    from fieldtui.imaging.synth import gaussian_star
+    from fieldtui.stacking.calibrate import find_cosmetic_outliers
+    rng = np.random.default_rng(21)
+    h, w = 240, 240
+    colour = np.ones((h, w))
+    if bayer:  # GRBG: green at (even, even) and (odd, odd), red at (even, odd), blue at (odd, even)
+        colour[0::2, 1::2] = 0.35
+        colour[1::2, 0::2] = 0.3
+    sky = rng.normal(100.0, 5.0, (h, w))
+    stars = np.zeros((h, w))
+    centres = []
+    grid = [(x, y) for y in range(16, h - 16, 26) for x in range(16, w - 16, 26)]
+    for i, (gx, gy) in enumerate(grid):
+        x, y = gx + rng.uniform(-0.5, 0.5), gy + rng.uniform(-0.5, 0.5)
+        fwhm = 1.5 + (i % 5) * 0.25
+        one = np.zeros((h, w))
+        gaussian_star(one, x, y, 1.0, fwhm)
+        peak = rng.uniform(12, 400) * 5.0  # the brightest pixel in noise units × noise
+        stars += one * (peak / one.max())
+        centres.append((x, y))
+    img = sky + stars * colour
+    hot = []
+    for x, y in centres[::3]:  # beside a star: 2-3 px from its centre, four times its peak
+        hx, hy = int(round(x)) + int(rng.choice([-1, 1])) * int(rng.integers(2, 4)), int(round(y))
+        img[hy, hx] += 4.0 * (img[int(round(y)), int(round(x))] - 100.0)
+        hot.append((hy, hx))
+    for _ in range(25):  # far from any star: 13 px from the grid's nodes
+        hy, hx = int(rng.integers(3, 9)) * 26 + 3, int(rng.integers(1, 8)) * 26 + 3
+        img[hy, hx] += rng.uniform(60, 1500)
+        hot.append((hy, hx))
+    bad = find_cosmetic_outliers(img.astype(np.float32), bayer)
+    hy, hx = np.array(hot).T
+    assert bad[hy, hx].all()
+    ys, xs = np.nonzero(bad)
+    c = np.array(centres)
+    d = np.hypot(c[:, 0][None] - xs[:, None], c[:, 1][None] - ys[:, None]).min(axis=1)
+    assert d.min() > 1.5, [(int(x), int(y)) for x, y in zip(xs[d <= 1.5], ys[d <= 1.5])]
+    assert bad.sum() == len(set(hot))
