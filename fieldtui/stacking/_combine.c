@@ -282,4 +282,16 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_combine",
                                     "Compiled per-pixel kernel of fieldtui.stacking.combine.", -1, methods};
 
-PyMODINIT_FUNC PyInit__combine(void) { return PyModule_Create(&module); }
+/* SOURCE_SHA: the digest of this file, set by setup.py (fieldtui.stacking._kernels) */
+#ifndef SOURCE_SHA
+#define SOURCE_SHA ""
+#endif
+
+PyMODINIT_FUNC PyInit__combine(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddStringConstant(m, "SOURCE_SHA", SOURCE_SHA) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -281,4 +281,16 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_rcd", "Compiled RCD demosaicing of fieldtui.stacking.rcd.",
                                     -1, methods};
 
-PyMODINIT_FUNC PyInit__rcd(void) { return PyModule_Create(&module); }
+/* SOURCE_SHA: the digest of this file, set by setup.py (fieldtui.stacking._kernels) */
+#ifndef SOURCE_SHA
+#define SOURCE_SHA ""
+#endif
+
+PyMODINIT_FUNC PyInit__rcd(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddStringConstant(m, "SOURCE_SHA", SOURCE_SHA) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

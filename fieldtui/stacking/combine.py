@@ -66,12 +66,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-try:
-    from . import _combine as _ckernel
-except ImportError:  # not built (no C compiler): the numba kernel
-    _ckernel = None
-if _ckernel is not None and "slopes" not in (_ckernel.combine_rows.__doc__ or ""):
-    _ckernel = None  # built from an older _combine.c (no signal floor): numba until rebuilt
+from . import _kernels
+
+#: the digest of the ``_combine.c`` this module calls (a test checks it against the file):
+#: a build from another source is left aside and numba runs until it is rebuilt, as
+#: where no C compiler built it
+COMBINE_SHA = "2e302edbe725dbf5"
+_ckernel = _kernels.load("_combine", COMBINE_SHA)
 
 #: threads :func:`combine` splits its pixels over (``set_threads``)
 _THREADS = max(1, os.cpu_count() or 1)
