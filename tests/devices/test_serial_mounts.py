@@ -115,12 +115,33 @@ async def test_tracking_on_off_and_rate(bench):
 async def test_pulse_moves_the_pointing(bench, rate):
     if rate != 0.5:
         await bench.driver.set_guide_rate(rate)
-    expected = rate * SIDEREAL_ARCSEC_PER_S * 1.0          # arcsec in a 1000 ms pulse
+    # What the hand controller really ran: a timed pulse runs its 1000 ms; a SynScan
+    # pulse is a move the driver stops, so it lasts until the stop arrives, which under
+    # load can be late by the line's latency (never later than the driver's call).
+    applied: list[tuple[str, float]] = []
+    real_pulse = bench.emu.pulse
+
+    def spy(direction, ms, **kw):
+        applied.append((direction, ms))
+        real_pulse(direction, ms, **kw)
+
+    bench.emu.pulse = spy
+
+    async def pulse(direction: str) -> float:
+        applied.clear()
+        w0 = time.monotonic()
+        await bench.driver.pulse(direction, 1000)
+        took_ms = (time.monotonic() - w0) * 1000.0
+        assert [d for d, _ in applied] == [direction]               # run once, never retried
+        ms = applied[0][1]
+        assert 950.0 <= ms <= max(1000.0, took_ms) + 1.0
+        return rate * SIDEREAL_ARCSEC_PER_S * ms / 1000.0           # arcsec it moves
+
     sky = bench.rig.sky
     before = await truth(bench)
     t0 = bench.rig.clock.monotonic()
     x0, y0 = sky.mount_error(t0)
-    await bench.driver.pulse("N", 1000)
+    expected = await pulse("N")
     await asyncio.sleep(0.05)
     after = await truth(bench)
     read = await bench.driver.state()
@@ -128,7 +149,7 @@ async def test_pulse_moves_the_pointing(bench, rate):
     assert moved == pytest.approx(expected, abs=0.05 * expected)   # the model moved
     _, tdec = precision(bench.protocol)
     assert abs(read.dec_deg - after.dec_deg) <= tdec + 1e-9        # and the wire says so
-    await bench.driver.pulse("W", 1000)
+    expected = await pulse("W")
     await asyncio.sleep(0.05)
     t1 = bench.rig.clock.monotonic()
     x1, y1 = sky.mount_error(t1)
