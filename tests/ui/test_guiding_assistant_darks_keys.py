@@ -94,7 +94,7 @@ async def test_darks_and_assistant_keys(fast_service, cfg, tmp_path):
         assert await wait_until(pilot, lambda: _guiding(app).get("state") == "assistant", timeout=60)
         await pilot.pause(0.6)
         title = str(app.screen.query_one(".title").render())
-        assert re.search(r"GUIDING · assistant \d+:\d\d · about \d+:\d\d left", title), title
+        assert re.search(r"GUIDING · assistant (\d+ s|\d+:\d\d) · about (\d+ s|\d+:\d\d) left", title), title
         assert "guiding assistant: measuring" in title and not re.search(r"· guiding( ·|$)", title)
         assert _bar_guide(app) == "guide assistant"
         assert await wait_until(pilot, lambda: "guiding assistant done" in _guiding(app).get("detail", ""),
