@@ -117,3 +117,11 @@ def test_a_star_lost_to_clouds_comes_back_with_its_extras():
     after = [s.stars_used for s in steps(loop.events[n:])]
     assert loop.engine.state == GuideState.GUIDING
     assert len(after) > 30 and max(after) == 5 and after[-1] >= 4, after
+
+
+def test_the_shipped_config_guides_on_several_stars():
+    """The shipped default: the guide star and up to 4 more (PHD2 guides on several
+    stars by default too); 0 turns it off."""
+    from fieldtui.config import load_config
+    assert load_config(user=False).guiding.multi_star == 4 and GuideSettings().multi_star == 4
+    assert load_config(user=False, overrides={"guiding": {"multi_star": 0}}).guiding.multi_star == 0
