@@ -371,6 +371,14 @@ def run_assist(case: AssistCase, minutes: float, full: bool, cfg_path: str) -> d
         ]
         out["compare"] = [{"what": w, "measured": m, "configured": c, "error_pct": pct(m, c)}
                           for w, m, c in pairs]
+        if cfg.guiding.multi_star > 0:
+            # The assistant watches the guider's multi-star average: its jitter lies between
+            # the part all stars share and one star's (the simulator's setting).
+            low = jit * math.sqrt(cfg.sim.seeing_jitter_shared)
+            for c in out["compare"]:
+                if c["what"].startswith("jitter") and c["measured"] is not None:
+                    c["average_range"] = [low, jit]
+                    c["in_average_range"] = 0.9 * low <= c["measured"] <= 1.1 * jit
     except Exception as exc:  # noqa: BLE001
         out["exception"] = f"{type(exc).__name__}: {exc}"
         out["traceback"] = traceback.format_exc()
@@ -475,7 +483,9 @@ def markdown(res: dict[str, Any]) -> str:
                   "Error = (measured − configured) / configured; target within 20 %. "
                   "The RA drift is the star's, reversed (the star drifts opposite to the mount's "
                   "tracking error); polar error and Dec drift without their sign; jitter against "
-                  "the simulator's per-axis jitter for the guide exposure.", ""]
+                  "the simulator's per-axis jitter for the guide exposure (one star's; with multi_star "
+                  "the assistant measures the stars' weighted average, whose jitter lies between "
+                  "√seeing_jitter_shared of it and all of it).", ""]
         for a in res["assistant"]:
             lines.append(f"### {a['row']}: {a['condition']}")
             lines.append("")
@@ -488,6 +498,10 @@ def markdown(res: dict[str, Any]) -> str:
                 for c in a["compare"]:
                     e = c["error_pct"]
                     flag = " **over 20 %**" if e is not None and abs(e) > 20 else ""
+                    if "in_average_range" in c:  # a multi-star average: below one star's is right
+                        lo, hi = c["average_range"]
+                        flag = (f" (stars' average: {lo:.2f}–{hi:.2f} expected)" if c["in_average_range"]
+                                else f" **outside the stars' average's {lo:.2f}–{hi:.2f}**")
                     lines.append(f"| {c['what']} | {_f(c['measured'])} | {_f(c['configured'])} | "
                                  f"{'—' if e is None else f'{e:+.1f} %'}{flag} |")
                 lines.append("")
