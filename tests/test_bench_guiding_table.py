@@ -30,9 +30,25 @@ def test_the_issue_rows_are_all_there():
             "exposure-4", "exposure-0.2", "jitter-0.4", "gusts-20x10", "pe-45-240-4x",
             "backlash-60-no-drift", "backlash-60-dither-2", "pe-45-240-exposure-4",
             "undersampled-120mm", "dec-mode-north", "seed-0", "seed-1", "seed-2", "seed-3",
-            "perfect-pa", "multi-star-4"} <= keys
+            "perfect-pa", "multi-star-8", "default-single", "exposure-4-single"} <= keys
     assert len(keys) == len(bench.ROWS)
     assert all(load_config(user=False, overrides=a.overrides) for a in bench.ASSIST)
+
+
+def test_rows_use_the_shipped_multi_star_and_single_rows_stay_single():
+    by_key = {r.key: r for r in bench.ROWS}
+    shipped = bench.shipped_multi_star()
+    assert shipped == load_config(user=False).guiding.multi_star
+    for key, want in (("default", shipped), ("default-single", 0), ("exposure-4-single", 0),
+                      ("multi-star-8", 8)):
+        cfg = load_config(user=False, overrides=by_key[key].overrides)
+        assert cfg.guiding.multi_star == want, key
+    # --multi-star N: every row that does not set multi_star gets N, the others keep theirs
+    ms0 = {r.key: r for r in bench.with_multi_star(bench.ROWS, 0)}
+    assert ms0["default"].overrides == {"guiding": {"multi_star": 0}}
+    assert ms0["exposure-4"].overrides["guiding"] == {"exposure_s": 4.0, "multi_star": 0}
+    assert ms0["multi-star-8"].overrides["guiding"]["multi_star"] == 8
+    assert by_key["exposure-4"].overrides == {"guiding": {"exposure_s": 4.0}}  # not changed in place
 
 
 def test_selection_and_error_figures():

@@ -32,7 +32,7 @@ class GuideSettings:
     min_snr: float = 6.0  # auto-selection floor
     min_stars: int = 4  # refuse to guide on fewer visible stars
     min_hfd_px: float = 1.5  # narrower "stars" are hot pixels (PHD2's minimum star HFD)
-    multi_star: int = 0  # extra stars averaged with the guide star (0 = off)
+    multi_star: int = 4  # extra stars averaged with the guide star (0 = off)
     lost_snr: float = 3.0  # below this the star counts as lost
     mass_change: float = 3.0  # star lost when its flux changes by this factor (0 = off)
     lost_alert_s: float = 30.0  # loud alert when lost for this long
