@@ -86,18 +86,18 @@ def test_ratio_30_minutes(sim):
 
 @SLOW
 def test_four_second_exposures():
-    """4-s guide exposures on 640x480 frames (a star of SNR 70-450: the bright one
-    saturates the 12-bit camera), seeds 0-3 and 7 with the default rig's gusts:
-    1.25/1.35/1.28/1.39/1.40x (mean 1.33; before the long-cycle fixes to the predictive
-    guiders 1.26/1.39/1.32/1.40/1.43, and 1.65x for seed 7 before the engine knew the
-    camera's white level).  The issue's 1.25x is not reached, and with these stars it
-    cannot be by much: the simulator's truth puts 0.12-0.17″² of the guided RMS² in the
-    centroid's noise alone (the floor is 0.125″²), and a gust of 4-6″ puts 0.2-0.6 of
-    itself into the frame it starts in, before any guider can see it (seed 7: three
-    gusts, ~0.05″² of the 0.25″²); a perfect mount with seed 7's gusts would measure
-    ~1.22x.  (~30 s of CPU: behind FIELDTUI_SLOW_TESTS; the default run guides the RA
-    axis on 4-s frames and checks each long-cycle rule in
-    tests/guiding/test_long_exposures.py.)"""
+    """4-s guide exposures on 640x480 frames, seeds 0-3 and 7 with the default rig's
+    gusts, guided on the default several stars (``multi_star = 4``): 0.99/1.02/0.95/
+    0.97/1.14x, the issue's 1.25x on every seed.  On one star alone (``multi_star =
+    0``) the same runs give 1.25/1.35/1.28/1.39/1.40x (mean 1.33), and with one star it
+    cannot be much better: the simulator's truth puts 0.12-0.17″² of the guided RMS² in
+    the one star's centroid noise (the floor is 0.125″²; the bright star saturates at
+    4 s, the guide star left has SNR 70-450), and a gust of 4-6″ puts 0.2-0.6 of itself
+    into the frame it starts in, before any guider can see it (seed 7: three gusts,
+    ~0.05″² of 0.25″²).  Averaging the stars' centroids takes out their own noise and
+    the part of the seeing jitter they do not share.  (~40 s of CPU: behind
+    FIELDTUI_SLOW_TESTS; the default run guides the RA axis on 4-s frames and checks
+    each long-cycle rule in tests/guiding/test_long_exposures.py.)"""
     ratios = {}
     for seed in (0, 1, 2, 3, 7):
         r = guided(small_config(640, 480, sim={"seed": seed}, guiding={"exposure_s": 4.0}), 30)
@@ -105,8 +105,8 @@ def test_four_second_exposures():
         ratios[seed] = r.ratio
         if seed == 7:
             assert r.engine.ra_algo.model.period == pytest.approx(480.0, abs=3.0)
-    assert max(ratios.values()) <= 1.45, ratios
-    assert float(np.mean(list(ratios.values()))) <= 1.35, ratios
+    assert max(ratios.values()) <= 1.25, ratios
+    assert float(np.mean(list(ratios.values()))) <= 1.10, ratios
 
 
 @SLOW
