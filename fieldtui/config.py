@@ -498,6 +498,15 @@ _RANGES: dict[str, tuple[float, float, bool, str]] = {
 _OPEN_HIGH = {"guiding.ra_hysteresis", "sim.vignetting"}  # the high end itself is refused
 
 
+def value_range(key: str) -> tuple[float, float]:
+    """The (low, high) bounds a ``table.name`` number of [guiding] or [sim] must lie
+    within, as the config check uses them (e.g. ``"guiding.dither_px"`` → (0, 500)), so
+    a command taking the same quantity checks it against the same limits.  KeyError for
+    a key with no range."""
+    lo, hi, _, _ = _RANGES[key]
+    return lo, hi
+
+
 def _validate_guiding_and_sim(cfg: Config, src: str) -> None:
     """Every [guiding] and [sim] number in its range (NaN and infinities refused)."""
     import math

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..config import value_range
 from ..devices.base import DeviceError
 from ..devices.proxy import DeviceBusy
 from ..events import GuidePoint, GuideStar, GuideStatus
@@ -57,8 +58,8 @@ STATUS_EVERY = 5        # guide frames between status updates (the RMS the statu
 ACTIVE = ("looping", "calibrating", "guiding", "settling", "star lost")  # GuideState values while the loop runs
 CUT = 24                # cut-out side in sensor pixels (the guide box is 25)
 LEVELS = {"critical": "error", "warning": "warning", "info": "info"}
-MAX_DITHER_PX = 500.0   # the largest dither a command may ask for (as [guiding] dither_px)
-MAX_EXPOSURE_S = 600.0  # the longest guide dark (as [guiding] exposure_s)
+MAX_DITHER_PX = value_range("guiding.dither_px")[1]   # the largest dither a command may ask for
+MAX_EXPOSURE_S = value_range("guiding.exposure_s")[1]  # the longest guide dark
 MAX_ASSISTANT_MIN = 240.0  # the longest guiding assistant run
 
 
