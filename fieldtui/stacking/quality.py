@@ -52,7 +52,11 @@ def _finite(data: np.ndarray) -> np.ndarray:
 def luminance(data: np.ndarray, bayer: str | None) -> tuple[np.ndarray, float, float]:
     """The plane stars are measured on, and the factor and offset taking its
     coordinates to sensor pixels: a Bayer mosaic's 2×2 super-pixels (×2, +0.5)."""
-    a = _finite(data)
+    return _plane(_finite(data), bayer)
+
+
+def _plane(a: np.ndarray, bayer: str | None) -> tuple[np.ndarray, float, float]:
+    """:func:`luminance` of a float32 frame already made finite."""
     if bayer:
         return bin_bayer(a), 2.0, 0.5
     return a, 1.0, 0.0
@@ -86,7 +90,7 @@ def measure(data: np.ndarray, bayer: str | None, *, max_stars: int = 300, max_fi
     data = _finite(data)
     if data.ndim != 2:
         raise ValueError(f"expected a 2-D frame, got shape {data.shape}")
-    lum, k, off = luminance(data, bayer)
+    lum, k, off = _plane(data, bayer)
     level, rms = background(lum)
     stars = detect_stars(lum, max_stars=max_stars, max_fit=max_fit, saturation=None,
                          background_map_box=64 if lum.size > 2_000_000 else None)
