@@ -504,7 +504,7 @@ class Guider(Activity):
         from .assistant import AssistantError, run_assistant
         minutes = number("guide.assistant", "minutes", minutes, 0, MAX_ASSISTANT_MIN,
                          f"minutes above 0, at most {MAX_ASSISTANT_MIN:g}", lo_open=True)
-        if self._assistant is not None and not self._assistant.done():
+        if self._assisting():
             raise ValueError("the guiding assistant is already running: its findings come as alerts")
         if self._running() and self.state in ("guiding", "settling", "calibrating", "star lost"):
             raise ValueError(f"stop guiding first (x): the assistant watches the star unguided "
