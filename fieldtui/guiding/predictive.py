@@ -622,9 +622,10 @@ class GustTracker:
         return float(math.exp(min(float(np.median(self.rates)), 0.0) * max(dt, 0.0)))
 
     def update(self, t: float, x: float | None, gear: float = 0.0,
-               onset_sigma: float | None = None) -> bool:
+               long_cycle: bool = False) -> bool:
         """Take the frame's innovation (None: no expectation yet) and gear error; True
-        while a gust lasts, and then :attr:`x` is the gust's size (px, the innovation
+        while a gust lasts (on ``long_cycle`` frames, over :attr:`GearModel.LONG_CYCLE_S`,
+        one starts at :data:`LONG_GUST_ONSET_SIGMA`), and then :attr:`x` is the gust's size (px, the innovation
         less its usual bias).  An offset that does not relax (it grows past its first
         full frame, or lasts ``persist_s``) was no gust but the model falling behind or
         a step that stays: its frames are handed back in :attr:`returned` for the
@@ -643,7 +644,7 @@ class GustTracker:
             if self._paused > 0:
                 self._paused -= 1
                 return False
-            onset = self.onset_sigma if onset_sigma is None else onset_sigma
+            onset = LONG_GUST_ONSET_SIGMA if long_cycle else self.onset_sigma
             if abs(xc) > max(onset * sig, self.min_px):
                 self.active, self.since, self.frames, self.x, self.t = True, t, 1, xc, t
                 self._first = 0.0
@@ -897,8 +898,7 @@ class Predictive(GuideAlgorithm):
         in_gust = False
         if gust is not None:
             in_gust = gust.update(t, self._innovation(t, gear, dt), gear,
-                                  onset_sigma=LONG_GUST_ONSET_SIGMA if dt > GearModel.LONG_CYCLE_S
-                                  else None)
+                                  long_cycle=dt > GearModel.LONG_CYCLE_S)
             for tt, gg in gust.returned:
                 self.model.add(tt, gg)
             if not in_gust:
@@ -1261,9 +1261,8 @@ class PredictiveDec(GuideAlgorithm):
         gear = g - self._lost_live
         gust = self.gust
         long_cycle = bool(self._dts) and float(np.median(self._dts)) > GearModel.LONG_CYCLE_S
-        in_gust = gust is not None and gust.update(
-            t, self._innovation(t, gear), gear,
-            onset_sigma=LONG_GUST_ONSET_SIGMA if long_cycle else None)
+        in_gust = gust is not None and gust.update(t, self._innovation(t, gear), gear,
+                                                   long_cycle=long_cycle)
         if gust is not None:
             self.samples.extend((tt, gg, self._stretch) for tt, gg in gust.returned)
         if not in_gust:
