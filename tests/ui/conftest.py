@@ -57,6 +57,15 @@ async def wait_until(pilot, pred, timeout=30.0, step=0.1):
     return pred()
 
 
+async def open_guiding(pilot, app) -> None:
+    """Wait for the guide camera and guide port to connect, then switch to the Guiding
+    screen with ``g``."""
+    assert await wait_until(pilot, lambda: all(
+        app.rig.devices.get(d, {}).get("state") == "connected" for d in ("guide_camera", "guide_port")))
+    await pilot.press("g")
+    assert app.current_mode == "guiding"
+
+
 def wait_for(pred, timeout=15.0, step=0.1):
     end = time.monotonic() + timeout
     while time.monotonic() < end:

@@ -13,7 +13,7 @@ from fieldtui.ui.app import FieldApp
 from fieldtui.ui.screens.dialogs import ConfirmScreen
 from fieldtui.ui.widgets.status import status_text
 
-from .conftest import wait_until
+from .conftest import open_guiding, wait_until
 
 
 @pytest.fixture
@@ -49,10 +49,7 @@ async def test_darks_and_assistant_keys(fast_service, cfg, tmp_path):
     folder = tmp_path / "state" / "guide_darks"  # the runtime fixture's state folder
     app = FieldApp()
     async with app.run_test(size=(100, 30)) as pilot:
-        assert await wait_until(pilot, lambda: app.rig.devices.get("guide_camera", {}).get("state") == "connected"
-                                and app.rig.devices.get("guide_port", {}).get("state") == "connected")
-        await pilot.press("g")
-        assert app.current_mode == "guiding"
+        await open_guiding(pilot, app)
 
         # D asks first (cap the scope); y builds the library.
         await pilot.press("D")

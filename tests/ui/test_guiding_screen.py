@@ -6,7 +6,7 @@ import re
 from fieldtui.ui.app import FieldApp
 from fieldtui.ui.widgets.guideplot import Bullseye, DeviationPlot, PulsePlot
 
-from .conftest import wait_until
+from .conftest import open_guiding, wait_until
 from .nightcheck import bad_svg_colours
 
 
@@ -21,10 +21,7 @@ def _guiding(app):
 async def test_guiding_keys_loop_calibrate_guide_and_it_keeps_running_elsewhere(fast_service):
     app = FieldApp()
     async with app.run_test(size=(80, 24)) as pilot:
-        assert await wait_until(pilot, lambda: app.rig.devices.get("guide_camera", {}).get("state") == "connected"
-                                and app.rig.devices.get("guide_port", {}).get("state") == "connected")
-        await pilot.press("g")
-        assert app.current_mode == "guiding"
+        await open_guiding(pilot, app)
         await pilot.press("l")
         assert await wait_until(pilot, lambda: _guiding(app).get("state") == "looping")
         await pilot.press("a")
