@@ -281,7 +281,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_rcd", "Compiled RCD demosaicing of fieldtui.stacking.rcd.",
                                     -1, methods};
 
-/* SOURCE_SHA: the digest of this file, set by setup.py (fieldtui.stacking._kernels) */
+/* SOURCE_SHA: the digest of this file, set by setup.py (fieldtui._kernels) */
 #ifndef SOURCE_SHA
 #define SOURCE_SHA ""
 #endif

@@ -66,13 +66,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _kernels
+from .. import _kernels
 
 #: the digest of the ``_combine.c`` this module calls (a test checks it against the file):
 #: a build from another source is left aside and numba runs until it is rebuilt, as
 #: where no C compiler built it
-COMBINE_SHA = "2e302edbe725dbf5"
-_ckernel = _kernels.load("_combine", COMBINE_SHA)
+COMBINE_SHA = "242692a8d1f09642"
+_ckernel = _kernels.load("stacking._combine", COMBINE_SHA)
 
 #: threads :func:`combine` splits its pixels over (``set_threads``)
 _THREADS = max(1, os.cpu_count() or 1)

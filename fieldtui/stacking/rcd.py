@@ -60,7 +60,7 @@ every pixel is interpolated the same way.
 
 The C kernel in ``_rcd.c`` (``rcd_image``) does the same arithmetic in the
 same order; :func:`rcd` uses it when it is built from the current source
-(:mod:`fieldtui.stacking._kernels`) and otherwise the numpy code here, with
+(:mod:`fieldtui._kernels`) and otherwise the numpy code here, with
 identical output (the tests compare them).
 """
 
@@ -70,13 +70,13 @@ import threading
 
 import numpy as np
 
-from . import _kernels
+from .. import _kernels
 
 #: the digest of the ``_rcd.c`` this module calls (a test checks it against the file): a
 #: build from another source (a stale one gave wrong colours) is left aside and numpy
 #: runs until it is rebuilt, as where no C compiler built it
-RCD_SHA = "2d6c6fef1085c32e"
-_ckernel = _kernels.load("_rcd", RCD_SHA)
+RCD_SHA = "a72e573ebd57e959"
+_ckernel = _kernels.load("stacking._rcd", RCD_SHA)
 _lock = threading.Lock()
 _spare: list[np.ndarray] = []  # the C kernel's scratch buffers, one per thread that ran at once
 

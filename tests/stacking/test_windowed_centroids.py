@@ -1,0 +1,108 @@
+"""Windowed centroids (SExtractor's XWIN/YWIN), compiled and in numpy: known centres,
+each other, sep.winpos on real stars, and the stars they leave alone."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sep
+
+from fieldtui.imaging.io import read_frame
+from fieldtui.imaging.stars import background, detect_stars
+from fieldtui.stacking import quality
+
+TESTDATA = Path(os.environ.get("FIELDTUI_TESTDATA", Path(__file__).resolve().parents[3] / "shared" / "testdata"))
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20261129)
+
+
+@pytest.fixture
+def testdata() -> Path:
+    if not (TESTDATA / "fits" / "seestar").is_dir():
+        pytest.skip(f"real test files not available ({TESTDATA})")
+    return TESTDATA
+
+
+def _field(rng, n=40, h=300, w=400, fwhm=3.2, noise=0.0):
+    """Gaussian stars at known sub-pixel centres ``(n, 2)``, 25 px apart at least (no
+    neighbour's light in a window), on a sky of 100 ADU."""
+    xy = np.empty((0, 2))
+    while len(xy) < n:
+        p = np.array([rng.uniform(25, w - 25), rng.uniform(25, h - 25)])
+        if not len(xy) or np.hypot(*(xy - p).T).min() > 25:
+            xy = np.vstack([xy, p])
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    s = fwhm / 2.3548
+    img = np.full((h, w), 100.0)
+    for cx, cy in xy:
+        img += 5000.0 * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * s * s))
+    if noise:
+        img += rng.normal(0, noise, img.shape)
+    return img.astype(np.float32), xy
+
+
+@pytest.fixture(params=["compiled", "numpy"])
+def kernel(request, monkeypatch):
+    if request.param == "compiled":
+        if quality._sky is None:
+            pytest.skip("fieldtui.imaging._sky is not built (no C compiler)")
+    else:
+        monkeypatch.setattr(quality, "_sky", None)
+    return request.param
+
+
+def test_noiseless_stars_converge_on_their_centres(rng, kernel):
+    img, xy = _field(rng)
+    start = xy + rng.uniform(-0.6, 0.6, xy.shape)  # isophotal positions are this far off, or less
+    got = quality.windowed_centroids(img, 100.0, start, 2.0 * 3.2 / 2.3548)
+    assert np.abs(got - xy).max() < 1e-3  # the iteration stops at steps under 1e-4 px
+
+
+def test_the_compiled_kernel_and_numpy_agree(rng, monkeypatch):
+    if quality._sky is None:
+        pytest.skip("fieldtui.imaging._sky is not built (no C compiler)")
+    img, xy = _field(rng, n=200, h=600, w=900, noise=15.0)
+    # stars at the edges, off the image, not finite, on empty sky, and crowded ones too
+    start = np.vstack([xy + rng.normal(0, 0.4, xy.shape), [[3.0, 250.0], [-5.0, 10.0], [np.nan, 4.0],
+                                                            [350.0, 2.0], [899.0, 599.0]]])
+    c = quality.windowed_centroids(img, 100.0, start, 2.7)
+    monkeypatch.setattr(quality, "_sky", None)
+    n = quality.windowed_centroids(img, 100.0, start, 2.7)
+    np.testing.assert_allclose(c, n, atol=1e-9, equal_nan=True)
+
+
+def test_stars_it_cannot_refine_keep_their_positions(rng, kernel):
+    img, xy = _field(rng, n=5)
+    start = np.array([[4.0, 150.0],      # its window (radius 4 sigma) leaves the image
+                      [200.0, 150.0],    # empty sky below the level given: no light in the window
+                      [np.nan, 20.0]])   # not finite
+    img[140:161, 190:211] = 0.0
+    got = quality.windowed_centroids(img, 100.0, start, 2.7)
+    np.testing.assert_array_equal(got, start)
+    # a blend pulls the window more than 1.5 px: kept too
+    y, x = np.mgrid[0:300, 0:400]
+    blend = img + 8000.0 * np.exp(-((x - 302.5) ** 2 + (y - 100.0) ** 2) / 8.0).astype(np.float32)
+    assert quality.windowed_centroids(blend, 100.0, np.array([[299.0, 100.0]]), 2.7)[0, 0] == 299.0
+
+
+def test_real_stars_agree_with_sep_winpos(testdata, kernel):
+    f = sorted((testdata / "fits" / "seestar").glob("*.fit"))[0]
+    img = np.ascontiguousarray(read_frame(f).data, np.float32)
+    level, _ = background(img)
+    stars = detect_stars(img, max_stars=300, max_fit=60, saturation=None)
+    xy = np.array([(s.x, s.y) for s in stars])
+    sigma = float(np.median([s.fwhm for s in stars])) / 1.1774
+    got = quality.windowed_centroids(img, level, xy, sigma)
+    wx, wy, flag = sep.winpos(img - np.float32(level), xy[:, 0].copy(), xy[:, 1].copy(), sigma)
+    ref = np.column_stack([wx, wy])
+    both = (flag == 0) & (np.hypot(*(ref - xy).T) < 1.5) & (np.hypot(*(got - xy).T) > 0)
+    assert both.sum() >= 0.8 * len(xy)
+    d = np.hypot(*(got - ref)[both].T)
+    # sep counts the disc's edge pixels by 11x11 sub-pixels, we by a linear share
+    assert np.median(d) < 2e-4 and np.percentile(d, 90) < 5e-4
