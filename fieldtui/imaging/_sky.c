@@ -229,7 +229,8 @@ static PyObject *windowed_centroids(PyObject *self, PyObject *args)
         for (s = 0; s < n && !failed; s++) {
             double x0 = xy[2 * s], y0 = xy[2 * s + 1], mx = x0, my = y0;
             Py_ssize_t cx, cy, yy, xx;
-            int it, good = isfinite(x0) && isfinite(y0);
+            /* a start off the image is not refined (and is never cast to an index) */
+            int it, good = x0 >= -1.0 && x0 <= (double)w && y0 >= -1.0 && y0 <= (double)h;
             if (good) {
                 cx = (Py_ssize_t)nearbyint(x0);
                 cy = (Py_ssize_t)nearbyint(y0);

@@ -53,7 +53,7 @@ from .. import _kernels
 from . import psf
 
 #: the digest of the ``_sky.c`` this module calls (a test checks it against the file)
-SKY_SHA = "2c691b58cb7992bf"
+SKY_SHA = "0cb0545e81641e68"
 _sky = _kernels.load("imaging._sky", SKY_SHA)
 
 # The pixel's box response adds 1/12 px² to the variance of the image of a star.

@@ -177,7 +177,8 @@ def windowed_centroids(image: np.ndarray, level: float, xy: np.ndarray, sigma: f
     half = int(math.ceil(rad + max_shift)) + 1
     off = np.arange(-half, half + 1)
     mx, my = xy[:, 0].copy(), xy[:, 1].copy()
-    ok = np.isfinite(xy).all(axis=1)
+    with np.errstate(invalid="ignore"):  # a start off the image (or not finite) is not refined
+        ok = (xy[:, 0] >= -1) & (xy[:, 0] <= w) & (xy[:, 1] >= -1) & (xy[:, 1] <= h)
     # stars in groups whose boxes take ~0.5 MB a working array: small arrays come from the
     # heap (larger ones are fresh pages from the system every time) and stay in the cache
     group = max(1, 60_000 // off.size ** 2)
@@ -193,7 +194,7 @@ def windowed_centroids(image: np.ndarray, level: float, xy: np.ndarray, sigma: f
 def _iterate_window(image, level, xy, mx, my, ok, off, sigma, rad, max_iter, step_min, max_shift, h, w):
     """:func:`windowed_centroids` on one group of stars: iterates ``mx``, ``my`` in place and
     returns which stars' windows converged (``ok``, updated)."""
-    start = np.rint(np.nan_to_num(xy)).astype(np.intp)
+    start = np.rint(np.where(ok[:, None], xy, 0.0)).astype(np.intp)
     xs = start[:, :1] + off  # (n, S): the columns and rows of each star's box
     ys = start[:, 1:] + off
     inside = ((ys >= 0) & (ys < h))[:, :, None] & ((xs >= 0) & (xs < w))[:, None, :]

@@ -70,11 +70,13 @@ def test_the_compiled_kernel_and_numpy_agree(rng, monkeypatch):
     img, xy = _field(rng, n=200, h=600, w=900, noise=15.0)
     # stars at the edges, off the image, not finite, on empty sky, and crowded ones too
     start = np.vstack([xy + rng.normal(0, 0.4, xy.shape), [[3.0, 250.0], [-5.0, 10.0], [np.nan, 4.0],
-                                                            [350.0, 2.0], [899.0, 599.0]]])
+                                                            [350.0, 2.0], [899.0, 599.0], [1e300, 5.0],
+                                                            [np.inf, -np.inf]]])
     c = quality.windowed_centroids(img, 100.0, start, 2.7)
     monkeypatch.setattr(quality, "_sky", None)
     n = quality.windowed_centroids(img, 100.0, start, 2.7)
     np.testing.assert_allclose(c, n, atol=1e-9, equal_nan=True)
+    np.testing.assert_array_equal(c[-7:], start[-7:])  # none of those is refined
 
 
 def test_stars_it_cannot_refine_keep_their_positions(rng, kernel):
