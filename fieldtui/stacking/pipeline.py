@@ -11,6 +11,7 @@ to the pure engines (:mod:`.calibrate`, :mod:`.debayer`, :mod:`.register`,
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import shutil
@@ -123,11 +124,13 @@ class _Scratch:
 
     def __init__(self, parent: str | None):
         self.dir = Path(tempfile.mkdtemp(prefix="fieldtui-stack-", dir=parent))
-        self.n = 0
+        self._names = itertools.count()
+        self._lock = threading.Lock()
 
     def put(self, a: np.ndarray) -> Path:
-        p = self.dir / f"{self.n:05d}.f32"
-        self.n += 1
+        """Write a frame to a new file of its own (safe from several threads at once)."""
+        with self._lock:  # two threads reading the same count would write one file
+            p = self.dir / f"{next(self._names):05d}.f32"
         np.ascontiguousarray(a, dtype=np.float32).tofile(p)
         return p
 

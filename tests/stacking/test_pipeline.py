@@ -231,3 +231,26 @@ def test_two_threads_give_the_serial_runs_masters_stack_and_reasons(tmp_path):
     assert "120×90" in r1[1]["reason"]
     assert np.array_equal(s1.image, s2.image, equal_nan=True) and s1.used == s2.used and s1.rejected == s2.rejected
     assert [x["file"].rsplit("/", 1)[-1] for x in s1.rejected] == ["flat_002.fits", "flat_100.fits", "light_100.fits"]
+
+
+def test_scratch_files_from_several_threads_at_once_are_all_kept(tmp_path):
+    """The calibrate threads put frames into the scratch folder at the same time: every
+    frame gets a file of its own (two threads once took the same name and one frame was
+    stacked twice, another not at all)."""
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fieldtui.stacking.pipeline import _Scratch
+
+    scratch = _Scratch(str(tmp_path))
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            paths = list(pool.map(lambda i: (i, scratch.put(np.full((2, 3), i, np.float32))), range(2000)))
+    finally:
+        sys.setswitchinterval(old)
+    assert len({p for _, p in paths}) == 2000
+    for i, p in paths:
+        assert np.array_equal(_Scratch.rows(p, 3, 0, 2), np.full((2, 3), i, np.float32))
+    scratch.close()
