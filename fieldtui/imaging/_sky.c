@@ -135,6 +135,19 @@ static int box_stats(const float *img, Py_ssize_t w, Py_ssize_t y0, Py_ssize_t y
     return 1;
 }
 
+/* Whether a buffer of len bytes holds a * b items of item bytes (a, b >= 0), without
+ * overflowing: dimensions that multiply past PY_SSIZE_T_MAX never fit. */
+static int holds(Py_ssize_t len, Py_ssize_t a, Py_ssize_t b, Py_ssize_t item)
+{
+    if (a < 0 || b < 0)
+        return 0;
+    if (a == 0 || b == 0)
+        return 1;
+    if (a > PY_SSIZE_T_MAX / b / item)
+        return 0;
+    return len >= a * b * item;
+}
+
 /* mesh_stats(img, h, w, bw, bh, mode, sigma, good)
  * img: float32 (h, w) C-contiguous; mode, sigma: float32 (ny, nx) with nx = ceil(w / bw),
  * ny = ceil(h / bh) (the last row and column of boxes may be smaller); good: uint8 (ny, nx),
@@ -151,10 +164,10 @@ static PyObject *mesh_stats(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "mesh_stats: h, w, bw and bh must be positive");
         goto done;
     }
-    nx = (w + bw - 1) / bw;
-    ny = (h + bh - 1) / bh;
-    if (ib.len < h * w * (Py_ssize_t)sizeof(float) || mb.len < nx * ny * (Py_ssize_t)sizeof(float) ||
-        sb.len < nx * ny * (Py_ssize_t)sizeof(float) || gb.len < nx * ny) {
+    nx = w / bw + (w % bw != 0); /* ceil(w / bw), without overflow for a huge bw */
+    ny = h / bh + (h % bh != 0);
+    if (!holds(ib.len, h, w, sizeof(float)) || !holds(mb.len, ny, nx, sizeof(float)) ||
+        !holds(sb.len, ny, nx, sizeof(float)) || !holds(gb.len, ny, nx, 1)) {
         PyErr_SetString(PyExc_ValueError, "mesh_stats: buffer sizes do not match h, w, bw, bh");
         goto done;
     }
@@ -170,7 +183,8 @@ static PyObject *mesh_stats(PyObject *self, PyObject *args)
         } else {
             for (j = 0; j < ny; j++)
                 for (i = 0; i < nx; i++) {
-                    Py_ssize_t y1 = (j + 1) * bh < h ? (j + 1) * bh : h, x1 = (i + 1) * bw < w ? (i + 1) * bw : w;
+                    /* j * bh < h and i * bw < w: the box's far edges without overflow */
+                    Py_ssize_t y1 = h - j * bh > bh ? (j + 1) * bh : h, x1 = w - i * bw > bw ? (i + 1) * bw : w;
                     float m = 0.0f, sg = 0.0f;
                     good[j * nx + i] = (unsigned char)box_stats(img, w, j * bh, y1, i * bw, x1, hist, &m, &sg);
                     mode[j * nx + i] = m;
@@ -209,8 +223,8 @@ static PyObject *windowed_centroids(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "y*nndy*nddiddw*w*", &ib, &h, &w, &level, &xb, &n, &sigma, &nsig, &max_iter,
                           &step_min, &max_shift, &ob, &kb))
         return NULL;
-    if (h < 1 || w < 1 || n < 0 || !(sigma > 0.0) || ib.len < h * w * (Py_ssize_t)sizeof(float) ||
-        xb.len < 2 * n * (Py_ssize_t)sizeof(double) || ob.len < 2 * n * (Py_ssize_t)sizeof(double) || kb.len < n) {
+    if (h < 1 || w < 1 || n < 0 || !(sigma > 0.0) || !holds(ib.len, h, w, sizeof(float)) ||
+        !holds(xb.len, n, 2, sizeof(double)) || !holds(ob.len, n, 2, sizeof(double)) || !holds(kb.len, n, 1, 1)) {
         PyErr_SetString(PyExc_ValueError, "windowed_centroids: buffer sizes do not match h, w, n");
         goto done;
     }
@@ -222,7 +236,10 @@ static PyObject *windowed_centroids(PyObject *self, PyObject *args)
         unsigned char *ok = (unsigned char *)kb.buf;
         double rad = nsig * sigma, inv2s2 = 1.0 / (2.0 * sigma * sigma);
         double inner2 = rad > 0.5 ? (rad - 0.5) * (rad - 0.5) : 0.0, outer2 = (rad + 0.5) * (rad + 0.5);
-        Py_ssize_t half = (Py_ssize_t)ceil(rad + max_shift) + 1, s;
+        /* a window wider than the image (2 rad + 1 > h or w) always leaves it: no star is
+         * refined, and the box below (which could not be allocated) is not needed */
+        int fits = rad >= 0.0 && 2.0 * rad + 1.0 <= (double)(h < w ? h : w) && max_shift >= 0.0 && max_shift <= (double)(h + w);
+        Py_ssize_t half = fits ? (Py_ssize_t)ceil(rad + max_shift) + 1 : 0, s;
         double *ex = (double *)malloc((size_t)(2 * half + 1) * sizeof(double));
         if (ex == NULL)
             failed = 1;
@@ -230,7 +247,7 @@ static PyObject *windowed_centroids(PyObject *self, PyObject *args)
             double x0 = xy[2 * s], y0 = xy[2 * s + 1], mx = x0, my = y0;
             Py_ssize_t cx, cy, yy, xx;
             /* a start off the image is not refined (and is never cast to an index) */
-            int it, good = x0 >= -1.0 && x0 <= (double)w && y0 >= -1.0 && y0 <= (double)h;
+            int it, good = fits && x0 >= -1.0 && x0 <= (double)w && y0 >= -1.0 && y0 <= (double)h;
             if (good) {
                 cx = (Py_ssize_t)nearbyint(x0);
                 cy = (Py_ssize_t)nearbyint(y0);

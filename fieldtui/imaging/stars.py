@@ -53,7 +53,7 @@ from .. import _kernels
 from . import psf
 
 #: the digest of the ``_sky.c`` this module calls (a test checks it against the file)
-SKY_SHA = "0cb0545e81641e68"
+SKY_SHA = "ec820774cb71a221"
 _sky = _kernels.load("imaging._sky", SKY_SHA)
 
 # The pixel's box response adds 1/12 px² to the variance of the image of a star.
@@ -159,9 +159,13 @@ def background_map(data: np.ndarray, *, box: int = 64) -> tuple[np.ndarray, floa
     frame with a vignetting gradient (``tests/imaging/test_background_map.py``). The
     global rms is the median of the meshes' filtered rms.
 
-    Raises ``ValueError`` for an array that is not 2-D.
+    Raises ``ValueError`` for an array that is not 2-D or a ``box`` that is not a positive
+    whole number of pixels.
     """
     arr = _as_float(data)
+    if isinstance(box, bool) or not isinstance(box, (int, np.integer)) or box < 1:
+        raise ValueError(f"background_map: box must be a positive whole number of pixels, got {box!r}")
+    box = int(box)
     if _sky is None:
         bk = sep.Background(arr, bw=box, bh=box, fw=3, fh=3)
         return bk.back(), float(bk.globalrms)

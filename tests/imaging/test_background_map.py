@@ -112,3 +112,9 @@ def test_without_the_kernel_sep_makes_the_map(rng, monkeypatch):
     ref = sep.Background(img, bw=64, bh=64, fw=3, fh=3)
     np.testing.assert_array_equal(back, ref.back())
     assert rms == ref.globalrms
+
+
+@pytest.mark.parametrize("box", [0, -3, 2.5, True])
+def test_a_box_that_is_not_a_positive_whole_number_is_refused(box):
+    with pytest.raises(ValueError, match="box must be a positive whole number"):
+        stars.background_map(np.zeros((50, 60), np.float32), box=box)

@@ -108,3 +108,42 @@ def test_real_stars_agree_with_sep_winpos(testdata, kernel):
     d = np.hypot(*(got - ref)[both].T)
     # sep counts the disc's edge pixels by 11x11 sub-pixels, we by a linear share
     assert np.median(d) < 2e-4 and np.percentile(d, 90) < 5e-4
+
+
+@pytest.mark.parametrize("sigma", [40.0, 1e7, 1e12, 1e300])
+def test_a_window_wider_than_the_image_keeps_every_position(rng, kernel, sigma):
+    # a diverged FWHM: no window of 4 sigma fits in 300 x 400 px, and none is allocated
+    # (σ = 1e7 asked numpy for a 5.7 PiB box, 1e12 the compiled kernel for 64 TB: MemoryError)
+    img, xy = _field(rng, n=3)
+    np.testing.assert_array_equal(quality.windowed_centroids(img, 100.0, xy, sigma), xy)
+
+
+def test_the_compiled_kernel_refuses_a_window_it_cannot_hold():
+    sky = quality._sky
+    if sky is None:
+        pytest.skip("fieldtui.imaging._sky is not built (no C compiler)")
+    img = np.full((20, 20), 100.0, np.float32)
+    img[10, 10] = 500.0
+    xy = np.array([[10.2, 9.8]])
+    for sigma, nsig, max_shift in [(1e12, 4.0, 1.5), (2.0, np.nan, 1.5), (2.0, -50.0, 1.5), (2.0, 4.0, 1e300)]:
+        out, ok = np.empty((1, 2)), np.ones(1, np.uint8)
+        sky.windowed_centroids(img, 20, 20, 100.0, xy, 1, sigma, nsig, 16, 1e-4, max_shift, out, ok)
+        assert ok[0] == 0 and out.tolist() == xy.tolist(), (sigma, nsig, max_shift)
+
+
+def test_the_compiled_kernel_checks_sizes_without_overflow():
+    # h * w * 4 = 2**64 wrapped to 0 and passed the size check: a read far outside the buffer
+    sky = quality._sky
+    if sky is None:
+        pytest.skip("fieldtui.imaging._sky is not built (no C compiler)")
+    img = np.zeros((4, 4), np.float32)
+    m, s, g = np.zeros(4, np.float32), np.zeros(4, np.float32), np.zeros(4, np.uint8)
+    with pytest.raises(ValueError, match="buffer sizes"):
+        sky.mesh_stats(img, 2**31, 2**31, 2**30, 2**30, m, s, g)
+    with pytest.raises(ValueError, match="buffer sizes"):
+        sky.mesh_stats(img, 4, 4, 2**63 - 1, 2**63 - 1, m[:0], s[:0], g[:0])  # ceil(4 / bw) is 1, not 0
+    out, ok = np.empty((1, 2)), np.zeros(1, np.uint8)
+    with pytest.raises(ValueError, match="buffer sizes"):
+        sky.windowed_centroids(img, 2**31, 2**31, 0.0, np.zeros((1, 2)), 1, 1.0, 4.0, 16, 1e-4, 1.5, out, ok)
+    with pytest.raises(ValueError, match="buffer sizes"):
+        sky.windowed_centroids(img, 4, 4, 0.0, np.zeros((1, 2)), 2**62, 1.0, 4.0, 16, 1e-4, 1.5, out, ok)
