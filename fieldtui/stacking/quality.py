@@ -203,7 +203,10 @@ def _iterate_window(image, level, xy, mx, my, ok, off, sigma, rad, max_iter, ste
     inside = ((ys >= 0) & (ys < h))[:, :, None] & ((xs >= 0) & (xs < w))[:, None, :]
     box = image[np.clip(ys, 0, h - 1)[:, :, None], np.clip(xs, 0, w - 1)[:, None, :]].astype(np.float64)
     box -= level
-    box *= inside
+    box[~inside] = 0.0  # (not a product: 0 × inf would be NaN)
+    # a pixel that is not finite spoils a star only inside its window's disc, as in C (where
+    # pixels off the disc are skipped): off it, its weight 0 × inf is set back to 0
+    spoilt = not np.isfinite(box).all()
     live = ok.copy()
     inv2s2 = 1.0 / (2.0 * sigma * sigma)
     for _ in range(max_iter):
@@ -218,9 +221,15 @@ def _iterate_window(image, level, xy, mx, my, ok, off, sigma, rad, max_iter, ste
         wgt = np.sqrt(r2)
         np.subtract(rad + 0.5, wgt, out=wgt)
         np.clip(wgt, 0.0, 1.0, out=wgt)  # the pixel's share of the disc
+        off_disc = wgt == 0.0 if spoilt else None
         wgt *= np.exp(-dy * dy * inv2s2)[:, :, None]  # the Gaussian, as a column times a row
         wgt *= np.exp(-dx * dx * inv2s2)[:, None, :]
-        wgt *= box[k]
+        if off_disc is None:
+            wgt *= box[k]
+        else:
+            with np.errstate(invalid="ignore"):
+                wgt *= box[k]
+            wgt[off_disc] = 0.0
         tv = wgt.sum(axis=(1, 2))
         sx = np.einsum("kij,kj->k", wgt, dx)
         sy = np.einsum("kij,ki->k", wgt, dy)

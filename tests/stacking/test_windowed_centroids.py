@@ -147,3 +147,23 @@ def test_the_compiled_kernel_checks_sizes_without_overflow():
         sky.windowed_centroids(img, 2**31, 2**31, 0.0, np.zeros((1, 2)), 1, 1.0, 4.0, 16, 1e-4, 1.5, out, ok)
     with pytest.raises(ValueError, match="buffer sizes"):
         sky.windowed_centroids(img, 4, 4, 0.0, np.zeros((1, 2)), 2**62, 1.0, 4.0, 16, 1e-4, 1.5, out, ok)
+
+
+def test_a_pixel_that_is_not_finite_spoils_only_the_stars_whose_disc_holds_it(rng, kernel):
+    img, xy = _field(rng, n=4)
+    y0 = int(round(xy[0, 1]))
+    x_in, x_off = int(round(xy[0, 0])) + 3, int(round(xy[0, 0])) + 13  # disc radius 4 sigma = 10.8 px
+    img[y0, x_off] = np.inf   # in the star's box (half-width 14 px), off its disc: no effect
+    img[int(round(xy[1, 1])), int(round(xy[1, 0])) + 3] = np.nan  # in the second star's disc
+    start = xy + 0.3
+    got = quality.windowed_centroids(img, 100.0, start, 2.7)
+    assert np.abs(got[0] - xy[0]).max() < 1e-3
+    np.testing.assert_array_equal(got[1], start[1])
+    assert np.abs(got[2:] - xy[2:]).max() < 1e-3
+    # an edge pixel that is not finite, repeated into a box that reaches past the image
+    img2 = np.full((40, 40), 100.0, np.float32)
+    yy, xx = np.mgrid[0:40, 0:40]
+    img2 += (2000.0 * np.exp(-((xx - 11.3) ** 2 + (yy - 20.0) ** 2) / 4.5)).astype(np.float32)
+    img2[20, 0] = -np.inf
+    got = quality.windowed_centroids(img2, 100.0, np.array([[11.0, 20.0]]), 1.5)  # disc radius 6 px
+    assert abs(got[0, 0] - 11.3) < 1e-3
