@@ -1,4 +1,9 @@
-"""The Guiding screen against the rig service on the virtual clock (simulated time runs fast)."""
+"""The Guiding screen against the rig service on the virtual clock (simulated time runs fast).
+
+Simulated time is held (``clock_gate``) until the guide loop runs: an idle service on the
+virtual clock otherwise races through hours while the app starts (1 to 3 hours of unguided
+drift were logged before the first key, more under load), and the field drifts on the
+guide camera meanwhile. Once the loop runs, time moves exposure by exposure."""
 
 import os
 import re
@@ -18,11 +23,13 @@ def _guiding(app):
     return app.rig.extra.get("guiding") or {}
 
 
-async def test_guiding_keys_loop_calibrate_guide_and_it_keeps_running_elsewhere(fast_service):
+async def test_guiding_keys_loop_calibrate_guide_and_it_keeps_running_elsewhere(fast_service, clock_gate):
+    await clock_gate.hold()
     app = FieldApp()
     async with app.run_test(size=(80, 24)) as pilot:
         await open_guiding(pilot, app)
         await pilot.press("l")
+        await clock_gate.release()  # the loop runs: time moves exposure by exposure
         assert await wait_until(pilot, lambda: _guiding(app).get("state") == "looping")
         await pilot.press("a")
         assert await wait_until(pilot, lambda: _guiding(app).get("star") is not None
@@ -71,12 +78,14 @@ async def test_guiding_keys_loop_calibrate_guide_and_it_keeps_running_elsewhere(
         assert "guide stopped" in bar
 
 
-async def test_guiding_screen_is_night_safe_with_plots(fast_service):
+async def test_guiding_screen_is_night_safe_with_plots(fast_service, clock_gate):
+    await clock_gate.hold()
     app = FieldApp()
     async with app.run_test(size=(80, 24)) as pilot:
         assert await wait_until(pilot, lambda: app.rig.devices.get("guide_port", {}).get("state") == "connected")
         await pilot.press("g")
         await app.send("guide.start")
+        await clock_gate.release()  # guiding runs: time moves exposure by exposure
         assert await wait_until(pilot, lambda: len(app.screen.points) > 60, timeout=60)
         await pilot.press("minus")  # a fixed scale, then a shorter span
         await pilot.press("less_than_sign")
