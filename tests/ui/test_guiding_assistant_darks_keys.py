@@ -97,10 +97,14 @@ async def test_darks_and_assistant_keys(fast_service, clock_gate, cfg, tmp_path)
         # While it watches, the title says the assistant measures and how long is left, never
         # "guiding"; the status bar shows no RMS (nothing is guided).
         assert await gate.wait_until(lambda: _guiding(app).get("state") == "assistant", timeout=60)
-        await gate.run_for(3.0)  # a few frames: the assistant's progress reaches the screen
-        await pilot.pause(0.6)
+        # (the screen recomputes the progress at most once a wall second: the calibration's
+        # "assistant 2:02", with nothing left to say, may stand for up to a second)
+        await gate.run_for(3.0)
+        watching = r"GUIDING · assistant (\d+ s|\d+:\d\d) · about (\d+ s|\d+:\d\d) left"
+        await wait_until(pilot, lambda: re.search(watching, str(app.screen.query_one(".title").render())),
+                         timeout=5)
         title = str(app.screen.query_one(".title").render())
-        assert re.search(r"GUIDING · assistant (\d+ s|\d+:\d\d) · about (\d+ s|\d+:\d\d) left", title), title
+        assert re.search(watching, title), title
         assert "guiding assistant: measuring" in title and not re.search(r"· guiding( ·|$)", title)
         assert _bar_guide(app) == "guide assistant"
         assert await gate.wait_until(lambda: "guiding assistant done" in _guiding(app).get("detail", ""),
@@ -117,8 +121,8 @@ async def test_darks_and_assistant_keys(fast_service, clock_gate, cfg, tmp_path)
         assert abs(backlash - sim.backlash_arcsec) <= 0.2 * sim.backlash_arcsec
         assert any(t.startswith("Recommended: ") for t in _texts(app))
         # On screen: the title says it is done and where the findings are; ! lists them.
-        await pilot.pause(0.6)
-        assert "guiding assistant done" in str(app.screen.query_one(".title").render())
+        title = lambda: str(app.screen.query_one(".title").render())  # noqa: E731
+        assert await wait_until(pilot, lambda: "guiding assistant done" in title(), timeout=5)
         # Afterwards the unguided watch's RMS is not shown as guiding RMS.
         assert _guiding(app).get("rms_total_arcsec") is None
         assert _bar_guide(app) == "guide stopped"
