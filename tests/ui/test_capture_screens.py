@@ -199,8 +199,12 @@ async def test_capture_screen_loads_runs_pauses_resumes_edits_and_aborts(fast_se
         assert "stop at once" in help_text and "frame count" in help_text and "pause after" in help_text
 
 
-async def test_calibration_screen_flags_mismatched_darks_and_appends_to_the_plan(fast_service, tmp_path,
-                                                                                 data_root):
+async def test_calibration_screen_flags_mismatched_darks_and_appends_to_the_plan(fast_service, clock_gate,
+                                                                                 tmp_path, data_root):
+    # Simulated time held: an idle service on the virtual clock races through hours while
+    # the UI waits, and once it passes local noon the night rolls over, the lights become
+    # last night's and their flats can no longer be made up (nothing to append).
+    await clock_gate.hold()
     plan = tmp_path / "screen.toml"
     plan.write_text(PLAN)
     app = FieldApp()
