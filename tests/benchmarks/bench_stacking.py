@@ -240,12 +240,12 @@ fieldtui / Siril 1.0.6:
 set                wall s                 CPU s          peak GB        noise 1 / 4×4 / 16×16       FWHM px
 =================  =====================  =============  =============  ==========================  ===================
 small mono, main   6.34–6.60 / 5.46–5.57  8.5–8.9 / 10.0 0.231 / 0.387  8.750 / 11.962 / 12.791     3.33889 / 3.34030
-small mono         4.08–4.76 / 5.39–5.57  6.2–7.1 / 10.0 0.235 / 0.368  8.750 / 11.962 / 12.799     3.33889 / 3.34030
+small mono         4.08–4.76 / 5.38–5.68  6.2–7.1 / 9.8  0.236 / 0.386  8.750 / 11.962 / 12.799     3.33889 / 3.34030
 small colour       7.06 / 11.34           11.2 / 20.9    0.236 / 0.408  20.534 / 30.927 / 33.843    3.27240 / 3.28260
 medium mono        18.2 / 28.9            28.4 / 52.6    0.480 / 1.444  6.382 / 8.748 / 9.557       3.34206 / 3.34493
 =================  =====================  =============  =============  ==========================  ===================
 
-(Small mono: three runs each; Siril's peak was 0.368–0.418 GB in them.) What main lacked
+(Small mono: five runs each; Siril's peak was 0.368–0.418 GB in them, ours 0.234–0.238.) What main lacked
 was the second core in calibration: of the ~90 ms a 4.3 MP light's star measurement took,
 ``sep.Background`` and ``sep.winpos`` held Python's lock for ~75 ms, so the two threads
 measured one light at a time (2 threads: 88 ms a light, as 1). Both now run compiled with
