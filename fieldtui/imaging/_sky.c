@@ -3,7 +3,7 @@
  * mesh_stats: the sky level (a clipped mode) and rms of each box of a background mesh,
  * by SExtractor's estimator (Bertin & Arnouts 1996, A&AS 117, 393, section 3.1; the
  * SExtractor manual, "Background"); stars.py's background_map filters and interpolates
- * the mesh. windowed_centroids: SExtractor's XWIN/YWIN iteration; quality.py has its
+ * the mesh. windowed_centroids: SExtractor's XWIN/YWIN iteration; stars.py has its
  * numpy twin, with the same edge rule (see there). A plain C extension (no numpy
  * headers): arrays come in as buffers and the GIL is released while it runs, so two
  * frames are measured on two cores. Built by setup.py where a C compiler is available.
@@ -212,7 +212,7 @@ done:
  * img: float32 (h, w); xy: float64 (n, 2) starting positions (x, y; pixel centres at integers);
  * out: float64 (n, 2) the windowed centroids; ok: uint8 (n,), 0 where the star keeps its
  * starting position (window off the image, no light in it, moved max_shift or more, or
- * not finite). The same steps as quality.py's numpy code. */
+ * not finite). The same steps as stars.py's numpy code. */
 static PyObject *windowed_centroids(PyObject *self, PyObject *args)
 {
     Py_buffer ib, xb, ob, kb;

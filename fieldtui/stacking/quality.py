@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..imaging.stars import _sky, background, bayer_star_sizes, bin_bayer, detect_stars
+from ..imaging.stars import background, bayer_star_sizes, bin_bayer, detect_stars, windowed_centroids
 
 
 @dataclass
@@ -134,115 +134,6 @@ def windowed_positions(image: np.ndarray, level: float, xy: np.ndarray, fwhm: fl
     if not math.isfinite(fwhm) or fwhm <= 0 or not len(xy):
         return xy
     return windowed_centroids(image, level, xy, fwhm / 1.1774)
-
-
-WINPOS_NSIG = 4.0
-"""Radius of the window's disc, in σ of its Gaussian (SExtractor's ``WINPOS_NSIG``)."""
-
-
-def windowed_centroids(image: np.ndarray, level: float, xy: np.ndarray, sigma: float, *,
-                       max_iter: int = 16, step_min: float = 1e-4, max_shift: float = 1.5) -> np.ndarray:
-    """Windowed centroids ``(n, 2)`` of the stars at ``xy`` ``(n, 2)`` (x, y in pixels of
-    ``image`` ``(H, W)``, pixel centres at integers), with a Gaussian window of ``sigma`` px.
-
-    SExtractor's iteration (Bertin, SExtractor manual, "Windowed positional parameters";
-    its ``winpos.c`` constants): with weights ``w = exp(-r² / 2σ²)`` over the disc of radius
-    4σ around the current position ``x``, ``x += 2 Σ w I (xᵢ - x) / Σ w I`` on the image
-    minus ``level``, up to ``max_iter`` times or until a step is under ``step_min`` px.
-    A pixel on the disc's edge counts by the share of it inside, taken as linear in its
-    centre's distance (SExtractor oversamples edge pixels 11×11; the window there is
-    exp(-8) of its peak). Against ``sep.winpos`` (the same iteration in SExtractor's C) on
-    the stacking benchmark's frames, 300 stars each: median difference 4e-5 px, 90 % under
-    9e-5 px. Compiled in ``fieldtui.imaging._sky`` (which lets go of the interpreter's lock, so
-    two frames' stars are measured on two cores; ``sep.winpos`` holds it, 47 ms for 300 stars
-    of a 4.3 MP frame); where it is not built, the same steps in numpy (12 ms, on all the
-    stars at once), which agree with it to 1e-9 px.
-
-    A star whose window leaves the image (all stars, for a window wider than the image),
-    whose window holds no light (``Σ w I ≤ 0``) or that moves ``max_shift`` px or more
-    keeps its position from ``xy``.
-    """
-    xy = np.asarray(xy, float).reshape(-1, 2)
-    n = len(xy)
-    if n == 0 or not (math.isfinite(sigma) and sigma > 0):
-        return xy.copy()
-    h, w = image.shape
-    if 2.0 * WINPOS_NSIG * sigma + 1.0 > min(h, w):  # the window always leaves the image
-        return xy.copy()
-    if _sky is not None:  # the same steps compiled (the interpreter's lock let go)
-        img = np.ascontiguousarray(image, np.float32)
-        out = np.empty((n, 2))
-        ok = np.zeros(n, np.uint8)
-        _sky.windowed_centroids(img, h, w, float(level), np.ascontiguousarray(xy), n, float(sigma),
-                                WINPOS_NSIG, max_iter, step_min, max_shift, out, ok)
-        return out
-    rad = WINPOS_NSIG * sigma
-    half = int(math.ceil(rad + max_shift)) + 1
-    off = np.arange(-half, half + 1)
-    mx, my = xy[:, 0].copy(), xy[:, 1].copy()
-    with np.errstate(invalid="ignore"):  # a start off the image (or not finite) is not refined
-        ok = (xy[:, 0] >= -1) & (xy[:, 0] <= w) & (xy[:, 1] >= -1) & (xy[:, 1] <= h)
-    # stars in groups whose boxes take ~0.5 MB a working array: small arrays come from the
-    # heap (larger ones are fresh pages from the system every time) and stay in the cache
-    group = max(1, 60_000 // off.size ** 2)
-    for g in range(0, n, group):
-        sl = slice(g, min(n, g + group))
-        ok[sl] = _iterate_window(image, level, xy[sl], mx[sl], my[sl], ok[sl].copy(), off, sigma, rad,
-                                 max_iter, step_min, max_shift, h, w)
-    new = np.column_stack([mx, my])
-    ok &= np.isfinite(new).all(axis=1)
-    return np.where(ok[:, None], new, xy)
-
-
-def _iterate_window(image, level, xy, mx, my, ok, off, sigma, rad, max_iter, step_min, max_shift, h, w):
-    """:func:`windowed_centroids` on one group of stars: iterates ``mx``, ``my`` in place and
-    returns which stars' windows converged (``ok``, updated)."""
-    start = np.rint(np.where(ok[:, None], xy, 0.0)).astype(np.intp)
-    xs = start[:, :1] + off  # (n, S): the columns and rows of each star's box
-    ys = start[:, 1:] + off
-    inside = ((ys >= 0) & (ys < h))[:, :, None] & ((xs >= 0) & (xs < w))[:, None, :]
-    box = image[np.clip(ys, 0, h - 1)[:, :, None], np.clip(xs, 0, w - 1)[:, None, :]].astype(np.float64)
-    box -= level
-    box[~inside] = 0.0  # (not a product: 0 × inf would be NaN)
-    # a pixel that is not finite spoils a star only inside its window's disc, as in C (where
-    # pixels off the disc are skipped): off it, its weight 0 × inf is set back to 0
-    spoilt = not np.isfinite(box).all()
-    live = ok.copy()
-    inv2s2 = 1.0 / (2.0 * sigma * sigma)
-    for _ in range(max_iter):
-        k = np.nonzero(live)[0]
-        if k.size == 0:
-            break
-        # the window leaves the image (SExtractor flags a truncated aperture)
-        cut = (mx[k] - rad + 0.5 < 0) | (mx[k] + rad + 1.5 > w) | (my[k] - rad + 0.5 < 0) | (my[k] + rad + 1.5 > h)
-        dx = xs[k] - mx[k, None]
-        dy = ys[k] - my[k, None]
-        r2 = dy[:, :, None] ** 2 + dx[:, None, :] ** 2
-        wgt = np.sqrt(r2)
-        np.subtract(rad + 0.5, wgt, out=wgt)
-        np.clip(wgt, 0.0, 1.0, out=wgt)  # the pixel's share of the disc
-        off_disc = wgt == 0.0 if spoilt else None
-        wgt *= np.exp(-dy * dy * inv2s2)[:, :, None]  # the Gaussian, as a column times a row
-        wgt *= np.exp(-dx * dx * inv2s2)[:, None, :]
-        if off_disc is None:
-            wgt *= box[k]
-        else:
-            with np.errstate(invalid="ignore"):
-                wgt *= box[k]
-            wgt[off_disc] = 0.0
-        tv = wgt.sum(axis=(1, 2))
-        sx = np.einsum("kij,kj->k", wgt, dx)
-        sy = np.einsum("kij,ki->k", wgt, dy)
-        lit = (tv > 0) & ~cut
-        tv = np.where(lit, tv, 1.0)
-        stepx = np.where(lit, 2.0 * sx / tv, 0.0)
-        stepy = np.where(lit, 2.0 * sy / tv, 0.0)
-        mx[k] += stepx
-        my[k] += stepy
-        far = ~(np.hypot(mx[k] - xy[k, 0], my[k] - xy[k, 1]) < max_shift)
-        ok[k[~lit | far]] = False
-        live[k[~lit | far | (stepx * stepx + stepy * stepy < step_min * step_min)]] = False
-    return ok
 
 
 def select(qualities: dict[str, FrameQuality], *, max_fwhm: float | None = None, fwhm_sigma: float | None = None,

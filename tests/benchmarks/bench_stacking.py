@@ -250,7 +250,7 @@ was the second core in calibration: of the ~90 ms a 4.3 MP light's star measurem
 ``sep.Background`` and ``sep.winpos`` held Python's lock for ~75 ms, so the two threads
 measured one light at a time (2 threads: 88 ms a light, as 1). Both now run compiled with
 the lock released (:func:`fieldtui.imaging.stars.background_map`,
-:func:`fieldtui.stacking.quality.windowed_centroids`): calibrate 2.25 → 1.40 s
+:func:`fieldtui.imaging.stars.windowed_centroids`): calibrate 2.25 → 1.40 s
 (``bench_stacking_phases.py``). And glibc gave back every freed block of a few hundred KB
 at a heap's top, which came back as fresh zeroed pages (900k page faults, 3.0 s of system
 time in a 6.7 s run): a 64 MiB trim threshold (:mod:`fieldtui.stacking.pipeline`) left
